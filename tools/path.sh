@@ -1,0 +1,19 @@
+# Sourced by every recipe's run.sh: finds the repository, activates its virtual
+# environment (made by tools/install.sh) unless one is already active, and checks that
+# the `less` package imports. Set LESS_VENV to use another environment.
+LESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export LESS_ROOT
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  __venv="${LESS_VENV:-$LESS_ROOT/.venv}"
+  if [ -f "$__venv/bin/activate" ]; then
+    # shellcheck disable=SC1091
+    . "$__venv/bin/activate"
+  fi
+  unset __venv
+fi
+if ! python3 -c "import less" 2>/dev/null; then
+  echo "The 'less' package is not importable. Run $LESS_ROOT/tools/install.sh first" \
+       "(or activate the environment you installed it in)." >&2
+  exit 1
+fi
+export PYTHONUNBUFFERED=1
