@@ -1,0 +1,328 @@
+"""espeak-ng speech synthesis through ctypes (the library shipped by ``espeakng_loader``).
+
+Why ctypes rather than the ``espeak-ng`` command line: no system package is needed, and
+one in-process library instance synthesizes a sentence in milliseconds. espeak-ng keeps
+global state (current voice, parameters, the sample callback, and waveform-generator
+state that carries over from one utterance to the next), so synthesis runs in a small
+server process that forks a pristine child per utterance (:class:`_SynthesisServer`);
+one server per client process, guarded by a lock; parallel synthesis uses processes.
+
+Facts established by experiment (espeak-ng data of ``espeakng_loader`` 0.2.x):
+
+* the ``cmn`` dictionary is present and voices every character the mini grammar emits as
+  one syllable (checked with :func:`unvoiced_characters`); tone 2 is written ``ɜ`` in its
+  phoneme strings, the other tones as digits;
+* a character missing from the dictionary is NOT skipped: espeak reads its code point
+  number aloud (U+20000 comes out as "二零零零零"), so a silent failure would put wrong
+  audio under a right label. The corpus builder checks every character up front;
+* an unknown voice name returns error 2 from ``espeak_SetVoiceByName``;
+* output is 16-bit mono at 22,050 Hz; we resample to 16 kHz.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+ESPEAK_SAMPLE_RATE = 22050
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
+_PHONEMES_IPA = 0x02
+
+# Tone marks in cmn phoneme strings: one per voiced syllable.
+_CMN_TONE = re.compile(r"[1-5ɜ]")
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class EspeakError(RuntimeError):
+    """espeak-ng could not be loaded, or refused a voice or a text."""
+
+
+class _Engine:
+    """The process's espeak-ng instance. Create through :func:`engine` only."""
+
+    def __init__(self) -> None:
+        try:
+            import espeakng_loader
+        except ImportError as err:  # pragma: no cover - dependency of the package
+            raise EspeakError(
+                "espeakng_loader is not installed: pip install espeakng-loader"
+            ) from err
+        library_path = Path(espeakng_loader.get_library_path())
+        data_path = Path(espeakng_loader.get_data_path())
+        if not library_path.is_file():
+            raise EspeakError(f"espeak-ng library not found at {library_path}")
+        if not (data_path / "phontab").is_file():
+            raise EspeakError(f"espeak-ng data not found at {data_path} (no phontab)")
+        try:
+            self.lib = ctypes.CDLL(str(library_path))
+        except OSError as err:
+            raise EspeakError(f"cannot load espeak-ng library {library_path}: {err}") from err
+        lib = self.lib
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        sample_rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path).encode(), _INITIALIZE_DONT_EXIT
+        )
+        if sample_rate != ESPEAK_SAMPLE_RATE:
+            raise EspeakError(
+                f"espeak_Initialize failed or returned an unexpected sample rate ({sample_rate})"
+            )
+        self._chunks: list[np.ndarray] = []
+        self._callback = _SynthCallback(self._collect)  # keep a reference: C holds only the pointer
+        lib.espeak_SetSynthCallback(self._callback)
+        self._voice: str | None = None
+        self.pid = os.getpid()
+
+    def _collect(self, samples, num_samples: int, events) -> int:
+        if num_samples > 0:
+            self._chunks.append(np.ctypeslib.as_array(samples, shape=(num_samples,)).copy())
+        return 0
+
+    def set_voice(self, voice: str) -> None:
+        if voice != self._voice:
+            code = self.lib.espeak_SetVoiceByName(voice.encode())
+            if code != 0:
+                raise EspeakError(f"espeak-ng voice {voice!r} is not available (error {code})")
+            self._voice = voice
+
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
+        """Raw int16 samples at 22,050 Hz."""
+        self.set_voice(voice)
+        self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
+        self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self._chunks = []
+        data = text.encode("utf-8")
+        code = self.lib.espeak_Synth(
+            data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
+        if code != 0:
+            raise EspeakError(
+                f"espeak_Synth failed (error {code}) for {text!r} with voice {voice!r}"
+            )
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+
+    def phonemes(self, text: str, voice: str) -> str:
+        self.set_voice(voice)
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+        pointer = ctypes.c_void_p(ctypes.addressof(buffer))
+        pieces = []
+        while pointer.value:
+            result = self.lib.espeak_TextToPhonemes(
+                ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA
+            )
+            if result is None:
+                break
+            pieces.append(result.decode("utf-8"))
+        return " ".join(p for p in pieces if p)
+
+
+class _SynthesisServer:
+    """A helper process that forks a fresh child for every synthesis.
+
+    espeak-ng's waveform generator keeps static state across utterances (e.g. the pitch
+    flutter index ``Flutter_ix`` in ``AdvanceParameters``, never reset, not even by
+    ``espeak_Initialize``), so the same text with the same voice sounds slightly
+    different depending on what was synthesized before. The server initializes espeak
+    once and never synthesizes itself; each request runs in a forked child that starts
+    from that pristine state, which makes every utterance a function of its arguments
+    only: same corpus seed, same audio, whatever the order or the number of jobs.
+    A separate small process keeps the fork cheap (the caller may hold torch).
+    """
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.pid = os.getpid()
+        status = self.process.stdout.readline().decode("utf-8", "replace").strip()
+        if status != "OK":
+            self.close()
+            raise EspeakError(
+                f"espeak-ng synthesis server failed to start: {status or 'no answer'}"
+            )
+        atexit.register(self.close)
+
+    def synthesize(self, text: str, voice: str, rate: int, pitch: int, seed: int) -> np.ndarray:
+        request = json.dumps(
+            {
+                "text": text,
+                "voice": voice,
+                "rate": int(rate),
+                "pitch": int(pitch),
+                "seed": int(seed),
+            }
+        )
+        try:
+            self.process.stdin.write(request.encode("utf-8") + b"\n")
+            self.process.stdin.flush()
+            header = self.process.stdout.read(5)
+            if len(header) != 5:
+                raise EOFError
+            status, length = header[:1], struct.unpack("<I", header[1:])[0]
+            payload = self.process.stdout.read(length)
+        except (BrokenPipeError, EOFError, OSError) as err:
+            raise EspeakError(
+                f"espeak-ng synthesis server died while speaking {text!r} with {voice!r}"
+            ) from err
+        if status != b"A" or len(payload) != length:
+            raise EspeakError(
+                payload.decode("utf-8", "replace")
+                or f"bad answer from the synthesis server for {text!r}"
+            )
+        return np.frombuffer(payload, dtype=np.int16)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _serve() -> int:
+    """Server loop (``python -m less.local.mini.tts --serve``): one JSON request per line."""
+    out = sys.stdout.fileno()
+    try:
+        eng = _Engine()
+        eng.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+    except Exception as err:  # reported to the client, which raises EspeakError
+        _write_all(out, f"ERR {err}\n".encode())
+        return 1
+    _write_all(out, b"OK\n")
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        child = os.fork()
+        if child == 0:
+            try:
+                eng.lib.espeak_ng_SetRandSeed(request["seed"])
+                audio = eng.synthesize(
+                    request["text"], request["voice"], request["rate"], request["pitch"]
+                )
+                answer = b"A" + struct.pack("<I", audio.nbytes) + audio.astype("<i2").tobytes()
+            except Exception as err:
+                message = str(err).encode("utf-8")
+                answer = b"E" + struct.pack("<I", len(message)) + message
+            _write_all(out, answer)
+            os._exit(0)
+        _, code = os.waitpid(child, 0)
+        if code != 0:
+            message = f"synthesis child exited with status {code} for {request['text']!r}".encode()
+            _write_all(out, b"E" + struct.pack("<I", len(message)) + message)
+    return 0
+
+
+_ENGINE: _Engine | None = None  # for phoneme look-ups only; never synthesizes
+_SERVER: _SynthesisServer | None = None
+_LOCK = threading.RLock()
+
+
+def engine() -> _Engine:
+    """The process-wide engine for phoneme look-ups (created again in a forked child)."""
+    global _ENGINE
+    with _LOCK:
+        if _ENGINE is None or _ENGINE.pid != os.getpid():
+            _ENGINE = _Engine()
+        return _ENGINE
+
+
+def _server() -> _SynthesisServer:
+    global _SERVER
+    with _LOCK:
+        if _SERVER is None or _SERVER.pid != os.getpid() or _SERVER.process.poll() is not None:
+            _SERVER = _SynthesisServer()
+        return _SERVER
+
+
+def synthesize(
+    text: str, voice: str, rate: int = 170, pitch: int = 50, trim_pad_s: float = 0.05, seed: int = 0
+) -> np.ndarray:
+    """Speak ``text``: float32 mono at 16 kHz, leading/trailing silence trimmed to ``trim_pad_s``.
+
+    Deterministic in its arguments (``seed`` drives espeak's noise generator). Trimming
+    makes the audio start and end with speech, so the offsets of utterances placed into
+    long recordings are the true speech boundaries.
+    """
+    from scipy.signal import resample_poly
+
+    with _LOCK:
+        raw = _server().synthesize(text, voice, rate, pitch, seed)
+    if raw.size == 0:
+        raise EspeakError(f"espeak-ng produced no audio for {text!r} with voice {voice!r}")
+    audio = resample_poly(raw.astype(np.float32) / 32768.0, SAMPLE_RATE, ESPEAK_SAMPLE_RATE).astype(
+        np.float32
+    )
+    loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max())
+    pad = int(trim_pad_s * SAMPLE_RATE)
+    return audio[max(0, loud[0] - pad) : loud[-1] + pad + 1]
+
+
+def phonemes(text: str, voice: str) -> str:
+    with _LOCK:
+        return engine().phonemes(text, voice)
+
+
+def check_voice(voice: str) -> None:
+    """Raise :class:`EspeakError` unless ``voice`` loads and speaks."""
+    synthesize("1", voice)
+
+
+def unvoiced_characters(characters: str | set[str], voice: str = "cmn") -> list[str]:
+    """Han characters that the Mandarin voice does not read as exactly one syllable."""
+    bad = []
+    for char in sorted(set(characters)):
+        if len(_CMN_TONE.findall(phonemes(char, voice))) != 1:
+            bad.append(char)
+    return bad
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--serve"]:
+        sys.exit("usage: python -m less.local.mini.tts --serve  (internal synthesis server)")
+    sys.exit(_serve())

@@ -1,0 +1,1 @@
+"""Test package: lets recipe tests import shared builders (``from tests.fake_corpora import ...``)."""

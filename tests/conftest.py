@@ -1,0 +1,54 @@
+"""Shared fixtures: the tiny mini corpus, built once per test session, and its stages 1-3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SEED = 42
+TASKS = ("asr", "ast")
+
+
+@pytest.fixture(scope="session")
+def mini_corpus(tmp_path_factory) -> Path:
+    """``data/`` of the mini recipe after stage 0 (tiny profile, both tasks)."""
+    from less.local.mini.prepare import prepare
+
+    out_dir = tmp_path_factory.mktemp("mini") / "data"
+    prepare(out_dir, profile="tiny", seed=SEED, tasks=TASKS, num_jobs=1)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def mini_data(mini_corpus: Path) -> Path:
+    """``data/`` after stages 1-3: VAD segments, fbank for every split, lang dirs."""
+    from less.bin import compute_fbank, prepare_lang, vad_segment
+
+    data = mini_corpus
+    man = data / "manifests"
+    for task, lang in (("asr", "zh"), ("ast", "es")):
+        vad_segment.main([
+            "--recordings", str(man / f"mini-{task}_recordings_unsup_wild.jsonl.gz"),
+            "--supervisions", str(man / f"mini-{task}_supervisions_unsup_wild.jsonl.gz"),
+            "--language", lang, "--out-cuts", str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+        ])
+        for split in ("train_sup", "dev", "test_clean", "test_wild"):
+            compute_fbank.main([
+                "--recordings", str(man / f"mini-{task}_recordings_{split}.jsonl.gz"),
+                "--supervisions", str(man / f"mini-{task}_supervisions_{split}.jsonl.gz"),
+                "--require-text", "true", "--out-cuts", str(data / "fbank" / f"mini-{task}_cuts_{split}.jsonl.gz"),
+            ])
+        compute_fbank.main([
+            "--in-cuts", str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+            "--out-cuts", str(data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+        ])
+    sups = str(man / "mini-asr_supervisions_train_sup.jsonl.gz")
+    prepare_lang.main(["--type", "char", "--lang", "zh", "--out-dir", str(data / "lang_char"), "--manifest", sups,
+                       "--extra-text", str(data / "text" / "mini-asr_text_only.zh.txt")])
+    sups = str(man / "mini-ast_supervisions_train_sup.jsonl.gz")
+    for lang, field in (("es", "text"), ("en", "translation")):
+        prepare_lang.main(["--type", "bpe", "--lang", lang, "--vocab-size", "128", "--field", field,
+                           "--out-dir", str(data / f"lang_bpe_128_{lang}"), "--manifest", sups,
+                           "--extra-text", str(data / "text" / f"mini-ast_text_only.{lang}.txt")])
+    return data
