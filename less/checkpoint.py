@@ -1,0 +1,172 @@
+"""Checkpoints, the running averaged model, and icefall-style checkpoint averaging.
+
+Files in an experiment directory (icefall names): ``epoch-N.pt`` at the end of epoch N,
+``checkpoint-<batch>.pt`` every ``--save-every-n`` batches (the last K kept),
+``best-valid-loss.pt``. A checkpoint holds the model, the running averaged model, the
+optimizer/scheduler/grad-scaler states, the training position (epoch, batch within the
+epoch, global batch), RNG states and the full configuration, so that training resumes
+exactly and decoding needs nothing else.
+
+Averaging at decode time:
+
+* ``--avg A`` without the averaged model: the arithmetic mean of the weights of
+  ``epoch-(E-A+1).pt`` ... ``epoch-E.pt``;
+* ``--use-averaged-model`` (icefall's default): the running average ``avg_n`` kept during
+  training is the mean of the model over batches 1..n (sampled every ``average_period``
+  batches), so the mean over the batches of epochs E-A+1..E is
+  ``(avg_end * n_end - avg_start * n_start) / (n_end - n_start)`` with ``start = epoch-(E-A)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from less.utils import atomic_path
+
+log = logging.getLogger("less.checkpoint")
+
+
+def save_checkpoint(path: str | Path, **state: Any) -> None:
+    """``torch.save`` through a temp file + rename: a kill never leaves a truncated checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def rng_state() -> dict[str, Any]:
+    import numpy as np
+
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+@torch.no_grad()
+def update_averaged_model(model_avg: torch.nn.Module, model: torch.nn.Module, average_period: int,
+                          batch_idx_train: int) -> None:
+    """``avg = avg * (1 - p) + model * p`` with ``p = average_period / batch_idx_train``."""
+    weight = average_period / batch_idx_train
+    avg_params = model_avg.state_dict()
+    for name, value in model.state_dict().items():
+        target = avg_params[name]
+        if target.is_floating_point():
+            target.mul_(1 - weight).add_(value.to(target.dtype), alpha=weight)
+        else:
+            target.copy_(value)
+
+
+def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Arithmetic mean of float tensors; integer buffers are taken from the last state."""
+    if not states:
+        raise ValueError("nothing to average")
+    out: dict[str, torch.Tensor] = {}
+    for name, last in states[-1].items():
+        if last.is_floating_point():
+            acc = torch.zeros_like(last, dtype=torch.float64)
+            for state in states:
+                acc += state[name].to(torch.float64)
+            out[name] = (acc / len(states)).to(last.dtype)
+        else:
+            out[name] = last.clone()
+    return out
+
+
+def average_with_averaged_model(start: dict[str, Any], end: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Mean model over the batches between two checkpoints, from their running averages."""
+    n_start = start["train_state"]["batch_idx_train"]
+    n_end = end["train_state"]["batch_idx_train"]
+    if n_end <= n_start:
+        raise ValueError(f"end checkpoint (batch {n_end}) must come after start (batch {n_start})")
+    out: dict[str, torch.Tensor] = {}
+    for name, avg_end in end["model_avg"].items():
+        if avg_end.is_floating_point():
+            avg_start = start["model_avg"][name]
+            value = (avg_end.double() * n_end - avg_start.double() * n_start) / (n_end - n_start)
+            out[name] = value.to(avg_end.dtype)
+        else:
+            out[name] = avg_end.clone()
+    return out
+
+
+def epoch_path(exp_dir: Path, epoch: int) -> Path:
+    return Path(exp_dir) / f"epoch-{epoch}.pt"
+
+
+def averaged_model_state(exp_dir: str | Path, epoch: int, avg: int,
+                         use_averaged_model: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Model weights for decoding ``--epoch E --avg A`` and the config of the last checkpoint."""
+    exp_dir = Path(exp_dir)
+    end = load_checkpoint(epoch_path(exp_dir, epoch))
+    if avg <= 1 and not use_averaged_model:
+        return end["model"], end["config"]
+    if use_averaged_model:
+        start_epoch = epoch - avg
+        if start_epoch < 1:
+            # icefall needs epoch-0 here; from the first epoch on, the running average *is*
+            # the mean since batch 0.
+            log.info("averaged model of epochs 1..%d (running average of %s)", epoch, end["train_state"])
+            return end["model_avg"], end["config"]
+        start = load_checkpoint(epoch_path(exp_dir, start_epoch))
+        log.info("averaged model over epochs %d..%d", start_epoch + 1, epoch)
+        return average_with_averaged_model(start, end), end["config"]
+    first = epoch - avg + 1
+    if first < 1:
+        raise ValueError(f"--avg {avg} needs epochs {first}..{epoch}; epoch-{first}.pt cannot exist")
+    states = [load_checkpoint(epoch_path(exp_dir, e))["model"] for e in range(first, epoch + 1)]
+    log.info("averaged epochs %d..%d", first, epoch)
+    return average_state_dicts(states), end["config"]
+
+
+_BATCH_CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+def batch_checkpoints(exp_dir: str | Path) -> list[Path]:
+    """``checkpoint-<batch>.pt`` files, oldest first."""
+    found = []
+    for path in Path(exp_dir).glob("checkpoint-*.pt"):
+        match = _BATCH_CHECKPOINT.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return [p for _, p in sorted(found)]
+
+
+def remove_old_checkpoints(exp_dir: str | Path, keep_last_k: int) -> None:
+    if keep_last_k <= 0:
+        return
+    for path in batch_checkpoints(exp_dir)[:-keep_last_k]:
+        path.unlink(missing_ok=True)
+
+
+def latest_checkpoint(exp_dir: str | Path) -> Path | None:
+    """The checkpoint a resumed run starts from: the one with the highest global batch."""
+    candidates = batch_checkpoints(exp_dir)
+    candidates += list(Path(exp_dir).glob("epoch-*.pt"))
+    best: tuple[int, Path] | None = None
+    for path in candidates:
+        try:
+            n = load_checkpoint(path)["train_state"]["batch_idx_train"]
+        except Exception as e:  # an unreadable checkpoint is reported, never silently used
+            log.warning("ignoring unreadable checkpoint %s: %s", path, e)
+            continue
+        if best is None or n > best[0]:
+            best = (n, path)
+    return None if best is None else best[1]

@@ -1,0 +1,87 @@
+"""Checkpoint averaging: --avg is the arithmetic mean; --use-averaged-model the mean over batches."""
+
+import copy
+
+import pytest
+import torch
+
+from less.checkpoint import (
+    average_state_dicts,
+    averaged_model_state,
+    batch_checkpoints,
+    latest_checkpoint,
+    remove_old_checkpoints,
+    save_checkpoint,
+    update_averaged_model,
+)
+
+
+def toy_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    model[1].num_batches_tracked += seed  # an integer buffer
+    return model
+
+
+def test_average_is_arithmetic_mean_of_epochs(tmp_path):
+    models = [toy_model(s) for s in range(1, 5)]
+    for epoch, model in enumerate(models, 1):
+        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(), model_avg=None,
+                        train_state={"batch_idx_train": epoch * 10}, config={"x": epoch})
+    state, config = averaged_model_state(tmp_path, epoch=4, avg=3, use_averaged_model=False)
+    for name in ("0.weight", "0.bias", "1.running_mean"):
+        expected = sum(m.state_dict()[name] for m in models[1:]) / 3
+        torch.testing.assert_close(state[name], expected)
+    assert int(state["1.num_batches_tracked"]) == int(models[-1][1].num_batches_tracked)
+    assert config == {"x": 4}
+    single, _ = averaged_model_state(tmp_path, epoch=2, avg=1, use_averaged_model=False)
+    torch.testing.assert_close(single["0.weight"], models[1].state_dict()["0.weight"])
+    with pytest.raises(ValueError, match="epoch-0.pt cannot exist"):
+        averaged_model_state(tmp_path, epoch=2, avg=3, use_averaged_model=False)
+
+
+def test_averaged_model_gives_mean_over_batches_between_epochs(tmp_path):
+    """Simulated training: the running average turns into the mean of the models sampled
+    every average_period batches between the two epoch checkpoints."""
+    average_period = 2
+    model = toy_model(0)
+    model_avg = copy.deepcopy(model).to(torch.float64)
+    sampled = []  # models at the batches where the average is updated
+    batch = 0
+    for epoch in (1, 2, 3):
+        for _ in range(6):
+            batch += 1
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p))
+            if batch % average_period == 0:
+                update_averaged_model(model_avg, model, average_period, batch)
+                sampled.append({k: v.clone() for k, v in model.state_dict().items()})
+        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(),
+                        model_avg=model_avg.state_dict(), train_state={"batch_idx_train": batch},
+                        config={})
+    state, _ = averaged_model_state(tmp_path, epoch=3, avg=2, use_averaged_model=True)
+    # epochs 2..3 are batches 7..18: the sampled models at batches 8, 10, ..., 18
+    expected = torch.stack([s["0.weight"] for s in sampled[3:]]).mean(0)
+    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
+    # with nothing before epoch 1, the running average itself is the mean since the start
+    state, _ = averaged_model_state(tmp_path, epoch=3, avg=3, use_averaged_model=True)
+    expected = torch.stack([s["0.weight"] for s in sampled]).mean(0)
+    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_average_state_dicts_rejects_empty():
+    with pytest.raises(ValueError):
+        average_state_dicts([])
+
+
+def test_keep_last_k_and_latest(tmp_path):
+    for n in (10, 20, 30, 40):
+        save_checkpoint(tmp_path / f"checkpoint-{n}.pt", train_state={"batch_idx_train": n})
+    save_checkpoint(tmp_path / "epoch-1.pt", train_state={"batch_idx_train": 35})
+    (tmp_path / "checkpoint-x.pt").write_text("not ours")
+    remove_old_checkpoints(tmp_path, keep_last_k=2)
+    assert [p.name for p in batch_checkpoints(tmp_path)] == ["checkpoint-30.pt", "checkpoint-40.pt"]
+    assert latest_checkpoint(tmp_path).name == "checkpoint-40.pt"
+    (tmp_path / "checkpoint-40.pt").write_bytes(b"truncated")
+    assert latest_checkpoint(tmp_path).name == "epoch-1.pt"
