@@ -68,6 +68,17 @@ def save_cuts_atomic(cuts, path: str | os.PathLike) -> None:
         cuts.to_file(tmp)
 
 
+def str2bool(value: str) -> bool:
+    """argparse type for ``true``/``false`` flags (the spelling run.sh passes)."""
+    import argparse
+
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to ``log_file`` (appending, so reruns keep history)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

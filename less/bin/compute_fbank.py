@@ -30,17 +30,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from less.data.cuts import check_audio_files_exist, check_transcripts
-from less.utils import save_cuts_atomic, setup_logging
+from less.utils import save_cuts_atomic, setup_logging, str2bool
 
 log = logging.getLogger("less.compute_fbank")
-
-
-def str2bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def get_parser() -> argparse.ArgumentParser:
