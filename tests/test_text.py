@@ -56,3 +56,17 @@ def test_scoring_units():
 def test_unknown_language():
     with pytest.raises(ValueError, match="unknown language"):
         normalize("x", "fr")
+
+
+def test_atomic_outputs_have_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from less.utils import write_text_atomic
+
+    write_text_atomic(tmp_path / "x.txt", "hello")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.txt").stat().st_mode) == 0o666 & ~umask
+    assert (tmp_path / "x.txt").read_text() == "hello"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]  # no temp file left behind

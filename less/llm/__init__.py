@@ -1,0 +1,15 @@
+"""LLM correction of pseudo-labels (LESS step 3).
+
+- :mod:`less.llm.base`: the backend interface (``generate`` chat prompts, ``score`` text).
+- :mod:`less.llm.hf`: in-process transformers causal LMs (local dir, hub id, GGUF).
+- :mod:`less.llm.openai_http`: OpenAI-compatible servers (vLLM, NIM, Ollama, OpenAI).
+- :mod:`less.llm.prompts` and ``prompts/*.txt``: correction prompts and ``prompt_sha``.
+- :mod:`less.llm.cleaning`: answer extraction, plausibility checks, normalisation.
+- :mod:`less.llm.cache`: append-only, fsync-ed answer cache for resumable runs.
+- :mod:`less.llm.correct`: ``correct`` / ``rescore`` orchestration and the report.
+- :mod:`less.llm.text_lm`: the small text LM that ``less.bin.train_text_lm`` trains.
+- :mod:`less.llm.models`: model resolution, incl. the built-in SmolLM2 GGUF.
+- :mod:`less.llm.testing`: a fake chat-completions server and tiny cut sets for tests.
+
+Heavy dependencies (torch, transformers, requests) are imported where they are used.
+"""

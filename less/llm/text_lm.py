@@ -1,0 +1,299 @@
+"""A small causal text LM (Llama architecture) trained from scratch on CPU.
+
+Rescore mode needs *some* language model of the target language. No Chinese
+instruct model is available offline, so the Mandarin mini recipe trains one here
+on its text and loads it through the ``hf`` backend like any other model: the
+output directory holds a ``LlamaForCausalLM`` and a ``PreTrainedTokenizerFast``
+(``AutoModelForCausalLM.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``).
+
+Tokenizer: one token per character for ``zh`` (Mandarin LMs are character LMs; it
+also matches the CER the filter computes), a small BPE for ``es``/``en``. Both are
+built with the ``tokenizers`` library and add ``<s>`` in front of every text, so a
+hypothesis can be scored from the sentence start. Training text goes through
+:func:`less.data.text.normalize`, as the hypotheses it will score do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from less.data.text import normalize
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # ids 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+
+
+MODEL_SIZES = {
+    "nano": ModelSize(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128),  # tests, smoke runs
+    "tiny": ModelSize(hidden_size=192, num_layers=4, num_heads=4, intermediate_size=512),
+    "small": ModelSize(hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1024),
+}
+
+
+@dataclass
+class TextLMTrainConfig:
+    lang: str = "zh"
+    size: str = "tiny"
+    epochs: float = 2.0
+    max_steps: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    max_len: int = 96  # tokens per sentence, <s> and </s> included; longer ones are cut
+    vocab_size: int = 2000  # BPE only
+    min_char_count: int = 1  # zh: characters seen fewer times map to <unk>
+    heldout_fraction: float = 0.02
+    max_heldout: int = 2000
+    eval_every: int = 200
+    seed: int = 0
+
+
+def read_sentences(paths: Sequence[str | os.PathLike], lang: str, skip_first_field: bool = False) -> list[str]:
+    """Normalised non-empty lines of the given files (Kaldi ``text`` with ``skip_first_field``)."""
+    sentences = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if skip_first_field:
+                    parts = line.split(maxsplit=1)
+                    line = parts[1] if len(parts) == 2 else ""
+                text = normalize(line, lang)
+                if text:
+                    sentences.append(text)
+    if not sentences:
+        raise ValueError(f"no text in {[str(p) for p in paths]}")
+    return sentences
+
+
+def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000, min_char_count: int = 1):
+    """Character tokenizer (``zh``) or BPE (others) as a ``PreTrainedTokenizerFast``."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if lang == "zh":
+        counts = Counter(ch for sentence in sentences for ch in sentence)
+        vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        for ch, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            if count >= min_char_count and ch not in vocab:
+                vocab[ch] = len(vocab)
+        tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+        tokenizer.decoder = decoders.Fuse()
+    else:
+        tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2,
+                                      show_progress=False)
+        tokenizer.train_from_iterator(sentences, trainer)
+    bos_id = tokenizer.token_to_id("<s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+
+
+def build_model(vocab_size: int, size: ModelSize, max_len: int, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=size.hidden_size,
+        intermediate_size=size.intermediate_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        num_key_value_heads=size.num_heads,
+        max_position_embeddings=max(128, max_len),
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def _encode(tokenizer, sentences: Sequence[str], max_len: int) -> list[list[int]]:
+    eos = tokenizer.eos_token_id
+    encoded = tokenizer(list(sentences), add_special_tokens=True)["input_ids"]
+    return [(ids[: max_len - 1] + [eos]) for ids in encoded]
+
+
+def _batches(sequences: list[list[int]], batch_size: int, rng: random.Random, shuffle: bool):
+    """Batches of similar lengths (little padding), in random order when ``shuffle``."""
+    order = list(range(len(sequences)))
+    if shuffle:
+        rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for begin in range(0, len(order), pool):
+        group = sorted(order[begin : begin + pool], key=lambda i: len(sequences[i]))
+        batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
+    if shuffle:
+        rng.shuffle(batches)
+    return batches
+
+
+def _collate(sequences: list[list[int]], indices: list[int], pad_id: int):
+    import torch
+
+    longest = max(len(sequences[i]) for i in indices)
+    input_ids = torch.full((len(indices), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(indices), longest), dtype=torch.long)
+    for row, i in enumerate(indices):
+        input_ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
+        mask[row, : len(sequences[i])] = 1
+    return input_ids, mask
+
+
+def _nll(model, input_ids, mask):
+    """Summed negative log-likelihood of every token after the first, and their count."""
+    import torch
+
+    logits = model(input_ids=input_ids, attention_mask=mask).logits
+    targets = input_ids[:, 1:]
+    target_mask = mask[:, 1:].bool()
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
+    ).view_as(targets)
+    return losses[target_mask].sum(), int(target_mask.sum())
+
+
+def perplexity(model, sequences: list[list[int]], pad_id: int, batch_size: int = 64) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for indices in _batches(sequences, batch_size, random.Random(0), shuffle=False):
+            nll, n = _nll(model, *_collate(sequences, indices, pad_id))
+            total += float(nll)
+            count += n
+    model.train()
+    return math.exp(total / max(1, count))
+
+
+def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: TextLMTrainConfig) -> dict:
+    """Train, evaluate on a held-out slice, save model + tokenizer to ``out_dir`` atomically."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if config.size not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {config.size!r}; expected one of {sorted(MODEL_SIZES)}")
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    sentences = list(sentences)
+    rng.shuffle(sentences)
+    heldout_count = min(config.max_heldout, max(1, int(len(sentences) * config.heldout_fraction)))
+    if len(sentences) < 2 * heldout_count:
+        raise ValueError(f"too little text to train on: {len(sentences)} sentences")
+    heldout, train = sentences[:heldout_count], sentences[heldout_count:]
+    tokenizer = build_tokenizer(train, config.lang, config.vocab_size, config.min_char_count)
+    train_ids = _encode(tokenizer, train, config.max_len)
+    heldout_ids = _encode(tokenizer, heldout, config.max_len)
+    model = build_model(len(tokenizer), MODEL_SIZES[config.size], config.max_len, tokenizer)
+    parameters = sum(p.numel() for p in model.parameters())
+    steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    total_steps = config.max_steps or max(1, int(config.epochs * steps_per_epoch))
+    logger.info(
+        "text LM (%s, %s): %.2fM parameters, vocab %d, %d train / %d held-out sentences, %d steps",
+        config.lang, config.size, parameters / 1e6, len(tokenizer), len(train_ids), len(heldout_ids), total_steps,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  betas=(0.9, 0.98))
+
+    def learning_rate_factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
+    pad_id = tokenizer.pad_token_id
+    history = [{"step": 0, "heldout_ppl": perplexity(model, heldout_ids, pad_id)}]
+    logger.info("step 0: held-out perplexity %.2f", history[0]["heldout_ppl"])
+    start = time.perf_counter()
+    step, tokens_seen = 0, 0
+    model.train()
+    with tqdm(total=total_steps, unit="step", desc="text lm") as progress:
+        while step < total_steps:
+            for indices in _batches(train_ids, config.batch_size, rng, shuffle=True):
+                input_ids, mask = _collate(train_ids, indices, pad_id)
+                nll, count = _nll(model, input_ids, mask)
+                loss = nll / max(1, count)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                tokens_seen += count
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss.item():.3f}")
+                if step % config.eval_every == 0 or step == total_steps:
+                    ppl = perplexity(model, heldout_ids, pad_id)
+                    history.append({"step": step, "train_loss": round(loss.item(), 4), "heldout_ppl": ppl})
+                    logger.info("step %d: train loss %.3f, held-out perplexity %.2f", step, loss.item(), ppl)
+                if step >= total_steps:
+                    break
+    seconds = time.perf_counter() - start
+    summary = {
+        "lang": config.lang,
+        "parameters": parameters,
+        "vocab_size": len(tokenizer),
+        "train_sentences": len(train_ids),
+        "heldout_sentences": len(heldout_ids),
+        "steps": step,
+        "train_seconds": round(seconds, 1),
+        "tokens_per_second": round(tokens_seen / seconds, 1) if seconds else 0.0,
+        "initial_heldout_ppl": history[0]["heldout_ppl"],
+        "final_heldout_ppl": history[-1]["heldout_ppl"],
+        "history": history,
+        "config": asdict(config),
+    }
+    save_text_lm(model, tokenizer, out_dir, summary)
+    logger.info(
+        "trained in %.0f s (%.0f tokens/s): held-out perplexity %.2f -> %.2f; saved to %s",
+        seconds, summary["tokens_per_second"], summary["initial_heldout_ppl"], summary["final_heldout_ppl"], out_dir,
+    )
+    return summary
+
+
+def save_text_lm(model, tokenizer, out_dir: str | os.PathLike, summary: dict) -> None:
+    """Write into a temporary sibling directory, then rename: a kill leaves no half model."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    model.save_pretrained(tmp_dir)
+    tokenizer.save_pretrained(tmp_dir)
+    # The generic class name, which transformers 4.x and 5.x both resolve.
+    config_path = tmp_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text(encoding="utf-8"))
+    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp_dir / "train_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp_dir, out_dir)

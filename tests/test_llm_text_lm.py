@@ -1,0 +1,97 @@
+"""train_text_lm: a small LM that AutoModelForCausalLM loads and rescore mode uses."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from lhotse import CutSet
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from less.llm.testing import make_pl_cuts
+from less.llm.text_lm import build_tokenizer
+
+SUBJECTS = ["我", "你", "他", "我们", "老师", "学生", "妈妈", "小明"]
+VERBS = ["喜欢", "想要", "看见", "买了", "吃了", "需要"]
+OBJECTS = ["苹果", "电脑", "这本书", "音乐", "一杯咖啡", "火车票"]
+TIMES = ["今天", "昨天", "明天", "现在"]
+
+
+def grammar_sentences(count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS) for _ in range(count)]
+
+
+def test_character_tokenizer_round_trips_and_adds_bos() -> None:
+    tokenizer = build_tokenizer(["今天天气很好", "打开OK GOOGLE"], "zh")
+    ids = tokenizer("今天很好")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and len(ids) == 5
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "今天很好"
+    assert tokenizer.decode(tokenizer("OK GOOGLE")["input_ids"], skip_special_tokens=True) == "OK GOOGLE"
+    assert tokenizer.convert_ids_to_tokens(tokenizer("鑫")["input_ids"])[1] == "<unk>"
+
+
+def test_bpe_tokenizer_for_english_round_trips() -> None:
+    sentences = ["i went to the store", "we went to the station", "they go to the store"] * 20
+    tokenizer = build_tokenizer(sentences, "en", vocab_size=60)
+    ids = tokenizer("we went to the store")["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "we went to the store"
+    assert len(tokenizer) <= 60
+
+
+@pytest.fixture(scope="module")
+def trained_lm(tmp_path_factory):
+    work = tmp_path_factory.mktemp("text_lm")
+    text = work / "text.txt"
+    text.write_text("\n".join(grammar_sentences(400)) + "\n", encoding="utf-8")
+    out_dir = work / "lm"
+    command = [sys.executable, "-m", "less.bin.train_text_lm", "--text", str(text), "--lang", "zh",
+               "--out-dir", str(out_dir), "--config", "nano", "--max-steps", "60", "--batch-size", "32",
+               "--warmup-steps", "10", "--eval-every", "30", "--heldout-fraction", "0.05"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return out_dir, command
+
+
+def test_trained_lm_loads_with_auto_classes_and_perplexity_drops(trained_lm) -> None:
+    out_dir, command = trained_lm
+    summary = json.loads((out_dir / "train_summary.json").read_text())
+    assert summary["steps"] == 60
+    assert summary["final_heldout_ppl"] < 0.5 * summary["initial_heldout_ppl"]
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(out_dir)
+    assert 0.05e6 < sum(p.numel() for p in model.parameters()) < 5e6
+    assert tokenizer.decode(tokenizer("我喜欢苹果")["input_ids"], skip_special_tokens=True) == "我喜欢苹果"
+    assert (out_dir.parent / ".lm.done").exists()
+    # A finished model is skipped: the rerun does not train again.
+    modified = (out_dir / "model.safetensors").stat().st_mtime_ns
+    assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+    assert (out_dir / "model.safetensors").stat().st_mtime_ns == modified
+
+
+def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_path) -> None:
+    out_dir, _ = trained_lm
+    # Teacher prefers a wrong hypothesis by a small margin; the LM knows the grammar's words.
+    cases = [
+        ("今天我喜欢平果", "今天我喜欢苹果"),
+        ("昨天老师买了火车漂", "昨天老师买了火车票"),
+        ("明天小明想要一杯咖非", "明天小明想要一杯咖啡"),
+        ("现在妈妈需要电恼", "现在妈妈需要电脑"),
+    ]
+    nbest = [[(wrong, -1.0), (right, -1.5)] for wrong, right in cases]
+    in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
+    make_pl_cuts([wrong for wrong, _ in cases], nbest=nbest).to_file(in_cuts)
+    result = subprocess.run(
+        [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
+         "--task", "asr", "--lang", "zh", "--mode", "rescore", "--backend", "hf", "--model", str(out_dir),
+         "--lm-weight", "1.0", "--batch-size", "4", "--num-threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]
+    assert [r["text"] for r in records] == [right for _, right in cases]
+    assert all(r["status"] == "ok" and r["mode"] == "rescore" and r["nbest_index"] == 1 for r in records)
+    assert json.loads((tmp_path / "out.report.json").read_text())["cache_hits"] == 0
