@@ -123,7 +123,7 @@ def averaged_model_state(exp_dir: str | Path, epoch: int, avg: int,
         if start_epoch < 1:
             # icefall needs epoch-0 here; from the first epoch on, the running average *is*
             # the mean since batch 0.
-            log.info("averaged model of epochs 1..%d (running average of %s)", epoch, end["train_state"])
+            log.info("averaged model of epochs 1..%d (the running average since the first batch)", epoch)
             return end["model_avg"], end["config"]
         start = load_checkpoint(epoch_path(exp_dir, start_epoch))
         log.info("averaged model over epochs %d..%d", start_epoch + 1, epoch)

@@ -47,8 +47,9 @@ def mini_data(mini_corpus: Path) -> Path:
     prepare_lang.main(["--type", "char", "--lang", "zh", "--out-dir", str(data / "lang_char"), "--manifest", sups,
                        "--extra-text", str(data / "text" / "mini-asr_text_only.zh.txt")])
     sups = str(man / "mini-ast_supervisions_train_sup.jsonl.gz")
-    for lang, field in (("es", "text"), ("en", "translation")):
-        prepare_lang.main(["--type", "bpe", "--lang", lang, "--vocab-size", "128", "--field", field,
-                           "--out-dir", str(data / f"lang_bpe_128_{lang}"), "--manifest", sups,
+    # different sizes, so tests can tell the CTC (Spanish) and decoder (English) vocabularies apart
+    for lang, field, size in (("es", "text", 128), ("en", "translation", 96)):
+        prepare_lang.main(["--type", "bpe", "--lang", lang, "--vocab-size", str(size), "--field", field,
+                           "--out-dir", str(data / f"lang_bpe_{size}_{lang}"), "--manifest", sups,
                            "--extra-text", str(data / "text" / f"mini-ast_text_only.{lang}.txt")])
     return data

@@ -76,7 +76,7 @@ def test_fbank_shapes_and_frame_counts(mini_data: Path):
 def test_lang_dirs(mini_data: Path):
     zh = load_tokenizer(mini_data / "lang_char")
     es = load_tokenizer(mini_data / "lang_bpe_128_es")
-    en = load_tokenizer(mini_data / "lang_bpe_128_en")
+    en = load_tokenizer(mini_data / "lang_bpe_96_en")
     cuts = CutSet.from_file(mini_data / "fbank" / "mini-ast_cuts_test_clean.jsonl.gz")
     for cut in cuts:
         sup = cut.supervisions[0]

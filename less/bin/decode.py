@@ -1,0 +1,145 @@
+"""Decode test sets with a trained model and score them (CER/WER, or BLEU for translation).
+
+Results in icefall's names under ``<exp-dir>/<method>/``:
+``recogs-<test>-epoch-E_avg-A.txt``, ``errs-<test>-epoch-E_avg-A.txt``,
+``wer-summary-<test>-epoch-E_avg-A.txt`` (``bleu-*`` for translations), plus
+``results-<test>-epoch-E_avg-A.json`` for ``less.bin.report``. Rescoring with several
+attention scales adds the setting to the recogs/errs names (``attention_scale_0.5``).
+
+Scoring: Mandarin CER, Spanish/English WER (``less.metrics.error_rate``), BLEU with all
+references of a segment (``less.metrics.bleu``: sacrebleu, lowercased, punctuation
+removed, as ESPnet reports Fisher/Callhome). For ``--task ast`` models, CTC methods score
+the Spanish transcript (WER) and ``attention-beam-search`` the English translation (BLEU).
+
+Example::
+
+    python -m less.bin.decode --exp-dir exp/asr/iter0 --epoch 20 --avg 5 \\
+        --method ctc-greedy-search --method attention-decoder-rescoring \\
+        --test test_clean=data/fbank/mini-asr_cuts_test_clean.jsonl.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from less.data.cuts import translation_references
+from less.data.datamodule import DataConfig, make_loader
+from less.decode.recognizer import METHODS, DecodeOptions, Recognizer
+from less.decode.results import result_filename, save_asr_results, save_bleu_results
+from less.utils import setup_logging, str2bool, write_json_atomic
+
+log = logging.getLogger("less.decode")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", type=Path, required=True)
+    p.add_argument("--epoch", type=int, required=True, help="decode epoch-E.pt (the last of the average)")
+    p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
+    p.add_argument("--use-averaged-model", type=str2bool, default=True,
+                   help="average with the running averaged model (icefall's default)")
+    p.add_argument("--method", action="append", choices=METHODS, help="decoding method (repeatable)")
+    p.add_argument("--test", action="append", required=True, help="NAME=CUTS.jsonl.gz (repeatable)")
+    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--nbest", type=int, default=10, help="CTC N-best size for rescoring")
+    p.add_argument("--attention-scales", type=lambda s: [float(x) for x in s.split(",")], default=[1.0],
+                   help="comma-separated attention scales of attention-decoder-rescoring")
+    p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC weight of attention-beam-search (ASR)")
+    p.add_argument("--max-len-ratio", type=float, default=1.0, help="max output tokens per encoder frame")
+    p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def references(cut, task: str, method: str) -> tuple[str, list[str] | str]:
+    """(what is scored, reference): the transcript, or all translation references for AST AED."""
+    sup = cut.supervisions[0]
+    if task == "ast" and method == "attention-beam-search":
+        refs = translation_references(sup, "en")
+        if not refs:
+            raise ValueError(f"cut {cut.id}: no English reference (custom['translated_text']['en'])")
+        return "translation", refs
+    if not sup.text:
+        raise ValueError(f"cut {cut.id}: no reference transcript to score against")
+    return "transcript", sup.text
+
+
+def decode_test_set(recognizer: Recognizer, cuts, method: str, opts: DecodeOptions,
+                    data_cfg: DataConfig) -> dict[str, list[tuple[str, object, str]]]:
+    loader, _, _ = make_loader(cuts, data_cfg, training=False)
+    results: dict[str, list[tuple[str, object, str]]] = {}
+    for batch in tqdm(loader, desc=method, unit="batch"):
+        by_setting = recognizer.decode(batch["inputs"], batch["input_lens"], method, opts)
+        for setting, hyps in by_setting.items():
+            for cut_id, hyp in zip(batch["cut_ids"], hyps):
+                results.setdefault(setting, []).append((cut_id, hyp.text))
+    by_id = {c.id: c for c in cuts}
+    return {
+        setting: [(cut_id, references(by_id[cut_id], recognizer.task, method)[1], text) for cut_id, text in items]
+        for setting, items in results.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    setup_logging()
+    from lhotse import CutSet
+
+    methods = args.method or ["ctc-greedy-search"]
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    tests = []
+    for spec in args.test:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--test expects NAME=CUTS.jsonl.gz, got {spec!r}")
+        tests.append((name, Path(path)))
+    suffix = f"epoch-{args.epoch}_avg-{args.avg}"
+    recognizer = None
+    opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, attention_scales=args.attention_scales,
+                         ctc_weight=args.ctc_weight, max_len_ratio=args.max_len_ratio)
+    data_cfg = DataConfig(max_duration=args.max_duration, num_workers=args.num_workers, spec_augment=False)
+    for method in methods:
+        res_dir = args.exp_dir / method
+        for name, path in tests:
+            done = res_dir / f"results-{name}-{suffix}.json"
+            if done.is_file():
+                log.info("%s exists: skipping %s on %s", done, method, name)
+                continue
+            if recognizer is None:
+                recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg,
+                                                     args.use_averaged_model, device)
+            cuts = CutSet.from_file(path).to_eager()
+            begin = time.time()
+            results = decode_test_set(recognizer, cuts, method, opts, data_cfg)
+            elapsed = time.time() - begin
+            kind = references(cuts[0], recognizer.task, method)[0] if len(cuts) else "transcript"
+            summary = {"method": method, "test": name, "suffix": suffix, "num_cuts": len(cuts),
+                       "hours": sum(c.duration for c in cuts) / 3600, "seconds": elapsed, "settings": {}}
+            if kind == "translation":
+                scores = save_bleu_results(res_dir, name, suffix, results)
+                summary["metric"] = "BLEU"
+                summary["settings"] = {k: v.score for k, v in scores.items()}
+                best = max(summary["settings"].items(), key=lambda kv: kv[1])
+            else:
+                lang = recognizer.ctc_tokenizer.lang
+                scores = save_asr_results(res_dir, name, suffix, results, lang)
+                summary["metric"] = "CER" if lang == "zh" else "WER"
+                summary["settings"] = {k: v.percent for k, v in scores.items()}
+                best = min(summary["settings"].items(), key=lambda kv: kv[1])
+            summary["best_setting"], summary["value"] = best
+            write_json_atomic(done, summary)
+            log.info("%s %s: %s %.2f (%s) on %d cuts in %.1f s -> %s", method, name, summary["metric"], best[1],
+                     best[0] or "-", len(cuts), elapsed,
+                     res_dir / result_filename("wer-summary" if kind != "translation" else "bleu-summary",
+                                               name, "", suffix))
+
+
+if __name__ == "__main__":
+    main()

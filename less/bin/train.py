@@ -1,0 +1,103 @@
+"""Train a Zipformer CTC/attention-decoder model (ASR, or AST with a CTC auxiliary task).
+
+icefall-compatible flags and files: ``--exp-dir --num-epochs --start-epoch --start-batch
+--max-duration --base-lr``; ``epoch-N.pt``, ``checkpoint-<batch>.pt`` every
+``--save-every-n`` batches (the last ``--keep-last-k`` kept), ``best-valid-loss.pt``, a
+running averaged model for ``--use-averaged-model`` decoding, logs in
+``<exp-dir>/log/``, tensorboard in ``<exp-dir>/tensorboard/``.
+
+Resuming: with no ``--start-epoch/--start-batch``, a rerun continues from the newest
+checkpoint in ``--exp-dir`` (mid-epoch included: the sampler is fast-forwarded to the
+exact batch, RNG states restored), so a run killed at any point and restarted reaches
+the same weights as one that was never interrupted (CPU, fixed seeds). A finished run
+exits at once.
+
+Targets: ``--task asr``: CTC and decoder on the transcript (``--lang-dir``).
+``--task ast``: CTC on the source transcript (``--lang-dir``, e.g. Spanish BPE) and the
+decoder on ``supervision.custom["translated_text"]["en"]`` (``--decoder-lang-dir``,
+English BPE) — speech translation without the ASR-CTC auxiliary task does not converge
+on Fisher.
+
+Bad batches: a batch with inf/NaN loss is skipped and counted, and its cut ids logged;
+an out-of-memory error names the batch's cuts and durations before re-raising.
+
+Multi-GPU: ``torchrun --nproc-per-node N -m less.bin.train ...`` (DDP; ``--dtype bf16``
+or ``fp16`` for mixed precision). The CPU path is the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+from less.data.datamodule import DataConfig
+from less.training import TrainConfig, run_training
+from less.utils import str2bool
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig()
+    dd = DataConfig()
+    p.add_argument("--task", choices=["asr", "ast"], default=d.task)
+    p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
+    p.add_argument("--train-cuts", action="append", required=True, help="training cut set (repeatable)")
+    p.add_argument("--train-weights", type=lambda s: [float(x) for x in s.split(",")],
+                   help="comma-separated sampling weights of the --train-cuts (CutSet.mux)")
+    p.add_argument("--valid-cuts", help="validation cut set (valid loss, best-valid-loss.pt)")
+    p.add_argument("--lang-dir", default=d.lang_dir, help="CTC tokens (the source transcript)")
+    p.add_argument("--decoder-lang-dir", help="decoder tokens for --task ast (English BPE)")
+    p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
+    p.add_argument("--model-overrides", type=json.loads, default={},
+                   help='JSON of configuration fields to change, e.g. \'{"num_decoder_layers": 2}\'')
+    p.add_argument("--ctc-scale", type=float, help="weight of the CTC loss (default: the model's)")
+    p.add_argument("--aed-scale", type=float, help="weight of the attention-decoder loss (default: the model's)")
+    p.add_argument("--num-epochs", type=int, default=d.num_epochs)
+    p.add_argument("--start-epoch", type=int, default=d.start_epoch,
+                   help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)")
+    p.add_argument("--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt")
+    p.add_argument("--base-lr", type=float, default=d.base_lr)
+    p.add_argument("--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay")
+    p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
+    p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
+    p.add_argument("--ref-duration", type=float, default=d.ref_duration,
+                   help="batch count for schedules = batches * max_duration * world_size / ref_duration")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every-n", type=int, default=d.save_every_n)
+    p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
+    p.add_argument("--average-period", type=int, default=d.average_period)
+    p.add_argument("--valid-interval", type=int, default=d.valid_interval)
+    p.add_argument("--log-interval", type=int, default=d.log_interval)
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=d.dtype, help="autocast dtype")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--init-from", help="start from this checkpoint's model weights (student from teacher)")
+    p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
+    p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
+    p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
+    p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
+    p.add_argument("--num-workers", type=int, default=dd.num_workers)
+    p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
+    p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,
+                   help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)")
+    p.add_argument("--spec-augment", type=str2bool, default=dd.spec_augment)
+    p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
+    p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    data_names = {f.name for f in fields(DataConfig)}
+    values = vars(args)
+    data = DataConfig(**{k: v for k, v in values.items() if k in data_names})
+    train_names = {f.name for f in fields(TrainConfig)} - {"data"}
+    return TrainConfig(data=data, **{k: v for k, v in values.items() if k in train_names})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    run_training(config_from_args(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""The training loop behind ``python -m less.bin.train`` (see that module for the flags).
+
+Configuration (``TrainConfig``) is separate from the state that changes while training
+(``Trainer.state``: epoch, batch position, best validation loss, skipped batches); both
+go into every checkpoint, so a checkpoint alone says how it was made and where to resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from less.checkpoint import (
+    epoch_path,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_old_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    update_averaged_model,
+)
+from less.data.datamodule import DataConfig, load_cuts, make_loader
+from less.data.tokenizer import load_tokenizer
+from less.utils import environment_info, setup_logging
+
+log = logging.getLogger("less.train")
+
+ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "asr"
+    exp_dir: str = "exp/iter0"
+    train_cuts: list[str] = field(default_factory=list)
+    train_weights: list[float] | None = None
+    valid_cuts: str | None = None
+    lang_dir: str = "data/lang_char"
+    decoder_lang_dir: str | None = None
+    model: str = "xs"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    ctc_scale: float | None = None
+    aed_scale: float | None = None
+    num_epochs: int = 30
+    start_epoch: int = 0
+    start_batch: int = 0
+    base_lr: float = 0.045
+    lr_batches: float = 7500.0
+    lr_epochs: float = 3.5
+    warmup_batches: float = 500.0
+    ref_duration: float = 600.0
+    seed: int = 42
+    save_every_n: int = 4000
+    keep_last_k: int = 30
+    average_period: int = 200
+    valid_interval: int = 3000
+    log_interval: int = 50
+    dtype: str = "fp32"
+    device: str = "auto"
+    init_from: str | None = None
+    init_encoder_from: str | None = None
+    max_batches_per_epoch: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = dict(values)
+        data = DataConfig(**values.pop("data", {}))
+        return cls(data=data, **values)
+
+
+def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                     encoder_only: bool = False) -> None:
+    """Load weights with errors that say which checkpoint and which tensors disagree."""
+    if encoder_only:
+        state = {k: v for k, v in state.items() if k.startswith(ENCODER_PREFIXES)}
+        if not state:
+            raise ValueError(f"{source}: no encoder weights (encoder_embed.*, encoder.*) found")
+    own = model.state_dict()
+    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+                  if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ValueError(f"{source}: tensor shapes differ (another configuration or vocabulary?): {mismatched[:5]}")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if encoder_only:
+        missing = [k for k in missing if k.startswith(ENCODER_PREFIXES)]
+    if missing or unexpected:
+        raise ValueError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.exp_dir = Path(cfg.exp_dir)
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+        self.device = self._device()
+        self.ctc_tokenizer = load_tokenizer(cfg.lang_dir)
+        if cfg.task == "ast":
+            if not cfg.decoder_lang_dir:
+                raise SystemExit("--task ast needs --decoder-lang-dir (the target-language tokens)")
+            self.decoder_tokenizer = load_tokenizer(cfg.decoder_lang_dir)
+        elif cfg.task == "asr":
+            self.decoder_tokenizer = self.ctc_tokenizer
+        else:
+            raise SystemExit(f"unknown task {cfg.task!r} (asr or ast)")
+        self.state: dict[str, Any] = {
+            "epoch": 1, "batch_idx_in_epoch": 0, "batch_idx_train": 0, "epoch_done": False,
+            "best_valid_loss": math.inf, "best_valid_epoch": 0, "skipped_batches": 0,
+        }
+        self.tb = None
+
+    def _device(self) -> torch.device:
+        if self.cfg.device != "auto":
+            return torch.device(self.cfg.device)
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+
+    # ---------------------------------------------------------------- set-up
+    def build_model(self) -> torch.nn.Module:
+        from less.model import build_model
+
+        overrides = dict(self.cfg.model_overrides)
+        if self.cfg.ctc_scale is not None:
+            overrides["ctc_scale"] = self.cfg.ctc_scale
+        if self.cfg.aed_scale is not None:
+            overrides["aed_scale"] = self.cfg.aed_scale
+        return build_model(
+            self.cfg.model,
+            ctc_vocab_size=self.ctc_tokenizer.vocab_size,
+            decoder_vocab_size=self.decoder_tokenizer.vocab_size,
+            sos_id=self.decoder_tokenizer.sos_id,
+            eos_id=self.decoder_tokenizer.eos_id,
+            **overrides,
+        )
+
+    def resume_checkpoint(self) -> Path | None:
+        cfg = self.cfg
+        if cfg.start_batch > 0:
+            return self.exp_dir / f"checkpoint-{cfg.start_batch}.pt"
+        if cfg.start_epoch > 1:
+            return epoch_path(self.exp_dir, cfg.start_epoch - 1)
+        if cfg.start_epoch == 1:
+            return None  # explicit fresh start
+        return latest_checkpoint(self.exp_dir) if self.exp_dir.is_dir() else None
+
+    def setup(self) -> None:
+        from less.model import Eden, ScaledAdam
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.model = self.build_model()
+        self.model_avg = copy.deepcopy(self.model).to(torch.float64) if self.is_main else None
+        num_params = sum(p.numel() for p in self.model.parameters())
+        log.info("model %s: %.2fM parameters", cfg.model, num_params / 1e6)
+        self.model.to(self.device)
+        self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
+        self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.dtype == "fp16")
+
+        resume = self.resume_checkpoint()
+        if resume is not None:
+            ckpt = load_checkpoint(resume)
+            load_state_into(self.model, ckpt["model"], str(resume))
+            if self.model_avg is not None:
+                self.model_avg.load_state_dict(ckpt["model_avg"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
+            self.state.update(ckpt["train_state"])
+            set_rng_state(ckpt["rng"])
+            log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all",
+                     resume, self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+        elif cfg.init_from or cfg.init_encoder_from:
+            path = cfg.init_from or cfg.init_encoder_from
+            # epoch-N.pt, checkpoint-N.pt, or an averaged export (pretrained.pt): all have "model"
+            load_state_into(self.model, load_checkpoint(path)["model"], path,
+                            encoder_only=cfg.init_encoder_from is not None)
+            if self.model_avg is not None:
+                self.model_avg.load_state_dict(self.model.state_dict())
+            log.info("initialised the %s from %s", "encoder" if cfg.init_encoder_from else "model", path)
+
+        if self.world_size > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+        else:
+            self.ddp_model = self.model
+
+        train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
+        self.train_cuts = train_cuts
+        self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
+
+    # ----------------------------------------------------------------- steps
+    def targets(self, batch: dict[str, Any]) -> tuple[list[list[int]], list[list[int]]]:
+        ctc = []
+        for cut_id, text in zip(batch["cut_ids"], batch["texts"]):
+            if not text:
+                raise ValueError(f"cut {cut_id}: no transcript (supervision.text) to train on")
+            ctc.append(self.ctc_tokenizer.encode(text))
+        if self.cfg.task == "asr":
+            return ctc, ctc
+        aed = []
+        for cut_id, translation in zip(batch["cut_ids"], batch["translations"]):
+            if not translation:
+                raise ValueError(f"cut {cut_id}: no translation (supervision.custom['translated_text']['en'])")
+            aed.append(self.decoder_tokenizer.encode(translation))
+        return ctc, aed
+
+    def ctc_fits(self, cut) -> bool:
+        """CTC needs at least as many output frames as target tokens."""
+        from less.model import output_lengths
+
+        text = cut.supervisions[0].text if cut.supervisions else None
+        if not text:
+            return True  # reported with the cut id when the batch is built
+        num_frames = cut.num_frames if cut.has_features else round(cut.duration * 100)
+        return int(output_lengths(torch.tensor([num_frames]))[0]) >= len(self.ctc_tokenizer.encode(text))
+
+    def autocast(self):
+        if self.cfg.dtype == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.cfg.dtype == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def compute_loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        ctc_targets, aed_targets = self.targets(batch)
+        feats = batch["inputs"].to(self.device)
+        feat_lens = batch["input_lens"].to(self.device)
+        with self.autocast():
+            return model(feats, feat_lens, ctc_targets, aed_targets)
+
+    def describe_batch(self, batch: dict[str, Any]) -> str:
+        return ", ".join(f"{c} ({d:.2f} s)" for c, d in zip(batch["cut_ids"], batch["durations"]))
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
+        from less.model import set_batch_count
+
+        cfg = self.cfg
+        self.model.train()
+        batch_count = self.state["batch_idx_train"] * cfg.data.max_duration * self.world_size / cfg.ref_duration
+        set_batch_count(self.model, batch_count)
+        try:
+            out = self.compute_loss(self.ddp_model, batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                self.state["skipped_batches"] += 1
+                log.warning("batch %d: loss is %s; skipped (%d so far). Cuts: %s", self.state["batch_idx_train"],
+                            loss.item(), self.state["skipped_batches"], ", ".join(batch["cut_ids"]))
+                self.optimizer.zero_grad(set_to_none=True)
+                return None
+            self.scaler.scale(loss).backward()
+        except torch.OutOfMemoryError:
+            log.error("out of memory on batch %d with %d cuts: %s", self.state["batch_idx_train"],
+                      len(batch["cut_ids"]), self.describe_batch(batch))
+            raise
+        self.scheduler.step_batch(self.state["batch_idx_train"])
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Validation loss per output frame (all ranks contribute)."""
+        self.model.eval()
+        loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False,
+                                   world_size=self.world_size, rank=self.rank)
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        for batch in loader:
+            out = self.compute_loss(self.model, batch)
+            if torch.isfinite(out["loss"]):
+                total[0] += float(out["loss"])
+                total[1] += float(out["frames"])
+        if self.world_size > 1:
+            torch.distributed.all_reduce(total)
+        return float(total[0] / max(float(total[1]), 1.0))
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self, path: Path) -> None:
+        if not self.is_main:
+            return
+        save_checkpoint(
+            path,
+            model=self.model.state_dict(),
+            model_avg=self.model_avg.state_dict() if self.model_avg is not None else None,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            grad_scaler=self.scaler.state_dict(),
+            train_state=dict(self.state),
+            rng=rng_state(),
+            config=asdict(self.cfg),
+            tokens={"ctc": self.cfg.lang_dir, "decoder": self.cfg.decoder_lang_dir or self.cfg.lang_dir},
+        )
+
+    def log_scalars(self, prefix: str, values: dict[str, float]) -> None:
+        if self.tb is None:
+            return
+        for name, value in values.items():
+            self.tb.add_scalar(f"{prefix}/{name}", value, self.state["batch_idx_train"])
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> None:
+        cfg = self.cfg
+        if epoch_path(self.exp_dir, cfg.num_epochs).is_file() and cfg.start_epoch == 0 and cfg.start_batch == 0:
+            log.info("%s exists: training already finished", epoch_path(self.exp_dir, cfg.num_epochs))
+            return
+        self.setup()
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.exp_dir / "tensorboard"))
+        if self.state["epoch_done"]:
+            self.state.update(epoch=self.state["epoch"] + 1, batch_idx_in_epoch=0, epoch_done=False)
+        begin = time.time()
+        for epoch in range(self.state["epoch"], cfg.num_epochs + 1):
+            self.state["epoch"] = epoch
+            self.train_one_epoch(epoch)
+            self.state["epoch_done"] = True
+            if self.valid_cuts is not None:
+                valid_loss = self.validate()
+                log.info("epoch %d: validation loss %.4f per frame", epoch, valid_loss)
+                self.log_scalars("valid", {"loss": valid_loss})
+                if valid_loss < self.state["best_valid_loss"]:
+                    self.state.update(best_valid_loss=valid_loss, best_valid_epoch=epoch)
+                    self.save(self.exp_dir / "best-valid-loss.pt")
+            self.save(epoch_path(self.exp_dir, epoch))
+            self.state.update(epoch=epoch + 1, batch_idx_in_epoch=0, epoch_done=False)
+        log.info("done: %d epochs, %d batches, %d skipped (inf/NaN), %.1f min; best validation loss %.4f (epoch %d)",
+                 cfg.num_epochs, self.state["batch_idx_train"], self.state["skipped_batches"],
+                 (time.time() - begin) / 60, self.state["best_valid_loss"], self.state["best_valid_epoch"])
+        if self.tb is not None:
+            self.tb.close()
+
+    def train_one_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        skip = self.state["batch_idx_in_epoch"]
+        loader, sampler, dataset = make_loader(
+            self.train_cuts, cfg.data, training=True, seed=cfg.seed, world_size=self.world_size,
+            rank=self.rank, skip_batches=skip, keep=self.ctc_fits,
+        )
+        sampler.set_epoch(epoch)
+        dataset.epoch = epoch
+        self.scheduler.step_epoch(epoch - 1)
+        if skip:
+            log.info("epoch %d: skipping the %d batches already trained on", epoch, skip)
+        totals: dict[str, float] = {}
+        seconds = 0.0
+        start = time.time()
+        progress = tqdm(loader, desc=f"epoch {epoch}", unit="batch", initial=skip, disable=not self.is_main)
+        for batch in progress:
+            if cfg.max_batches_per_epoch and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch:
+                break
+            self.state["batch_idx_in_epoch"] += 1
+            self.state["batch_idx_train"] += 1
+            n = self.state["batch_idx_train"]
+            values = self.train_step(batch)
+            if values is not None:
+                for k, v in values.items():
+                    totals[k] = totals.get(k, 0.0) + v
+                seconds += sum(batch["durations"])
+            if self.model_avg is not None and n % cfg.average_period == 0:
+                update_averaged_model(self.model_avg, self.model, cfg.average_period, n)
+            if self.is_main and n % cfg.log_interval == 0 and totals.get("frames"):
+                frames = totals["frames"]
+                lr = self.scheduler.get_last_lr()[0]
+                stats = {"loss": totals["loss"] / frames, "ctc_loss": totals["ctc_loss"] / frames,
+                         "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
+                         "lr": lr, "audio_per_second": seconds / max(time.time() - start, 1e-9)}
+                log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token lr %.2e, %.1f s audio/s",
+                         epoch, self.state["batch_idx_in_epoch"], n, stats["loss"], stats["ctc_loss"],
+                         stats["aed_loss"], lr, stats["audio_per_second"])
+                progress.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.1e}")
+                self.log_scalars("train", stats)
+                totals = {}
+            if n % cfg.save_every_n == 0:
+                self.save(self.exp_dir / f"checkpoint-{n}.pt")
+                if self.is_main:
+                    remove_old_checkpoints(self.exp_dir, cfg.keep_last_k)
+            if self.valid_cuts is not None and n % cfg.valid_interval == 0:
+                valid_loss = self.validate()
+                log.info("batch %d: validation loss %.4f per frame", n, valid_loss)
+                self.log_scalars("valid", {"loss": valid_loss})
+        log.info("epoch %d: %d batches, %.1f min of audio in %.1f min", epoch, self.state["batch_idx_in_epoch"],
+                 seconds / 60, (time.time() - start) / 60)
+
+
+def run_training(cfg: TrainConfig) -> None:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    exp_dir = Path(cfg.exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
+    setup_logging(exp_dir / "log" / f"log-train-{stamp}-rank{rank}.txt" if rank == 0 else None)
+    if rank == 0:
+        log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
+        log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
+    try:
+        Trainer(cfg).run()
+    finally:
+        if world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

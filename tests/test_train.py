@@ -1,0 +1,135 @@
+"""less.bin.train on the tiny mini corpus: exact resume, bad batches, init-from, decode files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lhotse import CutSet, NumpyFilesWriter
+from lhotse.utils import fastcopy
+
+from less.bin import decode as decode_cli
+from less.bin import train as train_cli
+from less.checkpoint import load_checkpoint
+
+TINY_MODEL = json.dumps({"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1})
+
+
+def train_args(data: Path, exp_dir: Path, *extra: str, task: str = "asr") -> list[str]:
+    if task == "asr":
+        lang = ["--lang-dir", str(data / "lang_char")]
+    else:
+        lang = ["--lang-dir", str(data / "lang_bpe_128_es"), "--decoder-lang-dir", str(data / "lang_bpe_96_en")]
+    return [
+        "--task", task, "--exp-dir", str(exp_dir), *lang,
+        "--train-cuts", str(data / "fbank" / f"mini-{task}_cuts_train_sup.jsonl.gz"),
+        "--valid-cuts", str(data / "fbank" / f"mini-{task}_cuts_dev.jsonl.gz"),
+        "--model", "xs", "--model-overrides", TINY_MODEL, "--max-duration", "20", "--num-workers", "0",
+        "--log-interval", "1", "--average-period", "2", "--warmup-batches", "5", "--seed", "7", *extra,
+    ]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_reaches_the_same_weights(mini_data: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    straight = tmp_path / "straight"
+    train_cli.main(train_args(mini_data, straight, "--num-epochs", "2", "--save-every-n", "3"))
+    final = load_checkpoint(straight / "epoch-2.pt")
+    assert final["train_state"]["batch_idx_train"] > 6  # checkpoint-3 and -6 are mid-epoch 1 / 2
+
+    for kept in ("checkpoint-3.pt", "epoch-1.pt", "checkpoint-6.pt"):
+        # a run killed right after writing `kept`: only that file survived
+        resumed = tmp_path / f"resumed-{kept}"
+        resumed.mkdir()
+        shutil.copy(straight / kept, resumed / kept)
+        train_cli.main(train_args(mini_data, resumed, "--num-epochs", "2", "--save-every-n", "3"))
+        again = load_checkpoint(resumed / "epoch-2.pt")
+        assert same_weights(again["model"], final["model"]), kept
+        assert same_weights(again["model_avg"], final["model_avg"]), kept
+        assert again["train_state"]["batch_idx_train"] == final["train_state"]["batch_idx_train"]
+
+    # a finished run is not redone
+    stamp = (straight / "epoch-2.pt").stat().st_mtime_ns
+    train_cli.main(train_args(mini_data, straight, "--num-epochs", "2"))
+    assert (straight / "epoch-2.pt").stat().st_mtime_ns == stamp
+
+
+def test_nan_batch_is_skipped_counted_and_named(mini_data: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").to_eager()
+    victim = cuts[0]
+    feats = victim.load_features().copy()
+    feats[5:9] = np.nan
+    with NumpyFilesWriter(tmp_path / "nan_feats") as writer:
+        key = writer.write(victim.id, feats)
+        storage = fastcopy(victim.features, storage_path=str(tmp_path / "nan_feats"), storage_key=key,
+                           storage_type=writer.name)
+    broken = CutSet.from_cuts([fastcopy(victim, features=storage), *cuts.subset(last=len(cuts) - 1)])
+    broken.to_file(tmp_path / "train.jsonl.gz")
+    args = train_args(mini_data, tmp_path / "exp", "--num-epochs", "1")
+    args[args.index("--train-cuts") + 1] = str(tmp_path / "train.jsonl.gz")
+    train_cli.main(args)
+    state = load_checkpoint(tmp_path / "exp" / "epoch-1.pt")["train_state"]
+    assert state["skipped_batches"] == 1
+    (log_file,) = (tmp_path / "exp" / "log").glob("log-train-*.txt")
+    warnings = [line for line in log_file.read_text().splitlines() if "skipped" in line and "WARNING" in line]
+    assert len(warnings) == 1 and victim.id in warnings[0]
+    assert "1 skipped (inf/NaN)" in log_file.read_text()
+    weights = load_checkpoint(tmp_path / "exp" / "epoch-1.pt")["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    teacher = tmp_path / "teacher"
+    train_cli.main(train_args(mini_data, teacher, "--num-epochs", "1"))
+    student = tmp_path / "student"
+    train_cli.main(train_args(mini_data, student, "--num-epochs", "1", "--max-batches-per-epoch", "1",
+                              "--init-from", str(teacher / "epoch-1.pt")))
+    t = load_checkpoint(teacher / "epoch-1.pt")["model"]
+    s = load_checkpoint(student / "epoch-1.pt")["model"]
+    # one small step from the teacher: close to it, far from a fresh initialisation
+    diff = sum(float((t[k] - s[k]).abs().sum()) for k in t if t[k].is_floating_point())
+    total = sum(float(t[k].abs().sum()) for k in t if t[k].is_floating_point())
+    assert 0 < diff < 0.2 * total
+
+    test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
+    decode_cli.main(["--exp-dir", str(teacher), "--epoch", "1", "--avg", "1", "--method", "ctc-greedy-search",
+                     "--method", "attention-decoder-rescoring", "--attention-scales", "0.5,1.0",
+                     "--test", f"test_clean={test}"])
+    summary = json.loads((teacher / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
+    assert summary["metric"] == "CER" and summary["num_cuts"] == len(CutSet.from_file(test))
+    recogs = (teacher / "ctc-greedy-search" / "recogs-test_clean-epoch-1_avg-1.txt").read_text()
+    assert recogs.count("ref=") == summary["num_cuts"]
+    assert (teacher / "attention-decoder-rescoring" / "errs-test_clean-attention_scale_0.5-epoch-1_avg-1.txt").is_file()
+    assert (teacher / "attention-decoder-rescoring" / "wer-summary-test_clean-epoch-1_avg-1.txt").read_text().count(
+        "attention_scale_") == 2
+
+
+def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path):
+    torch.set_num_threads(1)
+    exp = tmp_path / "ast"
+    train_cli.main(train_args(mini_data, exp, "--num-epochs", "1", task="ast"))
+    ckpt = load_checkpoint(exp / "epoch-1.pt")
+    assert ckpt["config"]["task"] == "ast"
+    # CTC over the Spanish BPE (128), decoder over the English BPE (96)
+    assert ckpt["model"]["ctc_output.1.weight"].shape[0] == 128
+    assert ckpt["model"]["attention_decoder.output_layer.weight"].shape[0] == 96
+    test = mini_data / "fbank" / "mini-ast_cuts_test_clean.jsonl.gz"
+    decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "attention-beam-search",
+                     "--method", "ctc-greedy-search", "--beam-size", "2", "--test", f"test_clean={test}"])
+    aed = json.loads((exp / "attention-beam-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
+    ctc = json.loads((exp / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
+    assert aed["metric"] == "BLEU" and ctc["metric"] == "WER"
+    assert (exp / "attention-beam-search" / "bleu-summary-test_clean-epoch-1_avg-1.txt").is_file()
+    with pytest.raises(ValueError, match="attention-beam-search"):
+        decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "attention-decoder-rescoring",
+                         "--test", f"test_clean={test}"])
