@@ -1,0 +1,205 @@
+"""Stage 6: pseudo-label unlabeled cuts with a teacher.
+
+Writes ``data/pl/.../<part>_cuts_pl.jsonl.gz``: every input cut with one supervision whose
+``text`` is the teacher's transcript (for AST: the Spanish transcript, the student's CTC
+target) and, for AST, ``custom["translated_text"]["en"]`` the teacher's translation; the
+full record is in ``supervision.custom["pl"]`` = ``{"iter", "teacher", "hyp", "nbest",
+"confidence"[, "src_hyp"]}`` (``hyp`` is what the LLM corrects: the transcript for ASR,
+the translation for AST). Hidden references of the input (``ref_text``...) are kept.
+
+Teachers: ``--teacher checkpoint`` (``--exp-dir --epoch --avg`` of ``less.bin.train``, or
+``--checkpoint FILE``) or ``--teacher whisper --whisper-model DIR_OR_HUB_ID``.
+
+Sharding and resuming: ``--num-shards N --shard-id i`` labels every N-th cut starting at
+i into ``<out>.shard<i>of<N>.jsonl.gz``; when all shards exist, they are combined into
+``<out>``. Labels are appended to ``<shard>.partial.jsonl`` batch by batch, so a run killed
+at any point continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from less.data.datamodule import DataConfig, make_loader
+from less.decode.recognizer import DecodeOptions, Recognizer
+from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
+from less.utils import save_cuts_atomic, setup_logging, str2bool
+
+log = logging.getLogger("less.pseudo_label")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--in-cuts", type=Path, required=True, help="unlabeled cuts (with features for checkpoint teachers)")
+    p.add_argument("--out-cuts", type=Path, required=True, help="<part>_cuts_pl.jsonl.gz")
+    p.add_argument("--iter", type=int, required=True, help="LESS iteration these labels are for")
+    p.add_argument("--teacher", choices=["checkpoint", "whisper"], default="checkpoint")
+    p.add_argument("--exp-dir", type=Path, help="checkpoint teacher: experiment directory")
+    p.add_argument("--epoch", type=int, help="checkpoint teacher: last epoch of the average")
+    p.add_argument("--avg", type=int, default=1)
+    p.add_argument("--use-averaged-model", type=str2bool, default=True)
+    p.add_argument("--checkpoint", type=Path, help="checkpoint teacher from one file (e.g. pretrained.pt)")
+    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)")
+    p.add_argument("--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale")
+    p.add_argument("--max-len-ratio", type=float, default=1.0)
+    p.add_argument("--whisper-model", help="Whisper: local directory or hub id")
+    p.add_argument("--language", help="Whisper: source language (zh, es)")
+    p.add_argument("--whisper-task", choices=["transcribe", "translate"], default="transcribe")
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="Whisper dtype")
+    p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
+    p.add_argument("--num-shards", type=int, default=1)
+    p.add_argument("--shard-id", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    return p
+
+
+def shard_path(out: Path, shard_id: int, num_shards: int) -> Path:
+    if num_shards == 1:
+        return out
+    return out.with_name(out.name.replace(".jsonl.gz", f".shard{shard_id}of{num_shards}.jsonl.gz"))
+
+
+def make_teacher(args: argparse.Namespace, device: torch.device):
+    if args.teacher == "whisper":
+        if not args.whisper_model or not args.language:
+            raise SystemExit("--teacher whisper needs --whisper-model and --language")
+        return WhisperTeacher(args.whisper_model, args.language, args.whisper_task, device, args.dtype)
+    opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, max_len_ratio=args.max_len_ratio)
+    if args.checkpoint:
+        recognizer = Recognizer.from_file(args.checkpoint, device)
+        name = str(args.checkpoint)
+    elif args.exp_dir and args.epoch:
+        recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device)
+        name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + ("_averaged" if args.use_averaged_model else "")
+    else:
+        raise SystemExit("--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch")
+    return CheckpointTeacher(recognizer, name, opts, attention_scale=args.attention_scale)
+
+
+def batches(cuts, teacher, max_duration: float):
+    """Feature batches for our checkpoints; raw 16 kHz audio batches (length-sorted) for Whisper."""
+    if teacher.needs_features:
+        loader, _, _ = make_loader(cuts, DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
+                                   training=False)
+        yield from loader
+        return
+    from lhotse.dataset import SimpleCutSampler
+
+    for batch_cuts in SimpleCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration):
+        audio = []
+        for cut in batch_cuts:
+            try:
+                audio.append(cut.resample(16000).load_audio()[0])
+            except Exception as e:
+                raise RuntimeError(f"cut {cut.id}: cannot load audio: {e}") from e
+        yield {"cut_ids": [c.id for c in batch_cuts], "audio": audio}
+
+
+def record(label: PseudoLabel, iteration: int, teacher_name: str) -> dict:
+    pl = {"iter": iteration, "teacher": teacher_name, "hyp": label.text,
+          "nbest": [[text, float(score)] for text, score in label.nbest], "confidence": float(label.confidence)}
+    if label.src_text is not None:
+        pl["src_hyp"] = label.src_text
+    return pl
+
+
+def labelled_cut(cut, pl: dict, task: str):
+    """The input cut with one supervision carrying the pseudo-label (hidden references kept)."""
+    from lhotse import SupervisionSegment
+    from lhotse.utils import fastcopy
+
+    old = cut.supervisions[0] if cut.supervisions else None
+    custom = dict(old.custom or {}) if old is not None else {}
+    custom["pl"] = pl
+    if task == "ast":
+        text = pl.get("src_hyp", "")
+        custom["translated_text"] = {"en": pl["hyp"]}
+    else:
+        text = pl["hyp"]
+    sup = SupervisionSegment(
+        id=cut.id, recording_id=cut.recording_id, start=0.0, duration=cut.duration,
+        channel=old.channel if old is not None else 0, text=text,
+        language=old.language if old is not None else None, speaker=old.speaker if old is not None else None,
+        custom=custom,
+    )
+    return fastcopy(cut, supervisions=[sup])
+
+
+def combine_shards(out: Path, num_shards: int) -> bool:
+    from lhotse import CutSet
+
+    parts = [shard_path(out, i, num_shards) for i in range(num_shards)]
+    if not all(p.is_file() for p in parts):
+        log.info("%d of %d shards done; %s is written when all are", sum(p.is_file() for p in parts), num_shards, out)
+        return False
+    save_cuts_atomic(CutSet.from_cuts(c for p in parts for c in CutSet.from_file(p)), out)
+    log.info("combined %d shards into %s", num_shards, out)
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    setup_logging()
+    if args.out_cuts.is_file():
+        log.info("%s exists: nothing to do", args.out_cuts)
+        return
+    if not 0 <= args.shard_id < args.num_shards:
+        raise SystemExit(f"--shard-id must be in [0, {args.num_shards})")
+    from lhotse import CutSet
+
+    out = shard_path(args.out_cuts, args.shard_id, args.num_shards)
+    if out.is_file():
+        combine_shards(args.out_cuts, args.num_shards)
+        return
+    cuts = CutSet.from_file(args.in_cuts).to_eager()
+    cuts = CutSet.from_cuts(c for i, c in enumerate(cuts) if i % args.num_shards == args.shard_id)
+    partial = out.with_name(out.name + ".partial.jsonl")
+    done: dict[str, dict] = {}
+    if partial.is_file():
+        with open(partial, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("%s: ignoring a truncated line (interrupted run)", partial)
+                    continue
+                done[entry["cut_id"]] = entry["pl"]
+        log.info("resuming: %d of %d cuts already labelled", len(done), len(cuts))
+    todo = cuts.filter(lambda c: c.id not in done).to_eager()
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    begin = time.time()
+    teacher = None
+    if len(todo):
+        teacher = make_teacher(args, device)
+        with open(partial, "a", encoding="utf-8") as progress:
+            bar = tqdm(total=len(todo), desc="pseudo-label", unit="cut")
+            for batch in batches(todo, teacher, args.max_duration):
+                for cut_id, label in zip(batch["cut_ids"], teacher.label(batch)):
+                    done[cut_id] = record(label, args.iter, teacher.name)
+                    progress.write(json.dumps({"cut_id": cut_id, "pl": done[cut_id]}, ensure_ascii=False) + "\n")
+                progress.flush()
+                bar.update(len(batch["cut_ids"]))
+            bar.close()
+    task = teacher.task if teacher is not None else ("ast" if any("src_hyp" in pl for pl in done.values()) else "asr")
+    labelled = CutSet.from_cuts(labelled_cut(cut, done[cut.id], task) for cut in cuts)
+    save_cuts_atomic(labelled, out)
+    partial.unlink(missing_ok=True)
+    hours = sum(c.duration for c in cuts) / 3600
+    empty = sum(1 for c in labelled if not c.supervisions[0].custom["pl"]["hyp"])
+    mean_conf = sum(c.supervisions[0].custom["pl"]["confidence"] for c in labelled) / max(len(labelled), 1)
+    log.info("labelled %d cuts (%.2f h) in %.1f s; %d empty hypotheses; mean confidence %.3f -> %s",
+             len(labelled), hours, time.time() - begin, empty, mean_conf, out)
+    if args.num_shards > 1:
+        combine_shards(args.out_cuts, args.num_shards)
+
+
+if __name__ == "__main__":
+    main()
