@@ -445,3 +445,22 @@ def test_joint_ctc_scoring_in_a_padded_batch_matches_single_utterances():
         )
         assert [t for t, _ in single[0]] == [t for t, _ in batched[b]]
         assert [s for _, s in single[0]] == pytest.approx([s for _, s in batched[b]], abs=1e-6)
+
+
+def test_incremental_beam_search_equals_full_prefix_recompute():
+    """The real decoder's cached step gives the same N-best as recomputing every prefix."""
+    from less.model.attention_decoder import AttentionDecoder
+
+    torch.manual_seed(0)
+    decoder = AttentionDecoder(vocab_size=23, decoder_dim=32, num_layers=2, num_heads=4,
+                               feedforward_dim=64, memory_dim=16).eval()
+    memory = torch.randn(3, 17, 16)
+    memory_lens = torch.tensor([17, 11, 6])
+    full = attention_beam_search(memory, memory_lens, decoder, sos_id=1, eos_id=1, beam_size=4, nbest=3,
+                                 max_len=12)
+    cached = attention_beam_search(memory, memory_lens, decoder, sos_id=1, eos_id=1, beam_size=4, nbest=3,
+                                   max_len=12, incremental=decoder)
+    assert [[h for h, _ in utt] for utt in full] == [[h for h, _ in utt] for utt in cached]
+    for a, b in zip(full, cached):
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-4)
+    assert any(len(h) > 2 for utt in full for h, _ in utt)  # long enough to exercise the cache

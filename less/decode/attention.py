@@ -233,6 +233,7 @@ def attention_beam_search(
     blank_id: int = 0,
     ctc_candidates: int | None = None,
     suppress_ids: Sequence[int] = (),
+    incremental=None,
 ) -> list[NBest]:
     """Batched beam search with the attention decoder, optionally joint with CTC prefix scores.
 
@@ -256,6 +257,9 @@ def attention_beam_search(
     Args:
         normalise_length: rank finished hypotheses by ``score / (len(tokens) + 1)``.
         suppress_ids: tokens never emitted (e.g. blank or ``<unk>``).
+        incremental: optionally the decoder module itself, with ``start_incremental(memory,
+            memory_lens)`` and ``step(state, tokens)`` (cached keys/values): each step then
+            feeds one position instead of the whole prefix. Same results as ``decoder_fn``.
 
     Returns:
         Per utterance up to ``nbest`` ``(tokens, score)`` pairs, best first; ``score`` is the
@@ -296,6 +300,12 @@ def attention_beam_search(
         ctc_state = scorer.initial_state()
         num_ctc_candidates = max(1, ctc_candidates or int(1.5 * beam_size))
 
+    state = None
+    state_index = torch.full((num_rows,), -1, dtype=torch.long)  # row -> its position in `state`
+    if incremental is not None:
+        state = incremental.start_incremental(memory_rows, memory_lens_rows)
+        state_index = torch.arange(num_rows)
+
     finished: list[list[_Finished]] = [[] for _ in range(num_utts)]
     active = [True] * num_utts
     suppress = sorted(set(suppress_ids) | ({blank_id} if use_ctc else set()))
@@ -308,12 +318,18 @@ def attention_beam_search(
         )
         rows_dev = rows.to(device)
         prefix_len = tokens.shape[1]
-        logits = decoder_fn(
-            memory_rows.index_select(0, rows_dev),
-            memory_lens_rows.index_select(0, rows_dev),
-            tokens.index_select(0, rows_dev),
-            torch.full((len(rows),), prefix_len, dtype=torch.long, device=device),
-        )[:, -1]
+        if state is not None:
+            state = state.select(state_index[rows].to(device))
+            logits, state = incremental.step(state, tokens.index_select(0, rows_dev)[:, -1])
+            state_index = torch.full((num_rows,), -1, dtype=torch.long)
+            state_index[rows] = torch.arange(len(rows))
+        else:
+            logits = decoder_fn(
+                memory_rows.index_select(0, rows_dev),
+                memory_lens_rows.index_select(0, rows_dev),
+                tokens.index_select(0, rows_dev),
+                torch.full((len(rows),), prefix_len, dtype=torch.long, device=device),
+            )[:, -1]
         vocab_size = logits.shape[-1]
         if ctc_vocab_size is not None and ctc_vocab_size != vocab_size:
             raise ValueError(f"CTC vocabulary {ctc_vocab_size} != decoder vocabulary {vocab_size}")
@@ -386,6 +402,8 @@ def attention_beam_search(
         tokens = torch.cat(
             [tokens.index_select(0, new_parent.to(device)), new_token.to(device)[:, None]], dim=1
         )
+        if state is not None:
+            state_index = state_index[new_parent]  # a row continues its parent's cached prefix
         scores = new_scores
         if use_ctc and kept_local:
             ctc_state = _advance_ctc_state(ctc_state, ctc_extend, kept_local)

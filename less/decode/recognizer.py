@@ -43,7 +43,7 @@ class DecodeOptions:
     nbest: int = 10
     attention_scales: Sequence[float] = (1.0,)
     ctc_weight: float = 0.0  # joint CTC weight of attention beam search (ASR only)
-    max_len_ratio: float = 1.0
+    max_len_ratio: float = 0.5  # output tokens per 25 Hz encoder frame; speech has < 0.3
     length_bonus: float = 0.0
     normalise_length: bool = False
 
@@ -176,6 +176,7 @@ class Recognizer:
             ctc_log_probs=ctc_log_probs if joint else None, ctc_lens=enc_lens if joint else None,
             ctc_weight=opts.ctc_weight, blank_id=model.blank_id,
             suppress_ids=(model.blank_id,) if model.blank_id != model.eos_id else (),
+            incremental=model.attention_decoder,
         )
         out = []
         for utt_index, utt in enumerate(nbest):

@@ -9,12 +9,31 @@ search), with prefixes ``[sos, t1, ..., tk]`` as ``ys_in``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from less.model.scaling import penalize_abs_values_gt
+
+
+@dataclass
+class IncrementalState:
+    """What :meth:`AttentionDecoder.step` carries between positions, per row (hypothesis)."""
+
+    memory_kv: list[tuple[Tensor, Tensor]]  # per layer: cross-attention keys, values (N, H, T, d)
+    memory_mask: Tensor  # (N, 1, T), True = padding
+    past: list[tuple[Tensor, Tensor] | None]  # per layer: self-attention keys, values (N, H, t, d)
+    length: int  # positions fed so far
+
+    def select(self, rows: Tensor) -> IncrementalState:
+        """Rows ``rows`` (hypotheses reordered or pruned by a search)."""
+        pick = lambda t: t.index_select(0, rows)  # noqa: E731
+        return IncrementalState(
+            [(pick(k), pick(v)) for k, v in self.memory_kv], pick(self.memory_mask),
+            [None if p is None else (pick(p[0]), pick(p[1])) for p in self.past], self.length,
+        )
 
 
 def _pad_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -98,17 +117,26 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dim, embed_dim)
 
     def forward(self, query: Tensor, key_value: Tensor, mask: Tensor) -> Tensor:
-        batch, tgt_len, _ = query.shape
-        src_len = key_value.shape[1]
+        return self.attend(query, *self.keys_values(key_value), mask)
+
+    def keys_values(self, key_value: Tensor) -> tuple[Tensor, Tensor]:
+        """Projected keys and values, (B, H, S, d) each: computed once per memory when decoding."""
+        batch, src_len, _ = key_value.shape
         h, d = self.num_heads, self.head_dim
-        q = self.linear_q(query).reshape(batch, tgt_len, h, d).transpose(1, 2)
         k = self.linear_k(key_value).reshape(batch, src_len, h, d).transpose(1, 2)
         v = self.linear_v(key_value).reshape(batch, src_len, h, d).transpose(1, 2)
+        return k, v
+
+    def attend(self, query: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> Tensor:
+        batch, tgt_len, _ = query.shape
+        h, d = self.num_heads, self.head_dim
+        q = self.linear_q(query).reshape(batch, tgt_len, h, d).transpose(1, 2)
         scores = (q @ k.transpose(2, 3)) / math.sqrt(d)  # (B, H, tgt, src)
         if self.training and scores.requires_grad:
             scores = penalize_abs_values_gt(scores, limit=50.0, penalty=1.0e-4)
-        # a finite fill keeps a fully masked row (empty memory) from producing NaN
-        scores = scores.masked_fill(mask[:, None], torch.finfo(scores.dtype).min)
+        if mask is not None:
+            # a finite fill keeps a fully masked row (empty memory) from producing NaN
+            scores = scores.masked_fill(mask[:, None], torch.finfo(scores.dtype).min)
         out = scores.softmax(dim=-1) @ v
         return self.out_proj(out.transpose(1, 2).reshape(batch, tgt_len, h * d))
 
@@ -136,6 +164,17 @@ class DecoderLayer(nn.Module):
         x = x + self.dropout(self.self_attn(y, y, self_mask))
         x = x + self.dropout(self.src_attn(self.norm_src_attn(x), memory, memory_mask))
         return x + self.dropout(self.feed_forward(self.norm_ff(x)))
+
+    def step(self, x: Tensor, past: tuple[Tensor, Tensor] | None, memory_kv: tuple[Tensor, Tensor],
+             memory_mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One new position ``x`` (N, 1, D) given the keys/values of the earlier ones (eval only)."""
+        y = self.norm_self_attn(x)
+        k, v = self.self_attn.keys_values(y)
+        if past is not None:
+            k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        x = x + self.self_attn.attend(y, k, v, None)  # every earlier position is visible
+        x = x + self.src_attn.attend(self.norm_src_attn(x), *memory_kv, memory_mask)
+        return x + self.feed_forward(self.norm_ff(x)), (k, v)
 
 
 class AttentionDecoder(nn.Module):
@@ -183,6 +222,27 @@ class AttentionDecoder(nn.Module):
         for layer in self.layers:
             x = layer(x, self_mask, memory, memory_mask)
         return self.output_layer(x)
+
+    def start_incremental(self, memory: Tensor, memory_lens: Tensor) -> IncrementalState:
+        """State for :meth:`step`: cross-attention keys/values of ``memory``, computed once."""
+        memory_kv = [layer.src_attn.keys_values(memory) for layer in self.layers]
+        memory_mask = _pad_mask(memory_lens, memory.shape[1])[:, None, :]
+        return IncrementalState(memory_kv, memory_mask, [None] * len(self.layers), 0)
+
+    def step(self, state: IncrementalState, tokens: Tensor) -> tuple[Tensor, IncrementalState]:
+        """Logits (N, V) of the next token after feeding ``tokens`` (N,) at position ``state.length``.
+
+        Equal to ``forward`` on the whole prefix (last position), at the cost of one position:
+        what beam search needs (every row of a step has the same prefix length).
+        """
+        table = self.pos._table(state.length + 1, tokens.device, self.embed.weight.dtype)
+        x = self.embed(tokens)[:, None] * math.sqrt(self.pos.d_model) + table[state.length]
+        past = []
+        for layer, layer_past, memory_kv in zip(self.layers, state.past, state.memory_kv):
+            x, kv = layer.step(x, layer_past, memory_kv, state.memory_mask)
+            past.append(kv)
+        logits = self.output_layer(x[:, 0])
+        return logits, IncrementalState(state.memory_kv, state.memory_mask, past, state.length + 1)
 
     def prepare_targets(
         self, token_ids: list[list[int]], device: torch.device
