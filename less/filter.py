@@ -64,6 +64,8 @@ def decide(pl: dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
     label = (llm.get("text") if (cfg.label == "llm" and llm) else teacher) or ""
     if not normalize(label, cfg.lang):
         return Decision(False, "empty label", wer)
+    if "src_hyp" in pl and not (pl["src_hyp"] or "").strip():
+        return Decision(False, "empty source transcript", wer)  # AST: nothing for the CTC task
     if cfg.max_hypo_wer is not None:
         if wer is None:
             raise ValueError("a hypo_wer threshold needs LLM answers (run llm_correct first)")

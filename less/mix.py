@@ -59,6 +59,10 @@ def mix_cuts(sup_cuts, pl_cuts, pl_ratio: float = 0.0, sup_repeat: int = 1, seed
     clash = [c.id for c in pl if c.id in ids]
     if clash:
         raise ValueError(f"pseudo-labelled cut ids also in the supervised set: {clash[:5]}")
+    if not sup:
+        raise ValueError("the supervised cut set is empty")
+    if not pl:
+        log.warning("no pseudo-labelled cuts were kept: the student trains on the supervised cuts only")
     sup_hours = sum(c.duration for c in sup) / 3600
     available = sum(c.duration for c in pl) / 3600
     if pl_ratio > 0:

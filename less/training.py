@@ -71,6 +71,7 @@ class TrainConfig:
     init_from: str | None = None
     init_encoder_from: str | None = None
     max_batches_per_epoch: int = 0
+    num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
     data: DataConfig = field(default_factory=DataConfig)
 
     @classmethod
@@ -279,13 +280,18 @@ class Trainer:
         """Validation loss per output frame (all ranks contribute)."""
         self.model.eval()
         loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False,
-                                   world_size=self.world_size, rank=self.rank)
+                                   world_size=self.world_size, rank=self.rank, keep=self.ctc_fits)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        skipped = 0
         for batch in loader:
             out = self.compute_loss(self.model, batch)
             if torch.isfinite(out["loss"]):
                 total[0] += float(out["loss"])
                 total[1] += float(out["frames"])
+            else:
+                skipped += 1
+        if skipped:
+            log.warning("validation: %d batch(es) with inf/NaN loss left out", skipped)
         if self.world_size > 1:
             torch.distributed.all_reduce(total)
         return float(total[0] / max(float(total[1]), 1.0))
@@ -401,6 +407,8 @@ class Trainer:
 
 def run_training(cfg: TrainConfig) -> None:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
     if world_size > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         torch.distributed.init_process_group(backend)

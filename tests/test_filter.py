@@ -48,6 +48,8 @@ def test_failures_confidence_and_rate_filters():
     assert decide(fast, 1.0, FilterConfig(lang="zh", max_chars_per_second=8)).reason == "chars per second"
     empty = pl_cut("d", "", "").supervisions[0].custom["pl"]
     assert decide(empty, 1.0, cfg).reason == "empty label"
+    no_source = {**pl_cut("f", "the cat", "the cat").supervisions[0].custom["pl"], "src_hyp": " "}
+    assert decide(no_source, 1.0, FilterConfig(lang="en")).reason == "empty source transcript"
     with pytest.raises(ValueError, match="run llm_correct first"):
         decide(pl_cut("e", "你好").supervisions[0].custom["pl"], 1.0, cfg)
 

@@ -51,3 +51,12 @@ def test_cli_writes_cuts_and_stats(tmp_path):
                   "--out-cuts", str(out), "--pl-ratio", "0.5"])
     assert len(CutSet.from_file(out)) == 3 + 3  # 6 s of 2 s cuts
     assert (tmp_path / "mix.stats.json").is_file()
+
+
+def test_nothing_kept_gives_the_supervised_set(tmp_path):
+    cuts("s", 3, 4.0).to_file(tmp_path / "sup.jsonl.gz")
+    CutSet().to_file(tmp_path / "pl.jsonl.gz")  # every cut dropped by the filter
+    out = tmp_path / "mix.jsonl.gz"
+    mix_cli.main(["--sup-cuts", str(tmp_path / "sup.jsonl.gz"), "--pl-cuts", str(tmp_path / "pl.jsonl.gz"),
+                  "--out-cuts", str(out)])
+    assert [c.custom["origin"] for c in CutSet.from_file(out)] == ["sup"] * 3

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -51,10 +53,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-scales", type=lambda s: [float(x) for x in s.split(",")], default=[1.0],
                    help="comma-separated attention scales of attention-decoder-rescoring")
     p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC weight of attention-beam-search (ASR)")
-    p.add_argument("--max-len-ratio", type=float, default=1.0, help="max output tokens per encoder frame")
+    p.add_argument("--max-len-ratio", type=float, default=0.5,
+                   help="max output tokens per encoder frame (25 Hz; speech has < 0.3)")
     p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     return p
 
 
@@ -90,6 +94,8 @@ def decode_test_set(recognizer: Recognizer, cuts, method: str, opts: DecodeOptio
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
     from lhotse import CutSet
 
     methods = args.method or ["ctc-greedy-search"]
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             elapsed = time.time() - begin
             kind = references(cuts[0], recognizer.task, method)[0] if len(cuts) else "transcript"
             summary = {"method": method, "test": name, "suffix": suffix, "num_cuts": len(cuts),
+                       "command": "python -m less.bin.decode " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
                        "hours": sum(c.duration for c in cuts) / 3600, "seconds": elapsed, "settings": {}}
             if kind == "translation":
                 scores = save_bleu_results(res_dir, name, suffix, results)

@@ -15,6 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from less.data.cuts import read_cuts
 from less.mix import mix_cuts
 from less.utils import save_cuts_atomic, setup_logging, write_json_atomic
 
@@ -39,9 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_cuts.is_file():
         log.info("%s exists: nothing to do", args.out_cuts)
         return
-    from lhotse import CutSet
-
-    mixed, stats = mix_cuts(CutSet.from_file(args.sup_cuts), CutSet.from_file(args.pl_cuts),
+    mixed, stats = mix_cuts(read_cuts(args.sup_cuts), read_cuts(args.pl_cuts),
                             pl_ratio=args.pl_ratio, sup_repeat=args.sup_repeat, seed=args.seed)
     save_cuts_atomic(mixed, args.out_cuts)
     write_json_atomic(args.out_cuts.with_name(args.out_cuts.name.replace(".jsonl.gz", ".stats.json")),

@@ -49,7 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)")
     p.add_argument("--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale")
-    p.add_argument("--max-len-ratio", type=float, default=1.0)
+    p.add_argument("--max-len-ratio", type=float, default=0.5, help="max output tokens per encoder frame")
     p.add_argument("--whisper-model", help="Whisper: local directory or hub id")
     p.add_argument("--language", help="Whisper: source language (zh, es)")
     p.add_argument("--whisper-task", choices=["transcribe", "translate"], default="transcribe")
@@ -58,6 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--shard-id", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     return p
 
 
@@ -148,6 +149,8 @@ def combine_shards(out: Path, num_shards: int) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
     if args.out_cuts.is_file():
         log.info("%s exists: nothing to do", args.out_cuts)
         return
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     cuts = CutSet.from_file(args.in_cuts).to_eager()
     cuts = CutSet.from_cuts(c for i, c in enumerate(cuts) if i % args.num_shards == args.shard_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.jsonl")
     done: dict[str, dict] = {}
     if partial.is_file():

@@ -73,6 +73,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
     p.add_argument("--init-from", help="start from this checkpoint's model weights (student from teacher)")
     p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
+    p.add_argument("--num-threads", type=int, default=d.num_threads,
+                   help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
     p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
     p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
     p.add_argument("--num-buckets", type=int, default=dd.num_buckets)

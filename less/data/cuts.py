@@ -16,6 +16,16 @@ def manifest_path(manifest_dir: str | Path, corpus: str, kind: str, split: str) 
     return Path(manifest_dir) / f"{corpus}_{kind}_{split}.jsonl.gz"
 
 
+def read_cuts(path: str | Path):
+    """``CutSet.from_file`` that returns an empty CutSet for an empty file (lhotse gives None)."""
+    from lhotse import CutSet
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"cut set {path} not found")
+    cuts = CutSet.from_file(path)
+    return CutSet() if cuts is None else cuts
+
+
 def iter_supervisions(items: Iterable[Any]) -> Iterator[Any]:
     """Supervisions of a SupervisionSet, or of every cut of a CutSet."""
     for item in items:

@@ -170,6 +170,11 @@ class SkipBatches:
         self.sampler.set_epoch(epoch)
 
 
+def _one_thread_per_worker(_: int) -> None:
+    """Loader workers only read and augment features: more threads would fight the trainer."""
+    torch.set_num_threads(1)
+
+
 def load_cuts(paths: Sequence[str | Path], weights: Sequence[float] | None = None, seed: int = 0):
     """One lazy CutSet from several files; with weights, interleaved by ``CutSet.mux``."""
     from lhotse import CutSet
@@ -199,7 +204,8 @@ def make_loader(
     """DataLoader over a DynamicBucketingSampler (training) or a plain ordered sampler.
 
     Training drops cuts outside ``[min_cut_duration, max_cut_duration]`` and those for which
-    ``keep`` (e.g. "the CTC target fits in the output frames") is false; decoding keeps all.
+    ``keep`` (e.g. "the CTC target fits in the output frames") is false; otherwise only
+    ``keep`` applies (validation), and decoding, which passes none, keeps every cut.
     """
     from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
@@ -215,6 +221,8 @@ def make_loader(
             drop_last=cfg.drop_last, seed=seed, world_size=world_size, rank=rank,
         )
     else:
+        if keep is not None:
+            cuts = cuts.filter(keep)
         sampler = SimpleCutSampler(cuts, max_duration=cfg.max_duration, shuffle=False,
                                    world_size=world_size, rank=rank)
     dataset = SpeechDataset(cfg, training=training, seed=seed)
@@ -224,5 +232,6 @@ def make_loader(
     loader = torch.utils.data.DataLoader(
         dataset, sampler=wrapped, batch_size=None, num_workers=cfg.num_workers,
         persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_one_thread_per_worker if cfg.num_workers > 0 else None,
     )
     return loader, wrapped, dataset

@@ -98,10 +98,12 @@ class WhisperTeacher:
             [a for a in audio], sampling_rate=16000, return_tensors="pt", return_attention_mask=True
         )
         inputs = features.input_features.to(self.device, self.dtype)
+        # the decoder prompt (<|startoftranscript|><|lang|><|task|><|notimestamps|>) counts too
+        budget = min(self.max_new_tokens, self.model.config.max_target_positions - 4)
         with torch.no_grad():
             out = self.model.generate(
                 inputs, attention_mask=features.attention_mask.to(self.device), language=self.language,
-                task=task, num_beams=self.num_beams, max_new_tokens=self.max_new_tokens,
+                task=task, num_beams=self.num_beams, max_new_tokens=budget,
                 return_dict_in_generate=True, output_scores=True,
             )
         sequences = out.sequences
