@@ -9,6 +9,17 @@
 #   1  VAD-segment the long unlabeled recordings (Silero VAD)
 #   2  fbank features (lilcom) for every split
 #   3  token inventories: data/lang_char (zh), data/lang_bpe_<N>_{es,en}
+#   4  train the seed model S (iteration 0) on train_sup          exp/<task>/iter0
+#   5  decode dev, test_clean, test_wild with it
+#   for each iteration k = 1..num_iters and each system in $systems:
+#   6  pseudo-label unsup_wild with the teacher (S for k = 1, else the system's
+#      student of k-1); at k = 1 both systems share the same teacher outputs
+#   7  L only: LLM correction (asr: a small Mandarin LM trained on the text-only
+#      corpus, rescore mode; ast: SmolLM2-135M-Instruct, correct mode)
+#   8  filter: L keeps hypo_wer <= max_hypo_wer with LLM labels; N keeps all
+#      (teacher labels, no LLM)
+#   9  mix train_sup + kept cuts, train the student          exp/<task>/<system>/iter<k>
+#  10  decode the student; write exp/RESULTS.md (+ plots)
 #
 # Usage: ./run.sh [--stage N] [--stop-stage M] [--profile tiny|default] [--help]
 set -euo pipefail
@@ -23,8 +34,37 @@ nj=2                    # parallel jobs for data preparation
 speed_perturb=false     # add 0.9x/1.1x copies of train_sup (triples training time)
 bpe_vocab_size=256      # BPE size for Spanish and English
 data=data               # where manifests, features and lang dirs go
+exp=exp                 # where models, decoding results and RESULTS.md go
+model=xs                # model configuration (xs: a few million parameters, for CPUs)
+train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
+seed_epochs=30          # epochs of the seed model S
+student_epochs=30       # epochs of every student
+student_init=scratch    # students start from scratch, or from their teacher (teacher)
+max_duration=60         # seconds of audio per training batch
+lr_batches=2000         # Eden: batches of LR decay (small data: fewer than icefall's 7500)
+lr_epochs=8             # Eden: epochs of LR decay
+avg=5                   # decode the average of the last N epochs (running averaged model)
+train_workers=1         # data-loader workers while training
+num_iters=1             # LESS iterations (the student of k teaches k+1)
+systems="N L"           # students to train: N noisy student without LLM, L LESS
+max_hypo_wer=0.1        # LESS filter threshold (the paper's)
+pl_ratio=0              # hours of pseudo-labelled audio per supervised hour (0: all kept)
+beam_size=10            # beam of pseudo-labelling and decoding
+asr_lm_config=tiny      # Mandarin text LM used to rescore N-best (stage 7)
+asr_lm_epochs=1         # its training epochs over the text-only corpus
+asr_lm_weight=0.5       # LM weight in rescore mode
+ast_llm=builtin:smollm2 # English instruct LLM correcting translations
+ast_llm_backend=hf      # hf (transformers, local) or openai (any OpenAI-compatible server)
+ast_llm_base_url=http://127.0.0.1:8000/v1  # server of the openai backend (vLLM, Ollama, NIM...)
+llm_batch_size=8        # LLM batch size
+llm_threads=1           # torch threads of the LLM (1 is fastest on a busy small CPU)
+ctc_scale=0.3           # CTC loss weight (icefall's 0.1 learns CTC too slowly for this little data)
+aed_scale=0.7           # attention-decoder loss weight
+num_threads=0           # torch CPU threads of training/decoding (0: all cores; 1 when sharing a CPU)
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
+. "$LESS_ROOT/tools/less_stages.sh"
+unsup_part=unsup_wild
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
 
@@ -83,7 +123,106 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   done
 fi
 
-if [ "$stop_stage" -ge 4 ]; then
-  log "Stages 0-3 are done. Stages 4-10 (seed model, decoding, the LESS loop) are not part of"
-  log "this version yet: the run stops here. See README.md for the status of each stage."
+lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)]
+  if [ "$1" = asr ]; then
+    echo "--lang-dir $data/lang_char"
+  else
+    echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_es --decoder-lang-dir $data/lang_bpe_${bpe_vocab_size}_en"
+  fi
+}
+train_args() {  # training flags of a task
+  echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
+    "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $max_duration --num-workers $train_workers" \
+    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads"
+}
+decode_args() {  # decoding methods and test sets of a task
+  local args="--num-threads $num_threads"
+  if [ "$1" = asr ]; then
+    args="$args --method ctc-greedy-search --method attention-decoder-rescoring --attention-scales 0.5,1.0,2.0"
+  else
+    args="$args --method attention-beam-search --method ctc-greedy-search"
+  fi
+  for split in dev test_clean test_wild; do
+    args="$args --test $split=$data/fbank/mini-${1}_cuts_${split}.jsonl.gz"
+  done
+  echo "$args"
+}
+fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: train the seed model S (iteration 0)"
+  for task in $tasks; do
+    # shellcheck disable=SC2046
+    $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task")
+  done
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: decode the seed model"
+  for task in $tasks; do
+    # shellcheck disable=SC2046
+    less_decode "$exp/$task/iter0" "$seed_epochs" $(decode_args "$task")
+  done
+fi
+
+for iter in $(seq 1 "$num_iters"); do
+  for task in $tasks; do
+    if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+      log "Stage 6: pseudo-label unsup_wild ($task, iteration $iter)"
+      for system in $systems; do
+        less_pseudo_label "$task" "$system" "$iter" "$(fbank "$task" unsup_wild)" --num-threads "$num_threads"
+      done
+    fi
+
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+      log "Stage 7: LLM correction of the pseudo-labels ($task, iteration $iter)"
+      llm_io=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
+              --batch-size "$llm_batch_size" --num-threads "$llm_threads")
+      if [ "$task" = asr ]; then
+        # No Chinese instruct LLM ships in any package: a small Mandarin LM trained on the
+        # text-only corpus rescores the teacher's N-best (real recipes use an instruct LLM).
+        python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
+          --out-dir "$exp/asr/text_lm" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+        python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
+          --model "$exp/asr/text_lm" --lm-weight "$asr_lm_weight"
+      else
+        server=()
+        [ "$ast_llm_backend" = openai ] && server=(--base-url "$ast_llm_base_url")
+        python -m less.bin.llm_correct "${llm_io[@]}" --task ast --lang en --mode correct \
+          --backend "$ast_llm_backend" --model "$ast_llm" "${server[@]}"
+      fi
+    fi
+
+    if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+      log "Stage 8: filter the pseudo-labels ($task, iteration $iter)"
+      lang=zh; [ "$task" = ast ] && lang=en
+      for system in $systems; do
+        less_filter "$task" "$system" "$iter" "$lang"
+      done
+    fi
+
+    if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+      log "Stage 9: mix and train the students ($task, iteration $iter)"
+      for system in $systems; do
+        # shellcheck disable=SC2046
+        less_train_student "$task" "$system" "$iter" "$(fbank "$task" train_sup)" "$(fbank "$task" dev)" \
+          $(train_args "$task")
+      done
+    fi
+
+    if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+      log "Stage 10: decode the students ($task, iteration $iter)"
+      for system in $systems; do
+        # shellcheck disable=SC2046
+        less_decode "$exp/$task/$system/iter$iter" "$student_epochs" $(decode_args "$task")
+      done
+    fi
+  done
+done
+
+if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Report: $exp/RESULTS.md"
+  less_report
+  cat "$exp/RESULTS.md"
 fi

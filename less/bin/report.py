@@ -1,0 +1,179 @@
+"""Stage 10b: ``exp/RESULTS.md`` — one row per task x system x iteration x test set — and plots.
+
+Reads what earlier stages wrote:
+
+* ``<exp>/<task>/iter0/<method>/results-<test>-<suffix>.json`` — the supervised seed (system S);
+* ``<exp>/<task>/<system>/iter<K>/<method>/results-<test>-<suffix>.json`` — students
+  (N: noisy student without LLM, L: LESS);
+* ``<pl-dir>/<task>/<system>/iter<K>/<unsup-part>_cuts_kept.report.json`` — pseudo-label
+  hours kept and label error rates (``less.bin.filter_pl``).
+
+Each row shows the primary decoding method of the task (``--asr-method``, ``--ast-method``);
+other methods follow in a second table. Every number comes with the command that made it.
+A PNG per task plots the metric by iteration for every system and test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from less.utils import atomic_path, setup_logging, write_text_atomic
+
+log = logging.getLogger("less.report")
+
+_RESULT = re.compile(r"^results-(?P<test>.+)-(?P<suffix>epoch-\d+_avg-\d+)\.json$")
+
+
+@dataclass
+class Result:
+    task: str
+    system: str
+    iteration: int
+    method: str
+    test: str
+    metric: str
+    value: float
+    setting: str
+    command: str
+    path: Path
+
+
+def find_results(exp_dir: Path) -> list[Result]:
+    found = []
+    for path in sorted(exp_dir.glob("*/**/results-*.json")):
+        match = _RESULT.match(path.name)
+        if not match:
+            continue
+        rel = path.relative_to(exp_dir).parts  # task/iter0/method/file or task/sys/iterK/method/file
+        if len(rel) == 4 and rel[1] == "iter0":
+            task, system, iteration, method = rel[0], "S", 0, rel[2]
+        elif len(rel) == 5 and rel[2].startswith("iter"):
+            task, system, iteration, method = rel[0], rel[1], int(rel[2][4:]), rel[3]
+        else:
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        found.append(Result(task, system, iteration, method, data["test"], data["metric"], float(data["value"]),
+                            data.get("best_setting", ""), data.get("command", ""), path))
+    return found
+
+
+def pl_summary(pl_dir: Path | None, task: str, system: str, iteration: int, part: str) -> dict:
+    if pl_dir is None or system == "S":
+        return {}
+    path = pl_dir / task / system / f"iter{iteration}" / f"{part}_cuts_kept.report.json"
+    if not path.is_file():
+        return {}
+    report = json.loads(path.read_text(encoding="utf-8"))
+    errors = report.get("label_error", {})
+    return {
+        "hours_kept": report.get("hours_kept"),
+        "hours_in": report.get("hours_in"),
+        "teacher_error": errors.get("teacher label error, all cuts"),
+        "llm_error": errors.get("LLM label error, all cuts"),
+        "kept_error": errors.get("training label error, kept cuts"),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str], part: str) -> str:
+    systems_order = {"S": 0, "N": 1, "L": 2}
+    key = lambda r: (r.task, r.test, r.iteration, systems_order.get(r.system, 9), r.system)  # noqa: E731
+    main = sorted((r for r in results if r.method == primary.get(r.task, r.method)), key=key)
+    lines = [
+        "# Results",
+        "",
+        "Systems: **S** supervised seed (iteration 0); **N** noisy student, teacher labels without LLM;",
+        "**L** LESS: LLM-corrected labels kept where `hypo_wer <= threshold`.",
+        "Pseudo-label columns: hours kept of the unlabeled set, and the true label error (from the",
+        "hidden references) of the teacher's labels, the LLM's labels, and the labels trained on.",
+        "",
+        "| task | system | iter | test | metric | value | PL hours kept | teacher PL err % | LLM PL err % | kept PL err % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in main:
+        pl = pl_summary(pl_dir, r.task, r.system, r.iteration, part)
+        hours = "-" if not pl else f"{pl['hours_kept']:.2f} / {pl['hours_in']:.2f}"
+        lines.append(f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.metric} | {r.value:.2f} | {hours} | "
+                     f"{_pct(pl.get('teacher_error'))} | {_pct(pl.get('llm_error'))} | {_pct(pl.get('kept_error'))} |")
+    others = sorted((r for r in results if r.method != primary.get(r.task, r.method)), key=key)
+    if others:
+        lines += ["", "## Other decoding methods", "",
+                  "| task | system | iter | test | method | metric | value |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.method} | {r.metric} | {r.value:.2f} |"
+                  for r in others]
+    lines += ["", "## Commands", ""]
+    for r in sorted(results, key=key):
+        lines.append(f"- {r.task} {r.system} iter{r.iteration} {r.method} {r.test}: `{r.command}`")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[Result], primary: dict[str, str], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for task in sorted({r.task for r in results}):
+        rows = [r for r in results if r.task == task and r.method == primary.get(task, r.method)]
+        tests = sorted({r.test for r in rows})
+        if not tests:
+            continue
+        fig, axes = plt.subplots(1, len(tests), figsize=(4 * len(tests), 3.2), squeeze=False)
+        seed = {r.test: r.value for r in rows if r.system == "S"}
+        for ax, test in zip(axes[0], tests):
+            for system in sorted({r.system for r in rows if r.system != "S"}):
+                points = sorted((r.iteration, r.value) for r in rows if r.system == system and r.test == test)
+                if test in seed:
+                    points = [(0, seed[test]), *points]
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=system)
+            if test in seed:
+                ax.axhline(seed[test], color="grey", linestyle=":", label="S")
+            ax.set_title(f"{task} {test}")
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(rows[0].metric)
+            ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"RESULTS-{task}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", type=Path, default=Path("exp"))
+    p.add_argument("--pl-dir", type=Path, default=Path("data/pl"))
+    p.add_argument("--unsup-part", default="unsup_wild", help="name of the pseudo-labelled part")
+    p.add_argument("--out", type=Path, help="default: <exp-dir>/RESULTS.md")
+    p.add_argument("--asr-method", default="attention-decoder-rescoring", help="primary method of the asr task")
+    p.add_argument("--ast-method", default="attention-beam-search", help="primary method of the ast task")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    setup_logging()
+    results = find_results(args.exp_dir)
+    if not results:
+        raise SystemExit(f"no results-*.json under {args.exp_dir}: run the decoding stages first")
+    primary = {"asr": args.asr_method, "ast": args.ast_method}
+    out = args.out or args.exp_dir / "RESULTS.md"
+    text = markdown(results, args.pl_dir if args.pl_dir.is_dir() else None, primary, args.unsup_part)
+    write_text_atomic(out, text)
+    pngs = plot(results, primary, out.parent)
+    log.info("wrote %s (%d results) and %s", out, len(results), ", ".join(map(str, pngs)))
+
+
+if __name__ == "__main__":
+    main()

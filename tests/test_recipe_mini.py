@@ -1,0 +1,76 @@
+"""The whole mini recipe, stages 0-10, on the tiny profile, through run.sh (one slow test).
+
+Model quality is irrelevant here (one epoch on a minute of audio): the test checks that
+every stage runs and writes what the next one reads, that the LESS bookkeeping is right
+(shared teacher outputs at iteration 1, LLM answers only for L, kept cuts, mixes, students
+for N and L) and that a rerun skips finished work. The English LLM is a local fake
+OpenAI-compatible server that returns the hypothesis unchanged, so L keeps every cut.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from lhotse import CutSet
+
+from less.llm.testing import FakeChatServer
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
+
+
+@pytest.mark.slow
+def test_mini_recipe_end_to_end(tmp_path: Path):
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    with FakeChatServer() as server:
+        args = [
+            str(RUN), "--profile", "tiny", "--data", str(data), "--exp", str(exp), "--nj", "1",
+            "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--beam-size", "2",
+            "--avg", "1", "--num-threads", "1", "--train-workers", "0",
+            "--asr-lm-config", "nano", "--bpe-vocab-size", "128",
+            "--ast-llm-backend", "openai", "--ast-llm-base-url", server.base_url, "--ast-llm", "fake-llm",
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        result = subprocess.run(args, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert server.total_answered > 0
+
+    for task in ("asr", "ast"):
+        pl = CutSet.from_file(data / "pl" / task / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
+        vad = CutSet.from_file(data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz")
+        assert len(pl) == len(vad) > 0
+        record = pl[0].supervisions[0].custom["pl"]
+        assert record["iter"] == 1 and "iter0" in record["teacher"] and record["nbest"]
+        llm = CutSet.from_file(data / "pl" / task / "L" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz")
+        assert all("llm" in c.supervisions[0].custom["pl"] for c in llm)
+        assert not (data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz").exists()
+        n_kept = CutSet.from_file(data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_kept.jsonl.gz")
+        assert len(n_kept) == len(pl)  # no filter without an LLM
+        for system in ("N", "L"):
+            mix = CutSet.from_file(data / "pl" / task / system / "iter1" / "train_mix_cuts.jsonl.gz")
+            assert {c.custom["origin"] for c in mix} >= {"sup"}
+            assert (exp / task / system / "iter1" / "epoch-1.pt").is_file()
+            method = "attention-decoder-rescoring" if task == "asr" else "attention-beam-search"
+            for test in ("dev", "test_clean", "test_wild"):
+                summary = json.loads((exp / task / system / "iter1" / method /
+                                      f"results-{test}-epoch-1_avg-1.json").read_text())
+                assert summary["metric"] == ("CER" if task == "asr" else "BLEU")
+    # the fake English LLM echoes the hypothesis: hypo_wer 0, so L keeps every accepted answer
+    report = json.loads((data / "pl" / "ast" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    assert report["dropped_by"].get("hypo_wer", 0) == 0
+    assert report["cuts_kept"] + sum(report["dropped_by"].values()) == report["cuts_in"]
+
+    results = (exp / "RESULTS.md").read_text()
+    for row in ("| asr | S | 0 | test_wild | CER", "| asr | L | 1 | test_wild | CER", "| ast | N | 1 | test_clean | BLEU"):
+        assert row in results
+    assert (exp / "RESULTS-asr.png").stat().st_size > 1000
+
+    # a rerun finds everything done and changes nothing
+    stamp = (exp / "asr" / "L" / "iter1" / "epoch-1.pt").stat().st_mtime_ns
+    again = subprocess.run([*args[:1], *args[1:], "--stage", "4"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (exp / "asr" / "L" / "iter1" / "epoch-1.pt").stat().st_mtime_ns == stamp
