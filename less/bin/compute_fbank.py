@@ -9,7 +9,13 @@ cut set is written when every piece is done.
 
 Checks before any work: missing audio files and empty transcripts (``--require-text``)
 are errors naming the cut and file; cuts shorter than ``--min-duration`` (shorter than
-the 25 ms analysis window, or near it) are skipped with a counted warning.
+the 25 ms analysis window, or near it) are skipped with a counted warning, and so are
+cuts without a transcript with ``--skip-empty-text`` (a validation set made from an
+evaluation set that keeps such segments for its other references, e.g. Fisher dev).
+
+Audio at another rate than ``--sampling-rate`` (8 kHz telephone speech such as Fisher,
+44.1/48 kHz recordings of one's own) is resampled first: lhotse's ``Fbank`` only
+accepts the rate it was configured for, and every model here works on 16 kHz fbank.
 
 Example::
 
@@ -48,8 +54,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="add 0.9x and 1.1x speed-perturbed copies (training sets)")
     p.add_argument("--require-text", type=str2bool, default=False,
                    help="every supervision must have a non-empty transcript (supervised sets)")
+    p.add_argument("--skip-empty-text", type=str2bool, default=False,
+                   help="skip (and count) cuts whose supervision has no transcript")
     p.add_argument("--min-duration", type=float, default=0.1, help="skip shorter cuts (s), counted")
     p.add_argument("--num-mel-bins", type=int, default=80)
+    p.add_argument("--sampling-rate", type=int, default=16000,
+                   help="resample audio at other rates to this one first (0: never resample)")
     p.add_argument("--num-splits", type=int, default=1, help="pieces to split the cut set into")
     p.add_argument("--split-index", type=int, default=-1, help="compute only this piece (-1: all)")
     p.add_argument("--num-jobs", type=int, default=1, help="pieces computed in parallel")
@@ -71,16 +81,23 @@ def load_input_cuts(args: argparse.Namespace):
         raise SystemExit("compute_fbank: give --in-cuts, or --recordings [--supervisions]")
     if args.trim_to_supervisions:
         cuts = cuts.trim_to_supervisions(keep_overlapping=False).to_eager()
+    if args.sampling_rate > 0 and any(c.sampling_rate != args.sampling_rate for c in cuts):
+        rates = sorted({c.sampling_rate for c in cuts} - {args.sampling_rate})
+        log.info("resampling cuts at %s Hz to %d Hz", rates, args.sampling_rate)
+        cuts = CutSet.from_cuts(
+            c if c.sampling_rate == args.sampling_rate else c.resample(args.sampling_rate) for c in cuts
+        )
     return cuts
 
 
-def compute_piece(piece_cuts, storage_path: Path, part_path: Path, num_mel_bins: int) -> tuple[int, float]:
+def compute_piece(piece_cuts, storage_path: Path, part_path: Path, num_mel_bins: int,
+                  sampling_rate: int = 16000) -> tuple[int, float]:
     """Compute one piece; returns (cuts, seconds of audio). Errors name the cut and its file."""
     import torch
     from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
 
     torch.set_num_threads(1)
-    extractor = Fbank(FbankConfig(num_mel_bins=num_mel_bins))
+    extractor = Fbank(FbankConfig(num_mel_bins=num_mel_bins, sampling_rate=sampling_rate or 16000))
     out = []
     with LilcomChunkyWriter(storage_path) as writer:
         for cut in piece_cuts:
@@ -109,6 +126,12 @@ def main(argv: list[str] | None = None) -> None:
         unlabeled = [c.id for c in cuts if any(s.text is None for s in c.supervisions) or not c.supervisions]
         if unlabeled:
             raise ValueError(f"--require-text: {len(unlabeled)} cut(s) without a transcript, e.g. {unlabeled[:5]}")
+    if args.skip_empty_text:
+        empty = [c.id for c in cuts if not c.supervisions or any(not s.text for s in c.supervisions)]
+        if empty:
+            log.warning("skipping %d cut(s) without a transcript, e.g. %s", len(empty), ", ".join(empty[:5]))
+            skipped = set(empty)
+            cuts = cuts.filter(lambda c: c.id not in skipped).to_eager()
     short = [c for c in cuts if c.duration < args.min_duration]
     if short:
         log.warning("skipping %d cut(s) shorter than %.2f s, e.g. %s", len(short), args.min_duration,
@@ -130,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         part_path = parts_dir / f"cuts.{i}.jsonl.gz"
         if part_path.is_file():
             continue
-        todo.append((piece, parts_dir / f"feats.{i}", part_path, args.num_mel_bins))
+        todo.append((piece, parts_dir / f"feats.{i}", part_path, args.num_mel_bins, args.sampling_rate))
     log.info("%d cuts (%.2f h) in %d piece(s); %d to compute", len(cuts),
              sum(c.duration for c in cuts) / 3600, len(pieces), len(todo))
     seconds = 0.0
@@ -140,10 +163,10 @@ def main(argv: list[str] | None = None) -> None:
             for future in tqdm(futures, desc="fbank pieces", unit="piece"):
                 seconds += future.result()[1]
     else:
-        for piece, storage, part, bins in todo:
+        for piece, storage, part, bins, rate in todo:
             if len(todo) == 1:
                 piece = tqdm(piece, desc="fbank", unit="cut")
-            seconds += compute_piece(piece, storage, part, bins)[1]
+            seconds += compute_piece(piece, storage, part, bins, rate)[1]
 
     part_paths = [parts_dir / f"cuts.{i}.jsonl.gz" for i in range(len(pieces))]
     missing = [p for p in part_paths if not p.is_file()]

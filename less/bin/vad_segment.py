@@ -11,6 +11,12 @@ whose midpoint falls inside a segment is attached to that segment's supervision 
 ``custom["ref_text"]`` / ``custom["ref_translated_text"]`` — for measuring pseudo-label
 error only, never as a training label.
 
+Input: a recording manifest (``--recordings``), or a directory of audio files
+(``--audio-dir``: every file below it whose extension is in ``--audio-extensions``,
+recording id = its path relative to the directory with ``/`` replaced by ``_`` and the
+extension removed) — how a recipe takes a user's own long recordings without a
+preparer of their own.
+
 Resumable: finished recordings are appended to ``<out>.partial.jsonl`` as they are done;
 a rerun after a kill continues from there. The output is written atomically at the end.
 """
@@ -35,7 +41,10 @@ VAD_SAMPLE_RATE = 16000
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recordings", type=Path, required=True, help="recording manifest of long audio")
+    p.add_argument("--recordings", type=Path, help="recording manifest of long audio")
+    p.add_argument("--audio-dir", type=Path, help="directory of long audio files (instead of --recordings)")
+    p.add_argument("--audio-extensions", default="wav,flac,ogg,opus,mp3,m4a",
+                   help="with --audio-dir: comma-separated extensions of the files to use")
     p.add_argument("--supervisions", type=Path, help="hidden reference utterances (reporting only)")
     p.add_argument("--out-cuts", type=Path, required=True, help="output cut set (.jsonl.gz)")
     p.add_argument("--language", default=None, help="language code stored in the supervisions (zh, es)")
@@ -113,6 +122,31 @@ def attach_references(cut, references: list) -> None:
     custom["ref_utterances"] = len(inside)
 
 
+def recordings_from_dir(audio_dir: Path, extensions: str):
+    """Recordings of the audio files below ``audio_dir``; unreadable files are errors naming them."""
+    from lhotse import Recording, RecordingSet
+
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"audio directory {audio_dir} does not exist or is not a directory")
+    wanted = {"." + e.strip().lower().lstrip(".") for e in extensions.split(",") if e.strip()}
+    paths = sorted(p for p in audio_dir.rglob("*")
+                   if p.suffix.lower() in wanted and p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise FileNotFoundError(f"no audio files ({', '.join(sorted(wanted))}) found below {audio_dir}")
+    recordings = []
+    for path in tqdm(paths, desc="reading audio headers", unit="file"):
+        recording_id = str(path.relative_to(audio_dir).with_suffix("")).replace("/", "_")
+        try:
+            recordings.append(Recording.from_file(path, recording_id=recording_id))
+        except Exception as e:  # lhotse/soundfile raise their own error types
+            raise RuntimeError(f"cannot read audio file {path}: {e}") from e
+    duplicates = len(recordings) - len({r.id for r in recordings})
+    if duplicates:
+        raise ValueError(f"{audio_dir}: {duplicates} recording id(s) occur twice (files differing only by "
+                         "extension, or by '/' against '_'); rename or remove them")
+    return RecordingSet.from_recordings(recordings)
+
+
 def load_partial(path: Path) -> dict[str, list[tuple[float, float]]]:
     done: dict[str, list[tuple[float, float]]] = {}
     if not path.is_file():
@@ -137,7 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     from lhotse import CutSet, MonoCut, SupervisionSegment, load_manifest
     from silero_vad import load_silero_vad
 
-    recordings = load_manifest(args.recordings)
+    if (args.recordings is None) == (args.audio_dir is None):
+        raise SystemExit("vad_segment: give exactly one of --recordings and --audio-dir")
+    if args.recordings is not None:
+        recordings = load_manifest(args.recordings)
+    else:
+        recordings = recordings_from_dir(args.audio_dir, args.audio_extensions)
     references = defaultdict(list)
     if args.supervisions:
         for sup in load_manifest(args.supervisions):

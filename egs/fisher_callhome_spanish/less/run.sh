@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# LESS for Spanish->English speech translation (AST). Supervised set: Fisher Spanish
+# (LDC2010S01 speech, LDC2010T04 transcripts) and Callhome Spanish (LDC96S35, LDC96T17)
+# with the English translations and splits of the fisher-callhome-corpus release.
+# Unlabeled set: YOUR OWN long Spanish recordings (--unsup-audio-dir), VAD-segmented in
+# stage 1. Fisher/Callhome are entirely labelled, so without --unsup-audio-dir stages 6-10
+# have nothing to pseudo-label: a full run then stops after the seed model (stages 0-5)
+# and says so; asking for --stage 6 or later is an error.
+#
+# Stages (each skips work already done and can be resumed after a kill):
+#   0  .sph -> FLAC (less.local.sph; shorten-compressed files stop with how to decompress
+#      them), then manifests: fisher_{train,dev,dev2,test}, callhome_{train,devtest,evltest};
+#      fisher dev/dev2/test carry 4 English references
+#   1  VAD-segment --unsup-audio-dir (Silero VAD, <= --max-utt-duration s)
+#   2  fbank (lilcom), one cut per segment on its speaker's channel, 8 kHz resampled to
+#      16 kHz; train_sup = fisher_train + callhome_train with 0.9x/1.1x speed perturbation.
+#      Evaluation sets keep segments whose Spanish transcript is empty (their English
+#      references are part of the standard test sets), so they are not --require-text;
+#      the validation set of training (fisher_dev minus those segments: the CTC loss
+#      needs a transcript) is fisher-callhome_cuts_valid.
+#   3  data/lang_bpe_<N>_es (CTC auxiliary, Spanish) and data/lang_bpe_<N>_en (decoder)
+#   4  train the seed AST model S (iteration 0) on train_sup            exp/ast/iter0
+#   5  decode fisher dev/dev2/test, callhome devtest/evltest with attention-beam-search:
+#      BLEU (sacrebleu, all references, lowercased, punctuation removed, as ESPnet reports).
+#      The Spanish CTC output is not scored: evaluation sets have empty Spanish transcripts.
+#   for each iteration k = 1..num_iters and each system in $systems (L: LESS, N: no LLM):
+#   6  pseudo-label the unlabeled set: English translation + Spanish transcript (CTC target)
+#   7  L only: LLM correction of the English pseudo-translations (English prompt)
+#   8  filter: L keeps hypo_wer(teacher, LLM) <= max_hypo_wer; N keeps all teacher labels
+#   9  mix train_sup + kept cuts, train the student                exp/ast/<system>/iter<k>
+#  10  decode the student; after the loop: exp/RESULTS.md
+#
+# Usage: ./run.sh --fisher-speech-dir DIR --fisher-transcript-dir DIR --callhome-speech-dir DIR \
+#          --callhome-transcript-dir DIR --translation-dir DIR [--unsup-audio-dir DIR] [--help]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0                      # first stage to run
+stop_stage=100               # last stage to run
+fisher_speech_dir=           # LDC2010S01 Fisher Spanish speech (searched for *.sph)
+fisher_transcript_dir=       # LDC2010T04 Fisher Spanish transcripts (searched for *.tdf)
+callhome_speech_dir=         # LDC96S35 Callhome Spanish speech (searched for *.sph)
+callhome_transcript_dir=     # LDC96T17 Callhome Spanish transcripts (searched for *.txt)
+translation_dir=             # clone of github.com/joshua-decoder/fisher-callhome-corpus (mapping/, corpus/ldc/)
+flac_dir=                    # where stage 0 writes FLAC copies of the .sph files (empty: <data>/flac)
+unsup_audio_dir=             # dir of your own long unlabeled Spanish recordings (wav/flac/ogg/opus/mp3/m4a): the LESS unlabeled set
+unsup_channel=0              # channel of multi-channel unlabeled recordings that is segmented and labelled
+min_utt_duration=0.5         # drop training segments/unlabeled segments shorter than this (s)
+max_utt_duration=20.0        # drop training segments/unlabeled segments longer than this (s); longest VAD segment
+nj=4                         # parallel jobs of data preparation
+fbank_splits=16              # pieces of each feature set (resumable, computed --nj at a time)
+speed_perturb=true           # add 0.9x/1.1x copies of train_sup (stage 2)
+bpe_vocab_size=1000          # BPE vocabulary size of Spanish and English (data/lang_bpe_<N>_{es,en})
+data=data                    # manifests, features, lang dirs, pseudo-labels
+exp=exp                      # models, decoding results, RESULTS.md
+model=medium                 # model configuration: xs, small, medium, large
+train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
+model_overrides=             # JSON of model fields to change (less.bin.train --model-overrides)
+seed_epochs=40               # epochs of the seed model S
+student_epochs=30            # epochs of every student
+student_init=scratch         # students start from scratch, or from their teacher (teacher)
+max_duration=600             # seconds of audio per training batch (per GPU)
+dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
+train_workers=4              # data-loader workers while training
+train_opts=                  # more less.bin.train flags, e.g. "--ctc-scale 0.3 --aed-scale 0.7"
+num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
+avg=5                        # decode the average of the last N epochs (with the running averaged model)
+beam_size=10                 # beam of pseudo-labelling and decoding
+num_iters=3                  # LESS iterations (the student of k teaches k+1)
+systems="L"                  # students to train: L (LESS); add N for the noisy student without LLM
+max_hypo_wer=0.1             # LESS filter: keep hypo_wer(teacher 1-best, LLM text) <= this (the paper's)
+pl_ratio=0                   # hours of pseudo-labelled audio per supervised hour in a mix (0: all kept)
+llm_backend=openai           # openai: an OpenAI-compatible server (vLLM, SGLang, Ollama, an API); hf: transformers here
+llm_base_url=http://127.0.0.1:8000/v1        # openai backend: server URL up to /v1
+llm_model=meta-llama/Llama-3.1-8B-Instruct   # English instruct model (served name, or hf: local dir / hub id)
+llm_api_key_env=OPENAI_API_KEY               # NAME of the environment variable holding the API key (never logged)
+llm_concurrency=16           # openai backend: requests in flight
+llm_batch_size=8             # hf backend: prompts per batch
+llm_nbest_in_prompt=0        # show the teacher's N-best translations in the prompt (0: the 1-best only)
+llm_prompt_template=         # prompt template file (default: the packaged English less/llm/prompts/ast_en.txt)
+. ../../../tools/path.sh
+. "$LESS_ROOT/tools/parse_options.sh"
+. "$LESS_ROOT/tools/less_stages.sh"
+unsup_part=unsup_wild
+task=ast
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
+die() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) ERROR: $*" >&2; exit 1; }
+need() {  # stage file...: stop, naming the first input that an earlier stage should have made
+  local stage_number=$1 path
+  shift
+  for path in "$@"; do
+    [ -e "$path" ] || die "stage $stage_number needs $path, which does not exist (run the stage that makes it first)"
+  done
+}
+
+corpus=fisher-callhome
+manifests=$data/manifests
+fbank=$data/fbank
+flac_dir=${flac_dir:-$data/flac}
+lang_es=$data/lang_bpe_${bpe_vocab_size}_es
+lang_en=$data/lang_bpe_${bpe_vocab_size}_en
+train_splits="fisher_train callhome_train"
+eval_splits="fisher_dev fisher_dev2 fisher_test callhome_devtest callhome_evltest"
+sup_train=$fbank/${corpus}_cuts_train_sup.jsonl.gz
+valid_split=fisher_dev
+sup_valid=$fbank/${corpus}_cuts_valid.jsonl.gz
+vad_cuts=$manifests/user_cuts_${unsup_part}.jsonl.gz
+unsup_cuts=$fbank/user_cuts_${unsup_part}.jsonl.gz
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log "Stage 0: .sph -> FLAC in $flac_dir, then the Fisher/Callhome manifests"
+  for option in fisher_speech_dir fisher_transcript_dir callhome_speech_dir callhome_transcript_dir translation_dir; do
+    [ -n "${!option}" ] || die "stage 0 needs --${option//_/-} (see --help)"
+  done
+  python -m less.local.sph --in-dir "$fisher_speech_dir" --out-dir "$flac_dir/fisher" --num-jobs "$nj"
+  python -m less.local.sph --in-dir "$callhome_speech_dir" --out-dir "$flac_dir/callhome" --num-jobs "$nj"
+  python -m less.local.fisher_callhome --output-dir "$manifests" --translation-dir "$translation_dir" \
+    --fisher-audio-dir "$flac_dir/fisher" --fisher-transcript-dir "$fisher_transcript_dir" \
+    --callhome-audio-dir "$flac_dir/callhome" --callhome-transcript-dir "$callhome_transcript_dir" \
+    --min-duration "$min_utt_duration" --max-duration "$max_utt_duration"
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  if [ -n "$unsup_audio_dir" ]; then
+    log "Stage 1: VAD-segment the recordings below $unsup_audio_dir (channel $unsup_channel)"
+    python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language es --channel "$unsup_channel" \
+      --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts"
+  else
+    log "Stage 1: no --unsup-audio-dir: nothing to segment (stages 6-10 will have nothing to pseudo-label)"
+  fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "Stage 2: fbank features"
+  fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj" --trim-to-supervisions true)
+  for split in $train_splits $eval_splits; do
+    need 2 "$manifests/${corpus}_recordings_${split}.jsonl.gz" "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
+    sp=false
+    require_text=false  # evaluation sets keep segments with an empty Spanish transcript
+    case " $train_splits " in *" $split "*) sp=$speed_perturb require_text=true ;; esac
+    python -m less.bin.compute_fbank "${fbank_args[@]}" \
+      --recordings "$manifests/${corpus}_recordings_${split}.jsonl.gz" \
+      --supervisions "$manifests/${corpus}_supervisions_${split}.jsonl.gz" \
+      --require-text "$require_text" --speed-perturb "$sp" --out-cuts "$fbank/${corpus}_cuts_${split}.jsonl.gz"
+  done
+  python -m less.bin.compute_fbank "${fbank_args[@]}" --skip-empty-text true \
+    --recordings "$manifests/${corpus}_recordings_${valid_split}.jsonl.gz" \
+    --supervisions "$manifests/${corpus}_supervisions_${valid_split}.jsonl.gz" --out-cuts "$sup_valid"
+  if [ ! -f "$sup_train" ]; then
+    log "Stage 2: train_sup = $train_splits"
+    # shellcheck disable=SC2046
+    lhotse combine $(for split in $train_splits; do echo "$fbank/${corpus}_cuts_${split}.jsonl.gz"; done) \
+      "${sup_train%.jsonl.gz}.tmp.jsonl.gz"
+    mv "${sup_train%.jsonl.gz}.tmp.jsonl.gz" "$sup_train"
+  fi
+  if [ -n "$unsup_audio_dir" ]; then
+    need 2 "$vad_cuts"
+    python -m less.bin.compute_fbank --num-splits "$fbank_splits" --num-jobs "$nj" --in-cuts "$vad_cuts" \
+      --out-cuts "$unsup_cuts"
+  fi
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "Stage 3: $lang_es (CTC) and $lang_en (decoder)"
+  sups=()
+  for split in $train_splits; do
+    need 3 "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
+    sups+=(--manifest "$manifests/${corpus}_supervisions_${split}.jsonl.gz")
+  done
+  python -m less.bin.prepare_lang --type bpe --lang es --vocab-size "$bpe_vocab_size" --out-dir "$lang_es" "${sups[@]}"
+  python -m less.bin.prepare_lang --type bpe --lang en --vocab-size "$bpe_vocab_size" --field translation \
+    --out-dir "$lang_en" "${sups[@]}"
+fi
+
+train_args=(--lang-dir "$lang_es" --decoder-lang-dir "$lang_en" --model "$model" --max-duration "$max_duration"
+            --dtype "$dtype" --num-workers "$train_workers" --num-threads "$num_threads")
+[ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
+# shellcheck disable=SC2206
+train_args+=($train_opts)
+decode_args=(--num-threads "$num_threads" --method attention-beam-search)
+for split in $eval_splits; do
+  decode_args+=(--test "$split=$fbank/${corpus}_cuts_${split}.jsonl.gz")
+done
+test_files() { local split; for split in $eval_splits; do echo "$fbank/${corpus}_cuts_${split}.jsonl.gz"; done; }
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: train the seed AST model S (iteration 0) on $train_splits"
+  need 4 "$sup_train" "$sup_valid" "$lang_es/tokens.txt" "$lang_en/tokens.txt"
+  $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: decode the seed model (BLEU)"
+  # shellcheck disable=SC2046
+  need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
+  less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
+fi
+
+if [ -z "$unsup_audio_dir" ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 6 ]; then
+  message="stages 6-10: nothing to pseudo-label: no --unsup-audio-dir was given. LESS needs unlabeled
+  Spanish audio (Fisher and Callhome are entirely labelled): rerun with --stage 1 --unsup-audio-dir DIR
+  (long recordings of your own, any format lhotse reads) to run the LESS iterations."
+  [ "$stage" -ge 6 ] && die "$message"
+  log "$message"
+  log "Stopping after the seed model."
+  num_iters=0
+fi
+
+for iter in $(seq 1 "$num_iters"); do
+  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    log "Stage 6: pseudo-label the unlabeled recordings (iteration $iter)"
+    need 6 "$unsup_cuts"
+    for system in $systems; do
+      read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
+      need 6 "$teacher/epoch-$teacher_epochs.pt"
+      less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
+    done
+  fi
+
+  if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+    log "Stage 7: LLM correction of the pseudo-translations ($llm_backend: $llm_model, iteration $iter)"
+    need 7 "$(less_llm_in "$task" "$iter")"
+    llm_args=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
+              --task ast --lang en --mode correct --backend "$llm_backend" --model "$llm_model"
+              --nbest-in-prompt "$llm_nbest_in_prompt")
+    [ -n "$llm_prompt_template" ] && llm_args+=(--prompt-template "$llm_prompt_template")
+    if [ "$llm_backend" = openai ]; then
+      llm_args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
+    else
+      llm_args+=(--batch-size "$llm_batch_size" --num-threads "$num_threads")
+    fi
+    python -m less.bin.llm_correct "${llm_args[@]}"
+  fi
+
+  if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+    log "Stage 8: filter the pseudo-labels (iteration $iter)"
+    for system in $systems; do
+      if [ "$system" = L ]; then
+        need 8 "$(less_llm_out "$task" "$iter")"
+      else
+        need 8 "$(less_pl_dir "$task" "$system" "$iter")/${unsup_part}_cuts_pl.jsonl.gz"
+      fi
+      less_filter "$task" "$system" "$iter" en
+    done
+  fi
+
+  if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+    log "Stage 9: mix and train the students (iteration $iter)"
+    for system in $systems; do
+      need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
+      less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
+    done
+  fi
+
+  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+    log "Stage 10: decode the students (iteration $iter)"
+    for system in $systems; do
+      need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
+      less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
+    done
+  fi
+done
+
+if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Report: $exp/RESULTS.md"
+  less_report
+  cat "$exp/RESULTS.md"
+fi

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# LESS for Mandarin ASR: AISHELL-1 (150 h of read speech) is the supervised set, a
+# WenetSpeech training subset (in-the-wild YouTube/podcast audio) the unlabeled set whose
+# corpus labels are hidden (custom["ref_text"]: used only to measure pseudo-label error).
+# Your own long recordings (--unsup-audio-dir) can be VAD-segmented and ADDED to the
+# unlabeled set, or used INSTEAD of WenetSpeech's (--use-wenetspeech-unsup false; the
+# WenetSpeech test sets are still needed for stage 5).
+#
+# Why subset M by default: 1000 h of unlabeled audio is ~7x AISHELL's 150 h, the regime
+# where pseudo-labels pay off, while one LESS iteration (labelling, roughly a million LLM
+# requests, a student on up to ~1450 h) stays within 1-2 GPU-days (README: estimates);
+# L (10000 h) makes every iteration ~6x longer and ~10M LLM requests.
+#
+# Stages (each skips work already done and can be resumed after a kill):
+#   0  manifests: AISHELL-1 train/dev/test; WenetSpeech <subset> (unlabeled), DEV,
+#      TEST_NET, TEST_MEETING (segments tagged <SIL>/<MUSIC>/<NOISE>/<OTHER> dropped)
+#   1  VAD-segment --unsup-audio-dir (Silero VAD, <= --max-utt-duration s); skipped without it
+#   2  fbank (lilcom, --fbank-splits pieces, --nj in parallel): AISHELL train with 0.9x/1.1x
+#      speed perturbation; WenetSpeech sets trimmed to their segments; the unlabeled set
+#   3  data/lang_char from the AISHELL train transcripts (the normaliser of scoring)
+#   4  train the seed model S (iteration 0) on AISHELL train          exp/asr/iter0
+#   5  decode AISHELL test, TEST_NET, TEST_MEETING (CER)
+#   for each iteration k = 1..num_iters and each system in $systems (L: LESS, N: no LLM):
+#   6  pseudo-label the unlabeled set with the teacher (S for k = 1, else the student of k-1)
+#   7  L only: LLM correction of the pseudo-labels (Chinese prompt, OpenAI-compatible server)
+#   8  filter: L keeps hypo_wer(teacher, LLM) <= max_hypo_wer; N keeps all teacher labels
+#   9  mix AISHELL train + kept cuts, train the student         exp/asr/<system>/iter<k>
+#  10  decode the student; after the loop: exp/RESULTS.md
+#
+# Usage: ./run.sh --aishell-dir DIR --wenetspeech-dir DIR [--stage N] [--stop-stage M] [--help]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0                      # first stage to run
+stop_stage=100               # last stage to run
+aishell_dir=                 # AISHELL-1: the directory holding data_aishell/{wav,transcript} (OpenSLR 33)
+wenetspeech_dir=             # WenetSpeech: the directory holding WenetSpeech.json and audio/
+wenetspeech_subset=M         # WenetSpeech training subset used as unlabeled audio: S (100 h), M (1000 h), L (10000 h)
+use_wenetspeech_unsup=true   # the WenetSpeech subset is (part of) the unlabeled set; false: only --unsup-audio-dir
+unsup_audio_dir=             # optional: dir of your own long Mandarin recordings (wav/flac/ogg/opus/mp3/m4a), VAD-segmented, added
+min_utt_duration=1.0         # drop training utterances/unlabeled segments shorter than this (s)
+max_utt_duration=20.0        # drop training utterances/unlabeled segments longer than this (s); longest VAD segment
+nj=4                         # parallel jobs of data preparation
+fbank_splits=16              # pieces of each feature set (resumable, computed --nj at a time)
+speed_perturb=true           # add 0.9x/1.1x copies of AISHELL train (stage 2)
+lang_extra_text=             # optional plain-text file (one sentence a line) whose characters join data/lang_char
+data=data                    # manifests, features, lang dirs, pseudo-labels
+exp=exp                      # models, decoding results, RESULTS.md
+model=medium                 # model configuration: xs, small, medium, large
+train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
+model_overrides=             # JSON of model fields to change (less.bin.train --model-overrides)
+seed_epochs=40               # epochs of the seed model S
+student_epochs=20            # epochs of every student
+student_init=scratch         # students start from scratch, or from their teacher (teacher)
+max_duration=600             # seconds of audio per training batch (per GPU)
+dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
+train_workers=4              # data-loader workers while training
+train_opts=                  # more less.bin.train flags, e.g. "--base-lr 0.04 --lr-epochs 6"
+num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
+avg=5                        # decode the average of the last N epochs (with the running averaged model)
+beam_size=10                 # beam of pseudo-labelling and decoding
+num_iters=3                  # LESS iterations (the paper's 3; the student of k teaches k+1)
+systems="L"                  # students to train: L (LESS); add N for the noisy student without LLM
+max_hypo_wer=0.1             # LESS filter: keep hypo_wer(teacher 1-best, LLM text) <= this (the paper's)
+pl_ratio=0                   # hours of pseudo-labelled audio per supervised hour in a mix (0: all kept)
+llm_backend=openai           # openai: an OpenAI-compatible server (vLLM, SGLang, Ollama, an API); hf: transformers here
+llm_base_url=http://127.0.0.1:8000/v1  # openai backend: server URL up to /v1
+llm_model=Qwen/Qwen2.5-7B-Instruct     # Chinese instruct model (served name, or hf: local dir / hub id)
+llm_api_key_env=OPENAI_API_KEY         # NAME of the environment variable holding the API key (never logged)
+llm_concurrency=16           # openai backend: requests in flight
+llm_batch_size=8             # hf backend: prompts per batch
+llm_nbest_in_prompt=0        # show the teacher's N-best in the prompt (0: the 1-best only, the paper's)
+llm_prompt_template=         # prompt template file (default: the packaged Chinese less/llm/prompts/asr_zh.txt)
+. ../../../tools/path.sh
+. "$LESS_ROOT/tools/parse_options.sh"
+. "$LESS_ROOT/tools/less_stages.sh"
+unsup_part=unsup_wild
+task=asr
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
+die() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) ERROR: $*" >&2; exit 1; }
+need() {  # stage file...: stop, naming the first input that an earlier stage should have made
+  local stage_number=$1 path
+  shift
+  for path in "$@"; do
+    [ -e "$path" ] || die "stage $stage_number needs $path, which does not exist (run the stage that makes it first)"
+  done
+}
+
+case "$wenetspeech_subset" in S | M | L) ;; *) die "--wenetspeech-subset must be S, M or L, not '$wenetspeech_subset'" ;; esac
+[ "$use_wenetspeech_unsup" = true ] || [ -n "$unsup_audio_dir" ] ||
+  die "--use-wenetspeech-unsup false needs --unsup-audio-dir: there would be no unlabeled audio"
+
+manifests=$data/manifests
+fbank=$data/fbank
+lang_dir=$data/lang_char
+sup_train=$fbank/aishell_cuts_train.jsonl.gz
+sup_valid=$fbank/aishell_cuts_dev.jsonl.gz
+vad_cuts=$manifests/user_cuts_${unsup_part}.jsonl.gz
+unsup_sources=()
+[ "$use_wenetspeech_unsup" = true ] && unsup_sources+=("$fbank/wenetspeech_cuts_${wenetspeech_subset}.jsonl.gz")
+[ -n "$unsup_audio_dir" ] && unsup_sources+=("$fbank/user_cuts_${unsup_part}.jsonl.gz")
+if [ "${#unsup_sources[@]}" -eq 1 ]; then
+  unsup_cuts=${unsup_sources[0]}
+else
+  unsup_cuts=$fbank/unlabeled_cuts_${unsup_part}.jsonl.gz
+fi
+test_sets="aishell_test=$fbank/aishell_cuts_test.jsonl.gz"
+for part in TEST_NET TEST_MEETING; do
+  test_sets="$test_sets ${part}=$fbank/wenetspeech_cuts_${part}.jsonl.gz"
+done
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  log "Stage 0: manifests of AISHELL-1 and WenetSpeech (subset $wenetspeech_subset as unlabeled audio)"
+  [ -n "$aishell_dir" ] || die "stage 0 needs --aishell-dir (the directory holding data_aishell/)"
+  [ -n "$wenetspeech_dir" ] || die "stage 0 needs --wenetspeech-dir (the directory holding WenetSpeech.json)"
+  python -m less.local.aishell --corpus-dir "$aishell_dir" --output-dir "$manifests" \
+    --min-duration "$min_utt_duration" --max-duration "$max_utt_duration"
+  python -m less.local.wenetspeech --corpus-dir "$wenetspeech_dir" --output-dir "$manifests" \
+    --subset "$wenetspeech_subset" --min-duration "$min_utt_duration" --max-duration "$max_utt_duration" \
+    --num-jobs "$nj"
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  if [ -n "$unsup_audio_dir" ]; then
+    log "Stage 1: VAD-segment the recordings below $unsup_audio_dir"
+    python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language zh \
+      --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts"
+  else
+    log "Stage 1: no --unsup-audio-dir: nothing to segment (the unlabeled set is WenetSpeech $wenetspeech_subset)"
+  fi
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "Stage 2: fbank features"
+  fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj")
+  for split in train dev test; do
+    need 2 "$manifests/aishell_recordings_${split}.jsonl.gz" "$manifests/aishell_supervisions_${split}.jsonl.gz"
+    sp=false
+    [ "$split" = train ] && sp=$speed_perturb
+    python -m less.bin.compute_fbank "${fbank_args[@]}" \
+      --recordings "$manifests/aishell_recordings_${split}.jsonl.gz" \
+      --supervisions "$manifests/aishell_supervisions_${split}.jsonl.gz" \
+      --require-text true --speed-perturb "$sp" --out-cuts "$fbank/aishell_cuts_${split}.jsonl.gz"
+  done
+  # WenetSpeech recordings are long (whole videos/podcasts): one cut per labelled segment.
+  parts="DEV TEST_NET TEST_MEETING"
+  [ "$use_wenetspeech_unsup" = true ] && parts="$wenetspeech_subset $parts"
+  for part in $parts; do
+    need 2 "$manifests/wenetspeech_recordings_${part}.jsonl.gz" "$manifests/wenetspeech_supervisions_${part}.jsonl.gz"
+    require_text=true
+    [ "$part" = "$wenetspeech_subset" ] && require_text=false  # unlabeled: text only in custom["ref_text"]
+    python -m less.bin.compute_fbank "${fbank_args[@]}" --trim-to-supervisions true \
+      --recordings "$manifests/wenetspeech_recordings_${part}.jsonl.gz" \
+      --supervisions "$manifests/wenetspeech_supervisions_${part}.jsonl.gz" \
+      --require-text "$require_text" --out-cuts "$fbank/wenetspeech_cuts_${part}.jsonl.gz"
+  done
+  if [ -n "$unsup_audio_dir" ]; then
+    need 2 "$vad_cuts"
+    python -m less.bin.compute_fbank "${fbank_args[@]}" --in-cuts "$vad_cuts" \
+      --out-cuts "$fbank/user_cuts_${unsup_part}.jsonl.gz"
+  fi
+  if [ "${#unsup_sources[@]}" -gt 1 ] && [ ! -f "$unsup_cuts" ]; then
+    log "Stage 2: the unlabeled set = ${unsup_sources[*]}"
+    lhotse combine "${unsup_sources[@]}" "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz"
+    mv "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz" "$unsup_cuts"
+  fi
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "Stage 3: $lang_dir"
+  need 3 "$manifests/aishell_supervisions_train.jsonl.gz"
+  extra=()
+  [ -n "$lang_extra_text" ] && extra=(--extra-text "$lang_extra_text")
+  python -m less.bin.prepare_lang --type char --lang zh --out-dir "$lang_dir" \
+    --manifest "$manifests/aishell_supervisions_train.jsonl.gz" "${extra[@]}"
+fi
+
+train_args=(--lang-dir "$lang_dir" --model "$model" --max-duration "$max_duration" --dtype "$dtype"
+            --num-workers "$train_workers" --num-threads "$num_threads")
+[ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
+# shellcheck disable=SC2206
+train_args+=($train_opts)
+decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method attention-decoder-rescoring
+             --attention-scales 0.5,1.0,2.0)
+for spec in $test_sets; do
+  decode_args+=(--test "$spec")
+done
+test_files() { local spec; for spec in $test_sets; do echo "${spec#*=}"; done; }
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  log "Stage 4: train the seed model S (iteration 0) on AISHELL-1 train"
+  need 4 "$sup_train" "$sup_valid" "$lang_dir/tokens.txt"
+  $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Stage 5: decode the seed model"
+  # shellcheck disable=SC2046
+  need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
+  less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
+fi
+
+for iter in $(seq 1 "$num_iters"); do
+  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    log "Stage 6: pseudo-label the unlabeled set (iteration $iter)"
+    need 6 "$unsup_cuts"
+    for system in $systems; do
+      read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
+      need 6 "$teacher/epoch-$teacher_epochs.pt"
+      less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
+    done
+  fi
+
+  if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+    log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
+    need 7 "$(less_llm_in "$task" "$iter")"
+    llm_args=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
+              --task asr --lang zh --mode correct --backend "$llm_backend" --model "$llm_model"
+              --nbest-in-prompt "$llm_nbest_in_prompt")
+    [ -n "$llm_prompt_template" ] && llm_args+=(--prompt-template "$llm_prompt_template")
+    if [ "$llm_backend" = openai ]; then
+      llm_args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
+    else
+      llm_args+=(--batch-size "$llm_batch_size" --num-threads "$num_threads")
+    fi
+    python -m less.bin.llm_correct "${llm_args[@]}"
+  fi
+
+  if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+    log "Stage 8: filter the pseudo-labels (iteration $iter)"
+    for system in $systems; do
+      if [ "$system" = L ]; then
+        need 8 "$(less_llm_out "$task" "$iter")"
+      else
+        need 8 "$(less_pl_dir "$task" "$system" "$iter")/${unsup_part}_cuts_pl.jsonl.gz"
+      fi
+      less_filter "$task" "$system" "$iter" zh
+    done
+  fi
+
+  if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+    log "Stage 9: mix and train the students (iteration $iter)"
+    for system in $systems; do
+      need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
+      less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
+    done
+  fi
+
+  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+    log "Stage 10: decode the students (iteration $iter)"
+    for system in $systems; do
+      need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
+      less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
+    done
+  fi
+done
+
+if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+  log "Report: $exp/RESULTS.md"
+  less_report
+  cat "$exp/RESULTS.md"
+fi
