@@ -100,6 +100,27 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
         raise ValueError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
 
 
+def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_tokenizer) -> torch.nn.Module:
+    """The model a training configuration describes (used again to load it for decoding).
+
+    Vocabulary sizes come from the tokenizers; ``model_overrides`` may still set
+    ``decoder_vocab_size`` to ``None`` for a CTC-only model.
+    """
+    from less.model import build_model
+
+    overrides = {
+        "ctc_vocab_size": ctc_tokenizer.vocab_size,
+        "decoder_vocab_size": decoder_tokenizer.vocab_size,
+        "sos_id": decoder_tokenizer.sos_id,
+        "eos_id": decoder_tokenizer.eos_id,
+        **(train_config.get("model_overrides") or {}),
+    }
+    for key in ("ctc_scale", "aed_scale"):
+        if train_config.get(key) is not None:
+            overrides[key] = train_config[key]
+    return build_model(train_config["model"], **overrides)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -132,21 +153,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
-        from less.model import build_model
-
-        overrides = dict(self.cfg.model_overrides)
-        if self.cfg.ctc_scale is not None:
-            overrides["ctc_scale"] = self.cfg.ctc_scale
-        if self.cfg.aed_scale is not None:
-            overrides["aed_scale"] = self.cfg.aed_scale
-        return build_model(
-            self.cfg.model,
-            ctc_vocab_size=self.ctc_tokenizer.vocab_size,
-            decoder_vocab_size=self.decoder_tokenizer.vocab_size,
-            sos_id=self.decoder_tokenizer.sos_id,
-            eos_id=self.decoder_tokenizer.eos_id,
-            **overrides,
-        )
+        return model_from_config(asdict(self.cfg), self.ctc_tokenizer, self.decoder_tokenizer)
 
     def resume_checkpoint(self) -> Path | None:
         cfg = self.cfg

@@ -70,20 +70,12 @@ class Recognizer:
     @classmethod
     def from_config(cls, train_config: dict[str, Any], state: dict[str, torch.Tensor],
                     device: torch.device | str = "cpu") -> Recognizer:
-        from less.model import build_model
+        from less.training import model_from_config
 
         ctc_tokenizer = load_tokenizer(train_config["lang_dir"])
         decoder_tokenizer = (load_tokenizer(train_config["decoder_lang_dir"])
                              if train_config["task"] == "ast" else ctc_tokenizer)
-        overrides = dict(train_config.get("model_overrides") or {})
-        for key in ("ctc_scale", "aed_scale"):
-            if train_config.get(key) is not None:
-                overrides[key] = train_config[key]
-        model = build_model(
-            train_config["model"], ctc_vocab_size=ctc_tokenizer.vocab_size,
-            decoder_vocab_size=decoder_tokenizer.vocab_size, sos_id=decoder_tokenizer.sos_id,
-            eos_id=decoder_tokenizer.eos_id, **overrides,
-        )
+        model = model_from_config(train_config, ctc_tokenizer, decoder_tokenizer)
         model.load_state_dict(state)
         return cls(model, train_config["task"], ctc_tokenizer, decoder_tokenizer, device)
 
