@@ -83,6 +83,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,
                    help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)")
     p.add_argument("--spec-augment", type=str2bool, default=dd.spec_augment)
+    p.add_argument("--noise-cuts", help="noise cut set (with features) mixed into training batches")
+    p.add_argument("--noise-snr", type=lambda s: tuple(float(x) for x in s.split(",")), default=dd.noise_snr,
+                   help="SNR range in dB of the mixed noise, e.g. 10,20")
+    p.add_argument("--noise-prob", type=float, default=dd.noise_prob, help="share of cuts that get noise")
     p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
     p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
     return p

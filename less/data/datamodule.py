@@ -48,6 +48,9 @@ class DataConfig:
     spec_augment: bool = True
     min_cut_duration: float = 0.3
     max_cut_duration: float = 30.0
+    noise_cuts: str | None = None  # noise cut set mixed into training batches (icefall's MUSAN)
+    noise_snr: tuple[float, float] = (10.0, 20.0)
+    noise_prob: float = 0.5
     spec_aug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
@@ -122,15 +125,31 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.perturb = PerturbSpeed(factors=[0.9, 1.1], p=2 / 3) if (training and cfg.speed_perturb) else None
         if self.perturb is not None and not cfg.on_the_fly_feats:
             raise ValueError("speed_perturb on the fly needs on_the_fly_feats (or precompute it in stage 2)")
+        self.noise = None
+        if training and cfg.noise_cuts:
+            from less.data.cuts import read_cuts
+
+            self.noise = read_cuts(cfg.noise_cuts).to_eager()
+            if len(self.noise) == 0:
+                raise ValueError(f"{cfg.noise_cuts}: the noise cut set is empty")
+            if not cfg.on_the_fly_feats and not all(c.has_features for c in self.noise):
+                raise ValueError(f"{cfg.noise_cuts}: noise cuts need features to mix into precomputed ones")
 
     def __getitem__(self, cuts) -> dict[str, Any]:
+        import random
+
         cuts = cuts.sort_by_duration(ascending=False)
         cut_ids = [c.id for c in cuts]
         if self.perturb is not None:
-            import random
-
             self.perturb.random = random.Random(_batch_seed(cut_ids, self.epoch, self.seed))
             cuts = self.perturb(cuts)
+        if self.noise is not None:
+            from lhotse.dataset.cut_transforms import CutMix
+
+            # Mixed in the fbank (energy) domain with precomputed features, as icefall mixes MUSAN.
+            mix = CutMix(self.noise, snr=tuple(self.cfg.noise_snr), p=self.cfg.noise_prob, pad_to_longest=False,
+                         preserve_id=True, seed=random.Random(_batch_seed(cut_ids, self.epoch, self.seed + 1)))
+            cuts = mix(cuts)
         for cut in cuts:
             if len(cut.supervisions) != 1:
                 raise ValueError(f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}")

@@ -7,7 +7,7 @@
 # Stages (each skips work already done and can be resumed after a kill):
 #   0  synthesize the corpus: manifests in data/manifests, audio in data/audio
 #   1  VAD-segment the long unlabeled recordings (Silero VAD)
-#   2  fbank features (lilcom) for every split
+#   2  fbank features (lilcom) for every split and for the noise set
 #   3  token inventories: data/lang_char (zh), data/lang_bpe_<N>_{es,en}
 #   4  train the seed model S (iteration 0) on train_sup          exp/<task>/iter0
 #   5  decode dev, test_clean, test_wild with it
@@ -43,6 +43,9 @@ student_init=scratch    # students start from scratch, or from their teacher (te
 max_duration=60         # seconds of audio per training batch
 lr_batches=2000         # Eden: batches of LR decay (small data: fewer than icefall's 7500)
 lr_epochs=8             # Eden: epochs of LR decay
+ref_duration=4          # Zipformer schedules count batch x max_duration / ref_duration: icefall's 600
+                        # suits hundreds of hours; on minutes of audio the regularisation (layer
+                        # skipping, dropout) would never anneal and CTC stays blank for ~20 epochs
 avg=5                   # decode the average of the last N epochs (running averaged model)
 train_workers=1         # data-loader workers while training
 num_iters=1             # LESS iterations (the student of k teaches k+1)
@@ -61,6 +64,7 @@ llm_threads=1           # torch threads of the LLM (1 is fastest on a busy small
 ctc_scale=0.3           # CTC loss weight (icefall's 0.1 learns CTC too slowly for this little data)
 aed_scale=0.7           # attention-decoder loss weight
 num_threads=0           # torch CPU threads of training/decoding (0: all cores; 1 when sharing a CPU)
+noise_aug=true          # mix the synthetic noise set into training batches (icefall's MUSAN)
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
 . "$LESS_ROOT/tools/less_stages.sh"
@@ -103,6 +107,9 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
       --in-cuts "$data/manifests/mini-${task}_cuts_unsup_wild.jsonl.gz" \
       --out-cuts "$data/fbank/mini-${task}_cuts_unsup_wild.jsonl.gz" --num-splits "$nj" --num-jobs "$nj"
   done
+  # the noise set mixed into training batches (--noise-aug), like MUSAN in icefall recipes
+  python -m less.bin.compute_fbank --recordings "$data/manifests/mini-noise_recordings.jsonl.gz" \
+    --out-cuts "$data/fbank/mini-noise_cuts.jsonl.gz"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -132,8 +139,9 @@ lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)
 }
 train_args() {  # training flags of a task
   echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
-    "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $max_duration --num-workers $train_workers" \
-    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads"
+    "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers" \
+    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads" \
+    "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")"
 }
 decode_args() {  # decoding methods and test sets of a task
   local args="--num-threads $num_threads"

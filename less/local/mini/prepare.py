@@ -27,6 +27,7 @@ from less.data.text import normalize
 from less.utils import save_cuts_atomic, setup_logging, write_json_atomic, write_text_atomic
 
 from . import grammar, tts
+from .noise import NOISE_RECORDINGS, prepare_noise
 from .plan import (
     PROFILES,
     SPLITS,
@@ -288,6 +289,7 @@ def prepare(
         ]
     finally:
         pool.close()
+    prepare_noise(out_dir, seed, count=NOISE_RECORDINGS[profile])
     return summaries
 
 
