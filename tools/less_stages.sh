@@ -20,6 +20,19 @@
 # in data/pl/<task>/iter1; LLM answers, filtered cuts and mixes are per system in
 # data/pl/<task>/<system>/iter<k>.
 
+less_die() {  # message: stop the recipe with an error naming what is wrong
+  echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) ERROR: $*" >&2
+  exit 1
+}
+
+less_need() {  # stage file...: stop, naming the first input that an earlier stage should have made
+  local stage_number=$1 path
+  shift
+  for path in "$@"; do
+    [ -e "$path" ] || less_die "stage $stage_number needs $path, which does not exist (run the stage that makes it first)"
+  done
+}
+
 less_avg() {  # epochs -> how many of them to average
   echo $(( avg < $1 ? avg : $1 ))
 }
@@ -56,9 +69,30 @@ less_llm_out() {  # task iter -> the corrected pseudo-labels of system L
   echo "$(less_system_dir "$1" L "$2")/${unsup_part}_cuts_llm.jsonl.gz"
 }
 
+less_llm_correct() {  # task iter lang: system L's LLM correction with the recipe's llm_* options
+  # reads llm_backend llm_model llm_base_url llm_api_key_env llm_concurrency llm_batch_size
+  # llm_nbest_in_prompt llm_prompt_template num_threads
+  local args=(--in-cuts "$(less_llm_in "$1" "$2")" --out-cuts "$(less_llm_out "$1" "$2")" --task "$1"
+              --lang "$3" --mode correct --backend "$llm_backend" --model "$llm_model"
+              --nbest-in-prompt "${llm_nbest_in_prompt:-0}")
+  less_need 7 "$(less_llm_in "$1" "$2")"
+  [ -n "${llm_prompt_template:-}" ] && args+=(--prompt-template "$llm_prompt_template")
+  if [ "$llm_backend" = openai ]; then
+    args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
+  else
+    args+=(--batch-size "$llm_batch_size" --num-threads "$num_threads")
+  fi
+  python -m less.bin.llm_correct "${args[@]}"
+}
+
 less_filter() {  # task system iter lang: L keeps hypo_wer <= max_hypo_wer (LLM labels), N keeps all
   local dir
   dir="$(less_system_dir "$1" "$2" "$3")"
+  if [ "$2" = L ]; then
+    less_need 8 "$(less_llm_out "$1" "$3")"
+  else
+    less_need 8 "$(less_pl_dir "$1" "$2" "$3")/${unsup_part}_cuts_pl.jsonl.gz"
+  fi
   if [ "$2" = L ]; then
     python -m less.bin.filter_pl --in-cuts "$(less_llm_out "$1" "$3")" --task "$1" --lang "$4" \
       --max-hypo-wer "$max_hypo_wer" --label llm \

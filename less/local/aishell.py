@@ -46,6 +46,7 @@ from less.data.text import normalize
 from less.local.common import (
     DropCounter,
     DurationBounds,
+    add_output_arguments,
     require_dir,
     require_file,
     split_is_done,
@@ -212,31 +213,13 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         help="directory containing data_aishell/{wav,transcript}",
     )
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("data/manifests"),
-        help="where manifests are written",
-    )
-    parser.add_argument(
-        "--min-duration",
-        type=float,
-        default=1.0,
-        help="drop train utterances shorter than this (seconds)",
-    )
-    parser.add_argument(
-        "--max-duration",
-        type=float,
-        default=20.0,
-        help="drop train utterances longer than this (seconds)",
-    )
+    add_output_arguments(parser, min_duration=1.0, max_duration=20.0)
     parser.add_argument(
         "--on-missing-audio",
         choices=("error", "skip"),
         default="error",
         help="what to do with a transcript line whose wav file does not exist",
     )
-    parser.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return parser
 
 

@@ -81,6 +81,7 @@ from less.data.text import normalize
 from less.local.common import (
     DropCounter,
     DurationBounds,
+    add_output_arguments,
     require_dir,
     require_file,
     split_is_done,
@@ -406,27 +407,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="clone of github.com/joshua-decoder/fisher-callhome-corpus",
     )
     parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("data/manifests"),
-        help="where manifests are written",
-    )
-    parser.add_argument(
         "--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="splits to prepare"
     )
-    parser.add_argument(
-        "--min-duration",
-        type=float,
-        default=0.5,
-        help="drop train segments shorter than this (seconds)",
-    )
-    parser.add_argument(
-        "--max-duration",
-        type=float,
-        default=20.0,
-        help="drop train segments longer than this (seconds)",
-    )
-    parser.add_argument("--log-file", type=Path, default=None, help="also log to this file")
+    add_output_arguments(parser, min_duration=0.5, max_duration=20.0, what="segments")
     return parser
 
 

@@ -68,6 +68,7 @@ from less.data.text import normalize
 from less.local.common import (
     DropCounter,
     DurationBounds,
+    add_output_arguments,
     require_dir,
     require_file,
     split_is_done,
@@ -334,29 +335,12 @@ def get_parser() -> argparse.ArgumentParser:
         help="directory containing WenetSpeech.json and audio/",
     )
     parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("data/manifests"),
-        help="where manifests are written",
-    )
-    parser.add_argument(
         "--subset",
         choices=TRAIN_SUBSETS,
         default="S",
         help="training subset prepared as unlabeled audio",
     )
-    parser.add_argument(
-        "--min-duration",
-        type=float,
-        default=1.0,
-        help="drop training-subset segments shorter than this (seconds)",
-    )
-    parser.add_argument(
-        "--max-duration",
-        type=float,
-        default=20.0,
-        help="drop training-subset segments longer than this (seconds)",
-    )
+    add_output_arguments(parser, min_duration=1.0, max_duration=20.0, what="segments of the subset")
     parser.add_argument(
         "--skip-missing-audio",
         action="store_true",
@@ -370,7 +354,6 @@ def get_parser() -> argparse.ArgumentParser:
         "(by default every used file is probed)",
     )
     parser.add_argument("--num-jobs", type=int, default=1, help="threads probing audio files")
-    parser.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return parser
 
 

@@ -85,14 +85,6 @@ unsup_part=unsup_wild
 task=ast
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
-die() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) ERROR: $*" >&2; exit 1; }
-need() {  # stage file...: stop, naming the first input that an earlier stage should have made
-  local stage_number=$1 path
-  shift
-  for path in "$@"; do
-    [ -e "$path" ] || die "stage $stage_number needs $path, which does not exist (run the stage that makes it first)"
-  done
-}
 
 corpus=fisher-callhome
 manifests=$data/manifests
@@ -111,7 +103,7 @@ unsup_cuts=$fbank/user_cuts_${unsup_part}.jsonl.gz
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: .sph -> FLAC in $flac_dir, then the Fisher/Callhome manifests"
   for option in fisher_speech_dir fisher_transcript_dir callhome_speech_dir callhome_transcript_dir translation_dir; do
-    [ -n "${!option}" ] || die "stage 0 needs --${option//_/-} (see --help)"
+    [ -n "${!option}" ] || less_die "stage 0 needs --${option//_/-} (see --help)"
   done
   python -m less.local.sph --in-dir "$fisher_speech_dir" --out-dir "$flac_dir/fisher" --num-jobs "$nj"
   python -m less.local.sph --in-dir "$callhome_speech_dir" --out-dir "$flac_dir/callhome" --num-jobs "$nj"
@@ -135,7 +127,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: fbank features"
   fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj" --trim-to-supervisions true)
   for split in $train_splits $eval_splits; do
-    need 2 "$manifests/${corpus}_recordings_${split}.jsonl.gz" "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
+    less_need 2 "$manifests/${corpus}_recordings_${split}.jsonl.gz" "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
     sp=false
     require_text=false  # evaluation sets keep segments with an empty Spanish transcript
     case " $train_splits " in *" $split "*) sp=$speed_perturb require_text=true ;; esac
@@ -155,7 +147,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     mv "${sup_train%.jsonl.gz}.tmp.jsonl.gz" "$sup_train"
   fi
   if [ -n "$unsup_audio_dir" ]; then
-    need 2 "$vad_cuts"
+    less_need 2 "$vad_cuts"
     python -m less.bin.compute_fbank --num-splits "$fbank_splits" --num-jobs "$nj" --in-cuts "$vad_cuts" \
       --out-cuts "$unsup_cuts"
   fi
@@ -165,7 +157,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $lang_es (CTC) and $lang_en (decoder)"
   sups=()
   for split in $train_splits; do
-    need 3 "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
+    less_need 3 "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
     sups+=(--manifest "$manifests/${corpus}_supervisions_${split}.jsonl.gz")
   done
   python -m less.bin.prepare_lang --type bpe --lang es --vocab-size "$bpe_vocab_size" --out-dir "$lang_es" "${sups[@]}"
@@ -186,7 +178,7 @@ test_files() { local split; for split in $eval_splits; do echo "$fbank/${corpus}
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: train the seed AST model S (iteration 0) on $train_splits"
-  need 4 "$sup_train" "$sup_valid" "$lang_es/tokens.txt" "$lang_en/tokens.txt"
+  less_need 4 "$sup_train" "$sup_valid" "$lang_es/tokens.txt" "$lang_en/tokens.txt"
   $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
     --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
 fi
@@ -194,7 +186,7 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: decode the seed model (BLEU)"
   # shellcheck disable=SC2046
-  need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
+  less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
   less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
 fi
 
@@ -202,7 +194,7 @@ if [ -z "$unsup_audio_dir" ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 6 ]; 
   message="stages 6-10: nothing to pseudo-label: no --unsup-audio-dir was given. LESS needs unlabeled
   Spanish audio (Fisher and Callhome are entirely labelled): rerun with --stage 1 --unsup-audio-dir DIR
   (long recordings of your own, any format lhotse reads) to run the LESS iterations."
-  [ "$stage" -ge 6 ] && die "$message"
+  [ "$stage" -ge 6 ] && less_die "$message"
   log "$message"
   log "Stopping after the seed model."
   num_iters=0
@@ -211,37 +203,22 @@ fi
 for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     log "Stage 6: pseudo-label the unlabeled recordings (iteration $iter)"
-    need 6 "$unsup_cuts"
+    less_need 6 "$unsup_cuts"
     for system in $systems; do
       read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
-      need 6 "$teacher/epoch-$teacher_epochs.pt"
+      less_need 6 "$teacher/epoch-$teacher_epochs.pt"
       less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
     done
   fi
 
   if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
     log "Stage 7: LLM correction of the pseudo-translations ($llm_backend: $llm_model, iteration $iter)"
-    need 7 "$(less_llm_in "$task" "$iter")"
-    llm_args=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
-              --task ast --lang en --mode correct --backend "$llm_backend" --model "$llm_model"
-              --nbest-in-prompt "$llm_nbest_in_prompt")
-    [ -n "$llm_prompt_template" ] && llm_args+=(--prompt-template "$llm_prompt_template")
-    if [ "$llm_backend" = openai ]; then
-      llm_args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
-    else
-      llm_args+=(--batch-size "$llm_batch_size" --num-threads "$num_threads")
-    fi
-    python -m less.bin.llm_correct "${llm_args[@]}"
+    less_llm_correct "$task" "$iter" en
   fi
 
   if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     log "Stage 8: filter the pseudo-labels (iteration $iter)"
     for system in $systems; do
-      if [ "$system" = L ]; then
-        need 8 "$(less_llm_out "$task" "$iter")"
-      else
-        need 8 "$(less_pl_dir "$task" "$system" "$iter")/${unsup_part}_cuts_pl.jsonl.gz"
-      fi
       less_filter "$task" "$system" "$iter" en
     done
   fi
@@ -249,7 +226,7 @@ for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
     log "Stage 9: mix and train the students (iteration $iter)"
     for system in $systems; do
-      need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
+      less_need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
       less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
     done
   fi
@@ -257,7 +234,7 @@ for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
     log "Stage 10: decode the students (iteration $iter)"
     for system in $systems; do
-      need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
+      less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
       less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
     done
   fi

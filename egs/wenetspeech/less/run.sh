@@ -78,18 +78,10 @@ unsup_part=unsup_wild
 task=asr
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
-die() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) ERROR: $*" >&2; exit 1; }
-need() {  # stage file...: stop, naming the first input that an earlier stage should have made
-  local stage_number=$1 path
-  shift
-  for path in "$@"; do
-    [ -e "$path" ] || die "stage $stage_number needs $path, which does not exist (run the stage that makes it first)"
-  done
-}
 
-case "$wenetspeech_subset" in S | M | L) ;; *) die "--wenetspeech-subset must be S, M or L, not '$wenetspeech_subset'" ;; esac
+case "$wenetspeech_subset" in S | M | L) ;; *) less_die "--wenetspeech-subset must be S, M or L, not '$wenetspeech_subset'" ;; esac
 [ "$use_wenetspeech_unsup" = true ] || [ -n "$unsup_audio_dir" ] ||
-  die "--use-wenetspeech-unsup false needs --unsup-audio-dir: there would be no unlabeled audio"
+  less_die "--use-wenetspeech-unsup false needs --unsup-audio-dir: there would be no unlabeled audio"
 
 manifests=$data/manifests
 fbank=$data/fbank
@@ -112,8 +104,8 @@ done
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: manifests of AISHELL-1 and WenetSpeech (subset $wenetspeech_subset as unlabeled audio)"
-  [ -n "$aishell_dir" ] || die "stage 0 needs --aishell-dir (the directory holding data_aishell/)"
-  [ -n "$wenetspeech_dir" ] || die "stage 0 needs --wenetspeech-dir (the directory holding WenetSpeech.json)"
+  [ -n "$aishell_dir" ] || less_die "stage 0 needs --aishell-dir (the directory holding data_aishell/)"
+  [ -n "$wenetspeech_dir" ] || less_die "stage 0 needs --wenetspeech-dir (the directory holding WenetSpeech.json)"
   python -m less.local.aishell --corpus-dir "$aishell_dir" --output-dir "$manifests" \
     --min-duration "$min_utt_duration" --max-duration "$max_utt_duration"
   python -m less.local.wenetspeech --corpus-dir "$wenetspeech_dir" --output-dir "$manifests" \
@@ -135,7 +127,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: fbank features"
   fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj")
   for split in train dev test; do
-    need 2 "$manifests/aishell_recordings_${split}.jsonl.gz" "$manifests/aishell_supervisions_${split}.jsonl.gz"
+    less_need 2 "$manifests/aishell_recordings_${split}.jsonl.gz" "$manifests/aishell_supervisions_${split}.jsonl.gz"
     sp=false
     [ "$split" = train ] && sp=$speed_perturb
     python -m less.bin.compute_fbank "${fbank_args[@]}" \
@@ -147,7 +139,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   parts="DEV TEST_NET TEST_MEETING"
   [ "$use_wenetspeech_unsup" = true ] && parts="$wenetspeech_subset $parts"
   for part in $parts; do
-    need 2 "$manifests/wenetspeech_recordings_${part}.jsonl.gz" "$manifests/wenetspeech_supervisions_${part}.jsonl.gz"
+    less_need 2 "$manifests/wenetspeech_recordings_${part}.jsonl.gz" "$manifests/wenetspeech_supervisions_${part}.jsonl.gz"
     require_text=true
     [ "$part" = "$wenetspeech_subset" ] && require_text=false  # unlabeled: text only in custom["ref_text"]
     python -m less.bin.compute_fbank "${fbank_args[@]}" --trim-to-supervisions true \
@@ -156,7 +148,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
       --require-text "$require_text" --out-cuts "$fbank/wenetspeech_cuts_${part}.jsonl.gz"
   done
   if [ -n "$unsup_audio_dir" ]; then
-    need 2 "$vad_cuts"
+    less_need 2 "$vad_cuts"
     python -m less.bin.compute_fbank "${fbank_args[@]}" --in-cuts "$vad_cuts" \
       --out-cuts "$fbank/user_cuts_${unsup_part}.jsonl.gz"
   fi
@@ -169,7 +161,7 @@ fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: $lang_dir"
-  need 3 "$manifests/aishell_supervisions_train.jsonl.gz"
+  less_need 3 "$manifests/aishell_supervisions_train.jsonl.gz"
   extra=()
   [ -n "$lang_extra_text" ] && extra=(--extra-text "$lang_extra_text")
   python -m less.bin.prepare_lang --type char --lang zh --out-dir "$lang_dir" \
@@ -190,7 +182,7 @@ test_files() { local spec; for spec in $test_sets; do echo "${spec#*=}"; done; }
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: train the seed model S (iteration 0) on AISHELL-1 train"
-  need 4 "$sup_train" "$sup_valid" "$lang_dir/tokens.txt"
+  less_need 4 "$sup_train" "$sup_valid" "$lang_dir/tokens.txt"
   $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
     --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
 fi
@@ -198,44 +190,29 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: decode the seed model"
   # shellcheck disable=SC2046
-  need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
+  less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
   less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
 fi
 
 for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     log "Stage 6: pseudo-label the unlabeled set (iteration $iter)"
-    need 6 "$unsup_cuts"
+    less_need 6 "$unsup_cuts"
     for system in $systems; do
       read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
-      need 6 "$teacher/epoch-$teacher_epochs.pt"
+      less_need 6 "$teacher/epoch-$teacher_epochs.pt"
       less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
     done
   fi
 
   if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
     log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
-    need 7 "$(less_llm_in "$task" "$iter")"
-    llm_args=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
-              --task asr --lang zh --mode correct --backend "$llm_backend" --model "$llm_model"
-              --nbest-in-prompt "$llm_nbest_in_prompt")
-    [ -n "$llm_prompt_template" ] && llm_args+=(--prompt-template "$llm_prompt_template")
-    if [ "$llm_backend" = openai ]; then
-      llm_args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
-    else
-      llm_args+=(--batch-size "$llm_batch_size" --num-threads "$num_threads")
-    fi
-    python -m less.bin.llm_correct "${llm_args[@]}"
+    less_llm_correct "$task" "$iter" zh
   fi
 
   if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     log "Stage 8: filter the pseudo-labels (iteration $iter)"
     for system in $systems; do
-      if [ "$system" = L ]; then
-        need 8 "$(less_llm_out "$task" "$iter")"
-      else
-        need 8 "$(less_pl_dir "$task" "$system" "$iter")/${unsup_part}_cuts_pl.jsonl.gz"
-      fi
       less_filter "$task" "$system" "$iter" zh
     done
   fi
@@ -243,7 +220,7 @@ for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
     log "Stage 9: mix and train the students (iteration $iter)"
     for system in $systems; do
-      need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
+      less_need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
       less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
     done
   fi
@@ -251,7 +228,7 @@ for iter in $(seq 1 "$num_iters"); do
   if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
     log "Stage 10: decode the students (iteration $iter)"
     for system in $systems; do
-      need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
+      less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
       less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
     done
   fi
