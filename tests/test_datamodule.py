@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,54 @@ def test_spec_augment_masks_within_bounds():
         changed_bins = (out[b, :length] != feats[b, :length]).all(dim=0).sum()
         assert changed_bins <= cfg.num_feature_masks * cfg.feature_mask_size
     assert not torch.equal(out, feats)
+
+
+def test_volume_perturbation_is_a_per_utterance_gain_in_range(mini_data: Path):
+    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(first=4)
+    clean = SpeechDataset(DataConfig(spec_augment=False), training=True)[cuts]
+    ds = SpeechDataset(DataConfig(spec_augment=False, volume_db=(-18.0, 6.0)), training=True)
+    loud = ds[cuts]
+    offsets = []
+    for b, length in enumerate(clean["input_lens"].tolist()):
+        diff = loud["inputs"][b, :length] - clean["inputs"][b, :length]
+        # one constant per utterance: a gain, not noise
+        assert torch.allclose(diff, diff[0, 0].expand_as(diff), atol=1e-4)
+        gain_db = diff[0, 0].item() * 10 / math.log(10)
+        assert -18.0 - 1e-3 <= gain_db <= 6.0 + 1e-3
+        offsets.append(gain_db)
+        assert torch.equal(loud["inputs"][b, length:], clean["inputs"][b, length:])  # padding untouched
+    assert len({round(o, 3) for o in offsets}) == len(offsets)  # drawn per utterance
+    assert torch.equal(ds[cuts]["inputs"], loud["inputs"])  # reproducible per batch and epoch
+    ds.epoch = 1
+    assert not torch.equal(ds[cuts]["inputs"], loud["inputs"])
+    evaluation = SpeechDataset(DataConfig(spec_augment=False, volume_db=(-18.0, 6.0)), training=False)[cuts]
+    assert torch.equal(evaluation["inputs"], clean["inputs"])  # never at decoding time
+
+
+def test_volume_perturbation_matches_scaling_the_audio():
+    """The feature offset equals what fbank gives on audio scaled by the gain (away from the floor)."""
+    from lhotse import Fbank, FbankConfig
+
+    from less.data.datamodule import perturb_volume
+
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    fbank = Fbank(FbankConfig(num_mel_bins=80))
+    feats = torch.from_numpy(fbank.extract(audio, 16000))[None]
+    lens = torch.tensor([feats.shape[1]])
+    gen = torch.Generator().manual_seed(0)
+    shifted = perturb_volume(feats, lens, (-12.0, -12.0), gen)
+    scaled = torch.from_numpy(fbank.extract(audio * 10 ** (-12 / 20), 16000))[None]
+    assert torch.allclose(shifted, scaled, atol=1e-2)
+    with pytest.raises(ValueError, match="low must not exceed"):
+        perturb_volume(feats, lens, (6.0, -18.0), gen)
+
+
+def test_train_cli_reads_volume_range():
+    from less.bin.train import config_from_args, get_parser
+
+    base = ["--task", "asr", "--exp-dir", "x", "--lang-dir", "y", "--train-cuts", "z"]
+    assert config_from_args(get_parser().parse_args(base)).data.volume_db is None
+    assert config_from_args(get_parser().parse_args(base + ["--volume-db=-18,6"])).data.volume_db == (-18.0, 6.0)
+    with pytest.raises(SystemExit):
+        get_parser().parse_args(base + ["--volume-db=6,-18"])

@@ -36,6 +36,17 @@ from less.training import TrainConfig, run_training
 from less.utils import str2bool
 
 
+def _float_range(text: str) -> tuple[float, float]:
+    """'LOW,HIGH' -> (LOW, HIGH), e.g. an SNR or gain range in dB."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (e.g. -18,6), got {text!r}")
+    low, high = (float(x) for x in parts)
+    if low > high:
+        raise argparse.ArgumentTypeError(f"range {text!r}: LOW must not exceed HIGH")
+    return low, high
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
@@ -84,9 +95,12 @@ def get_parser() -> argparse.ArgumentParser:
                    help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)")
     p.add_argument("--spec-augment", type=str2bool, default=dd.spec_augment)
     p.add_argument("--noise-cuts", help="noise cut set (with features) mixed into training batches")
-    p.add_argument("--noise-snr", type=lambda s: tuple(float(x) for x in s.split(",")), default=dd.noise_snr,
+    p.add_argument("--noise-snr", type=_float_range, default=dd.noise_snr,
                    help="SNR range in dB of the mixed noise, e.g. 10,20")
     p.add_argument("--noise-prob", type=float, default=dd.noise_prob, help="share of cuts that get noise")
+    p.add_argument("--volume-db", type=_float_range, default=dd.volume_db,
+                   help="volume perturbation: a gain drawn per cut in this dB range, e.g. -18,6 "
+                        "(Kaldi's 1/8..2); off by default")
     p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
     p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
     return p

@@ -51,6 +51,10 @@ class DataConfig:
     noise_cuts: str | None = None  # noise cut set mixed into training batches (icefall's MUSAN)
     noise_snr: tuple[float, float] = (10.0, 20.0)
     noise_prob: float = 0.5
+    # Kaldi's volume perturbation (perturb_data_dir_volume.sh draws a gain of 1/8..2): a gain
+    # drawn uniformly in dB per training cut, applied to the log-mel features as the exact
+    # offset 2*ln(gain) (energies scale by gain^2). None: off.
+    volume_db: tuple[float, float] | None = None
     spec_aug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
@@ -99,6 +103,22 @@ def spec_augment(
             x[start : start + width, :] = fill
         feats[b, :length] = x
     return feats
+
+
+def perturb_volume(feats: torch.Tensor, feat_lens: torch.Tensor, db_range: tuple[float, float],
+                   generator: torch.Generator) -> torch.Tensor:
+    """Add one random gain per utterance to log-mel features (B, T, F); padding untouched.
+
+    A gain of g dB multiplies the power spectrum by 10^(g/10), i.e. adds g*ln(10)/10 to
+    every natural-log mel energy (up to lhotse's energy floor on silent bins).
+    """
+    low, high = db_range
+    if low > high:
+        raise ValueError(f"volume perturbation range {db_range}: low must not exceed high")
+    gains_db = low + (high - low) * torch.rand(feats.shape[0], generator=generator)
+    offsets = (gains_db * math.log(10.0) / 10.0).to(feats.dtype)
+    valid = torch.arange(feats.shape[1])[None, :] < feat_lens[:, None]
+    return feats + offsets[:, None, None] * valid[:, :, None].to(feats.dtype)
 
 
 class SpeechDataset(torch.utils.data.Dataset):
@@ -154,6 +174,9 @@ class SpeechDataset(torch.utils.data.Dataset):
             if len(cut.supervisions) != 1:
                 raise ValueError(f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}")
         feats, feat_lens = self.input_strategy(cuts)
+        if self.training and self.cfg.volume_db is not None:
+            generator = torch.Generator().manual_seed(_batch_seed(cut_ids, self.epoch, self.seed + 2))
+            feats = perturb_volume(feats, feat_lens, self.cfg.volume_db, generator)
         if self.training and self.cfg.spec_augment:
             generator = torch.Generator().manual_seed(_batch_seed(cut_ids, self.epoch, self.seed))
             feats = spec_augment(feats, feat_lens, self.cfg.spec_aug, generator)
