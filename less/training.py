@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,13 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from less.checkpoint import (
-    epoch_path,
-    latest_checkpoint,
     load_checkpoint,
-    remove_old_checkpoints,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -32,6 +27,7 @@ from less.checkpoint import (
 )
 from less.data.datamodule import DataConfig, load_cuts, make_loader
 from less.data.tokenizer import load_tokenizer
+from less.loop import EpochLoop
 from less.utils import environment_info, setup_logging
 
 log = logging.getLogger("less.train")
@@ -121,10 +117,9 @@ def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_token
     return build_model(train_config["model"], **overrides)
 
 
-class Trainer:
+class Trainer(EpochLoop):
     def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.exp_dir = Path(cfg.exp_dir)
+        super().__init__(cfg, skipped_batches=0)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
@@ -138,11 +133,6 @@ class Trainer:
             self.decoder_tokenizer = self.ctc_tokenizer
         else:
             raise SystemExit(f"unknown task {cfg.task!r} (asr or ast)")
-        self.state: dict[str, Any] = {
-            "epoch": 1, "batch_idx_in_epoch": 0, "batch_idx_train": 0, "epoch_done": False,
-            "best_valid_loss": math.inf, "best_valid_epoch": 0, "skipped_batches": 0,
-        }
-        self.tb = None
 
     def _device(self) -> torch.device:
         if self.cfg.device != "auto":
@@ -154,16 +144,6 @@ class Trainer:
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
         return model_from_config(asdict(self.cfg), self.ctc_tokenizer, self.decoder_tokenizer)
-
-    def resume_checkpoint(self) -> Path | None:
-        cfg = self.cfg
-        if cfg.start_batch > 0:
-            return self.exp_dir / f"checkpoint-{cfg.start_batch}.pt"
-        if cfg.start_epoch > 1:
-            return epoch_path(self.exp_dir, cfg.start_epoch - 1)
-        if cfg.start_epoch == 1:
-            return None  # explicit fresh start
-        return latest_checkpoint(self.exp_dir) if self.exp_dir.is_dir() else None
 
     def setup(self) -> None:
         from less.model import Eden, ScaledAdam
@@ -255,7 +235,7 @@ class Trainer:
     def describe_batch(self, batch: dict[str, Any]) -> str:
         return ", ".join(f"{c} ({d:.2f} s)" for c, d in zip(batch["cut_ids"], batch["durations"]))
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
+    def train_step(self, batch: dict[str, Any], epoch: int = 0) -> dict[str, float] | None:
         from less.model import set_batch_count
 
         cfg = self.cfg
@@ -283,7 +263,7 @@ class Trainer:
         return {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
 
     @torch.no_grad()
-    def validate(self) -> float:
+    def validate(self) -> dict[str, float]:
         """Validation loss per output frame (all ranks contribute)."""
         self.model.eval()
         loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False,
@@ -301,7 +281,7 @@ class Trainer:
             log.warning("validation: %d batch(es) with inf/NaN loss left out", skipped)
         if self.world_size > 1:
             torch.distributed.all_reduce(total)
-        return float(total[0] / max(float(total[1]), 1.0))
+        return {"loss": float(total[0] / max(float(total[1]), 1.0))}
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path: Path) -> None:
@@ -320,96 +300,35 @@ class Trainer:
             tokens={"ctc": self.cfg.lang_dir, "decoder": self.cfg.decoder_lang_dir or self.cfg.lang_dir},
         )
 
-    def log_scalars(self, prefix: str, values: dict[str, float]) -> None:
-        if self.tb is None:
-            return
-        for name, value in values.items():
-            self.tb.add_scalar(f"{prefix}/{name}", value, self.state["batch_idx_train"])
+    def loader_kwargs(self) -> dict[str, Any]:
+        return {"world_size": self.world_size, "rank": self.rank, "keep": self.ctc_fits}
 
-    # ------------------------------------------------------------------ loop
-    def run(self) -> None:
+    def format_valid(self, stats: dict[str, float]) -> str:
+        return f"loss {stats['loss']:.4f} per frame"
+
+    def summary(self) -> str:
+        return f"{self.state['skipped_batches']} skipped (inf/NaN); {super().summary()}"
+
+    def after_step(self, epoch: int, n: int, progress) -> None:
         cfg = self.cfg
-        if epoch_path(self.exp_dir, cfg.num_epochs).is_file() and cfg.start_epoch == 0 and cfg.start_batch == 0:
-            log.info("%s exists: training already finished", epoch_path(self.exp_dir, cfg.num_epochs))
-            return
-        self.setup()
-        if self.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(self.exp_dir / "tensorboard"))
-        if self.state["epoch_done"]:
-            self.state.update(epoch=self.state["epoch"] + 1, batch_idx_in_epoch=0, epoch_done=False)
-        begin = time.time()
-        for epoch in range(self.state["epoch"], cfg.num_epochs + 1):
-            self.state["epoch"] = epoch
-            self.train_one_epoch(epoch)
-            self.state["epoch_done"] = True
-            if self.valid_cuts is not None:
-                valid_loss = self.validate()
-                log.info("epoch %d: validation loss %.4f per frame", epoch, valid_loss)
-                self.log_scalars("valid", {"loss": valid_loss})
-                if valid_loss < self.state["best_valid_loss"]:
-                    self.state.update(best_valid_loss=valid_loss, best_valid_epoch=epoch)
-                    self.save(self.exp_dir / "best-valid-loss.pt")
-            self.save(epoch_path(self.exp_dir, epoch))
-            self.state.update(epoch=epoch + 1, batch_idx_in_epoch=0, epoch_done=False)
-        log.info("done: %d epochs, %d batches, %d skipped (inf/NaN), %.1f min; best validation loss %.4f (epoch %d)",
-                 cfg.num_epochs, self.state["batch_idx_train"], self.state["skipped_batches"],
-                 (time.time() - begin) / 60, self.state["best_valid_loss"], self.state["best_valid_epoch"])
-        if self.tb is not None:
-            self.tb.close()
-
-    def train_one_epoch(self, epoch: int) -> None:
-        cfg = self.cfg
-        skip = self.state["batch_idx_in_epoch"]
-        loader, sampler, dataset = make_loader(
-            self.train_cuts, cfg.data, training=True, seed=cfg.seed, world_size=self.world_size,
-            rank=self.rank, skip_batches=skip, keep=self.ctc_fits,
-        )
-        sampler.set_epoch(epoch)
-        dataset.epoch = epoch
-        self.scheduler.step_epoch(epoch - 1)
-        if skip:
-            log.info("epoch %d: skipping the %d batches already trained on", epoch, skip)
-        totals: dict[str, float] = {}
-        seconds = 0.0
-        start = time.time()
-        progress = tqdm(loader, desc=f"epoch {epoch}", unit="batch", initial=skip, disable=not self.is_main)
-        for batch in progress:
-            if cfg.max_batches_per_epoch and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch:
-                break
-            self.state["batch_idx_in_epoch"] += 1
-            self.state["batch_idx_train"] += 1
-            n = self.state["batch_idx_train"]
-            values = self.train_step(batch)
-            if values is not None:
-                for k, v in values.items():
-                    totals[k] = totals.get(k, 0.0) + v
-                seconds += sum(batch["durations"])
-            if self.model_avg is not None and n % cfg.average_period == 0:
-                update_averaged_model(self.model_avg, self.model, cfg.average_period, n)
-            if self.is_main and n % cfg.log_interval == 0 and totals.get("frames"):
-                frames = totals["frames"]
-                lr = self.scheduler.get_last_lr()[0]
-                stats = {"loss": totals["loss"] / frames, "ctc_loss": totals["ctc_loss"] / frames,
-                         "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
-                         "lr": lr, "audio_per_second": seconds / max(time.time() - start, 1e-9)}
-                log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token lr %.2e, %.1f s audio/s",
-                         epoch, self.state["batch_idx_in_epoch"], n, stats["loss"], stats["ctc_loss"],
-                         stats["aed_loss"], lr, stats["audio_per_second"])
-                progress.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.1e}")
-                self.log_scalars("train", stats)
-                totals = {}
-            if n % cfg.save_every_n == 0:
-                self.save(self.exp_dir / f"checkpoint-{n}.pt")
-                if self.is_main:
-                    remove_old_checkpoints(self.exp_dir, cfg.keep_last_k)
-            if self.valid_cuts is not None and n % cfg.valid_interval == 0:
-                valid_loss = self.validate()
-                log.info("batch %d: validation loss %.4f per frame", n, valid_loss)
-                self.log_scalars("valid", {"loss": valid_loss})
-        log.info("epoch %d: %d batches, %.1f min of audio in %.1f min", epoch, self.state["batch_idx_in_epoch"],
-                 seconds / 60, (time.time() - start) / 60)
+        if self.model_avg is not None and n % cfg.average_period == 0:
+            update_averaged_model(self.model_avg, self.model, cfg.average_period, n)
+        if self.is_main and n % cfg.log_interval == 0 and self.totals.get("frames"):
+            totals, frames = self.totals, self.totals["frames"]
+            lr = self.scheduler.get_last_lr()[0]
+            stats = {"loss": totals["loss"] / frames, "ctc_loss": totals["ctc_loss"] / frames,
+                     "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
+                     "lr": lr, "audio_per_second": self.audio_per_second()}
+            log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token lr %.2e, %.1f s audio/s",
+                     epoch, self.state["batch_idx_in_epoch"], n, stats["loss"], stats["ctc_loss"],
+                     stats["aed_loss"], lr, stats["audio_per_second"])
+            progress.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.1e}")
+            self.log_scalars("train", stats)
+            self.reset_totals()
+        if self.valid_cuts is not None and n % cfg.valid_interval == 0:
+            valid_loss = self.validate()["loss"]
+            log.info("batch %d: validation loss %.4f per frame", n, valid_loss)
+            self.log_scalars("valid", {"loss": valid_loss})
 
 
 def run_training(cfg: TrainConfig) -> None:

@@ -47,6 +47,32 @@ def _float_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
+    """Options of the epoch loop (less.loop) that training and SSL pretraining share; ``d``: defaults."""
+    dd = DataConfig()
+    p.add_argument("--num-epochs", type=int, default=d.num_epochs)
+    p.add_argument("--start-epoch", type=int, default=d.start_epoch,
+                   help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)")
+    p.add_argument("--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt")
+    p.add_argument("--base-lr", type=float, default=d.base_lr)
+    p.add_argument("--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay")
+    p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
+    p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every-n", type=int, default=d.save_every_n)
+    p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
+    p.add_argument("--log-interval", type=int, default=d.log_interval)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
+    p.add_argument("--num-threads", type=int, default=d.num_threads,
+                   help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
+    p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
+    p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
+    p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
+    p.add_argument("--num-workers", type=int, default=dd.num_workers)
+    p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
+    p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
@@ -62,34 +88,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
     p.add_argument("--model-overrides", type=json.loads, default={},
                    help='JSON of configuration fields to change, e.g. \'{"num_decoder_layers": 2}\'')
+    add_loop_arguments(p, d)
     p.add_argument("--ctc-scale", type=float, help="weight of the CTC loss (default: the model's)")
     p.add_argument("--aed-scale", type=float, help="weight of the attention-decoder loss (default: the model's)")
-    p.add_argument("--num-epochs", type=int, default=d.num_epochs)
-    p.add_argument("--start-epoch", type=int, default=d.start_epoch,
-                   help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)")
-    p.add_argument("--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt")
-    p.add_argument("--base-lr", type=float, default=d.base_lr)
-    p.add_argument("--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay")
-    p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
-    p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
     p.add_argument("--ref-duration", type=float, default=d.ref_duration,
                    help="batch count for schedules = batches * max_duration * world_size / ref_duration")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--save-every-n", type=int, default=d.save_every_n)
-    p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
     p.add_argument("--average-period", type=int, default=d.average_period)
     p.add_argument("--valid-interval", type=int, default=d.valid_interval)
-    p.add_argument("--log-interval", type=int, default=d.log_interval)
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=d.dtype, help="autocast dtype")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
     p.add_argument("--init-from", help="start from this checkpoint's model weights (student from teacher)")
     p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
-    p.add_argument("--num-threads", type=int, default=d.num_threads,
-                   help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
-    p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
-    p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
-    p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
-    p.add_argument("--num-workers", type=int, default=dd.num_workers)
     p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
     p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,
                    help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)")
@@ -101,8 +109,6 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--volume-db", type=_float_range, default=dd.volume_db,
                    help="volume perturbation: a gain drawn per cut in this dB range, e.g. -18,6 "
                         "(Kaldi's 1/8..2); off by default")
-    p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
-    p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
     return p
 
 

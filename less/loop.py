@@ -1,0 +1,171 @@
+"""The epoch loop that supervised training and SSL pretraining share.
+
+:class:`EpochLoop` owns what does not depend on the objective: where to resume from
+(``--start-epoch/--start-batch`` or the newest checkpoint), the position in training
+(``state``: epoch, batch of the epoch, batches in all, best validation loss), one
+lhotse loader per epoch that skips the batches already trained on (exact mid-epoch
+resume), ``checkpoint-<batch>.pt`` every ``save_every_n`` batches keeping the last K,
+validation and ``epoch-N.pt`` / ``best-valid-loss.pt`` after each epoch, tensorboard and
+a progress bar. Subclasses build the model and optimizer (``setup``), take one step
+(``train_step``), validate, save, and format their statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from less.checkpoint import epoch_path, latest_checkpoint, remove_old_checkpoints
+from less.data.datamodule import make_loader
+
+
+class EpochLoop:
+    log = logging.getLogger("less.train")
+    what = "training"  # for log lines: "training already finished"
+    is_main = True
+    world_size = 1
+    rank = 0
+
+    def __init__(self, cfg: Any, **extra_state: Any):
+        self.cfg = cfg
+        self.exp_dir = Path(cfg.exp_dir)
+        self.state: dict[str, Any] = {
+            "epoch": 1, "batch_idx_in_epoch": 0, "batch_idx_train": 0, "epoch_done": False,
+            "best_valid_loss": math.inf, "best_valid_epoch": 0, **extra_state,
+        }
+        self.tb = None
+        self.valid_cuts = None
+
+    # ------------------------------------------------------ for subclasses
+    def setup(self) -> None:
+        """Build model, optimizer, scheduler; load ``resume_checkpoint()``; set train/valid cuts."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, Any], epoch: int) -> dict[str, float] | None:
+        """One optimizer step; the batch's statistics, or None when the batch was skipped."""
+        raise NotImplementedError
+
+    def validate(self) -> dict[str, float]:
+        """Validation statistics; ``"loss"`` selects ``best-valid-loss.pt``."""
+        raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def loader_kwargs(self) -> dict[str, Any]:
+        """Extra arguments of :func:`make_loader` for the training loader (ranks, filters)."""
+        return {}
+
+    def after_step(self, epoch: int, n: int, progress: tqdm) -> None:
+        """Called after every batch (``n`` counts all batches): periodic logs, averaging..."""
+
+    def format_valid(self, stats: dict[str, float]) -> str:
+        return f"loss {stats['loss']:.4f}"
+
+    def summary(self) -> str:
+        return f"best validation loss {self.state['best_valid_loss']:.4f} (epoch {self.state['best_valid_epoch']})"
+
+    # ------------------------------------------------------------- shared
+    def resume_checkpoint(self) -> Path | None:
+        cfg = self.cfg
+        if cfg.start_batch > 0:
+            return self.exp_dir / f"checkpoint-{cfg.start_batch}.pt"
+        if cfg.start_epoch > 1:
+            return epoch_path(self.exp_dir, cfg.start_epoch - 1)
+        if cfg.start_epoch == 1:
+            return None  # explicit fresh start
+        return latest_checkpoint(self.exp_dir) if self.exp_dir.is_dir() else None
+
+    def log_scalars(self, prefix: str, values: dict[str, float]) -> None:
+        if self.tb is None:
+            return
+        for name, value in values.items():
+            self.tb.add_scalar(f"{prefix}/{name}", value, self.state["batch_idx_train"])
+
+    def accumulate(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.totals[key] = self.totals.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Mean of each statistic over the steps since the last :meth:`reset_totals`."""
+        return {key: value / self.counts[key] for key, value in self.totals.items()}
+
+    def reset_totals(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def audio_per_second(self) -> float:
+        return self.seconds / max(time.time() - self.epoch_start, 1e-9)
+
+    def run(self) -> None:
+        cfg = self.cfg
+        if epoch_path(self.exp_dir, cfg.num_epochs).is_file() and cfg.start_epoch == 0 and cfg.start_batch == 0:
+            self.log.info("%s exists: %s already finished", epoch_path(self.exp_dir, cfg.num_epochs), self.what)
+            return
+        self.setup()
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.exp_dir / "tensorboard"))
+        if self.state["epoch_done"]:
+            self.state.update(epoch=self.state["epoch"] + 1, batch_idx_in_epoch=0, epoch_done=False)
+        begin = time.time()
+        for epoch in range(self.state["epoch"], cfg.num_epochs + 1):
+            self.state["epoch"] = epoch
+            self.train_one_epoch(epoch)
+            self.state["epoch_done"] = True
+            if self.valid_cuts is not None:
+                stats = self.validate()
+                self.log.info("epoch %d: validation %s", epoch, self.format_valid(stats))
+                self.log_scalars("valid", stats)
+                if stats["loss"] < self.state["best_valid_loss"]:
+                    self.state.update(best_valid_loss=stats["loss"], best_valid_epoch=epoch)
+                    self.save(self.exp_dir / "best-valid-loss.pt")
+            self.save(epoch_path(self.exp_dir, epoch))
+            self.state.update(epoch=epoch + 1, batch_idx_in_epoch=0, epoch_done=False)
+        self.log.info("done: %d epochs, %d batches, %.1f min; %s", cfg.num_epochs, self.state["batch_idx_train"],
+                      (time.time() - begin) / 60, self.summary())
+        if self.tb is not None:
+            self.tb.close()
+
+    def train_one_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        skip = self.state["batch_idx_in_epoch"]
+        loader, sampler, dataset = make_loader(self.train_cuts, cfg.data, training=True, seed=cfg.seed,
+                                               skip_batches=skip, **self.loader_kwargs())
+        sampler.set_epoch(epoch)
+        dataset.epoch = epoch
+        self.scheduler.step_epoch(epoch - 1)
+        if skip:
+            self.log.info("epoch %d: skipping the %d batches already trained on", epoch, skip)
+        self.reset_totals()
+        self.seconds = 0.0
+        self.epoch_start = time.time()
+        progress = tqdm(loader, desc=f"{self.progress_label()}epoch {epoch}", unit="batch", initial=skip,
+                        disable=not self.is_main)
+        for batch in progress:
+            if cfg.max_batches_per_epoch and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch:
+                break
+            self.state["batch_idx_in_epoch"] += 1
+            self.state["batch_idx_train"] += 1
+            n = self.state["batch_idx_train"]
+            values = self.train_step(batch, epoch)
+            if values is not None:
+                self.accumulate(values)
+                self.seconds += sum(batch["durations"])
+            self.after_step(epoch, n, progress)
+            if n % cfg.save_every_n == 0:
+                self.save(self.exp_dir / f"checkpoint-{n}.pt")
+                if self.is_main:
+                    remove_old_checkpoints(self.exp_dir, cfg.keep_last_k)
+        self.log.info("epoch %d: %d batches, %.1f min of audio in %.1f min", epoch,
+                      self.state["batch_idx_in_epoch"], self.seconds / 60, (time.time() - self.epoch_start) / 60)
+
+    def progress_label(self) -> str:
+        return ""
