@@ -112,16 +112,26 @@ class Zipformer(nn.Module):
             masks.append(mask)
         return masks
 
-    def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
+    def stack_outputs(self, x: Tensor, x_lens: Tensor, last_stack: int | None = None) -> list[Tensor]:
+        """Outputs (time, batch, encoder_dim[i]) at the 50 Hz input rate of stacks
+        0..``last_stack`` (default: all); later stacks are not run.  Self-supervised targets
+        and probes read intermediate stacks through this."""
         c = self.config
+        last = c.num_stacks - 1 if last_stack is None else last_stack
+        if not 0 <= last < c.num_stacks:
+            raise ValueError(f"stack index {last_stack} outside 0..{c.num_stacks - 1}")
         x = x.transpose(0, 1)  # (time, batch, C)
         padding_mask = make_pad_mask(x_lens, x.shape[0])
         feature_masks = self._feature_masks(x.shape[1], x.device, x.dtype)
         outputs = []
-        for i, module in enumerate(self.encoders):
+        for i in range(last + 1):
             x = convert_num_channels(x, c.encoder_dim[i])
-            x = module(x, x_lens, padding_mask, feature_masks[i])
+            x = self.encoders[i](x, x_lens, padding_mask, feature_masks[i])
             outputs.append(x)
+        return outputs
+
+    def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
+        outputs = self.stack_outputs(x, x_lens)
         x = self._full_dim_output(outputs)
         x = self.downsample_output(x, x_lens)
         out_lens = (x_lens + 1) // 2

@@ -1,0 +1,117 @@
+"""Self-supervised pretraining of the Zipformer encoder on (unlabeled) audio: BEST-RQ or BiRQ.
+
+Methods (details and the choices behind every default: :mod:`less.ssl.model`):
+
+* ``--method bestrq``: masked prediction of random-projection codes of the normalised
+  input (Chiu et al., 2022);
+* ``--method birq``: BEST-RQ's anchoring labels plus enhanced labels made by the model
+  itself: codes of an intermediate stack's output on the unmasked input, selected with a
+  straight-through Gumbel-softmax so the label generator (the lower stacks) is trained
+  end to end; the loss ``enhanced + anchor_weight * anchoring`` is the first-order
+  penalty form of the bilevel problem of arXiv 2509.15430.
+
+Cuts need features (stage 2) and one supervision each; ``text`` may be None.
+
+Files in ``--exp-dir`` as for ``less.bin.train``: ``epoch-N.pt``, ``checkpoint-<batch>.pt``,
+``log/``, ``tensorboard/`` (per batch: losses, masked-frame accuracies, code perplexity of
+the anchoring and enhanced labels, temperature, learning rate).  A rerun resumes from the
+newest checkpoint exactly (mid-epoch included); a finished run exits at once.
+
+Fine-tuning from the pretrained encoder::
+
+    python -m less.bin.ssl_pretrain --method birq --train-cuts data/fbank/mini-asr_cuts_unsup_wild.jsonl.gz \\
+        --exp-dir exp/ssl/birq --model xs --num-epochs 10
+    python -m less.bin.train ... --model xs --init-encoder-from exp/ssl/birq/epoch-10.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+from less.bin.train import add_loop_arguments
+from less.data.datamodule import DataConfig
+from less.ssl.model import METHODS, SslObjectiveConfig
+from less.ssl.quantizer import NORM_MODES
+from less.ssl.trainer import SslConfig, run_pretraining
+from less.utils import str2bool
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = SslConfig()
+    o = SslObjectiveConfig()
+    p.add_argument("--method", choices=METHODS, default=o.method)
+    p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
+    p.add_argument("--train-cuts", action="append", required=True, help="cut set with features (repeatable)")
+    p.add_argument("--valid-cuts", help="cut set for a validation loss after each epoch")
+    p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
+    p.add_argument("--model-overrides", type=json.loads, default={},
+                   help="JSON of configuration fields to change (use the same in fine-tuning)")
+    add_loop_arguments(p, d)
+    p.add_argument("--ref-duration", type=float, default=d.ref_duration,
+                   help="schedule batch count = batches * max_duration / ref_duration (model schedules, "
+                        "Gumbel temperature, enhanced warm-up)")
+
+    g = p.add_argument_group("labels and masking (both methods)")
+    g.add_argument("--label-norm", choices=NORM_MODES, default=o.label_norm,
+                   help="feature normalisation before quantisation: per utterance, per batch, or none "
+                        "(none collapses the labels onto a few codes)")
+    g.add_argument("--code-dim", type=int, default=o.code_dim, help="random projection output dimension")
+    g.add_argument("--codebook-size", type=int, default=o.codebook_size)
+    g.add_argument("--num-codebooks", type=int, default=o.num_codebooks)
+    g.add_argument("--quantizer-seed", type=int, default=o.quantizer_seed,
+                   help="seed of the frozen projections and codebooks")
+    g.add_argument("--mask-prob", type=float, default=o.mask_prob,
+                   help="probability that a span starts at a 25 Hz label frame")
+    g.add_argument("--mask-span", type=int, default=o.mask_span, help="span length in label frames (40 ms each)")
+    g.add_argument("--mask-noise-std", type=float, default=o.mask_noise_std,
+                   help="masked frames: utterance mean + this * utterance std * N(0, 1)")
+
+    b = p.add_argument_group("BiRQ")
+    b.add_argument("--enhanced-stack", type=int, default=o.enhanced_stack,
+                   help="Zipformer stack (0-based) whose output on the unmasked input gives the enhanced labels")
+    b.add_argument("--enhanced-code-dim", type=int, default=o.enhanced_code_dim)
+    b.add_argument("--enhanced-codebook-size", type=int, default=o.enhanced_codebook_size)
+    b.add_argument("--enhanced-num-codebooks", type=int, default=o.enhanced_num_codebooks)
+    b.add_argument("--anchor-weight", type=float, default=o.anchor_weight,
+                   help="gamma: penalty weight of the anchoring (BEST-RQ) loss")
+    b.add_argument("--enhanced-weight", type=float, default=o.enhanced_weight, help="weight of the enhanced loss")
+    b.add_argument("--enhanced-start-batches", type=float, default=o.enhanced_start_batches,
+                   help="schedule batches of BEST-RQ alone before the enhanced labels start")
+    b.add_argument("--enhanced-warmup-batches", type=float, default=o.enhanced_warmup_batches,
+                   help="schedule batches over which the enhanced weight then ramps up from 0")
+    b.add_argument("--gumbel-temp-start", type=float, default=o.gumbel_temp_start)
+    b.add_argument("--gumbel-temp-end", type=float, default=o.gumbel_temp_end)
+    b.add_argument("--gumbel-temp-batches", type=float, default=o.gumbel_temp_batches,
+                   help="schedule batches of the geometric temperature decay")
+    b.add_argument("--gumbel-noise-in-forward", type=str2bool, default=o.gumbel_noise_in_forward,
+                   help="hard label = argmax of the noisy logits (textbook) instead of the nearest code")
+    b.add_argument("--enhanced-label-grad", type=str2bool, default=o.enhanced_label_grad,
+                   help="let gradients flow through the enhanced labels into the lower stacks")
+    b.add_argument("--label-grad-scale", type=float, default=o.label_grad_scale,
+                   help="scale of the gradient through the enhanced labels (not of their value)")
+    b.add_argument("--diversity-weight", type=float, default=o.diversity_weight,
+                   help="weight of a wav2vec 2.0-style code-diversity penalty on the enhanced quantizer "
+                        "(0: off, as in the paper as far as we know)")
+    b.add_argument("--diversity-temperature", type=float, default=o.diversity_temperature,
+                   help="softmax temperature of the soft code assignments the diversity penalty sees")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SslConfig:
+    values = vars(args)
+    objective = SslObjectiveConfig(**{f.name: values[f.name] for f in fields(SslObjectiveConfig)})
+    data = DataConfig(spec_augment=False, **{f.name: values[f.name] for f in fields(DataConfig) if f.name in values})
+    names = {f.name for f in fields(SslConfig)} - {"objective", "data"}
+    return SslConfig(objective=objective, data=data, **{k: v for k, v in values.items() if k in names})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_parser().parse_args(argv)
+    run_pretraining(config_from_args(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Self-supervised objectives on the project's Zipformer encoder: BEST-RQ and BiRQ.
+
+**BEST-RQ** (Chiu et al., ICML 2022): labels are random-projection codes of the
+normalised, stacked input frames (:mod:`less.ssl.quantizer`); spans of the input are
+masked (:mod:`less.ssl.masking`); a linear head per codebook on the encoder output
+predicts the codes of the masked frames (cross-entropy on masked frames only).
+
+**BiRQ** (Jiang, Cui, Kingsbury, Chen, Chen, arXiv 2509.15430): the model labels itself.
+Enhanced labels are random-projection codes of an intermediate stack of the *same*
+Zipformer, run on the *unmasked* input; the anchoring labels are BEST-RQ's codes of the
+raw input.  From the paper (its abstract; the full text was not reachable from this
+workplace, so the details below are our reading of it and of the authors' penalty-based
+bilevel line of work):
+
+* enhanced labels: intermediate representation -> random-projection quantizer (a second,
+  independent projection + codebook) -> code selected with a straight-through
+  Gumbel-softmax, so the labels are differentiable and gradients reach the lower layers
+  that produce them (end-to-end label refinement, no external label encoder);
+* anchoring labels: BEST-RQ codes of the raw input, no gradient; they "stabilise training
+  and prevent collapse";
+* bilevel problem: upper level ``min_theta L_enh(theta)`` (predict the enhanced labels, a
+  function of ``theta``) subject to ``theta in argmin L_anc`` (the BEST-RQ problem);
+* first-order solution: the penalty (value-function) reformulation
+  ``min L_enh + gamma * (L_anc - min L_anc)``; the value ``min L_anc`` does not depend on
+  ``theta``, so one single-loop step follows ``grad L_enh + gamma * grad L_anc`` (total
+  derivatives; ``grad L_enh`` includes the path through the Gumbel-softmax labels).  No
+  second-order terms, no inner loop.
+
+Choices where the paper (as far as we could read it) is silent, all flags
+(:class:`SslObjectiveConfig`):
+
+* ``enhanced_stack``: which Zipformer stack gives the enhanced labels (default 2, the
+  third of six, the first 12.5 Hz stack: halfway through the encoder, as HuBERT takes its
+  second-iteration targets from a middle layer).  Its 50 Hz output is normalised like the
+  input and pairs of frames are stacked to the 25 Hz label rate;
+* when the enhanced labels start: ``enhanced_start_batches`` (schedule batches, default
+  1600: about the first third of our 15-epoch mini-corpus run) of BEST-RQ alone, then the
+  enhanced weight ramps linearly from 0 over ``enhanced_warmup_batches`` (200).  Measured
+  on the mini corpus: started from a random network (start 0), the enhanced labels
+  collapse within ~60 batches (code perplexity per batch 610 -> 125, while a random or a
+  BEST-RQ-trained stack gives ~650-700); started from the BEST-RQ state after ~420
+  batches, they stay spread (~400-450) and become learnable.  This is HuBERT's "first
+  iteration on simple targets", kept inside one run and one budget;
+* ``anchor_weight`` (gamma, the penalty weight) 1.0, ``enhanced_weight`` 1.0;
+* Gumbel temperature decays geometrically from ``gumbel_temp_start`` to
+  ``gumbel_temp_end`` over ``gumbel_temp_batches`` (schedule batches; wav2vec 2.0's
+  2 -> 0.5 schedule is the model; our logits are cosines, so 1.0 -> 0.5 over 4000).  The
+  temperature sets how hard the labels are pulled towards predictability: at 0.1 the
+  enhanced labels of a small model collapse onto a handful of codes within tens of
+  steps, anchored or not (anchoring only slows it), at 0.5-1.0 slowly;
+* ``diversity_weight`` (default 0, off): an optional wav2vec 2.0-style code-diversity
+  penalty on the enhanced quantizer's soft assignments (at ``diversity_temperature``).
+  It does stop the collapse from a random start (weight 1 or 0.1: perplexity stays
+  750-1050), but the labels then move too fast to be learned (enhanced loss stays at or
+  above ln(codebook size) for 80 batches), so the BEST-RQ phase above is the default
+  remedy; ``label_grad_scale`` scales the gradient through the labels;
+* the hard label is the noise-free nearest code (``gumbel_noise_in_forward=False``):
+  with 8192 codes in 16 dimensions, Gumbel noise in the forward pass would pick among
+  dozens of nearly equidistant codes; the noise still shapes the soft relaxation the
+  gradient flows through.  ``True`` gives the textbook estimator;
+* the label pass runs in eval mode (no dropout, layer skipping or channel masking:
+  labels are a function of the input, not of the dropout draw), with gradients
+  (``enhanced_label_grad=False`` stops them: labels become plain self-distillation
+  targets, an ablation).
+
+Without the anchoring term (gamma = 0) the cheapest way to predict self-made labels is
+to make them constant: the enhanced labels collapse; the anchoring term slows that down
+(``tests/test_ssl.py`` measures it at a low temperature, gamma 10 vs 0).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from less.ssl.masking import mask_input, span_mask
+from less.ssl.quantizer import (
+    LABEL_STACK,
+    RandomProjectionQuantizer,
+    code_perplexity,
+    normalize_features,
+    stack_input_frames,
+    stack_pairs,
+    valid_mask,
+)
+
+METHODS = ("bestrq", "birq")
+ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
+
+
+@dataclass
+class SslObjectiveConfig:
+    method: str = "bestrq"
+    label_norm: str = "utterance"  # utterance | batch | none
+    code_dim: int = 16
+    codebook_size: int = 8192
+    num_codebooks: int = 1
+    quantizer_seed: int = 1234
+    mask_prob: float = 0.04  # span start probability per 25 Hz label frame
+    mask_span: int = 10  # label frames (400 ms)
+    mask_noise_std: float = 0.1
+    # BiRQ
+    enhanced_stack: int = 2
+    enhanced_code_dim: int = 16
+    enhanced_codebook_size: int = 8192
+    enhanced_num_codebooks: int = 1
+    anchor_weight: float = 1.0
+    enhanced_weight: float = 1.0
+    enhanced_start_batches: float = 1600.0
+    enhanced_warmup_batches: float = 200.0
+    gumbel_temp_start: float = 1.0
+    gumbel_temp_end: float = 0.5
+    gumbel_temp_batches: float = 4000.0
+    gumbel_noise_in_forward: bool = False
+    enhanced_label_grad: bool = True
+    label_grad_scale: float = 1.0
+    diversity_weight: float = 0.0
+    diversity_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown SSL method {self.method!r}; choose from {METHODS}")
+
+    def gumbel_temperature(self, batch: float) -> float:
+        progress = min(max(batch / max(self.gumbel_temp_batches, 1e-9), 0.0), 1.0)
+        return self.gumbel_temp_start * (self.gumbel_temp_end / self.gumbel_temp_start) ** progress
+
+    def enhanced_scale(self, batch: float) -> float:
+        """0 before ``enhanced_start_batches``, then a linear ramp to ``enhanced_weight``."""
+        done = batch - self.enhanced_start_batches
+        if done < 0:
+            return 0.0
+        if self.enhanced_warmup_batches <= 0:
+            return self.enhanced_weight
+        return self.enhanced_weight * min(1.0, done / self.enhanced_warmup_batches)
+
+
+class EncoderOnly(nn.Module):
+    """Front end + Zipformer with the module names of :class:`less.model.CtcAedModel`, so
+    that ``encoder_embed.*`` / ``encoder.*`` tensors move between the two unchanged."""
+
+    def __init__(self, model: str = "xs", model_overrides: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        from less.model import build_model
+
+        # build the ASR model of this configuration and keep its encoder: one copy of the
+        # construction code, the same parameter names and initialisation
+        full = build_model(model, ctc_vocab_size=4, decoder_vocab_size=None, **(model_overrides or {}))
+        self.model_name = model
+        self.model_config = full.config
+        self.encoder_embed = full.encoder_embed
+        self.encoder = full.encoder
+
+    @property
+    def output_dim(self) -> int:
+        return self.model_config.encoder.output_dim
+
+    def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Same contract as :meth:`CtcAedModel.encode` (25 Hz output)."""
+        if int(feat_lens.min()) < 9:
+            raise ValueError(f"every input needs at least 9 frames (got lengths {feat_lens.tolist()})")
+        x, x_lens = self.encoder_embed(feats, feat_lens)
+        return self.encoder(x, x_lens)
+
+    def representation(self, feats: Tensor, feat_lens: Tensor, layer: str) -> tuple[Tensor, Tensor]:
+        """Frame representations (B, T, D) and lengths of ``layer``: ``embed`` (front end,
+        50 Hz), a stack index ``0..num_stacks-1`` (that stack's output, 50 Hz) or ``final``
+        (encoder output, 25 Hz)."""
+        if layer == "final":
+            return self.encode(feats, feat_lens)
+        x, x_lens = self.encoder_embed(feats, feat_lens)
+        if layer == "embed":
+            return x, x_lens
+        outputs = self.encoder.stack_outputs(x, x_lens, int(layer))
+        return outputs[-1].transpose(0, 1), x_lens
+
+    def encoder_state(self) -> dict[str, Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
+
+
+def _masked_ce(logits: Tensor, targets: Tensor) -> tuple[Tensor, float]:
+    loss = F.cross_entropy(logits, targets)
+    accuracy = float((logits.detach().argmax(-1) == targets).float().mean())
+    return loss, accuracy
+
+
+class SslModel(EncoderOnly):
+    """Encoder + prediction heads + frozen quantizers; :meth:`forward` returns the losses."""
+
+    def __init__(self, objective: SslObjectiveConfig, model: str = "xs",
+                 model_overrides: dict[str, Any] | None = None) -> None:
+        super().__init__(model, model_overrides)
+        self.objective = o = objective
+        feature_dim = self.model_config.encoder.feature_dim
+        self.anchor_quantizer = RandomProjectionQuantizer(
+            LABEL_STACK * feature_dim, o.code_dim, o.codebook_size, o.num_codebooks, seed=o.quantizer_seed)
+        self.anchor_heads = nn.ModuleList(nn.Linear(self.output_dim, o.codebook_size) for _ in range(o.num_codebooks))
+        self.enhanced_quantizer: RandomProjectionQuantizer | None = None
+        self.enhanced_heads = nn.ModuleList()
+        if o.method == "birq":
+            stacks = self.model_config.encoder.num_stacks
+            if not 0 <= o.enhanced_stack < stacks:
+                raise ValueError(f"enhanced_stack {o.enhanced_stack} outside 0..{stacks - 1}")
+            dim = self.model_config.encoder.encoder_dim[o.enhanced_stack]
+            self.enhanced_quantizer = RandomProjectionQuantizer(
+                2 * dim, o.enhanced_code_dim, o.enhanced_codebook_size, o.enhanced_num_codebooks,
+                seed=o.quantizer_seed + 1)
+            self.enhanced_heads = nn.ModuleList(
+                nn.Linear(self.output_dim, o.enhanced_codebook_size) for _ in range(o.enhanced_num_codebooks))
+
+    @torch.no_grad()
+    def anchor_codes(self, feats: Tensor, feat_lens: Tensor, num_label_frames: int) -> Tensor:
+        """BEST-RQ labels (num_codebooks, B, num_label_frames) of the raw input."""
+        normed = normalize_features(feats, feat_lens, self.objective.label_norm)
+        return self.anchor_quantizer.codes(stack_input_frames(normed, num_label_frames))
+
+    def enhanced_features(self, feats: Tensor, feat_lens: Tensor, num_label_frames: int) -> Tensor:
+        """Normalised output of stack ``enhanced_stack`` on the unmasked input, stacked to
+        the label rate: (B, num_label_frames, 2 * encoder_dim[stack]).  Runs in eval mode;
+        differentiable unless ``enhanced_label_grad`` is off."""
+        o = self.objective
+        modes = [(m, m.training) for m in (self.encoder_embed, self.encoder)]
+        grad = contextlib.nullcontext() if o.enhanced_label_grad else torch.no_grad()
+        try:
+            for module, _ in modes:
+                module.eval()
+            with grad:
+                x, x_lens = self.encoder_embed(feats, feat_lens)
+                inner = self.encoder.stack_outputs(x, x_lens, o.enhanced_stack)[-1].transpose(0, 1)
+                inner = normalize_features(inner, x_lens, o.label_norm)
+                return stack_pairs(inner, num_label_frames)
+        finally:
+            for module, was_training in modes:
+                module.train(was_training)
+
+    def forward(self, feats: Tensor, feat_lens: Tensor, generator: torch.Generator | None = None,
+                batch_count: float = 0.0) -> dict[str, Any]:
+        """Losses (means over masked label frames) and statistics of one batch.
+
+        ``generator`` draws the masks and the Gumbel noise (seed it per batch for exactly
+        reproducible runs); ``batch_count`` drives the temperature and warm-up schedules.
+        """
+        from less.model import output_lengths
+
+        o = self.objective
+        label_lens = output_lengths(feat_lens)
+        if int(label_lens.min()) < 1:
+            raise ValueError(f"inputs too short for one label frame: lengths {feat_lens.tolist()}")
+        num_label_frames = int(label_lens.max())
+        real = valid_mask(label_lens, num_label_frames)
+        anchor_codes = self.anchor_codes(feats, feat_lens, num_label_frames)
+        mask = span_mask(label_lens, num_label_frames, o.mask_prob, o.mask_span, generator)
+        masked_feats = mask_input(feats, feat_lens, mask, o.mask_noise_std, generator)
+        enc_out, enc_lens = self.encode(masked_feats, feat_lens)
+        if enc_out.shape[1] != num_label_frames or not torch.equal(enc_lens, label_lens):
+            raise RuntimeError(f"encoder output lengths {enc_lens.tolist()} differ from labels {label_lens.tolist()}")
+        selected = mask & real
+        hidden = enc_out[selected]  # (masked frames, D)
+
+        anchor_losses, anchor_accs = zip(*(_masked_ce(head(hidden), anchor_codes[n][selected])
+                                           for n, head in enumerate(self.anchor_heads)))
+        anchor_loss = torch.stack(anchor_losses).mean()
+        out: dict[str, Any] = {
+            "anchor_loss": anchor_loss,
+            "anchor_acc": sum(anchor_accs) / len(anchor_accs),
+            "anchor_ppl": code_perplexity(anchor_codes, real, o.codebook_size),
+            "frames": int(real.sum()),
+            "masked": int(selected.sum()),
+        }
+        if o.method == "bestrq" or batch_count < o.enhanced_start_batches:
+            out["loss"] = o.anchor_weight * anchor_loss if o.method == "birq" else anchor_loss
+            return out
+
+        assert self.enhanced_quantizer is not None
+        temperature = o.gumbel_temperature(batch_count)
+        stacked = self.enhanced_features(feats, feat_lens, num_label_frames)
+        with torch.no_grad():
+            all_codes = self.enhanced_quantizer.codes(stacked.detach())
+        codes, one_hot = self.enhanced_quantizer.gumbel_select(
+            stacked[selected].unsqueeze(0), temperature, generator, o.gumbel_noise_in_forward, o.label_grad_scale)
+        enhanced_losses, enhanced_accs = [], []
+        for n, head in enumerate(self.enhanced_heads):
+            log_probs = head(hidden).log_softmax(dim=-1)
+            enhanced_losses.append(-(one_hot[n, 0] * log_probs).sum(dim=-1).mean())
+            enhanced_accs.append(float((log_probs.detach().argmax(-1) == codes[n, 0]).float().mean()))
+        enhanced_loss = torch.stack(enhanced_losses).mean()
+        enhanced_scale = o.enhanced_scale(batch_count)
+        loss = enhanced_scale * enhanced_loss + o.anchor_weight * anchor_loss
+        if o.diversity_weight > 0:
+            diversity = self.enhanced_quantizer.diversity_penalty(stacked[real].unsqueeze(0),
+                                                                  o.diversity_temperature)
+            loss = loss + o.diversity_weight * diversity
+            out["diversity"] = diversity.detach()
+        out.update(
+            loss=loss,
+            enhanced_loss=enhanced_loss,
+            enhanced_acc=sum(enhanced_accs) / len(enhanced_accs),
+            enhanced_ppl=code_perplexity(all_codes, real, o.enhanced_codebook_size),
+            temperature=temperature,
+            enhanced_scale=enhanced_scale,
+        )
+        return out
+

@@ -1,0 +1,198 @@
+"""The pretraining loop behind ``python -m less.bin.ssl_pretrain`` (flags there).
+
+Built from the supervised trainer's pieces: the lhotse sampler and batches of
+:mod:`less.data.datamodule` (SpecAugment off: masking is the objective's), ScaledAdam +
+Eden, the checkpoint helpers and the same exact-resume scheme as :mod:`less.training`:
+every checkpoint holds the model, optimizer, scheduler, training position and RNG
+states; masks and Gumbel noise are drawn from a generator seeded by the batch's cut ids,
+the epoch and ``--seed``, so a run killed anywhere and restarted reaches the same weights
+as one never interrupted (CPU).
+
+Checkpoints keep the encoder under the names of :class:`less.model.CtcAedModel`
+(``encoder_embed.*``, ``encoder.*``) in ``"model"``, next to the heads and quantizer
+buffers, so ``python -m less.bin.train --init-encoder-from <exp>/epoch-N.pt`` starts a
+supervised model from the pretrained encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from less.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
+from less.loop import EpochLoop
+from less.ssl.model import SslModel, SslObjectiveConfig
+from less.utils import environment_info, setup_logging
+
+log = logging.getLogger("less.ssl")
+
+STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl")
+
+
+@dataclass
+class SslConfig:
+    exp_dir: str = "exp/ssl/bestrq"
+    train_cuts: list[str] = field(default_factory=list)
+    valid_cuts: str | None = None
+    model: str = "xs"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    num_epochs: int = 10
+    start_epoch: int = 0
+    start_batch: int = 0
+    base_lr: float = 0.045
+    lr_batches: float = 2000.0
+    lr_epochs: float = 8.0
+    warmup_batches: float = 200.0
+    ref_duration: float = 600.0
+    seed: int = 42
+    save_every_n: int = 4000
+    keep_last_k: int = 30
+    log_interval: int = 10
+    device: str = "auto"
+    max_batches_per_epoch: int = 0
+    num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
+    objective: SslObjectiveConfig = field(default_factory=SslObjectiveConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(spec_augment=False))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.objective, dict):
+            self.objective = SslObjectiveConfig(**self.objective)
+        if isinstance(self.data, dict):
+            self.data = DataConfig(**self.data)
+        self.data.spec_augment = False
+
+
+class SslTrainer(EpochLoop):
+    log = log
+    what = "pretraining"
+
+    def __init__(self, cfg: SslConfig):
+        super().__init__(cfg)
+        if cfg.device != "auto":
+            self.device = torch.device(cfg.device)
+        else:
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    # ---------------------------------------------------------------- set-up
+    def setup(self) -> None:
+        from less.model import Eden, ScaledAdam
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.model = SslModel(cfg.objective, cfg.model, cfg.model_overrides)
+        log.info("%s on model %s: %.2fM parameters (encoder %.2fM)", cfg.objective.method, cfg.model,
+                 sum(p.numel() for p in self.model.parameters()) / 1e6,
+                 sum(v.numel() for v in self.model.encoder_state().values()) / 1e6)
+        self.model.to(self.device)
+        self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
+        self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
+        resume = self.resume_checkpoint()
+        if resume is not None:
+            ckpt = load_checkpoint(resume)
+            saved = SslObjectiveConfig(**ckpt["config"]["objective"])
+            if asdict(saved) != asdict(cfg.objective):
+                raise ValueError(f"{resume} was trained with another objective configuration: {asdict(saved)}")
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.state.update(ckpt["train_state"])
+            set_rng_state(ckpt["rng"])
+            log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all", resume,
+                     self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+        self.train_cuts = load_cuts(cfg.train_cuts, seed=cfg.seed)
+        self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
+
+    # ----------------------------------------------------------------- steps
+    def batch_count(self) -> float:
+        return self.state["batch_idx_train"] * self.cfg.data.max_duration / self.cfg.ref_duration
+
+    def compute(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        generator = torch.Generator().manual_seed(_batch_seed(batch["cut_ids"], epoch, self.cfg.seed))
+        feats = batch["inputs"].to(self.device)
+        feat_lens = batch["input_lens"].to(self.device)
+        return self.model(feats, feat_lens, generator, self.batch_count())
+
+    def train_step(self, batch: dict[str, Any], epoch: int) -> dict[str, float] | None:
+        from less.model import set_batch_count
+
+        self.model.train()
+        set_batch_count(self.model, self.batch_count())
+        out = self.compute(batch, epoch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            log.warning("batch %d: loss is %s; skipped. Cuts: %s", self.state["batch_idx_train"], float(loss),
+                        ", ".join(batch["cut_ids"]))
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        loss.backward()
+        self.scheduler.step_batch(self.state["batch_idx_train"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
+        values["lr"] = self.scheduler.get_last_lr()[0]
+        self.log_scalars("train", values)
+        return values
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean losses over the validation set, masks seeded as in training (epoch 0)."""
+        self.model.eval()
+        loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False)
+        sums: dict[str, float] = {}
+        frames = 0
+        for batch in loader:
+            out = self.compute(batch, 0)
+            for key in STAT_KEYS:
+                if key in out:
+                    sums[key] = sums.get(key, 0.0) + float(out[key]) * out["masked"]
+            frames += out["masked"]
+        return {k: v / max(frames, 1) for k, v in sums.items()}
+
+    def save(self, path: Path) -> None:
+        save_checkpoint(path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                        scheduler=self.scheduler.state_dict(), train_state=dict(self.state), rng=rng_state(),
+                        config=asdict(self.cfg), ssl_method=self.cfg.objective.method)
+
+    # -------------------------------------------------------------- logging
+    def progress_label(self) -> str:
+        return f"{self.cfg.objective.method} "
+
+    def format_valid(self, stats: dict[str, float]) -> str:
+        return _format(stats)
+
+    def after_step(self, epoch: int, n: int, progress) -> None:
+        if not self.counts:
+            return
+        means = self.means()
+        progress.set_postfix({k: f"{means[k]:.3g}" for k in ("loss", "anchor_ppl", "enhanced_ppl") if k in means})
+        if n % self.cfg.log_interval == 0:
+            log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
+                     self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
+            self.reset_totals()
+
+
+def _format(stats: dict[str, float]) -> str:
+    return " ".join(f"{k} {stats[k]:.4g}" for k in STAT_KEYS if k in stats)
+
+
+def run_pretraining(cfg: SslConfig) -> None:
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    exp_dir = Path(cfg.exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(exp_dir / "log" / f"log-ssl-{time.strftime('%Y-%m-%d-%H-%M-%S')}.txt")
+    log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
+    log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
+    SslTrainer(cfg).run()
