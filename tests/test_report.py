@@ -6,11 +6,16 @@ from pathlib import Path
 from less.bin import report
 
 
-def result(exp: Path, rel: str, test: str, metric: str, value: float, command: str = "cmd") -> None:
+def result(exp: Path, rel: str, test: str, metric: str, value: float, command: str = "cmd",
+           settings: dict[str, float] | None = None) -> None:
     path = exp / rel / f"results-{test}-epoch-3_avg-2.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"test": test, "metric": metric, "value": value, "best_setting": "",
-                                "command": command}))
+    best = ""
+    if settings:
+        best = (max if metric == "BLEU" else min)(settings, key=settings.get)
+        value = settings[best]
+    path.write_text(json.dumps({"test": test, "metric": metric, "value": value, "best_setting": best,
+                                "command": command, "settings": settings}))
 
 
 def test_report_rows_pl_columns_and_plot(tmp_path: Path):
@@ -31,8 +36,25 @@ def test_report_rows_pl_columns_and_plot(tmp_path: Path):
     main_rows = [line for line in lines if line.startswith("| asr |") and "test_wild | CER" in line]
     # primary method only in the main table, S before N before L
     assert [row.split("|")[2].strip() for row in main_rows] == ["S", "N", "L"]
-    assert "| asr | L | 1 | test_wild | CER | 36.25 | 0.50 / 1.25 | 30.00 | 25.00 | 12.50 |" in lines
+    assert "| asr | L | 1 | test_wild | CER | 36.25 | - | 0.50 / 1.25 | 30.00 | 25.00 | 12.50 |" in lines
     assert "| ast | S | 0 | test_wild | BLEU | 20.00 |" in text
-    assert "| asr | S | 0 | test_wild | ctc-greedy-search | CER | 45.00 |" in text  # other methods
+    assert "| asr | S | 0 | test_wild | ctc-greedy-search | CER | 45.00 | - |" in text  # other methods
     assert "`decode S`" in text  # the command behind the number
     assert (exp / "RESULTS-asr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_settings_are_chosen_on_dev_not_on_each_test_set(tmp_path: Path):
+    exp = tmp_path / "exp"
+    method = "asr/iter0/attention-decoder-rescoring"
+    result(exp, method, "dev", "CER", 0, settings={"scale_0.5": 20.0, "scale_1.0": 18.0, "scale_2.0": 19.0})
+    result(exp, method, "test_wild", "CER", 0, settings={"scale_0.5": 50.0, "scale_1.0": 48.0, "scale_2.0": 45.0})
+    result(exp, "ast/iter0/attention-beam-search", "dev", "BLEU", 0, settings={"a": 10.0, "b": 12.0})
+    result(exp, "ast/iter0/attention-beam-search", "test_wild", "BLEU", 0, settings={"a": 9.0, "b": 7.0})
+    # no dev result: the set's own best, marked as such
+    result(exp, "asr/N/iter1/attention-decoder-rescoring", "test_wild", "CER", 0, settings={"x": 30.0, "y": 31.0})
+    report.main(["--exp-dir", str(exp), "--pl-dir", str(tmp_path / "none")])
+    text = (exp / "RESULTS.md").read_text()
+    assert "| asr | S | 0 | test_wild | CER | 48.00 | scale_1.0 (on dev) |" in text  # not 45.00
+    assert "| asr | S | 0 | dev | CER | 18.00 | scale_1.0 (on dev) |" in text
+    assert "| ast | S | 0 | test_wild | BLEU | 7.00 | b (on dev) |" in text  # BLEU: higher is better on dev
+    assert "| asr | N | 1 | test_wild | CER | 30.00 | x (best on this set) |" in text

@@ -8,6 +8,11 @@ Reads what earlier stages wrote:
 * ``<pl-dir>/<task>/<system>/iter<K>/<unsup-part>_cuts_kept.report.json`` — pseudo-label
   hours kept and label error rates (``less.bin.filter_pl``).
 
+Where a method has several settings (e.g. attention-rescoring scales), the setting is the
+one best on ``--select-on`` (dev) of the same system, iteration and method, and every test
+set is reported at it; without a dev result, each test set shows its own best setting,
+marked ``(best on this set)``.
+
 Each row shows the primary decoding method of the task (``--asr-method``, ``--ast-method``);
 other methods follow in a second table. Every number comes with the command that made it.
 A PNG per task plots the metric by iteration for every system and test set.
@@ -41,6 +46,7 @@ class Result:
     setting: str
     command: str
     path: Path
+    settings: dict[str, float] | None = None
 
 
 def find_results(exp_dir: Path) -> list[Result]:
@@ -58,8 +64,31 @@ def find_results(exp_dir: Path) -> list[Result]:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         found.append(Result(task, system, iteration, method, data["test"], data["metric"], float(data["value"]),
-                            data.get("best_setting", ""), data.get("command", ""), path))
+                            data.get("best_setting", ""), data.get("command", ""), path, data.get("settings")))
     return found
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.upper() == "BLEU"
+
+
+def select_settings(results: list[Result], select_on: str = "dev") -> list[Result]:
+    """Report every test set at the setting that is best on ``select_on`` (never tune on test)."""
+    chosen: dict[tuple, str] = {}
+    for r in results:
+        if r.test == select_on and r.settings:
+            pick = max if higher_is_better(r.metric) else min
+            chosen[(r.task, r.system, r.iteration, r.method)] = pick(r.settings, key=r.settings.get)
+    out = []
+    for r in results:
+        setting = chosen.get((r.task, r.system, r.iteration, r.method))
+        if r.settings and len(r.settings) > 1:
+            if setting is not None and setting in r.settings:
+                r = Result(**{**r.__dict__, "value": float(r.settings[setting]), "setting": f"{setting} (on {select_on})"})
+            else:
+                r = Result(**{**r.__dict__, "setting": f"{r.setting} (best on this set)"})
+        out.append(r)
+    return out
 
 
 def pl_summary(pl_dir: Path | None, task: str, system: str, iteration: int, part: str) -> dict:
@@ -95,19 +124,21 @@ def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str]
         "Pseudo-label columns: hours kept of the unlabeled set, and the true label error (from the",
         "hidden references) of the teacher's labels, the LLM's labels, and the labels trained on.",
         "",
-        "| task | system | iter | test | metric | value | PL hours kept | teacher PL err % | LLM PL err % | kept PL err % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| task | system | iter | test | metric | value | setting | PL hours kept | teacher PL err % | LLM PL err % | kept PL err % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in main:
         pl = pl_summary(pl_dir, r.task, r.system, r.iteration, part)
         hours = "-" if not pl else f"{pl['hours_kept']:.2f} / {pl['hours_in']:.2f}"
-        lines.append(f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.metric} | {r.value:.2f} | {hours} | "
+        lines.append(f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.metric} | {r.value:.2f} | {r.setting or '-'} | {hours} | "
                      f"{_pct(pl.get('teacher_error'))} | {_pct(pl.get('llm_error'))} | {_pct(pl.get('kept_error'))} |")
     others = sorted((r for r in results if r.method != primary.get(r.task, r.method)), key=key)
     if others:
         lines += ["", "## Other decoding methods", "",
-                  "| task | system | iter | test | method | metric | value |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.method} | {r.metric} | {r.value:.2f} |"
+                  "| task | system | iter | test | method | metric | value | setting |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.method} | {r.metric} | {r.value:.2f} "
+                  f"| {r.setting or '-'} |"
                   for r in others]
     lines += ["", "## Commands", ""]
     for r in sorted(results, key=key):
@@ -158,13 +189,15 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="default: <exp-dir>/RESULTS.md")
     p.add_argument("--asr-method", default="attention-decoder-rescoring", help="primary method of the asr task")
     p.add_argument("--ast-method", default="attention-beam-search", help="primary method of the ast task")
+    p.add_argument("--select-on", default="dev",
+                   help="test set on which a method's setting (e.g. attention scale) is chosen for all sets")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    results = find_results(args.exp_dir)
+    results = select_settings(find_results(args.exp_dir), args.select_on)
     if not results:
         raise SystemExit(f"no results-*.json under {args.exp_dir}: run the decoding stages first")
     primary = {"asr": args.asr_method, "ast": args.ast_method}
