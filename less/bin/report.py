@@ -141,8 +141,11 @@ def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str]
                   f"| {r.setting or '-'} |"
                   for r in others]
     lines += ["", "## Commands", ""]
+    by_command: dict[str, list[str]] = {}
     for r in sorted(results, key=key):
-        lines.append(f"- {r.task} {r.system} iter{r.iteration} {r.method} {r.test}: `{r.command}`")
+        by_command.setdefault(r.command, []).append(f"{r.task} {r.system} iter{r.iteration} {r.method} {r.test}")
+    for command, rows in by_command.items():
+        lines.append(f"- `{command}`: {', '.join(rows)}")
     return "\n".join(lines) + "\n"
 
 
