@@ -57,7 +57,7 @@ class CorrectionConfig:
     normalize_for_scoring: bool = True
     append_eos: bool = True
     fail_fast: bool = False
-    show_progress: bool | None = None  # None: only on a terminal
+    show_progress: bool = True  # a progress bar (also into log files, like every other stage)
 
 
 @dataclass
@@ -317,7 +317,7 @@ class Corrector:
             self.prompt_sha[:12],
         )
         request_start = time.perf_counter()
-        disable = None if self.config.show_progress is None else not self.config.show_progress
+        disable = not self.config.show_progress
         with tqdm(total=len(pending), unit="cut", desc="llm", disable=disable) as progress:
             if pending:
                 self._ask(pending, progress)

@@ -66,6 +66,7 @@ aed_scale=0.7           # attention-decoder loss weight
 num_threads=0           # torch CPU threads of training/decoding (0: all cores; 1 when sharing a CPU)
 noise_aug=true          # mix the synthetic noise set into training batches (icefall's MUSAN)
 volume_db=              # volume perturbation range in dB, e.g. -18,6 (Kaldi's 1/8..2); empty: off
+train_opts=             # more less.bin.train flags for the seed and students, e.g. "--noise-snr=0,20"
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
 . "$LESS_ROOT/tools/less_stages.sh"
@@ -143,7 +144,7 @@ train_args() {  # training flags of a task
     "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers" \
     "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads" \
     "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")" \
-    "$([ -n "$volume_db" ] && echo "--volume-db=$volume_db")"
+    "$([ -n "$volume_db" ] && echo "--volume-db=$volume_db")" "$train_opts"
 }
 decode_args() {  # decoding methods and test sets of a task
   local args="--num-threads $num_threads"
