@@ -317,8 +317,10 @@ class Corrector:
             self.prompt_sha[:12],
         )
         request_start = time.perf_counter()
-        disable = not self.config.show_progress
-        with tqdm(total=len(pending), unit="cut", desc="llm", disable=disable) as progress:
+        # No tqdm monitor thread: closing the bar joins it under tqdm's lock, which could
+        # hold up the Ctrl-C exit (answers are in the cache already; the exit must be prompt).
+        tqdm.monitor_interval = 0
+        with tqdm(total=len(pending), unit="cut", desc="llm", disable=not self.config.show_progress) as progress:
             if pending:
                 self._ask(pending, progress)
         request_seconds = time.perf_counter() - request_start
