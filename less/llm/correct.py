@@ -57,7 +57,9 @@ class CorrectionConfig:
     normalize_for_scoring: bool = True
     append_eos: bool = True
     fail_fast: bool = False
-    show_progress: bool = True  # a progress bar (also into log files, like every other stage)
+    # None: a progress bar only on a terminal. Forced on into a pipe, a Ctrl-C during the
+    # requests was seen to hang the exit in CI (cause not found); the answers are logged anyway.
+    show_progress: bool | None = None
 
 
 @dataclass
@@ -317,10 +319,8 @@ class Corrector:
             self.prompt_sha[:12],
         )
         request_start = time.perf_counter()
-        # No tqdm monitor thread: closing the bar joins it under tqdm's lock, which could
-        # hold up the Ctrl-C exit (answers are in the cache already; the exit must be prompt).
-        tqdm.monitor_interval = 0
-        with tqdm(total=len(pending), unit="cut", desc="llm", disable=not self.config.show_progress) as progress:
+        disable = None if self.config.show_progress is None else not self.config.show_progress
+        with tqdm(total=len(pending), unit="cut", desc="llm", disable=disable) as progress:
             if pending:
                 self._ask(pending, progress)
         request_seconds = time.perf_counter() - request_start
