@@ -114,14 +114,20 @@ def test_resume_after_sigkill_loses_no_answer_and_repeats_none(tmp_path) -> None
     assert (out_cuts.parent / ".unsup_cuts_llm.jsonl.gz.done").exists()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_promptly_and_the_rerun_finishes(tmp_path) -> None:
     cuts = make_pl_cuts([f"i eated the {WORDS[n % 10]} {n:02d}" for n in range(8)], prefix="cut", language="es")
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     cache_path = tmp_path / "llm_cache.jsonl"
     cuts.to_file(in_cuts)
     with FakeChatServer(answer_fn=_answer, hold_after=3) as server:
+        # A shell without job control starts background jobs with SIGINT ignored, and children
+        # inherit that (CI launched with `&`): give the CLI the default Ctrl-C disposition.
         process = subprocess.Popen(_cli(in_cuts, out_cuts, server.base_url), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
         try:
             _wait_for(lambda: _lines(cache_path) == 3 and server.in_flight >= 1)
             start = time.monotonic()

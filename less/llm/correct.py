@@ -57,9 +57,7 @@ class CorrectionConfig:
     normalize_for_scoring: bool = True
     append_eos: bool = True
     fail_fast: bool = False
-    # None: a progress bar only on a terminal. Forced on into a pipe, a Ctrl-C during the
-    # requests was seen to hang the exit in CI (cause not found); the answers are logged anyway.
-    show_progress: bool | None = None
+    show_progress: bool | None = None  # None: a progress bar only on a terminal
 
 
 @dataclass
