@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
-from less.checkpoint import epoch_path, latest_checkpoint, remove_old_checkpoints
+from less.checkpoint import epoch_path, latest_checkpoint, remove_old_checkpoints, set_rng_state
 from less.data.datamodule import make_loader
 
 
@@ -71,6 +73,22 @@ class EpochLoop:
         return f"best validation loss {self.state['best_valid_loss']:.4f} (epoch {self.state['best_valid_epoch']})"
 
     # ------------------------------------------------------------- shared
+    def pick_device(self) -> torch.device:
+        if self.cfg.device != "auto":
+            return torch.device(self.cfg.device)
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+
+    def restore_position(self, ckpt: dict[str, Any], path: Path) -> None:
+        """Optimizer, scheduler, training position and RNG states of a resumed checkpoint."""
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state.update(ckpt["train_state"])
+        set_rng_state(ckpt["rng"])
+        self.log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all", path,
+                      self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+
     def resume_checkpoint(self) -> Path | None:
         cfg = self.cfg
         if cfg.start_batch > 0:

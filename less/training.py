@@ -22,7 +22,6 @@ from less.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
     update_averaged_model,
 )
 from less.data.datamodule import DataConfig, load_cuts, make_loader
@@ -123,7 +122,7 @@ class Trainer(EpochLoop):
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
-        self.device = self._device()
+        self.device = self.pick_device()
         self.ctc_tokenizer = load_tokenizer(cfg.lang_dir)
         if cfg.task == "ast":
             if not cfg.decoder_lang_dir:
@@ -133,13 +132,6 @@ class Trainer(EpochLoop):
             self.decoder_tokenizer = self.ctc_tokenizer
         else:
             raise SystemExit(f"unknown task {cfg.task!r} (asr or ast)")
-
-    def _device(self) -> torch.device:
-        if self.cfg.device != "auto":
-            return torch.device(self.cfg.device)
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
 
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
@@ -165,13 +157,8 @@ class Trainer(EpochLoop):
             load_state_into(self.model, ckpt["model"], str(resume))
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(ckpt["model_avg"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
             self.scaler.load_state_dict(ckpt["grad_scaler"])
-            self.state.update(ckpt["train_state"])
-            set_rng_state(ckpt["rng"])
-            log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all",
-                     resume, self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+            self.restore_position(ckpt, resume)
         elif cfg.init_from or cfg.init_encoder_from:
             path = cfg.init_from or cfg.init_encoder_from
             # epoch-N.pt, checkpoint-N.pt, or an averaged export (pretrained.pt): all have "model"

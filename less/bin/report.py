@@ -24,7 +24,7 @@ import argparse
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from less.utils import atomic_path, setup_logging, write_text_atomic
@@ -84,9 +84,9 @@ def select_settings(results: list[Result], select_on: str = "dev") -> list[Resul
         setting = chosen.get((r.task, r.system, r.iteration, r.method))
         if r.settings and len(r.settings) > 1:
             if setting is not None and setting in r.settings:
-                r = Result(**{**r.__dict__, "value": float(r.settings[setting]), "setting": f"{setting} (on {select_on})"})
+                r = replace(r, value=float(r.settings[setting]), setting=f"{setting} (on {select_on})")
             else:
-                r = Result(**{**r.__dict__, "setting": f"{r.setting} (best on this set)"})
+                r = replace(r, setting=f"{r.setting} (best on this set)")
         out.append(r)
     return out
 

@@ -29,7 +29,6 @@ from less.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
 from less.loop import EpochLoop
@@ -80,10 +79,7 @@ class SslTrainer(EpochLoop):
 
     def __init__(self, cfg: SslConfig):
         super().__init__(cfg)
-        if cfg.device != "auto":
-            self.device = torch.device(cfg.device)
-        else:
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = self.pick_device()
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
@@ -105,12 +101,7 @@ class SslTrainer(EpochLoop):
             if asdict(saved) != asdict(cfg.objective):
                 raise ValueError(f"{resume} was trained with another objective configuration: {asdict(saved)}")
             self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.state.update(ckpt["train_state"])
-            set_rng_state(ckpt["rng"])
-            log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all", resume,
-                     self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+            self.restore_position(ckpt, resume)
         self.train_cuts = load_cuts(cfg.train_cuts, seed=cfg.seed)
         self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
 
