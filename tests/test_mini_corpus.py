@@ -317,3 +317,45 @@ def test_rerun_skips_existing_splits_and_refuses_another_seed(corpus):
     assert {p: p.stat().st_mtime_ns for p in (corpus / "manifests").glob("*.jsonl.gz")} == before
     with pytest.raises(RuntimeError, match="seed"):
         prepare(corpus, profile="tiny", seed=SEED + 1, tasks=("asr",), num_jobs=1)
+
+
+def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
+    """--conditions: default has more supervised voices and milder wild speech than hard."""
+    from less.local.mini.plan import CONDITIONS, PROFILES, plan_split
+
+    sizes = PROFILES["default"]
+    texts = plan_texts(SEED, "asr", sizes)
+    plans = {
+        name: {
+            split: plan_split(SEED, "asr", split, sizes, texts[split], tmp_path, CONDITIONS[name])
+            for split in ("train_sup", "test_wild")
+        }
+        for name in ("default", "hard")
+    }
+    for name, plan in plans.items():
+        conditions = CONDITIONS[name]
+        voices = [u.voice for utts in plan["train_sup"].utterances for u in utts]
+        assert {v.voice for v in voices} == set(conditions.clean_voices["asr"])
+        assert all(conditions.clean_rate[0] <= v.rate <= conditions.clean_rate[1] for v in voices)
+        wild = [u.wild for utts in plan["test_wild"].utterances for u in utts]
+        snrs = [w.snr_db for w in wild]
+        assert conditions.snr_db[0] <= min(snrs) and max(snrs) <= conditions.snr_db[1]
+        rooms = [w.room for w in wild if w.room is not None]
+        assert all(conditions.rt60_s[0] <= r.rt60 <= conditions.rt60_s[1] for r in rooms)
+        share = len(rooms) / len(wild)
+        assert abs(share - conditions.reverb_probability) < 0.1, (name, share)
+    assert len({v for v in CONDITIONS["default"].clean_voices["asr"]}) > len(CONDITIONS["hard"].clean_voices["asr"])
+    mean_snr = {n: np.mean([u.wild.snr_db for utts in p["test_wild"].utterances for u in utts])
+                for n, p in plans.items()}
+    assert mean_snr["default"] > mean_snr["hard"] + 5
+    # the same texts either way: only how they are spoken differs
+    assert [u.sentence for u in plans["default"]["test_wild"].utterances[0]] == [
+        u.sentence for u in plans["hard"]["test_wild"].utterances[0]
+    ]
+
+
+def test_a_corpus_refuses_other_conditions(corpus):
+    with pytest.raises(RuntimeError, match="conditions"):
+        prepare(corpus, profile="tiny", seed=SEED, tasks=("asr",), num_jobs=1, conditions="hard")
+    with pytest.raises(ValueError, match="conditions"):
+        prepare(corpus, profile="tiny", seed=SEED, tasks=("asr",), num_jobs=1, conditions="loud")

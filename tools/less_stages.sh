@@ -14,6 +14,10 @@
 #   student_init         scratch | teacher
 #   train_cmd            how to start training (default "python -m less.bin.train"; on GPUs
 #                        e.g. "torchrun --nproc-per-node 8 -m less.bin.train")
+#   ssl                  none | bestrq | birq: self-supervised pretraining of the encoder on the
+#                        unlabeled audio before the seed (exp/<task>/ssl_<ssl>); the seed and the
+#                        scratch students start their encoder from it (default none)
+#   ssl_epochs ssl_opts  its epochs, and more less.bin.ssl_pretrain flags
 #
 # Layout (see README.md): the teacher of system X at iteration k is exp/<task>/iter0 for
 # k = 1, else exp/<task>/X/iter<k-1>. At k = 1 every system shares the teacher's outputs
@@ -103,6 +107,26 @@ less_filter() {  # task system iter lang: L keeps hypo_wer <= max_hypo_wer (LLM 
   fi
 }
 
+less_ssl_checkpoint() {  # task -> the pretrained encoder the seed and scratch students start from
+  echo "$exp/$1/ssl_${ssl}/epoch-${ssl_epochs}.pt"
+}
+
+less_ssl_init() {  # task -> training flags that start the encoder from SSL pretraining (none when ssl=none)
+  [ "${ssl:-none}" = none ] || echo "--init-encoder-from $(less_ssl_checkpoint "$1")"
+}
+
+less_ssl_pretrain() {  # task unlabeled_cuts [more ssl_pretrain flags: model, batch size, threads...]
+  case "${ssl:-none}" in
+    none) return 0 ;;
+    bestrq | birq) ;;
+    *) less_die "--ssl must be none, bestrq or birq, not '$ssl'" ;;
+  esac
+  less_need 4 "$2"
+  # shellcheck disable=SC2086  # ssl_opts is a list of flags
+  python -m less.bin.ssl_pretrain --method "$ssl" --train-cuts "$2" --exp-dir "$exp/$1/ssl_${ssl}" \
+    --num-epochs "$ssl_epochs" "${@:3}" ${ssl_opts:-}
+}
+
 less_train_student() {  # task system iter supervised_cuts valid_cuts [more train flags: lang dirs, model...]
   local dir teacher epochs init=()
   dir="$(less_system_dir "$1" "$2" "$3")"
@@ -111,6 +135,8 @@ less_train_student() {  # task system iter supervised_cuts valid_cuts [more trai
   if [ "$student_init" = teacher ]; then
     read -r teacher epochs <<<"$(less_teacher "$1" "$2" "$3")"
     init=(--init-from "$teacher/epoch-$epochs.pt")
+  elif [ "${ssl:-none}" != none ]; then
+    init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
   fi
   # shellcheck disable=SC2086  # train_cmd is a command line
   ${train_cmd:-python -m less.bin.train} --task "$1" --exp-dir "$exp/$1/$2/iter$3" --train-cuts "$dir/train_mix_cuts.jsonl.gz" \

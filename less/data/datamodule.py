@@ -10,6 +10,7 @@ SpecAugment is seeded from the batch's cut ids and the epoch, not from worker st
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -258,8 +259,10 @@ def make_loader(
             return keep is None or keep(cut)
 
         cuts = cuts.filter(accept)
+        # lhotse refuses more buckets than cuts; a set that small needs fewer (reads <= num_buckets cuts)
+        num_buckets = max(1, sum(1 for _ in itertools.islice(cuts, cfg.num_buckets)))
         sampler = DynamicBucketingSampler(
-            cuts, max_duration=cfg.max_duration, num_buckets=cfg.num_buckets, shuffle=cfg.shuffle,
+            cuts, max_duration=cfg.max_duration, num_buckets=num_buckets, shuffle=cfg.shuffle,
             drop_last=cfg.drop_last, seed=seed, world_size=world_size, rank=rank,
         )
     else:

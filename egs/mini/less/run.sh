@@ -9,8 +9,11 @@
 #   1  VAD-segment the long unlabeled recordings (Silero VAD)
 #   2  fbank features (lilcom) for every split and for the noise set
 #   3  token inventories: data/lang_char (zh), data/lang_bpe_<N>_{es,en}
-#   4  train the seed model S (iteration 0) on train_sup          exp/<task>/iter0
-#   5  decode dev, test_clean, test_wild with it
+#   4  with --ssl bestrq|birq: pretrain the encoder on unsup_wild     exp/<task>/ssl_<ssl>
+#      train the seed model S (iteration 0) on train_sup           exp/<task>/iter0
+#      (its encoder starts from the pretrained one when --ssl is set)
+#   5  decode dev, test_clean, test_wild with it; with --ssl (asr): ABX of the pretrained
+#      encoder's layers on test_clean and test_wild (alignments by the seed)
 #   for each iteration k = 1..num_iters and each system in $systems:
 #   6  pseudo-label unsup_wild with the teacher (S for k = 1, else the system's
 #      student of k-1); at k = 1 both systems share the same teacher outputs
@@ -29,6 +32,7 @@ stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 profile=default         # mini corpus size: tiny (tests, seconds) or default (the recipe)
 seed=42                 # corpus seed: same seed, same corpus
+conditions=default      # wild vs supervised speech: default (the seed recognises most wild speech) or hard
 tasks="asr ast"         # which tasks to run (asr: Mandarin ASR, ast: Spanish->English)
 nj=2                    # parallel jobs for data preparation
 speed_perturb=false     # add 0.9x/1.1x copies of train_sup (triples training time)
@@ -67,6 +71,12 @@ num_threads=0           # torch CPU threads of training/decoding (0: all cores; 
 noise_aug=true          # mix the synthetic noise set into training batches (icefall's MUSAN)
 volume_db=              # volume perturbation range in dB, e.g. -18,6 (Kaldi's 1/8..2); empty: off
 train_opts=             # more less.bin.train flags for the seed and students, e.g. "--noise-snr=0,20"
+ssl=none                # self-supervised pretraining of the encoder on unsup_wild before the seed:
+                        # none, bestrq or birq; the seed and scratch students start from it
+ssl_epochs=15           # pretraining epochs
+ssl_opts=               # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches=3000"
+abx_layers="embed 0 1 2 3 4 5 final"  # encoder layers whose ABX error stage 5 measures (with --ssl)
+abx_opts=               # more less.bin.abx flags, e.g. "--units espeak-cmn"
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
 . "$LESS_ROOT/tools/less_stages.sh"
@@ -79,7 +89,7 @@ lang_of_task() { [ "$1" = asr ] && echo zh || echo es; }
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: synthesize the mini corpus (profile $profile, seed $seed)"
   python -m less.local.mini.prepare --out-dir "$data" --profile "$profile" --seed "$seed" \
-    --tasks "${tasks// /,}" --num-jobs "$nj"
+    --conditions "$conditions" --tasks "${tasks// /,}" --num-jobs "$nj"
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -146,6 +156,11 @@ train_args() {  # training flags of a task
     "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")" \
     "$([ -n "$volume_db" ] && echo "--volume-db=$volume_db")" "$train_opts"
 }
+ssl_args() {  # pretraining flags of a task (same model and batch schedule as training)
+  echo "--model $model --max-duration $max_duration --lr-batches $lr_batches --lr-epochs $lr_epochs" \
+    "--warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers --num-threads $num_threads" \
+    "--valid-cuts $data/fbank/mini-${1}_cuts_dev.jsonl.gz"
+}
 decode_args() {  # decoding methods and test sets of a task
   local args="--num-threads $num_threads"
   if [ "$1" = asr ]; then
@@ -161,11 +176,17 @@ decode_args() {  # decoding methods and test sets of a task
 fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: train the seed model S (iteration 0)"
   for task in $tasks; do
+    if [ "$ssl" != none ]; then
+      log "Stage 4: $ssl pretraining of the encoder on unsup_wild ($task)"
+      # shellcheck disable=SC2046
+      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" $(ssl_args "$task")
+    fi
+    log "Stage 4: train the seed model S (iteration 0, $task)"
     # shellcheck disable=SC2046
     $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task")
+      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task") \
+      $(less_ssl_init "$task")
   done
 fi
 
@@ -174,6 +195,17 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for task in $tasks; do
     # shellcheck disable=SC2046
     less_decode "$exp/$task/iter0" "$seed_epochs" $(decode_args "$task")
+    if [ "$ssl" != none ] && [ "$task" = asr ]; then
+      for split in test_clean test_wild; do
+        out="$exp/asr/ssl_$ssl/abx_${split}.json"
+        [ -f "$out" ] && continue
+        log "Stage 5: ABX of the $ssl encoder on $split"
+        # shellcheck disable=SC2046
+        python -m less.bin.abx --cuts "$(fbank asr "$split")" --alignments "$exp/asr/iter0/align_${split}.jsonl" \
+          --align-checkpoint "$exp/asr/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint asr)" \
+          --num-threads "$num_threads" $(printf -- "--layer %s " fbank $abx_layers) $abx_opts --out "$out"
+      done
+    fi
   done
 fi
 

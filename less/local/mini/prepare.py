@@ -8,7 +8,8 @@ for the splits train_sup, unsup_wild, dev, test_clean, test_wild, the FLAC audio
 ``<out-dir>/audio/mini-<task>/<split>/``, and the text-only LM corpus under
 ``<out-dir>/text/``. A split whose two manifests exist is skipped, so an interrupted
 build resumes where it stopped; a directory built with another seed, profile or profile
-size table is refused (the texts of a split depend on the sizes of the others).
+size table or other ``--conditions`` is refused (the texts of a split depend on the
+sizes of the others).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from less.utils import save_cuts_atomic, setup_logging, write_json_atomic, write
 from . import grammar, tts
 from .noise import NOISE_RECORDINGS, prepare_noise
 from .plan import (
+    CONDITIONS,
     PROFILES,
     SPLITS,
     TASKS,
@@ -153,7 +155,7 @@ def _check_build_info(out_dir: Path, task: str, info: dict) -> None:
         if previous != info:
             raise RuntimeError(
                 f"{path} records a build with {previous}, this run asks for {info} "
-                "(seed, profile or profile sizes differ): "
+                "(seed, profile, profile sizes or conditions differ): "
                 "use another --out-dir or delete the old corpus"
             )
     else:
@@ -188,11 +190,16 @@ class _LazyPool:
 
 
 def prepare_task(
-    out_dir: Path, task: str, profile: str, seed: int, pool: _LazyPool
+    out_dir: Path, task: str, profile: str, seed: int, pool: _LazyPool, conditions: str = "default"
 ) -> list[SplitSummary]:
     sizes = PROFILES[profile]
     # The sizes too: a split's texts depend on the sizes of the splits planned before it.
-    build_info = {"seed": seed, "profile": profile, "sizes": json.loads(json.dumps(asdict(sizes)))}
+    build_info = {
+        "seed": seed,
+        "profile": profile,
+        "sizes": json.loads(json.dumps(asdict(sizes))),
+        "conditions": {"name": conditions, **json.loads(json.dumps(asdict(CONDITIONS[conditions])))},
+    }
     _check_build_info(out_dir, task, build_info)
     texts = plan_texts(seed, task, sizes)
     text_paths = text_only_paths(out_dir, task)
@@ -223,7 +230,7 @@ def prepare_task(
             summaries.append(summary)
             continue
         started = time.monotonic()
-        plan = plan_split(seed, task, split, sizes, texts[split], out_dir)
+        plan = plan_split(seed, task, split, sizes, texts[split], out_dir, CONDITIONS[conditions])
         if TASKS[task].language == "zh":
             characters = {
                 c for text in spoken_texts(plan) for c in normalize(text, "zh")
@@ -271,12 +278,14 @@ def prepare(
     seed: int = 42,
     tasks: tuple[str, ...] = ("asr", "ast"),
     num_jobs: int = 1,
+    conditions: str = "default",
 ) -> list[SplitSummary]:
     """Build (or complete) the corpus; returns one summary row per task and split."""
     unknown = [t for t in tasks if t not in TASKS]
-    if unknown or profile not in PROFILES:
+    if unknown or profile not in PROFILES or conditions not in CONDITIONS:
         raise ValueError(
-            f"unknown task(s) {unknown} or profile {profile!r}; tasks {list(TASKS)}, profiles {list(PROFILES)}"
+            f"unknown task(s) {unknown}, profile {profile!r} or conditions {conditions!r}; "
+            f"tasks {list(TASKS)}, profiles {list(PROFILES)}, conditions {list(CONDITIONS)}"
         )
     for domain in ("read", "conversational"):
         space = grammar.assert_large_space(domain)
@@ -285,7 +294,9 @@ def prepare(
     pool = _LazyPool(num_jobs)
     try:
         summaries = [
-            row for task in tasks for row in prepare_task(out_dir, task, profile, seed, pool)
+            row
+            for task in tasks
+            for row in prepare_task(out_dir, task, profile, seed, pool, conditions)
         ]
     finally:
         pool.close()
@@ -305,6 +316,13 @@ def get_parser() -> argparse.ArgumentParser:
         choices=sorted(PROFILES),
         default="default",
         help="corpus size: tiny (tests, seconds) or default (recipe) (default: default)",
+    )
+    parser.add_argument(
+        "--conditions",
+        choices=sorted(CONDITIONS),
+        default="default",
+        help="how far the wild speech is from the supervised speech: default (a seed model "
+        "recognises most of it) or hard (it does not) (default: default)",
     )
     parser.add_argument(
         "--seed", type=int, default=42, help="corpus seed; same seed, same corpus (default: 42)"
@@ -329,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args.log_file or args.out_dir / "log" / "prepare_mini.log")
     started = time.monotonic()
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    summaries = prepare(args.out_dir, args.profile, args.seed, tasks, args.num_jobs)
+    summaries = prepare(args.out_dir, args.profile, args.seed, tasks, args.num_jobs, args.conditions)
     print(format_summary(summaries))
     logger.info("mini corpus ready in %s (%.1f s)", args.out_dir, time.monotonic() - started)
 
