@@ -58,3 +58,33 @@ def test_settings_are_chosen_on_dev_not_on_each_test_set(tmp_path: Path):
     assert "| asr | S | 0 | dev | CER | 18.00 | scale_1.0 (on dev) |" in text
     assert "| ast | S | 0 | test_wild | BLEU | 7.00 | b (on dev) |" in text  # BLEU: higher is better on dev
     assert "| asr | N | 1 | test_wild | CER | 30.00 | x (best on this set) |" in text
+
+
+def test_groups_of_runs_are_averaged_over_seeds(tmp_path: Path):
+    method = "asr/iter0/attention-decoder-rescoring"
+    runs = {"scratch": [], "birq": []}
+    for name, values in (("scratch", (30.0, 34.0, 32.0)), ("birq", (26.0, 27.0))):
+        for i, value in enumerate(values):
+            run = tmp_path / f"{name}_s{i}"
+            runs[name].append(run)
+            # dev picks scale_1.0 in every run; the test value is read at that scale
+            result(run, method, "dev", "CER", 0, settings={"scale_0.5": 50.0, "scale_1.0": 40.0})
+            result(run, method, "test_wild", "CER", 0, settings={"scale_0.5": value - 5, "scale_1.0": value})
+            result(run, "asr/iter0/ctc-greedy-search", "test_wild", "CER", 99.0)
+            if name == "birq":
+                abx = run / "asr" / "ssl_birq" / "abx_test_wild.json"
+                abx.parent.mkdir(parents=True)
+                abx.write_text(json.dumps({"layers": {"2": {"within": 0.1 + i / 10, "across": 0.2},
+                                                      "fbank": {"within": 0.3, "across": 0.4}}}))
+    out = tmp_path / "cmp.md"
+    report.main(["--task", "asr", "--out", str(out),
+                 "--group", "scratch=" + ",".join(map(str, runs["scratch"])),
+                 "--group", "birq=" + ",".join(map(str, runs["birq"]))])
+    text = out.read_text()
+    assert "| scratch | S | 0 | test_wild | CER | 32.00 | 2.00 | 3 | 30.00, 34.00, 32.00 |" in text
+    assert "| birq | S | 0 | test_wild | CER | 26.50 | 0.71 | 2 | 26.00, 27.00 |" in text
+    assert "99.00" not in text  # only the primary method
+    assert "| birq | test_wild | 2 | 15.00 | 7.07 | 20.00 | 0.00 | 2 |" in text
+    lines = text.splitlines()
+    assert lines.index(next(x for x in lines if "| birq | test_wild | fbank |" in x)) < lines.index(
+        next(x for x in lines if "| birq | test_wild | 2 |" in x))

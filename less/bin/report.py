@@ -16,6 +16,18 @@ marked ``(best on this set)``.
 Each row shows the primary decoding method of the task (``--asr-method``, ``--ast-method``);
 other methods follow in a second table. Every number comes with the command that made it.
 A PNG per task plots the metric by iteration for every system and test set.
+
+``--group NAME=EXP[,EXP...]`` (repeatable) writes instead a comparison of recipe runs
+averaged over seeds, e.g. seed models from scratch vs. from BEST-RQ / BiRQ pretraining,
+one ``--exp`` per training seed::
+
+    python -m less.bin.report --task asr --out exp_ssl/RESULTS.md \
+        --group scratch=exp_ssl/scratch_s1,exp_ssl/scratch_s2,exp_ssl/scratch_s3 \
+        --group bestrq=exp_ssl/bestrq_s1,exp_ssl/bestrq_s2,exp_ssl/bestrq_s3
+
+Per group, system and test set: mean, sample standard deviation and every run's value
+(settings chosen on dev per run, as above); and the ABX error rates of the pretrained
+encoders (``<exp>/<task>/ssl_<method>/abx_<test>.json``, stage 5) averaged the same way.
 """
 
 from __future__ import annotations
@@ -184,6 +196,72 @@ def plot(results: list[Result], primary: dict[str, str], out_dir: Path) -> list[
     return written
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]]:
+    """(test, layer) -> {"within", "across"} of the run's pretrained encoder(s)."""
+    out = {}
+    for path in sorted(run.glob(f"{task}/ssl_*/abx_*.json")):
+        test = path.stem[len("abx_"):]
+        for layer, values in json.loads(path.read_text(encoding="utf-8"))["layers"].items():
+            out[(test, layer)] = {"within": values["within"], "across": values["across"]}
+    return out
+
+
+def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, select_on: str = "dev") -> str:
+    """Markdown: each group's results averaged over its runs (one run per seed)."""
+    rows: dict[tuple[str, str, int, str], dict[str, list]] = {}
+    abx: dict[tuple[str, str, str], dict[str, list[float]]] = {}
+    for name, runs in groups.items():
+        for run in runs:
+            found = [r for r in select_settings(find_results(run), select_on)
+                     if r.task == task and r.method == primary]
+            if not found:
+                raise SystemExit(f"{run}: no {task} {primary} results (run the decoding stages first)")
+            for r in found:
+                entry = rows.setdefault((name, r.system, r.iteration, r.test), {"metric": r.metric, "values": [],
+                                                                                  "settings": []})
+                entry["values"].append(r.value)
+                entry["settings"].append(r.setting.split(" ")[0] if r.setting else "-")
+            for (test, layer), values in _abx_results(run, task).items():
+                slot = abx.setdefault((name, test, layer), {"within": [], "across": []})
+                slot["within"].append(values["within"])
+                slot["across"].append(values["across"])
+    order = {name: i for i, name in enumerate(groups)}
+    lines = [f"# {task}: runs averaged over seeds ({primary}; settings chosen on {select_on} per run)", "",
+             "| group | system | iter | test | metric | mean | std | runs | per run |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (name, system, iteration, test), entry in sorted(rows.items(),
+                                                         key=lambda kv: (kv[0][3], kv[0][2], kv[0][1], order[kv[0][0]])):
+        mean, std = _mean_std(entry["values"])
+        per_run = ", ".join(f"{v:.2f}" for v in entry["values"])
+        lines.append(f"| {name} | {system} | {iteration} | {test} | {entry['metric']} | {mean:.2f} | {std:.2f} | "
+                     f"{len(entry['values'])} | {per_run} |")
+    if abx:
+        lines += ["", "## ABX error of the pretrained encoders (%)", "",
+                  "| group | test | layer | within mean | within std | across mean | across std | runs |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        layer_order = lambda layer: (layer != "fbank", layer != "embed", layer == "final", layer)  # noqa: E731
+        for (name, test, layer), slot in sorted(abx.items(), key=lambda kv: (kv[0][1], order[kv[0][0]],
+                                                                             layer_order(kv[0][2]))):
+            within, across = _mean_std(slot["within"]), _mean_std(slot["across"])
+            lines.append(f"| {name} | {test} | {layer} | {100 * within[0]:.2f} | {100 * within[1]:.2f} | "
+                         f"{100 * across[0]:.2f} | {100 * across[1]:.2f} | {len(slot['within'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _group(text: str) -> tuple[str, list[Path]]:
+    name, sep, dirs = text.partition("=")
+    if not sep or not name or not dirs:
+        raise argparse.ArgumentTypeError(f"expected NAME=EXP[,EXP...], got {text!r}")
+    return name, [Path(d) for d in dirs.split(",") if d]
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp-dir", type=Path, default=Path("exp"))
@@ -194,16 +272,28 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ast-method", default="attention-beam-search", help="primary method of the ast task")
     p.add_argument("--select-on", default="dev",
                    help="test set on which a method's setting (e.g. attention scale) is chosen for all sets")
+    p.add_argument("--group", type=_group, action="append",
+                   help="NAME=EXP[,EXP...]: compare groups of runs averaged over their seeds (needs --out, --task)")
+    p.add_argument("--task", choices=["asr", "ast"], help="task of the --group comparison")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
+    primary = {"asr": args.asr_method, "ast": args.ast_method}
+    if args.group:
+        if not (args.out and args.task):
+            raise SystemExit("--group needs --out and --task")
+        groups = dict(args.group)
+        if len(groups) != len(args.group):
+            raise SystemExit("--group names must be distinct")
+        write_text_atomic(args.out, compare_groups(groups, args.task, primary[args.task], args.select_on))
+        log.info("wrote %s (%d groups, %d runs)", args.out, len(groups), sum(map(len, groups.values())))
+        return
     results = select_settings(find_results(args.exp_dir), args.select_on)
     if not results:
         raise SystemExit(f"no results-*.json under {args.exp_dir}: run the decoding stages first")
-    primary = {"asr": args.asr_method, "ast": args.ast_method}
     out = args.out or args.exp_dir / "RESULTS.md"
     text = markdown(results, args.pl_dir if args.pl_dir.is_dir() else None, primary, args.unsup_part)
     write_text_atomic(out, text)
