@@ -20,6 +20,8 @@
 #      needs a transcript) is fisher-callhome_cuts_valid.
 #   3  data/lang_bpe_<N>_es (CTC auxiliary, Spanish) and data/lang_bpe_<N>_en (decoder)
 #   4  train the seed AST model S (iteration 0) on train_sup            exp/ast/iter0
+#      (with --ssl bestrq|birq: after pretraining its encoder on the unlabeled set,
+#      exp/<task>/ssl_<ssl>; the scratch students start from that encoder too)
 #   5  decode fisher dev/dev2/test, callhome devtest/evltest with attention-beam-search:
 #      BLEU (sacrebleu, all references, lowercased, punctuation removed, as ESPnet reports).
 #      The Spanish CTC output is not scored: evaluation sets have empty Spanish transcripts.
@@ -63,6 +65,11 @@ max_duration=600             # seconds of audio per training batch (per GPU)
 dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
 train_workers=4              # data-loader workers while training
 train_opts=                  # more less.bin.train flags, e.g. "--ctc-scale 0.3 --aed-scale 0.7"
+ssl=none                     # self-supervised pretraining of the encoder on the unlabeled set before the
+                             # seed: none, bestrq or birq (BEST-RQ / BiRQ, less.bin.ssl_pretrain; one
+                             # process, fp32: no DDP or mixed precision yet)
+ssl_epochs=20                # its epochs
+ssl_opts=                    # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches 20000"
 num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
 avg=5                        # decode the average of the last N epochs (with the running averaged model)
 beam_size=10                 # beam of pseudo-labelling and decoding
@@ -168,6 +175,9 @@ fi
 train_args=(--lang-dir "$lang_es" --decoder-lang-dir "$lang_en" --model "$model" --max-duration "$max_duration"
             --dtype "$dtype" --num-workers "$train_workers" --num-threads "$num_threads")
 [ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
+ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
+          --num-threads "$num_threads")
+[ -n "$model_overrides" ] && ssl_args+=(--model-overrides "$model_overrides")
 # shellcheck disable=SC2206
 train_args+=($train_opts)
 decode_args=(--num-threads "$num_threads" --method attention-beam-search)
@@ -179,8 +189,14 @@ test_files() { local split; for split in $eval_splits; do echo "$fbank/${corpus}
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: train the seed AST model S (iteration 0) on $train_splits"
   less_need 4 "$sup_train" "$sup_valid" "$lang_es/tokens.txt" "$lang_en/tokens.txt"
+  if [ "$ssl" != none ]; then
+    log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
+    less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
+  fi
+  # shellcheck disable=SC2046  # no flag, or --init-encoder-from <pretrained>
   $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
+    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" \
+    $(less_ssl_init "$task")
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

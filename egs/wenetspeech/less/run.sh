@@ -19,6 +19,8 @@
 #      speed perturbation; WenetSpeech sets trimmed to their segments; the unlabeled set
 #   3  data/lang_char from the AISHELL train transcripts (the normaliser of scoring)
 #   4  train the seed model S (iteration 0) on AISHELL train          exp/asr/iter0
+#      (with --ssl bestrq|birq: after pretraining its encoder on the unlabeled set,
+#      exp/<task>/ssl_<ssl>; the scratch students start from that encoder too)
 #   5  decode AISHELL test, TEST_NET, TEST_MEETING (CER)
 #   for each iteration k = 1..num_iters and each system in $systems (L: LESS, N: no LLM):
 #   6  pseudo-label the unlabeled set with the teacher (S for k = 1, else the student of k-1)
@@ -56,6 +58,11 @@ max_duration=600             # seconds of audio per training batch (per GPU)
 dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
 train_workers=4              # data-loader workers while training
 train_opts=                  # more less.bin.train flags, e.g. "--base-lr 0.04 --lr-epochs 6"
+ssl=none                     # self-supervised pretraining of the encoder on the unlabeled set before the
+                             # seed: none, bestrq or birq (BEST-RQ / BiRQ, less.bin.ssl_pretrain; one
+                             # process, fp32: no DDP or mixed precision yet)
+ssl_epochs=20                # its epochs
+ssl_opts=                    # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches 20000"
 num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
 avg=5                        # decode the average of the last N epochs (with the running averaged model)
 beam_size=10                 # beam of pseudo-labelling and decoding
@@ -171,6 +178,9 @@ fi
 train_args=(--lang-dir "$lang_dir" --model "$model" --max-duration "$max_duration" --dtype "$dtype"
             --num-workers "$train_workers" --num-threads "$num_threads")
 [ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
+ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
+          --num-threads "$num_threads")
+[ -n "$model_overrides" ] && ssl_args+=(--model-overrides "$model_overrides")
 # shellcheck disable=SC2206
 train_args+=($train_opts)
 decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method attention-decoder-rescoring
@@ -183,8 +193,14 @@ test_files() { local spec; for spec in $test_sets; do echo "${spec#*=}"; done; }
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   log "Stage 4: train the seed model S (iteration 0) on AISHELL-1 train"
   less_need 4 "$sup_train" "$sup_valid" "$lang_dir/tokens.txt"
+  if [ "$ssl" != none ]; then
+    log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
+    less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
+  fi
+  # shellcheck disable=SC2046  # no flag, or --init-encoder-from <pretrained>
   $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}"
+    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" \
+    $(less_ssl_init "$task")
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
