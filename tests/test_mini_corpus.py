@@ -324,17 +324,24 @@ def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
     from less.local.mini.plan import CONDITIONS, PROFILES, plan_split
 
     sizes = PROFILES["default"]
-    texts = plan_texts(SEED, "asr", sizes)
-    plans = {
-        name: {
+    plans = {}
+    for name in ("default", "hard"):
+        texts = plan_texts(SEED, "asr", sizes, CONDITIONS[name].sup_conversational)
+        plans[name] = {
             split: plan_split(SEED, "asr", split, sizes, texts[split], tmp_path, CONDITIONS[name])
             for split in ("train_sup", "test_wild")
         }
-        for name in ("default", "hard")
-    }
+    unseen = {}
     for name, plan in plans.items():
         conditions = CONDITIONS[name]
-        voices = [u.voice for utts in plan["train_sup"].utterances for u in utts]
+        supervised = [u for utts in plan["train_sup"].utterances for u in utts]
+        assert all(u.wild is None for u in supervised)  # clean, whatever the grammar
+        share = sum(u.sentence.domain == "conversational" for u in supervised) / len(supervised)
+        assert abs(share - conditions.sup_conversational) < 0.01
+        heard = {c for u in supervised for c in u.sentence.zh}
+        wild_chars = [c for utts in plan["test_wild"].utterances for u in utts for c in u.sentence.zh]
+        unseen[name] = sum(c not in heard for c in wild_chars) / len(wild_chars)
+        voices = [u.voice for u in supervised]
         assert {v.voice for v in voices} == set(conditions.clean_voices["asr"])
         assert all(conditions.clean_rate[0] <= v.rate <= conditions.clean_rate[1] for v in voices)
         wild = [u.wild for utts in plan["test_wild"].utterances for u in utts]
@@ -348,6 +355,8 @@ def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
     mean_snr = {n: np.mean([u.wild.snr_db for utts in p["test_wild"].utterances for u in utts])
                 for n, p in plans.items()}
     assert mean_snr["default"] > mean_snr["hard"] + 5
+    # the supervised speech covers the wild speech's characters, not only its sounds
+    assert unseen["default"] < 0.03 and unseen["hard"] > 0.2, unseen
     # the same texts either way: only how they are spoken differs
     assert [u.sentence for u in plans["default"]["test_wild"].utterances[0]] == [
         u.sentence for u in plans["hard"]["test_wild"].utterances[0]

@@ -201,7 +201,7 @@ def prepare_task(
         "conditions": {"name": conditions, **json.loads(json.dumps(asdict(CONDITIONS[conditions])))},
     }
     _check_build_info(out_dir, task, build_info)
-    texts = plan_texts(seed, task, sizes)
+    texts = plan_texts(seed, task, sizes, CONDITIONS[conditions].sup_conversational)
     text_paths = text_only_paths(out_dir, task)
     if all(p.is_file() for p in text_paths.values()):
         logger.info("%s text-only corpus exists, skipping", corpus_name(task))
