@@ -164,10 +164,11 @@ def test_abx_cli_on_the_tiny_corpus(mini_data: Path, tmp_path: Path):
     torch.set_num_threads(1)
     cuts_path = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
     alignments = []
-    for cut in CutSet.from_file(cuts_path):
+    for i, cut in enumerate(CutSet.from_file(cuts_path)):
         text = cut.supervisions[0].text
         step = cut.duration / len(text)
-        alignments.append(UtteranceAlignment(cut.id, cut.supervisions[0].speaker, cut.duration,
+        # two "speakers" of two utterances each, so that both within and across have pairs
+        alignments.append(UtteranceAlignment(cut.id, f"spk{i % 2}", cut.duration,
                                              [(ch, i * step, (i + 1) * step) for i, ch in enumerate(text)]))
     save_alignments(tmp_path / "align.jsonl", alignments)
     assert load_alignments(tmp_path / "align.jsonl")[0].units[0][0] == alignments[0].units[0][0]
