@@ -5,7 +5,10 @@
 
 The output directory loads with ``AutoTokenizer.from_pretrained`` and
 ``AutoModelForCausalLM.from_pretrained``; ``less.bin.llm_correct --mode rescore
---backend hf --model exp/text_lm`` uses it to rescore the teacher's N-best.
+--backend hf --model exp/text_lm`` uses it to rescore the teacher's N-best; with
+``--objective correct`` it is a correction LM (:mod:`less.llm.corrector`) that
+``llm_correct --mode correct --backend hf --prompt-template
+less/llm/prompts/asr_zh_corrector.txt`` uses to rewrite hypotheses.
 Held-out perplexity is logged before training, every ``--eval-every`` steps and at
 the end, and kept in ``train_summary.json``. A finished ``--out-dir`` is skipped.
 """
@@ -53,6 +56,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-threads", type=int, default=1,
                         help="torch CPU threads; 0 = torch's default. Small models are overhead-bound: on a "
                              "busy 2-core machine 1 thread measured ~9x faster than 2")
+    parser.add_argument("--objective", choices=("lm", "correct"), default=defaults.objective,
+                        help="lm: a language model (rescore mode); correct: a correction LM trained on "
+                             "sentences with simulated recognition errors (correct mode; zh)")
+    parser.add_argument("--copies", type=int, default=defaults.copies,
+                        help="correct: noisy versions of every training sentence")
+    parser.add_argument("--max-error-rate", type=float, default=defaults.max_error_rate,
+                        help="correct: each noisy sentence's character error rate is drawn from [0, this]")
+    parser.add_argument("--confusions", choices=("espeak", "none"), default=defaults.confusions,
+                        help="correct: substitute similar-sounding characters (pronunciations from espeak-ng) "
+                             "or only random ones")
     parser.add_argument("--overwrite", action="store_true", help="retrain even if --out-dir is finished")
     return parser
 
@@ -76,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         lang=args.lang, size=args.config, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
         learning_rate=args.lr, warmup_steps=args.warmup_steps, max_len=args.max_len, vocab_size=args.vocab_size,
         min_char_count=args.min_char_count, heldout_fraction=args.heldout_fraction, eval_every=args.eval_every,
-        seed=args.seed,
+        seed=args.seed, objective=args.objective, copies=args.copies, max_error_rate=args.max_error_rate,
+        confusions=args.confusions,
     )
     train_text_lm(sentences, out_dir, config)
     marker.touch()

@@ -11,6 +11,12 @@ also matches the CER the filter computes), a small BPE for ``es``/``en``. Both a
 built with the ``tokenizers`` library and add ``<s>`` in front of every text, so a
 hypothesis can be scored from the sentence start. Training text goes through
 :func:`less.data.text.normalize`, as the hypotheses it will score do.
+
+``objective="correct"`` trains a *correction* LM instead (:mod:`less.llm.corrector`):
+the same model on ``<s> noisy \n clean </s>`` pairs made from the text with simulated
+recognition errors, the loss on the clean part only; ``llm_correct --mode correct``
+uses it to rewrite hypotheses. Its held-out check: the character error rate of
+held-out noisy sentences before and after greedy correction.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from less.data.text import normalize
+from less.llm.corrector import correction_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,10 @@ class TextLMTrainConfig:
     max_heldout: int = 2000
     eval_every: int = 200
     seed: int = 0
+    objective: str = "lm"  # lm | correct
+    copies: int = 3  # correct: noisy versions of every sentence
+    max_error_rate: float = 0.4  # correct: per-sentence error rate drawn from [0, this]
+    confusions: str = "espeak"  # correct: similar-sounding substitutions from espeak-ng, or none
 
 
 def read_sentences(paths: Sequence[str | os.PathLike], lang: str, skip_first_field: bool = False) -> list[str]:
@@ -85,8 +96,10 @@ def read_sentences(paths: Sequence[str | os.PathLike], lang: str, skip_first_fie
     return sentences
 
 
-def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000, min_char_count: int = 1):
-    """Character tokenizer (``zh``) or BPE (others) as a ``PreTrainedTokenizerFast``."""
+def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000, min_char_count: int = 1,
+                    extra_chars: Sequence[str] = ()):
+    """Character tokenizer (``zh``) or BPE (others) as a ``PreTrainedTokenizerFast``;
+    ``extra_chars`` (zh) join the vocabulary whatever their count (e.g. a separator)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -96,6 +109,8 @@ def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000,
         for ch, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
             if count >= min_char_count and ch not in vocab:
                 vocab[ch] = len(vocab)
+        for ch in extra_chars:
+            vocab.setdefault(ch, len(vocab))
         tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
         tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
         tokenizer.decoder = decoders.Fuse()
@@ -134,13 +149,34 @@ def build_model(vocab_size: int, size: ModelSize, max_len: int, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def _encode(tokenizer, sentences: Sequence[str], max_len: int) -> list[list[int]]:
+Example = tuple[list[int], int]  # token ids, index of the first token the loss scores
+
+
+def _encode(tokenizer, sentences: Sequence[str], max_len: int) -> list[Example]:
     eos = tokenizer.eos_token_id
     encoded = tokenizer(list(sentences), add_special_tokens=True)["input_ids"]
-    return [(ids[: max_len - 1] + [eos]) for ids in encoded]
+    return [(ids[: max_len - 1] + [eos], 1) for ids in encoded]
 
 
-def _batches(sequences: list[list[int]], batch_size: int, rng: random.Random, shuffle: bool):
+def _encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> list[Example]:
+    """``<s> noisy SEP clean </s>``, scored from the first clean token (pairs too long are cut
+    from the noisy side's end, never the clean side)."""
+    from less.llm.corrector import SEPARATOR
+
+    eos = tokenizer.eos_token_id
+    prefixes = tokenizer([noisy + SEPARATOR for noisy, _ in pairs], add_special_tokens=True)["input_ids"]
+    targets = tokenizer([clean for _, clean in pairs], add_special_tokens=False)["input_ids"]
+    examples = []
+    for prefix, target in zip(prefixes, targets):
+        target = target[: max_len // 2 - 1] + [eos]
+        room = max_len - len(target)
+        if len(prefix) > room:
+            prefix = prefix[: room - 1] + prefix[-1:]  # keep the separator
+        examples.append((prefix + target, len(prefix)))
+    return examples
+
+
+def _batches(sequences: list[Example], batch_size: int, rng: random.Random, shuffle: bool):
     """Batches of similar lengths (little padding), in random order when ``shuffle``."""
     order = list(range(len(sequences)))
     if shuffle:
@@ -148,39 +184,43 @@ def _batches(sequences: list[list[int]], batch_size: int, rng: random.Random, sh
     pool = batch_size * 50
     batches = []
     for begin in range(0, len(order), pool):
-        group = sorted(order[begin : begin + pool], key=lambda i: len(sequences[i]))
+        group = sorted(order[begin : begin + pool], key=lambda i: len(sequences[i][0]))
         batches.extend(group[i : i + batch_size] for i in range(0, len(group), batch_size))
     if shuffle:
         rng.shuffle(batches)
     return batches
 
 
-def _collate(sequences: list[list[int]], indices: list[int], pad_id: int):
+def _collate(sequences: list[Example], indices: list[int], pad_id: int):
+    """input ids, attention mask, and the mask of the tokens the loss scores."""
     import torch
 
-    longest = max(len(sequences[i]) for i in indices)
+    longest = max(len(sequences[i][0]) for i in indices)
     input_ids = torch.full((len(indices), longest), pad_id, dtype=torch.long)
     mask = torch.zeros((len(indices), longest), dtype=torch.long)
+    scored = torch.zeros((len(indices), longest), dtype=torch.bool)
     for row, i in enumerate(indices):
-        input_ids[row, : len(sequences[i])] = torch.tensor(sequences[i])
-        mask[row, : len(sequences[i])] = 1
-    return input_ids, mask
+        ids, first = sequences[i]
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = 1
+        scored[row, first : len(ids)] = True
+    return input_ids, mask, scored
 
 
-def _nll(model, input_ids, mask):
-    """Summed negative log-likelihood of every token after the first, and their count."""
+def _nll(model, input_ids, mask, scored):
+    """Summed negative log-likelihood of the scored tokens, and their count."""
     import torch
 
     logits = model(input_ids=input_ids, attention_mask=mask).logits
     targets = input_ids[:, 1:]
-    target_mask = mask[:, 1:].bool()
+    target_mask = scored[:, 1:]
     losses = torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
     ).view_as(targets)
     return losses[target_mask].sum(), int(target_mask.sum())
 
 
-def perplexity(model, sequences: list[list[int]], pad_id: int, batch_size: int = 64) -> float:
+def perplexity(model, sequences: list[Example], pad_id: int, batch_size: int = 64) -> float:
     import torch
 
     model.eval()
@@ -209,16 +249,33 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
     if len(sentences) < 2 * heldout_count:
         raise ValueError(f"too little text to train on: {len(sentences)} sentences")
     heldout, train = sentences[:heldout_count], sentences[heldout_count:]
-    tokenizer = build_tokenizer(train, config.lang, config.vocab_size, config.min_char_count)
-    train_ids = _encode(tokenizer, train, config.max_len)
-    heldout_ids = _encode(tokenizer, heldout, config.max_len)
+    heldout_pairs: list[tuple[str, str]] = []
+    if config.objective == "lm":
+        tokenizer = build_tokenizer(train, config.lang, config.vocab_size, config.min_char_count)
+        train_ids = _encode(tokenizer, train, config.max_len)
+        heldout_ids = _encode(tokenizer, heldout, config.max_len)
+    elif config.objective == "correct":
+        from less.llm.corrector import SEPARATOR
+
+        if config.lang != "zh":
+            raise ValueError(f"the correction objective simulates character errors: zh only, not {config.lang!r}")
+        tokenizer = build_tokenizer(train, config.lang, config.vocab_size, config.min_char_count,
+                                    extra_chars=[SEPARATOR])
+        simulator = _error_simulator(train, config)
+        train_ids = _encode_pairs(tokenizer, correction_pairs(train, simulator, config.copies,
+                                                              config.max_error_rate, rng), config.max_len)
+        heldout_pairs = correction_pairs(heldout, simulator, 1, config.max_error_rate, rng)
+        heldout_ids = _encode_pairs(tokenizer, heldout_pairs, config.max_len)
+    else:
+        raise ValueError(f"unknown objective {config.objective!r}: lm or correct")
     model = build_model(len(tokenizer), MODEL_SIZES[config.size], config.max_len, tokenizer)
     parameters = sum(p.numel() for p in model.parameters())
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = config.max_steps or max(1, int(config.epochs * steps_per_epoch))
     logger.info(
-        "text LM (%s, %s): %.2fM parameters, vocab %d, %d train / %d held-out sentences, %d steps",
-        config.lang, config.size, parameters / 1e6, len(tokenizer), len(train_ids), len(heldout_ids), total_steps,
+        "text LM (%s, %s, objective %s): %.2fM parameters, vocab %d, %d train / %d held-out sequences, %d steps",
+        config.lang, config.size, config.objective, parameters / 1e6, len(tokenizer), len(train_ids),
+        len(heldout_ids), total_steps,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                   betas=(0.9, 0.98))
@@ -239,8 +296,7 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
     with tqdm(total=total_steps, unit="step", desc="text lm") as progress:
         while step < total_steps:
             for indices in _batches(train_ids, config.batch_size, rng, shuffle=True):
-                input_ids, mask = _collate(train_ids, indices, pad_id)
-                nll, count = _nll(model, input_ids, mask)
+                nll, count = _nll(model, *_collate(train_ids, indices, pad_id))
                 loss = nll / max(1, count)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -258,6 +314,7 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
                 if step >= total_steps:
                     break
     seconds = time.perf_counter() - start
+    correction = correction_check(model, tokenizer, heldout_pairs) if heldout_pairs else None
     summary = {
         "lang": config.lang,
         "parameters": parameters,
@@ -272,12 +329,55 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
         "history": history,
         "config": asdict(config),
     }
+    if correction:
+        summary["heldout_correction"] = correction
+        logger.info("held-out correction of %d simulated hypotheses: CER %.2f%% -> %.2f%%", correction["sentences"],
+                    correction["cer_before"], correction["cer_after"])
     save_text_lm(model, tokenizer, out_dir, summary)
     logger.info(
         "trained in %.0f s (%.0f tokens/s): held-out perplexity %.2f -> %.2f; saved to %s",
         seconds, summary["tokens_per_second"], summary["initial_heldout_ppl"], summary["final_heldout_ppl"], out_dir,
     )
     return summary
+
+
+def _error_simulator(sentences: Sequence[str], config: TextLMTrainConfig):
+    from less.llm.corrector import ErrorSimulator, confusion_sets, espeak_pronouncer
+
+    chars = sorted({ch for sentence in sentences for ch in sentence})
+    if config.confusions == "espeak":
+        confusions = confusion_sets(chars, espeak_pronouncer())
+        logger.info("similar-sounding characters for %d of %d characters (espeak-ng)",
+                    sum(bool(v) for v in confusions.values()), len(chars))
+    elif config.confusions == "none":
+        confusions = {}
+    else:
+        raise ValueError(f"unknown confusions {config.confusions!r}: espeak or none")
+    return ErrorSimulator(chars, confusions)
+
+
+def correction_check(model, tokenizer, pairs: Sequence[tuple[str, str]], limit: int = 200) -> dict:
+    """CER of (noisy, clean) pairs before and after greedy correction by ``model``."""
+    import torch
+
+    from less.llm.corrector import SEPARATOR
+    from less.metrics import error_rate
+
+    model.eval()
+    pairs = list(pairs[:limit])
+    corrections = []
+    with torch.inference_mode():
+        for noisy, _ in pairs:
+            ids = tokenizer(noisy + SEPARATOR, return_tensors="pt")["input_ids"]
+            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=2 * len(noisy) + 8, eos_token_id=tokenizer.eos_token_id,
+                                    pad_token_id=tokenizer.pad_token_id)
+            corrections.append(tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True))
+    model.train()
+    references = [clean for _, clean in pairs]
+    return {"sentences": len(pairs),
+            "cer_before": round(error_rate(references, [noisy for noisy, _ in pairs], "zh").percent, 2),
+            "cer_after": round(error_rate(references, corrections, "zh").percent, 2)}
 
 
 def save_text_lm(model, tokenizer, out_dir: str | os.PathLike, summary: dict) -> None:

@@ -17,8 +17,10 @@
 #   for each iteration k = 1..num_iters and each system in $systems:
 #   6  pseudo-label unsup_wild with the teacher (S for k = 1, else the system's
 #      student of k-1); at k = 1 both systems share the same teacher outputs
-#   7  L only: LLM correction (asr: a small Mandarin LM trained on the text-only
-#      corpus, rescore mode; ast: SmolLM2-135M-Instruct, correct mode)
+#   7  L only: LLM correction (asr: a small Mandarin correction LM trained on the
+#      text-only corpus with simulated recognition errors, correct mode, or a small LM
+#      rescoring the N-best with --asr-llm-mode rescore; ast: SmolLM2-135M-Instruct,
+#      correct mode)
 #   8  filter: L keeps hypo_wer <= max_hypo_wer with LLM labels; N keeps all
 #      (teacher labels, no LLM)
 #   9  mix train_sup + kept cuts, train the student          exp/<task>/<system>/iter<k>
@@ -57,8 +59,10 @@ systems="N L"           # students to train: N noisy student without LLM, L LESS
 max_hypo_wer=0.1        # LESS filter threshold (the paper's)
 pl_ratio=0              # hours of pseudo-labelled audio per supervised hour (0: all kept)
 beam_size=10            # beam of pseudo-labelling and decoding
-asr_lm_config=tiny      # Mandarin text LM used to rescore N-best (stage 7)
-asr_lm_epochs=1         # its training epochs over the text-only corpus
+asr_llm_mode=correct    # Mandarin "LLM" of stage 7: correct (a correction LM rewrites the 1-best) or
+                        # rescore (a text LM rescores the N-best); no Chinese instruct LLM ships offline
+asr_lm_config=tiny      # size of that Mandarin LM (less.bin.train_text_lm --config)
+asr_lm_epochs=2         # its training epochs over the text-only corpus
 asr_lm_weight=0.5       # LM weight in rescore mode
 ast_llm=builtin:smollm2 # English instruct LLM correcting translations
 ast_llm_backend=hf      # hf (transformers, local) or openai (any OpenAI-compatible server)
@@ -224,11 +228,20 @@ for iter in $(seq 1 "$num_iters"); do
               --batch-size "$llm_batch_size" --num-threads "$llm_threads")
       if [ "$task" = asr ]; then
         # No Chinese instruct LLM ships in any package: a small Mandarin LM trained on the
-        # text-only corpus rescores the teacher's N-best (real recipes use an instruct LLM).
-        python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
-          --out-dir "$exp/asr/text_lm" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
-        python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
-          --model "$exp/asr/text_lm" --lm-weight "$asr_lm_weight"
+        # text-only corpus either rewrites the 1-best (a correction LM, trained on sentences
+        # with simulated recognition errors) or rescores the teacher's N-best (real recipes
+        # use an instruct LLM).
+        if [ "$asr_llm_mode" = correct ]; then
+          python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
+            --objective correct --out-dir "$exp/asr/text_corrector" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+          python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode correct --backend hf \
+            --model "$exp/asr/text_corrector" --prompt-template "$LESS_ROOT/less/llm/prompts/asr_zh_corrector.txt"
+        else
+          python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
+            --out-dir "$exp/asr/text_lm" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+          python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
+            --model "$exp/asr/text_lm" --lm-weight "$asr_lm_weight"
+        fi
       else
         server=()
         [ "$ast_llm_backend" = openai ] && server=(--base-url "$ast_llm_base_url")
