@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 from lhotse import CutSet
 
-from less.llm.corrector import SEPARATOR, ErrorSimulator, confusion_sets, correction_pairs, sound_key
+from less.llm.corrector import (
+    SEPARATOR,
+    ErrorSimulator,
+    confusion_sets,
+    correction_pairs,
+    sound_key,
+)
 from less.llm.testing import make_pl_cuts
 from less.llm.text_lm import _encode_pairs, build_tokenizer
 from less.metrics import error_rate
