@@ -347,6 +347,9 @@ def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
         wild = [u.wild for utts in plan["test_wild"].utterances for u in utts]
         snrs = [w.snr_db for w in wild]
         assert conditions.snr_db[0] <= min(snrs) and max(snrs) <= conditions.snr_db[1]
+        low, high = conditions.utterance_padding_s
+        for spec in plan["train_sup"].specs + plan["test_wild"].specs:
+            assert low <= spec.lead_s <= high and low <= spec.tail_s <= high
         rooms = [w.room for w in wild if w.room is not None]
         assert all(conditions.rt60_s[0] <= r.rt60 <= conditions.rt60_s[1] for r in rooms)
         share = len(rooms) / len(wild)
@@ -368,3 +371,24 @@ def test_a_corpus_refuses_other_conditions(corpus):
         prepare(corpus, profile="tiny", seed=SEED, tasks=("asr",), num_jobs=1, conditions="hard")
     with pytest.raises(ValueError, match="conditions"):
         prepare(corpus, profile="tiny", seed=SEED, tasks=("asr",), num_jobs=1, conditions="loud")
+
+
+def test_utterances_have_silence_around_the_speech(tmp_path):
+    """lead_s / tail_s: silence before and after a clean utterance, noise there for a wild one."""
+    from less.local.mini.synthesis import SAMPLE_RATE, UtteranceSpec, VoiceSettings, WildCondition, render
+
+    voice = VoiceSettings("cmn", 170, 50)
+    text = "明天我们去北京吧"
+    tight = render(UtteranceSpec(str(tmp_path / "tight.flac"), text, voice, 1))
+    padded = render(UtteranceSpec(str(tmp_path / "padded.flac"), text, voice, 1, lead_s=0.3, tail_s=0.2))
+    assert padded.num_samples == tight.num_samples + int(0.5 * SAMPLE_RATE)
+    import soundfile
+
+    audio, _ = soundfile.read(tmp_path / "padded.flac")
+    lead, speech = audio[: int(0.3 * SAMPLE_RATE)], audio[int(0.3 * SAMPLE_RATE) :]
+    assert np.abs(lead).max() < 1e-3 < np.abs(speech[: int(0.2 * SAMPLE_RATE)]).max()
+    assert np.abs(audio[-int(0.2 * SAMPLE_RATE) :]).max() < 1e-3
+    noisy = render(UtteranceSpec(str(tmp_path / "noisy.flac"), text, voice, 1, WildCondition("pink", 10.0, 0.0, None),
+                                 lead_s=0.3, tail_s=0.2))
+    audio, _ = soundfile.read(noisy.audio_path)
+    assert np.sqrt(np.mean(audio[: int(0.3 * SAMPLE_RATE)] ** 2)) > 1e-3  # the noise runs under the silence

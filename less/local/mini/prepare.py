@@ -322,7 +322,8 @@ def get_parser() -> argparse.ArgumentParser:
         choices=sorted(CONDITIONS),
         default="default",
         help="how far the wild speech is from the supervised speech: default (a seed model "
-        "recognises most of it) or hard (it does not) (default: default)",
+        "recognises much of it), hard (it does not), unpadded (default without silence around "
+        "single utterances) (default: default)",
     )
     parser.add_argument(
         "--seed", type=int, default=42, help="corpus seed; same seed, same corpus (default: 42)"

@@ -55,6 +55,8 @@ class UtteranceSpec:
     seed: int
     condition: WildCondition | None = None  # None: clean
     level_db: float = REFERENCE_LEVEL_DB
+    lead_s: float = 0.0  # silence (under the noise, if any) before the speech
+    tail_s: float = 0.0  # and after it (after the reverberant tail)
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,17 @@ def write_flac(path: str | Path, audio: np.ndarray) -> None:
 
 
 def render_utterance(spec: UtteranceSpec) -> RenderResult:
-    """One segmented utterance: clean, or reverberated + noisy + gain-changed."""
+    """One segmented utterance: clean, or reverberated + noisy + gain-changed, with
+    ``lead_s`` / ``tail_s`` of silence around the speech (as a recorded utterance has)."""
     rng = np.random.default_rng(spec.seed)
     speech = _speak(spec.text, spec.voice, spec.level_db)
     if spec.condition is not None and spec.condition.room is not None:
         speech = augment.reverberate(speech, _rir(spec.condition.room))
-    audio = _finish(speech, augment.active_power(speech), spec.condition, rng)
+    power = augment.active_power(speech)
+    if spec.lead_s > 0 or spec.tail_s > 0:
+        lead, tail = (np.zeros(int(round(t * SAMPLE_RATE)), dtype=np.float32) for t in (spec.lead_s, spec.tail_s))
+        speech = np.concatenate([lead, speech, tail])
+    audio = _finish(speech, power, spec.condition, rng)
     write_flac(spec.audio_path, audio)
     return RenderResult(spec.audio_path, len(audio), [(0.0, len(audio) / SAMPLE_RATE)])
 
