@@ -375,7 +375,13 @@ def test_a_corpus_refuses_other_conditions(corpus):
 
 def test_utterances_have_silence_around_the_speech(tmp_path):
     """lead_s / tail_s: silence before and after a clean utterance, noise there for a wild one."""
-    from less.local.mini.synthesis import SAMPLE_RATE, UtteranceSpec, VoiceSettings, WildCondition, render
+    from less.local.mini.synthesis import (
+        SAMPLE_RATE,
+        UtteranceSpec,
+        VoiceSettings,
+        WildCondition,
+        render,
+    )
 
     voice = VoiceSettings("cmn", 170, 50)
     text = "明天我们去北京吧"
