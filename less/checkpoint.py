@@ -11,10 +11,14 @@ Averaging at decode time:
 
 * ``--avg A`` without the averaged model: the arithmetic mean of the weights of
   ``epoch-(E-A+1).pt`` ... ``epoch-E.pt``;
-* ``--use-averaged-model`` (icefall's default): the running average ``avg_n`` kept during
-  training is the mean of the model over batches 1..n (sampled every ``average_period``
-  batches), so the mean over the batches of epochs E-A+1..E is
-  ``(avg_end * n_end - avg_start * n_start) / (n_end - n_start)`` with ``start = epoch-(E-A)``.
+* ``--use-averaged-model`` (icefall's default): the running average kept during training is
+  the mean of the k = n // average_period models sampled every ``average_period`` batches up
+  to batch n, so the mean of the samples taken during epochs E-A+1..E is
+  ``(avg_end * k_end - avg_start * k_start) / (k_end - k_start)`` with ``start = epoch-(E-A)``.
+  icefall weighs by n instead of k, which is the same when epochs hold thousands of batches;
+  on small data (epochs shorter than ``average_period``) it extrapolates to a broken model.
+  When the window holds fewer samples than the A epochs asked for, the epoch checkpoints are
+  averaged instead (logged).
 """
 
 from __future__ import annotations
@@ -90,18 +94,30 @@ def average_state_dicts(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, 
     return out
 
 
-def average_with_averaged_model(start: dict[str, Any], end: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Mean model over the batches between two checkpoints, from their running averages."""
-    n_start = start["train_state"]["batch_idx_train"]
-    n_end = end["train_state"]["batch_idx_train"]
-    if n_end <= n_start:
-        raise ValueError(f"end checkpoint (batch {n_end}) must come after start (batch {n_start})")
+def averaged_samples(ckpt: dict[str, Any]) -> int:
+    """How many models the running average of a checkpoint holds (one per ``average_period``
+    batches; the batch count itself for checkpoints whose config does not say the period)."""
+    n = int(ckpt["train_state"]["batch_idx_train"])
+    period = int((ckpt.get("config") or {}).get("average_period") or 1)
+    return n // period
+
+
+def average_with_averaged_model(start: dict[str, Any] | None, end: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Mean of the models sampled into the running average between two checkpoints (``start``
+    None: since the first batch)."""
+    k_start = averaged_samples(start) if start is not None else 0
+    k_end = averaged_samples(end)
+    if k_end <= k_start:
+        n_start = start["train_state"]["batch_idx_train"] if start is not None else 0
+        raise ValueError(f"no model was sampled into the running average between batch {n_start} and "
+                         f"batch {end['train_state']['batch_idx_train']}")
     out: dict[str, torch.Tensor] = {}
     for name, avg_end in end["model_avg"].items():
         if avg_end.is_floating_point():
-            avg_start = start["model_avg"][name]
-            value = (avg_end.double() * n_end - avg_start.double() * n_start) / (n_end - n_start)
-            out[name] = value.to(avg_end.dtype)
+            value = avg_end.double() * k_end
+            if k_start:
+                value -= start["model_avg"][name].double() * k_start
+            out[name] = (value / (k_end - k_start)).to(avg_end.dtype)
         else:
             out[name] = avg_end.clone()
     return out
@@ -120,14 +136,17 @@ def averaged_model_state(exp_dir: str | Path, epoch: int, avg: int,
         return end["model"], end["config"]
     if use_averaged_model:
         start_epoch = epoch - avg
-        if start_epoch < 1:
-            # icefall needs epoch-0 here; from the first epoch on, the running average *is*
-            # the mean since batch 0.
-            log.info("averaged model of epochs 1..%d (the running average since the first batch)", epoch)
-            return end["model_avg"], end["config"]
-        start = load_checkpoint(epoch_path(exp_dir, start_epoch))
-        log.info("averaged model over epochs %d..%d", start_epoch + 1, epoch)
-        return average_with_averaged_model(start, end), end["config"]
+        # icefall needs epoch-0 when start_epoch is 0; from the first epoch on, the running
+        # average *is* the mean since batch 0.
+        start = load_checkpoint(epoch_path(exp_dir, start_epoch)) if start_epoch >= 1 else None
+        first = max(start_epoch, 0) + 1
+        samples = averaged_samples(end) - (averaged_samples(start) if start is not None else 0)
+        if samples >= epoch - first + 1:
+            log.info("averaged model over epochs %d..%d (%d sampled models)", first, epoch, samples)
+            return average_with_averaged_model(start, end), end["config"]
+        log.info("the running average holds %d sampled models over epochs %d..%d (epochs shorter than "
+                 "average_period); averaging the epoch checkpoints instead", samples, first, epoch)
+        avg = epoch - first + 1
     first = epoch - avg + 1
     if first < 1:
         raise ValueError(f"--avg {avg} needs epochs {first}..{epoch}; epoch-{first}.pt cannot exist")

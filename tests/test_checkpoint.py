@@ -70,6 +70,50 @@ def test_averaged_model_gives_mean_over_batches_between_epochs(tmp_path):
     torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
 
 
+def simulate_training(tmp_path, average_period: int, batches_per_epoch: int, epochs: int) -> tuple[list, list]:
+    """Epoch checkpoints of a random walk with the running average; returns the models sampled
+    into the average (with their batch) and the model at the end of every epoch."""
+    model = toy_model(0)
+    model_avg = copy.deepcopy(model).to(torch.float64)
+    sampled, at_epoch_end, batch = [], [], 0
+    for epoch in range(1, epochs + 1):
+        for _ in range(batches_per_epoch):
+            batch += 1
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p))
+            if batch % average_period == 0:
+                update_averaged_model(model_avg, model, average_period, batch)
+                sampled.append((batch, model.state_dict()["0.weight"].clone()))
+        at_epoch_end.append(model.state_dict()["0.weight"].clone())
+        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(), model_avg=model_avg.state_dict(),
+                        train_state={"batch_idx_train": batch}, config={"average_period": average_period})
+    return sampled, at_epoch_end
+
+
+def test_averaged_model_when_epochs_do_not_end_on_the_period(tmp_path):
+    """Epoch ends between two samples: the mean is over the samples inside the window (icefall's
+    weighting by batch count would mix in the samples before it with a negative weight)."""
+    sampled, _ = simulate_training(tmp_path, average_period=4, batches_per_epoch=7, epochs=5)
+    state, _ = averaged_model_state(tmp_path, epoch=5, avg=3, use_averaged_model=True)
+    inside = [w for batch, w in sampled if 14 < batch <= 35]  # epochs 3..5: batches 15..35
+    assert len(inside) == 5
+    torch.testing.assert_close(state["0.weight"].float(), torch.stack(inside).mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_epochs_shorter_than_the_period_average_the_epoch_checkpoints(tmp_path):
+    """A student fine-tuned for a few short epochs: 41 batches per epoch, one sample every 200
+    batches. The running average holds 1 model over the last 5 epochs, so the decoder
+    averages the 5 epoch checkpoints (the batch-weighted formula gave 1.6 x model - 0.6 x init)."""
+    sampled, at_epoch_end = simulate_training(tmp_path, average_period=200, batches_per_epoch=41, epochs=8)
+    assert len(sampled) == 1
+    state, _ = averaged_model_state(tmp_path, epoch=8, avg=5, use_averaged_model=True)
+    torch.testing.assert_close(state["0.weight"], torch.stack(at_epoch_end[3:]).mean(0))
+    # no sample at all yet (the average is still the initial model): the epochs again
+    state, _ = averaged_model_state(tmp_path, epoch=4, avg=5, use_averaged_model=True)
+    torch.testing.assert_close(state["0.weight"], torch.stack(at_epoch_end[:4]).mean(0))
+
+
 def test_average_state_dicts_rejects_empty():
     with pytest.raises(ValueError):
         average_state_dicts([])
