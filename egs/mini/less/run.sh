@@ -34,7 +34,8 @@ stage=0                 # first stage to run
 stop_stage=100          # last stage to run
 profile=default         # mini corpus size: tiny (tests, seconds) or default (the recipe)
 seed=42                 # corpus seed: same seed, same corpus
-conditions=default      # wild vs supervised speech: default (the seed recognises most wild speech) or hard
+conditions=default      # wild vs supervised speech: default (the seed recognises most wild speech),
+                        # padded (default + silence around single utterances) or hard
 tasks="asr ast"         # which tasks to run (asr: Mandarin ASR, ast: Spanish->English)
 nj=2                    # parallel jobs for data preparation
 speed_perturb=false     # add 0.9x/1.1x copies of train_sup (triples training time)
@@ -44,8 +45,9 @@ exp=exp                 # where models, decoding results and RESULTS.md go
 model=xs                # model configuration (xs: a few million parameters, for CPUs)
 train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
 seed_epochs=30          # epochs of the seed model S
-student_epochs=30       # epochs of every student
-student_init=scratch    # students start from scratch, or from their teacher (teacher)
+student_epochs=8        # epochs of every student
+student_init=teacher    # students start from their teacher (teacher) or from scratch (scratch;
+                        # then give them the seed's 30 epochs: --student-epochs 30)
 max_duration=60         # seconds of audio per training batch
 lr_batches=2000         # Eden: batches of LR decay (small data: fewer than icefall's 7500)
 lr_epochs=8             # Eden: epochs of LR decay

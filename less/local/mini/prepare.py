@@ -322,8 +322,8 @@ def get_parser() -> argparse.ArgumentParser:
         choices=sorted(CONDITIONS),
         default="default",
         help="how far the wild speech is from the supervised speech: default (a seed model "
-        "recognises much of it), hard (it does not), unpadded (default without silence around "
-        "single utterances) (default: default)",
+        "recognises much of it), hard (it does not), padded (default with 0.1-0.5 s of silence "
+        "around single utterances) (default: default)",
     )
     parser.add_argument(
         "--seed", type=int, default=42, help="corpus seed; same seed, same corpus (default: 42)"
