@@ -40,36 +40,6 @@ def test_average_is_arithmetic_mean_of_epochs(tmp_path):
         averaged_model_state(tmp_path, epoch=2, avg=3, use_averaged_model=False)
 
 
-def test_averaged_model_gives_mean_over_batches_between_epochs(tmp_path):
-    """Simulated training: the running average turns into the mean of the models sampled
-    every average_period batches between the two epoch checkpoints."""
-    average_period = 2
-    model = toy_model(0)
-    model_avg = copy.deepcopy(model).to(torch.float64)
-    sampled = []  # models at the batches where the average is updated
-    batch = 0
-    for epoch in (1, 2, 3):
-        for _ in range(6):
-            batch += 1
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.add_(torch.randn_like(p))
-            if batch % average_period == 0:
-                update_averaged_model(model_avg, model, average_period, batch)
-                sampled.append({k: v.clone() for k, v in model.state_dict().items()})
-        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(),
-                        model_avg=model_avg.state_dict(), train_state={"batch_idx_train": batch},
-                        config={})
-    state, _ = averaged_model_state(tmp_path, epoch=3, avg=2, use_averaged_model=True)
-    # epochs 2..3 are batches 7..18: the sampled models at batches 8, 10, ..., 18
-    expected = torch.stack([s["0.weight"] for s in sampled[3:]]).mean(0)
-    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
-    # with nothing before epoch 1, the running average itself is the mean since the start
-    state, _ = averaged_model_state(tmp_path, epoch=3, avg=3, use_averaged_model=True)
-    expected = torch.stack([s["0.weight"] for s in sampled]).mean(0)
-    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
-
-
 def simulate_training(tmp_path, average_period: int, batches_per_epoch: int, epochs: int) -> tuple[list, list]:
     """Epoch checkpoints of a random walk with the running average; returns the models sampled
     into the average (with their batch) and the model at the end of every epoch."""
@@ -89,6 +59,20 @@ def simulate_training(tmp_path, average_period: int, batches_per_epoch: int, epo
         save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(), model_avg=model_avg.state_dict(),
                         train_state={"batch_idx_train": batch}, config={"average_period": average_period})
     return sampled, at_epoch_end
+
+
+def test_averaged_model_gives_mean_over_batches_between_epochs(tmp_path):
+    """Simulated training: the running average turns into the mean of the models sampled
+    every average_period batches between the two epoch checkpoints."""
+    sampled, _ = simulate_training(tmp_path, average_period=2, batches_per_epoch=6, epochs=3)
+    state, _ = averaged_model_state(tmp_path, epoch=3, avg=2, use_averaged_model=True)
+    # epochs 2..3 are batches 7..18: the sampled models at batches 8, 10, ..., 18
+    expected = torch.stack([w for _, w in sampled[3:]]).mean(0)
+    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
+    # with nothing before epoch 1, the running average itself is the mean since the start
+    state, _ = averaged_model_state(tmp_path, epoch=3, avg=3, use_averaged_model=True)
+    expected = torch.stack([w for _, w in sampled]).mean(0)
+    torch.testing.assert_close(state["0.weight"].float(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_averaged_model_when_epochs_do_not_end_on_the_period(tmp_path):
