@@ -36,19 +36,6 @@ def load_batch(mini_data: Path, split: str, count: int, max_seconds: float = 6.0
     return collate_features(CutSet.from_cuts(chosen))
 
 
-def speech_frames(feats: torch.Tensor, lens: torch.Tensor, num: int) -> torch.Tensor:
-    """(B, num) True on label frames of speech: mean log-mel energy in the upper half of the
-    utterance's range (the corpus pads utterances with silence, which any quantizer maps to a
-    few codes and which says nothing about how the labels spread over speech)."""
-    real = valid_mask(output_lengths(lens), num)
-    energy = stack_input_frames(feats.mean(dim=-1, keepdim=True), num).mean(dim=-1)
-    speech = torch.zeros_like(real)
-    for b in range(len(lens)):
-        e = energy[b][real[b]]
-        speech[b, : len(e)] = e > (e.min() + e.max()) / 2
-    return speech
-
-
 def test_anchor_labels_are_deterministic_for_a_seed():
     x = torch.randn(2, 30, 320)
     a, b, other = (RandomProjectionQuantizer(320, seed=s) for s in (7, 7, 8))
@@ -68,16 +55,15 @@ def test_normalisation_spreads_the_labels_over_the_codebook(mini_data: Path):
     feats, lens = load_batch(mini_data, "train_sup", 8)
     quantizer = RandomProjectionQuantizer(320, seed=0)
     num = int(output_lengths(lens).max())
-    real = speech_frames(feats, lens, num)
+    real = valid_mask(output_lengths(lens), num)
     perplexity = {}
     for mode in ("utterance", "batch", "none"):
         codes = quantizer.codes(stack_input_frames(normalize_features(feats, lens, mode), num))
         perplexity[mode] = code_perplexity(codes, real, 8192)
     frames = int(real.sum())
-    # about a hundred codes over a few hundred frames of speech vs a collapsed handful
-    assert perplexity["utterance"] > 0.1 * frames and perplexity["batch"] > 0.1 * frames, (perplexity, frames)
-    assert perplexity["none"] < 30, perplexity
-    assert perplexity["utterance"] > 4 * perplexity["none"] and perplexity["batch"] > 4 * perplexity["none"], perplexity
+    # hundreds of codes over a few hundred frames vs a collapsed handful
+    assert perplexity["utterance"] > 0.15 * frames and perplexity["batch"] > 0.15 * frames, (perplexity, frames)
+    assert perplexity["none"] < 30 and perplexity["utterance"] > 5 * perplexity["none"], perplexity
 
 
 @pytest.mark.parametrize("prob, span", [(0.04, 10), (0.1, 3), (0.01, 40)])
@@ -163,7 +149,7 @@ def enhanced_perplexity_curve(feats, lens, anchor_weight: float, seed: int, step
     model = SslModel(objective, "xs", SMALL)
     optimizer = ScaledAdam(model, lr=0.045)
     num = int(output_lengths(lens).max())
-    real = speech_frames(feats, lens, num)
+    real = valid_mask(output_lengths(lens), num)
     curve = []
     for step in range(steps):
         model.train()
