@@ -17,6 +17,8 @@ from less.checkpoint import load_checkpoint
 from less.model import ScaledAdam, output_lengths, set_batch_count
 from less.ssl.masking import expected_mask_fraction, mask_input, span_mask
 from less.ssl.model import SslModel, SslObjectiveConfig
+from less.ssl import trainer as ssl_trainer
+from less.ssl.trainer import collapse_warning
 from less.ssl.quantizer import (
     RandomProjectionQuantizer,
     code_perplexity,
@@ -182,6 +184,16 @@ def test_anchoring_slows_the_collapse_of_enhanced_labels(mini_data: Path):
     assert sum(late_anchored) > 1.5 * sum(late_free), (late_free, late_anchored)
 
 
+def test_collapse_warning_names_the_perplexities_and_the_remedies():
+    assert collapse_warning({"anchor_ppl": 380.0}) is None  # BEST-RQ, or BiRQ before its enhanced labels
+    assert collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 160.0}) is None
+    assert collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 40.0}) is None  # just above 0.1 x
+    message = collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 2.9})
+    assert message is not None and "2.9" in message and "380.0" in message
+    assert "--anchor-weight" in message and "--label-grad-scale" in message
+    assert collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 40.0}, ratio=0.2) is not None
+
+
 def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
     return ["--method", "birq", "--train-cuts", str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
             "--exp-dir", str(exp_dir), "--model", "xs", "--model-overrides", json.dumps(SMALL),
@@ -191,8 +203,9 @@ def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path):
+def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatch):
     torch.set_num_threads(1)
+    monkeypatch.setattr(ssl_trainer, "COLLAPSE_RATIO", 1e6)  # every window "collapses": the warning is wired
     straight = tmp_path / "straight"
     args = ("--num-epochs", "2", "--max-batches-per-epoch", "3", "--save-every-n", "2")
     ssl_pretrain.main(pretrain_args(mini_data, straight, *args))
@@ -207,6 +220,7 @@ def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path):
         assert all(torch.equal(again[k], final["model"][k]) for k in final["model"]), kept
     log_text = next((straight / "log").glob("log-ssl-*.txt")).read_text()
     assert "anchor_ppl" in log_text and "enhanced_ppl" in log_text
+    assert log_text.count("enhanced labels are collapsing") == 2  # once per epoch, not per window
     assert (straight / "tensorboard").is_dir()
 
 

@@ -39,6 +39,27 @@ log = logging.getLogger("less.ssl")
 
 STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl")
 
+# Enhanced-label perplexity below this fraction of the anchoring labels' counts as a collapse.
+# On the mini corpus (8192-code books) the anchoring labels' perplexity per logged window is
+# 320-420; BiRQ's collapsing enhanced labels went from about 260 to 47 within 120 batches
+# and ended at 2.9 (egs/mini/less/RESULTS.md).
+COLLAPSE_RATIO = 0.1
+
+
+def collapse_warning(stats: dict[str, float], ratio: float = COLLAPSE_RATIO) -> str | None:
+    """A warning when BiRQ's enhanced labels use far fewer codes than the anchoring ones.
+
+    ``stats`` are the logged means of a window of batches; None when there are no
+    enhanced labels yet or they are spread.
+    """
+    enhanced, anchor = stats.get("enhanced_ppl"), stats.get("anchor_ppl")
+    if enhanced is None or anchor is None or enhanced >= ratio * anchor:
+        return None
+    return (f"the enhanced labels are collapsing: code perplexity {enhanced:.1f} against {anchor:.1f} for "
+            f"the anchoring labels (below {ratio:g} x); a collapsed run gives an encoder worse than random "
+            "weights. Settings that kept them spread on the mini corpus: --anchor-weight 10 or "
+            "--label-grad-scale 0.1 (see less/ssl/model.py)")
+
 
 @dataclass
 class SslConfig:
@@ -171,6 +192,10 @@ class SslTrainer(EpochLoop):
         if n % self.cfg.log_interval == 0:
             log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
                      self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
+            warning = collapse_warning(means, COLLAPSE_RATIO)
+            if warning and getattr(self, "_warned_epoch", None) != epoch:  # once per epoch
+                log.warning("epoch %d batch %d: %s", epoch, self.state["batch_idx_in_epoch"], warning)
+                self._warned_epoch = epoch
             self.reset_totals()
 
 
