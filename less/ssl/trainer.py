@@ -41,8 +41,8 @@ STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss",
 
 # Enhanced-label perplexity below this fraction of the anchoring labels' counts as a collapse.
 # On the mini corpus (8192-code books) the anchoring labels' perplexity per logged window is
-# 320-420; BiRQ's collapsing enhanced labels went from about 260 to 47 within 120 batches
-# and ended at 2.9 (egs/mini/less/RESULTS.md).
+# 320-580; BiRQ's collapsing enhanced labels went from about 290 to 30-70 within 100-200
+# batches and ended at 3-7 (three seeds, egs/mini/less/RESULTS.md).
 COLLAPSE_RATIO = 0.1
 
 
