@@ -101,6 +101,7 @@ class SslTrainer(EpochLoop):
     def __init__(self, cfg: SslConfig):
         super().__init__(cfg)
         self.device = self.pick_device()
+        self.warned_epoch: int | None = None  # the collapse warning is logged once per epoch
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
@@ -193,9 +194,9 @@ class SslTrainer(EpochLoop):
             log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
                      self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
             warning = collapse_warning(means, COLLAPSE_RATIO)
-            if warning and getattr(self, "_warned_epoch", None) != epoch:  # once per epoch
+            if warning and self.warned_epoch != epoch:
                 log.warning("epoch %d batch %d: %s", epoch, self.state["batch_idx_in_epoch"], warning)
-                self._warned_epoch = epoch
+                self.warned_epoch = epoch
             self.reset_totals()
 
 
