@@ -108,3 +108,33 @@ def test_batched_scoring_agrees_with_a_manual_computation(tiny_model_dir) -> Non
     assert all(score < 0 for score in scores)
     without_eos = backend.score([ScoreRequest("今天天气很好", append_eos=False)])[0]
     assert without_eos > scores[0]  # one log-probability fewer
+
+
+def _long_prefix_prompts() -> list[ChatPrompt]:
+    system = "请改正下面的句子" * 4  # a shared prefix well over MIN_PREFIX_TOKENS characters/tokens
+    return [ChatPrompt(system=system, user=f"识别结果：{text}", hypothesis=text, request_id=str(i))
+            for i, text in enumerate(SENTENCES + SENTENCES[::-1])]
+
+
+@pytest.mark.parametrize("fixture_name", ["tiny_model_dir", "tiny_chat_model_dir"])
+def test_shared_prefix_cache_gives_the_answers_of_plain_generation(fixture_name, request) -> None:
+    directory = request.getfixturevalue(fixture_name)
+    budget = LengthBudget(ratio=1.0, margin=3, cap=64)
+    cached = HFBackend(HFConfig(model=str(directory), batch_size=4, length_budget=budget, device="cpu"))
+    plain = HFBackend(HFConfig(model=str(directory), batch_size=4, length_budget=budget, device="cpu",
+                               prefix_cache=False))
+    prompts = _long_prefix_prompts()
+    with_cache = cached.generate(prompts)
+    assert cached.prefix_cache is not None and cached.prefix_cache.hits >= 2  # 3 batches, one prefix computed
+    assert [(r.text, r.tokens_generated) for r in with_cache] == [
+        (r.text, r.tokens_generated) for r in plain.generate(prompts)
+    ]
+    assert len({r.text for r in with_cache}) > 1
+    one_by_one = HFBackend(HFConfig(model=str(directory), batch_size=1, length_budget=budget, device="cpu"))
+    assert [one_by_one.generate([p])[0].text for p in prompts[:4]] == [r.text for r in with_cache[:4]]
+
+
+def test_completion_prompts_skip_the_chat_template(tiny_chat_model_dir) -> None:
+    chat = HFBackend(HFConfig(model=str(tiny_chat_model_dir), device="cpu"))
+    prompt = ChatPrompt(system="请改正", user="识别结果：你好吗\n修正后：", hypothesis="你好吗", completion=True)
+    assert chat.render(prompt) == ("请改正\n\n识别结果：你好吗\n修正后：", True)

@@ -137,7 +137,8 @@ def test_api_key_is_sent_but_never_logged(tmp_path, monkeypatch, caplog) -> None
         result = subprocess.run(
             [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
              "--task", "ast", "--backend", "openai", "--model", "fake-llm", "--base-url", server.base_url,
-             "--api-key-env", "LESS_TEST_LLM_KEY", "--backoff-base", "0.01", "--max-retries", "2"],
+             "--api-key-env", "LESS_TEST_LLM_KEY", "--backoff-base", "0.01", "--max-retries", "2",
+             "--max-failed-fraction", "1"],
             capture_output=True, text=True, timeout=120,
         )
     assert result.returncode == 0, result.stderr

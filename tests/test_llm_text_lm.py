@@ -95,3 +95,24 @@ def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_pat
     assert [r["text"] for r in records] == [right for _, right in cases]
     assert all(r["status"] == "ok" and r["mode"] == "rescore" and r["nbest_index"] == 1 for r in records)
     assert json.loads((tmp_path / "out.report.json").read_text())["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_fast_path_trains_a_nano_model_whose_loss_decreases(tmp_path, precision) -> None:
+    """bf16 autocast + eager attention (the default) learns like fp32 does; the saved
+    weights stay fp32 (autocast only lowers the matmuls)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from less.llm.text_lm import TextLMTrainConfig, resolve_precision, train_text_lm
+
+    torch.set_num_threads(1)
+    config = TextLMTrainConfig(size="nano", max_steps=40, batch_size=32, learning_rate=5e-3, warmup_steps=5,
+                               eval_every=20, heldout_fraction=0.05, precision=precision, seed=0)
+    summary = train_text_lm(grammar_sentences(300, seed=6), tmp_path / "lm", config)
+    assert summary["precision"] == resolve_precision(precision)
+    assert summary["steps"] == 40 and summary["steps_per_second"] > 0
+    losses = [h["train_loss"] for h in summary["history"][1:]]
+    assert losses[-1] < losses[0] and summary["final_heldout_ppl"] < 0.3 * summary["initial_heldout_ppl"], summary
+    weights = load_file(str(tmp_path / "lm" / "model.safetensors"))
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}

@@ -8,7 +8,11 @@
 - :mod:`less.llm.cache`: append-only, fsync-ed answer cache for resumable runs.
 - :mod:`less.llm.correct`: ``correct`` / ``rescore`` orchestration and the report.
 - :mod:`less.llm.text_lm`: the small text LM that ``less.bin.train_text_lm`` trains.
-- :mod:`less.llm.models`: model resolution, incl. the built-in SmolLM2 GGUF.
+- :mod:`less.llm.models`: model resolution, incl. the built-in SmolLM2 and Gemma 3 270M GGUFs.
+- :mod:`less.llm.gguf_cache`: GGUF files dequantised once, kept as plain transformers dirs.
+- :mod:`less.llm.prefix_cache`: the prompt prefix all requests share, computed once.
+- :mod:`less.llm.fewshot`: worked examples for base LMs, from training data only.
+- :mod:`less.llm.segments`: several consecutive segments per request, split back per cut.
 - :mod:`less.llm.testing`: a fake chat-completions server and tiny cut sets for tests.
 
 Heavy dependencies (torch, transformers, requests) are imported where they are used.

@@ -24,6 +24,12 @@ class ScoringNotSupportedError(RuntimeError):
     """The backend cannot compute log-probabilities of given text (``rescore`` mode)."""
 
 
+class LLMUnavailableError(RuntimeError):
+    """The model cannot answer at all (a server that is down, refuses the key, or does
+    not serve the model): raised before any work, so that a run does not spend its
+    retries on every cut to learn the same thing."""
+
+
 @dataclass(frozen=True)
 class ChatPrompt:
     """A system + user message pair, plus what backends need to size the answer.
@@ -31,14 +37,23 @@ class ChatPrompt:
     ``hypothesis`` is the text being corrected: backends bound the answer length by
     its length (a correction is about as long as what it corrects), which stops a
     rambling model early instead of paying for hundreds of useless tokens.
-    ``request_id`` (the cut id) travels to HTTP servers as ``X-Request-Id`` so that
-    server logs can be matched to cuts.
+    ``request_id`` (the cut id, or the ids of a group) names the request in logs; HTTP
+    backends send a UUID derived from it (see ``less.llm.openai_http.request_uuid``),
+    since servers may refuse an ``X-Request-Id`` that is not a UUID.
+
+    ``completion`` marks a few-shot prompt for *base* LMs: the text ends where the
+    answer starts ("Corrected:"), so it is rendered as plain text even for a tokenizer
+    with a chat template, and the answer is its first line. ``answer_lines`` is how
+    many numbered answer lines a multi-segment prompt expects (generation may stop
+    only after the last one).
     """
 
     system: str
     user: str
     hypothesis: str = ""
     request_id: str = ""
+    completion: bool = False
+    answer_lines: int = 1
 
     def messages(self) -> list[dict[str, str]]:
         messages = []
@@ -48,8 +63,13 @@ class ChatPrompt:
         return messages
 
     def plain_text(self) -> str:
-        """The prompt for models without a chat template (base LMs)."""
-        return f"{self.system}\n\n{self.user}\n" if self.system else f"{self.user}\n"
+        """The prompt for models without a chat template (base LMs).
+
+        A completion prompt has no trailing newline: the model continues the last
+        line ("Corrected:") with the answer, as it did after every example.
+        """
+        end = "" if self.completion else "\n"
+        return f"{self.system}\n\n{self.user}{end}" if self.system else f"{self.user}{end}"
 
 
 @dataclass
@@ -129,6 +149,7 @@ class LLMBackend(ABC):
     """
 
     model_id: str = ""
+    endpoint: str = ""  # where the model runs, for messages (an HTTP backend's base URL)
     parallelism: int = 1
     answers_stream: bool = False  # generate_iter yields answers one by one as they arrive
 
@@ -157,6 +178,12 @@ class LLMBackend(ABC):
             "that exposes log-probabilities (--backend hf, or --backend openai against a server "
             "with the completions API and echo+logprobs, e.g. vLLM)"
         )
+
+    def check_ready(self) -> None:  # noqa: B027 (optional hook, not abstract)
+        """Raise :class:`LLMUnavailableError` quickly when the model cannot answer at all.
+
+        Called once before the first request; in-process models are ready once loaded.
+        """
 
     def close(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Release threads, sessions and model memory."""

@@ -11,11 +11,30 @@ Two modes:
   Mandarin text LM of ``less.bin.train_text_lm`` (no Chinese instruct model is
   available offline).
 
+Prompts (``correct`` mode) are the instruction template of the task, a few-shot
+completion template with k worked examples for base LMs (``few_shot``, examples from
+:mod:`less.llm.fewshot`, never from test sets), or numbered groups of consecutive
+segments of one recording (``context_segments > 1``, :mod:`less.llm.segments`; one
+request and one cache entry per group, the answer split back per cut by number, a
+group whose answer cannot be split rejected as a whole).
+
 Every cut gets ``pl["llm"] = {"model", "prompt_sha", "text", "status", "mode"}``;
 ``status`` is ``ok``, ``rejected:<reason>`` or ``failed:<reason>``, and ``text`` is
 the teacher's hypothesis unless the status is ``ok``. Answers go through
 :class:`~less.llm.cache.AnswerCache` the moment they arrive, so an interrupted run
 resumes where it stopped.
+
+The cache keeps raw answers, not statuses: a rerun cleans them again. A cached answer
+rejected for a reason that says more about the server than about the model (an empty
+answer: :data:`TRANSIENT_REJECTIONS`) is asked again on a rerun unless
+``retry_rejected`` is off; if asking fails, the cached answer stands. Other
+rejections come back the same at temperature 0 and are kept.
+
+Failures have a budget (``max_failed_fraction`` of the cuts): once more cuts failed
+than it allows, the run stops asking (:class:`FailureBudgetExceeded`) instead of
+spending every remaining cut's retries on a server that is gone. Before the first
+request the backend is asked whether it can answer at all
+(:meth:`~less.llm.base.LLMBackend.check_ready`).
 """
 
 from __future__ import annotations
@@ -31,15 +50,32 @@ from less.data.text import normalize, scoring_units
 from less.llm.base import ChatPrompt, LLMBackend, ScoreRequest
 from less.llm.cache import AnswerCache, CacheEntry, input_sha
 from less.llm.cleaning import CleaningConfig, clean_answer
+from less.llm.fewshot import FewShotConfig, FewShotExample, draw_examples
 from less.llm.prompts import PromptBuilder, load_template, rescore_prompt_sha
+from less.llm.segments import group_cuts, group_request_id, split_numbered_answer
 
 logger = logging.getLogger(__name__)
 
 MODES = ("correct", "rescore")
 
 
+# Rejections that may be the server's fault rather than the model's answer: an empty message is what
+# a server in trouble may send with HTTP 200, and never a correction.
+TRANSIENT_REJECTIONS = frozenset({"empty"})
+
+
 class LLMRequestFailed(RuntimeError):
     """A request failed for good and the run was told to stop on failures."""
+
+
+class FailureBudgetExceeded(LLMRequestFailed):
+    """More cuts failed than ``max_failed_fraction`` allows; the run stopped asking."""
+
+    def __init__(self, message: str, failures: int, failure_reasons: dict[str, int], cuts: int) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.failure_reasons = failure_reasons
+        self.cuts = cuts
 
 
 @dataclass
@@ -49,6 +85,8 @@ class CorrectionConfig:
     mode: str = "correct"
     prompt_template: str | None = None  # file; None: the packaged one for task/lang
     nbest_in_prompt: int = 0
+    few_shot: FewShotConfig = field(default_factory=FewShotConfig)
+    context_segments: int = 1  # consecutive segments of one recording per request
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     # rescore mode
     lm_weight: float = 0.5
@@ -57,7 +95,9 @@ class CorrectionConfig:
     normalize_for_scoring: bool = True
     append_eos: bool = True
     fail_fast: bool = False
-    show_progress: bool | None = None  # None: a progress bar only on a terminal
+    max_failed_fraction: float | None = None  # None: no budget (every cut is asked whatever fails)
+    retry_rejected: bool = True  # ask cached answers rejected as TRANSIENT_REJECTIONS again
+    show_progress: bool | None = None  # False: no progress bar (else: redrawn on a terminal, lines in a log)
 
 
 @dataclass
@@ -66,6 +106,7 @@ class CorrectionReport:
     ok: int = 0
     unchanged: int = 0  # ok and equal to the teacher's hypothesis
     cache_hits: int = 0
+    reasked_rejected: int = 0  # cached answers rejected as transient, asked again
     stale_cache_entries: int = 0
     answers_received: int = 0
     requests_sent: int = 0  # attempts, retries included
@@ -148,20 +189,57 @@ class _Job:
     scores: list[float] | None = None
     error: str | None = None
     record: dict[str, Any] | None = None
+    segment: dict[str, Any] | None = None  # {"size", "position"} of its group (context_segments > 1)
+    fallback: str | None = None  # a cached answer rejected as transient: it stands if asking again fails
+
+
+@dataclass
+class _Group:
+    """One request for consecutive segments of a recording (``context_segments > 1``)."""
+
+    jobs: list[_Job]  # in time order = prompt numbering
+    request_id: str
+    prompt: ChatPrompt
+    input_sha: str
+    answer: str | None = None
+    error: str | None = None
+    fallback: str | None = None  # as _Job.fallback
+
+
+def first_line(answer: str) -> str:
+    """The answer of a completion prompt: its first non-empty line (the model goes on with
+    a new made-up example after it)."""
+    for line in answer.replace("\r\n", "\n").split("\n"):
+        if line.strip():
+            return line
+    return ""
 
 
 class Corrector:
     """Runs one backend over a list of cuts with a cache; see the module docstring."""
 
-    def __init__(self, backend: LLMBackend, config: CorrectionConfig, cache: AnswerCache | None = None) -> None:
+    def __init__(self, backend: LLMBackend, config: CorrectionConfig, cache: AnswerCache | None = None,
+                 few_shot_examples: Sequence[FewShotExample] | None = None) -> None:
+        """``few_shot_examples``: already drawn with ``draw_examples(config.few_shot, ...)`` (else drawn here)."""
         if config.mode not in MODES:
             raise ValueError(f"unknown mode {config.mode!r}; expected one of {MODES}")
+        if config.mode == "rescore" and (config.few_shot.count > 0 or config.context_segments > 1):
+            raise ValueError("few-shot examples and --llm-context-segments are for --mode correct (prompts), "
+                             "not rescore")
         self.backend = backend
         self.config = config
         self.cache = cache if cache is not None else AnswerCache(None)
+        self.few_shot_examples: list[FewShotExample] = []
         if config.mode == "correct":
-            template = load_template(config.task, config.lang, config.prompt_template)
-            self.builder: PromptBuilder | None = PromptBuilder(template, config.task, config.lang, config.nbest_in_prompt)
+            variant = "fewshot" if config.few_shot.count > 0 else "segments" if config.context_segments > 1 else ""
+            template = load_template(config.task, config.lang, config.prompt_template, variant)
+            self.few_shot_examples = list(few_shot_examples) if few_shot_examples is not None \
+                else draw_examples(config.few_shot, config.task, config.lang)
+            self.builder: PromptBuilder | None = PromptBuilder(
+                template, config.task, config.lang, config.nbest_in_prompt,
+                examples=[example.pair() for example in self.few_shot_examples],
+                context_segments=config.context_segments,
+            )
             self.prompt_sha = self.builder.prompt_sha
         else:
             self.builder = None
@@ -169,6 +247,9 @@ class Corrector:
                 config.score_prefix, config.lang, config.normalize_for_scoring, config.append_eos
             )
         self.report = CorrectionReport()
+        self._failed_cuts = 0
+        self._failure_reasons: dict[str, int] = {}
+        self._allowed_failures: int | None = None
 
     def _key(self, job: _Job) -> tuple[str, str, str, str]:
         return (job.cut.id, self.backend.model_id, self.prompt_sha, self.config.mode)
@@ -193,6 +274,8 @@ class Corrector:
             return job
         if self.config.mode == "correct":
             assert self.builder is not None
+            if self.config.context_segments > 1:
+                return job  # asked in a group: see _make_groups
             job.prompt = self.builder.build(hypothesis, [text for text, _ in nbest], request_id=cut.id)
             job.input_sha = input_sha(job.prompt.system, job.prompt.user)
         else:
@@ -213,19 +296,73 @@ class Corrector:
                 return job
             job.input_sha = input_sha(self.config.score_prefix, job.texts)
         entry = self.cache.get(self._key(job), job.input_sha)
-        if entry is not None:
+        if entry is not None and self.config.mode == "correct" and self._transient_rejection(job, entry.answer):
+            self.report.reasked_rejected += 1
+            job.fallback = entry.answer or ""
+        elif entry is not None:
             self.report.cache_hits += 1
             job.answer, job.scores = entry.answer, entry.scores
         return job
 
+    def _clean(self, job: _Job, answer: str):
+        assert self.builder is not None
+        if self.builder.template.completion:
+            answer = first_line(answer)
+        return clean_answer(answer, job.hypothesis, self.config.lang, self.config.cleaning)
+
+    def _transient_rejection(self, job: _Job, answer: str | None) -> bool:
+        """Whether a cached answer is rejected for a reason worth asking again (see the module docstring)."""
+        if not self.config.retry_rejected:
+            return False
+        return self._clean(job, answer or "").reason in TRANSIENT_REJECTIONS
+
+    def _make_groups(self, jobs: list[_Job]) -> list[_Group]:
+        """Group the cuts still to correct K at a time per recording; answers come from the cache
+        when the group (same cuts, same texts) was answered before."""
+        assert self.builder is not None
+        waiting = [job for job in jobs if job.record is None]
+        groups = []
+        for indices in group_cuts([job.cut for job in waiting], self.config.context_segments):
+            members = [waiting[index] for index in indices]
+            request_id = group_request_id([job.cut.id for job in members])
+            prompt = self.builder.build_group([job.hypothesis for job in members], request_id=request_id)
+            group = _Group(members, request_id, prompt, input_sha(prompt.system, prompt.user))
+            for position, job in enumerate(members):
+                job.segment = {"size": len(members), "position": position}
+            key = (request_id, self.backend.model_id, self.prompt_sha, self.config.mode)
+            entry = self.cache.get(key, group.input_sha)
+            if entry is not None and self.config.retry_rejected and \
+                    split_numbered_answer(entry.answer or "", len(members)).reason in TRANSIENT_REJECTIONS:
+                self.report.reasked_rejected += len(members)
+                group.fallback = entry.answer or ""
+            elif entry is not None:
+                self.report.cache_hits += len(members)
+                self._distribute(group, entry.answer or "")
+            groups.append(group)
+        return groups
+
+    def _distribute(self, group: _Group, answer: str) -> None:
+        """Split a group's answer back per cut (by number), or reject every cut of the group."""
+        group.answer = answer
+        split = split_numbered_answer(answer, len(group.jobs))
+        for position, job in enumerate(group.jobs):
+            if split.accepted:
+                job.answer = split.texts[position]
+            else:
+                self._record(job, f"rejected:{split.reason}", job.hypothesis, {"segments": job.segment})
+
     # -- asking the backend ------------------------------------------------------------------
 
-    def _store(self, job: _Job, answer: str | None = None, scores: list[float] | None = None, tokens: int = 0) -> None:
-        job.answer, job.scores = answer, scores
+    def _store(self, job: _Job | _Group, answer: str | None = None, scores: list[float] | None = None,
+               tokens: int = 0) -> None:
+        if isinstance(job, _Group):
+            self._distribute(job, answer or "")
+        else:
+            job.answer, job.scores = answer, scores
         self.report.answers_received += 1
         self.cache.append(
             CacheEntry(
-                cut_id=job.cut.id,
+                cut_id=job.request_id if isinstance(job, _Group) else job.cut.id,
                 model=self.backend.model_id,
                 prompt_sha=self.prompt_sha,
                 mode=self.config.mode,
@@ -236,12 +373,34 @@ class Corrector:
             )
         )
 
-    def _fail(self, job: _Job, reason: str) -> None:
+    def _fail(self, job: _Job | _Group, reason: str) -> None:
+        if job.fallback is not None:  # asked again a cached answer rejected as transient: keep that one
+            if isinstance(job, _Group):
+                self._distribute(job, job.fallback)
+            else:
+                job.answer = job.fallback
+            return
         job.error = reason
+        if isinstance(job, _Group):
+            for member in job.jobs:
+                member.error = reason
         if self.config.fail_fast:
-            raise LLMRequestFailed(f"cut {job.cut.id}: LLM request failed ({reason}) and --fail-fast is set")
+            what = f"cuts {job.request_id}" if isinstance(job, _Group) else f"cut {job.cut.id}"
+            raise LLMRequestFailed(f"{what}: LLM request failed ({reason}) and --fail-fast is set")
+        failed = len(job.jobs) if isinstance(job, _Group) else 1
+        self._failed_cuts += failed
+        self._failure_reasons[reason] = self._failure_reasons.get(reason, 0) + failed
+        if self._allowed_failures is not None and self._failed_cuts > self._allowed_failures:
+            where = f" from {self.backend.endpoint}" if self.backend.endpoint else ""
+            reasons = ", ".join(f"{name}: {n}" for name, n in sorted(self._failure_reasons.items()))
+            raise FailureBudgetExceeded(
+                f"{self._failed_cuts} of {self.report.cuts} cuts failed to get an answer{where} ({reasons}), "
+                f"more than --max-failed-fraction {self.config.max_failed_fraction:g} allows "
+                f"({self._allowed_failures}); stopped asking",
+                self._failed_cuts, dict(self._failure_reasons), self.report.cuts,
+            )
 
-    def _ask(self, pending: list[_Job], progress) -> None:
+    def _ask(self, pending: Sequence[_Job | _Group], progress) -> None:
         backend = self.backend
         if self.config.mode == "correct":
             # Similar lengths batch with little padding; a streaming server takes the whole list.
@@ -255,7 +414,7 @@ class Corrector:
                         self._store(job, answer=result.text, tokens=result.tokens_generated)
                     else:
                         self._fail(job, result.error or "unknown")
-                    progress.update(1)
+                    progress.update(len(job.jobs) if isinstance(job, _Group) else 1)
             return
         chunk = max(1, backend.parallelism)
         for begin in range(0, len(pending), chunk):
@@ -285,11 +444,12 @@ class Corrector:
         if job.error is not None:
             self._record(job, f"failed:{job.error}", job.hypothesis)
         elif self.config.mode == "correct":
-            cleaned = clean_answer(job.answer or "", job.hypothesis, self.config.lang, self.config.cleaning)
+            cleaned = self._clean(job, job.answer or "")
+            extra = {"segments": job.segment} if job.segment is not None else None
             if cleaned.accepted:
-                self._record(job, "ok", cleaned.text)
+                self._record(job, "ok", cleaned.text, extra)
             else:
-                self._record(job, f"rejected:{cleaned.reason}", job.hypothesis)
+                self._record(job, f"rejected:{cleaned.reason}", job.hypothesis, extra)
         else:
             assert job.scores is not None
             best, best_combined = 0, -math.inf
@@ -304,21 +464,38 @@ class Corrector:
 
     def run(self, cuts: Sequence) -> list:
         """Correct ``cuts``; returns new cuts with ``pl["llm"]`` (inputs are not modified)."""
-        from tqdm.auto import tqdm
+        from less.utils import progress_bar
 
         start = time.perf_counter()
         stats_before = (self.backend.stats.requests_sent, self.backend.stats.retries, self.backend.stats.tokens_generated)
         stale_before = self.cache.stale_hits
         jobs = [self._prepare(cut) for cut in cuts]
-        pending = [job for job in jobs if job.record is None and job.answer is None and job.scores is None]
+        pending: list[_Job | _Group]
+        self.report.cuts = len(jobs)
+        self._failed_cuts, self._failure_reasons = 0, {}
+        fraction = self.config.max_failed_fraction
+        self._allowed_failures = None if fraction is None else int(math.floor(fraction * len(jobs) + 1e-9))
+        if self.config.mode == "correct" and self.config.context_segments > 1:
+            groups = self._make_groups(jobs)
+            pending = [group for group in groups if group.answer is None]
+            logger.info("%d groups of up to %d consecutive segments, %d to ask", len(groups),
+                        self.config.context_segments, len(pending))
+        else:
+            pending = [job for job in jobs if job.record is None and job.answer is None and job.scores is None]
         logger.info(
             "%d cuts: %d answered from the cache, %d to ask %s (%s mode, prompt_sha %s)",
             len(jobs), self.report.cache_hits, len(pending), self.backend.model_id, self.config.mode,
             self.prompt_sha[:12],
         )
+        if self.report.reasked_rejected:
+            logger.info("%d cuts whose cached answer was rejected as %s are asked again (keep them: "
+                        "--keep-rejected)", self.report.reasked_rejected, "/".join(sorted(TRANSIENT_REJECTIONS)))
+        if pending:
+            self.backend.check_ready()
         request_start = time.perf_counter()
-        disable = None if self.config.show_progress is None else not self.config.show_progress
-        with tqdm(total=len(pending), unit="cut", desc="llm", disable=disable) as progress:
+        total = sum(len(unit.jobs) if isinstance(unit, _Group) else 1 for unit in pending)
+        # on a terminal it redraws; into a log file, a line every 30 s (no monitor thread)
+        with progress_bar(total=total, unit="cut", desc="llm", disable=self.config.show_progress is False) as progress:
             if pending:
                 self._ask(pending, progress)
         request_seconds = time.perf_counter() - request_start

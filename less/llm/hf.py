@@ -1,14 +1,28 @@
 """Backend that runs a transformers causal LM in-process (local dir, hub id or GGUF).
 
-Greedy decoding is batched with *left* padding (every prompt ends where generation
-starts, and the attention mask plus mask-derived positions make a padded row
-compute what it would alone), so a batch returns the same answers as one prompt
-at a time, only faster. The answer budget of each prompt is
+Greedy decoding is batched with *left* padding, or padding between the shared prompt
+prefix and each row's own tail (every prompt ends where generation starts, and the
+attention mask plus mask-derived positions make a padded row compute what it would
+alone), so a batch returns the same answers as one prompt at a time, only faster. The answer budget of each prompt is
 ``margin + ratio * tokens(hypothesis)``; a batch decodes up to the largest budget
 and each row is cut back to its own, so batching never changes an answer.
 
-GGUF files (e.g. the built-in SmolLM2 Q4_1) are dequantised by transformers at
-load time (``gguf_file=``; needs the ``gguf`` and ``accelerate`` packages).
+GGUF files (the built-in SmolLM2 Q4_1, Gemma 3 270M Q4_K_M) are dequantised by
+transformers (``gguf_file=``; needs the ``gguf`` and ``accelerate`` packages) once,
+and the result is kept as a plain transformers directory (:mod:`less.llm.gguf_cache`)
+that later runs load in seconds instead of a minute.
+
+The prompt text every request shares (instruction, few-shot examples) is run through
+the model once and its key/value cache reused by every batch
+(:mod:`less.llm.prefix_cache`): on a CPU the prompt's forward pass was most of the
+time of a batch. ``--dtype bfloat16`` on a CPU with native bf16 (avx512_bf16, AMX) is
+another 2-3x, but rounds differently and changes some answers (measured in
+``tools/bench/llm_throughput.py``), so ``auto`` stays fp32 on CPU.
+
+Few-shot completion prompts (``ChatPrompt.completion``) are always rendered as plain
+text, even when the tokenizer has a chat template: they are written for base LMs and
+end where the answer starts. Multi-segment prompts (``answer_lines > 1``) stop a row
+once it holds that many numbered lines instead of after the first line.
 """
 
 from __future__ import annotations
@@ -20,7 +34,8 @@ from dataclasses import dataclass, field
 
 from less.llm.base import ChatPrompt, GenerationResult, LengthBudget, LLMBackend, ScoreRequest
 from less.llm.cleaning import answer_complete
-from less.llm.models import model_id, resolve_model
+from less.llm.models import cache_dir, model_id, resolve_model
+from less.llm.segments import numbered_answer_complete
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +53,9 @@ class HFConfig:
     trust_remote_code: bool = False
     num_threads: int | None = None  # torch CPU threads; None: torch's default
     stop_at_answer: bool = True  # stop a row once it holds a complete answer line
+    gguf_cache_dir: str | None = None  # dequantised GGUF copies; None: <LESS cache>/hf_from_gguf
+    gguf_cache: bool = True  # False: dequantise the GGUF file in every run (slow)
+    prefix_cache: bool = True  # compute the prompt prefix all requests share once (less.llm.prefix_cache)
 
 
 def _select_device_dtype(device: str, dtype: str):
@@ -83,6 +101,7 @@ class HFBackend(LLMBackend):
         self.model_id = model_id(config.model, config.gguf_file)
         self.parallelism = config.batch_size
         start = time.perf_counter()
+        directory, gguf_file = self._dequantised(directory, gguf_file)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(
             directory, trust_remote_code=config.trust_remote_code, **extra
@@ -99,12 +118,43 @@ class HFBackend(LLMBackend):
         self.tokenizer.padding_side = "left"
         self.eos_ids = self._eos_ids()
         self.uses_chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        self.set_prefix_cache(config.prefix_cache)
         parameters = sum(p.numel() for p in self.model.parameters())
         logger.info(
             "loaded %s (%.1fM parameters, %s, %s, chat template: %s) in %.1f s",
             self.model_id, parameters / 1e6, self.device, str(self.dtype).replace("torch.", ""),
             "yes" if self.uses_chat_template else "no (plain prompt)", time.perf_counter() - start,
         )
+
+    def set_prefix_cache(self, enabled: bool) -> None:
+        """Start (afresh) or stop reusing the key/value cache of the prompt prefix requests share."""
+        from less.llm.prefix_cache import SharedPrefixCache
+
+        self.config.prefix_cache = enabled
+        self.prefix_cache = None
+        if enabled:
+            # A sliding-window layer (Gemma 3: 512) keeps only the window: longer rows go the plain way.
+            text_config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") \
+                else self.model.config
+            window = getattr(text_config, "sliding_window", None)
+            self.prefix_cache = SharedPrefixCache(self.model, self.device, max_positions=window or None)
+
+    def _dequantised(self, directory: str, gguf_file: str | None) -> tuple[str, str | None]:
+        """Where to load from: the dequantised copy of a local GGUF file (made now if needed)."""
+        from pathlib import Path
+
+        from less.llm.gguf_cache import convert_gguf, ensure_dequantised
+
+        if gguf_file is None or not self.config.gguf_cache:
+            return directory, gguf_file
+        path = Path(directory) / gguf_file
+        if not path.is_file():  # a GGUF file in a hub repo: transformers downloads and converts it
+            return directory, gguf_file
+        root = Path(self.config.gguf_cache_dir) if self.config.gguf_cache_dir else cache_dir() / "hf_from_gguf"
+        trust = self.config.trust_remote_code
+        copy, made = ensure_dequantised(path, root, lambda source, out: convert_gguf(source, out, trust))
+        logger.info("%s %s", "dequantised into" if made else "loading the dequantised copy", copy)
+        return str(copy), None
 
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []
@@ -121,7 +171,7 @@ class HFBackend(LLMBackend):
 
     def render(self, prompt: ChatPrompt) -> tuple[str, bool]:
         """The prompt as text, and whether the tokenizer must still add special tokens."""
-        if not self.uses_chat_template:
+        if not self.uses_chat_template or prompt.completion:
             return prompt.plain_text(), True
         try:
             text = self.tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
@@ -141,15 +191,27 @@ class HFBackend(LLMBackend):
         import torch
         from transformers import GenerationConfig
 
+        from less.llm.prefix_cache import layout
+
         rendered = [self.render(p) for p in prompts]
         add_special = rendered[0][1]
-        encoded = self.tokenizer(
-            [text for text, _ in rendered], return_tensors="pt", padding=True, add_special_tokens=add_special
-        ).to(self.device)
+        rows = self.tokenizer([text for text, _ in rendered], add_special_tokens=add_special)["input_ids"]
         budgets = [self._budget(p) for p in prompts]
+        prefix_length, cache = 0, None
+        if self.prefix_cache is not None:
+            prefix_length, cache = self.prefix_cache.prefix_for(rows, max(budgets))
+        input_ids, attention_mask = layout(rows, prefix_length, self.tokenizer.pad_token_id)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        # transformers 5 calls the cache argument "cache", 4.x "past_key_values".
+        cache_argument = {}
+        if cache is not None:
+            import inspect
+
+            name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            cache_argument = {name: cache}
         stopping = []
         if self.config.stop_at_answer:
-            stopping.append(self._answer_stopper(encoded["input_ids"].shape[1], [p.hypothesis for p in prompts]))
+            stopping.append(self._answer_stopper(input_ids.shape[1], prompts))
         generation_config = GenerationConfig(
             max_new_tokens=max(budgets),
             do_sample=False,
@@ -160,13 +222,14 @@ class HFBackend(LLMBackend):
         start = time.perf_counter()
         with torch.inference_mode():
             output = self.model.generate(
-                input_ids=encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 generation_config=generation_config,
                 stopping_criteria=stopping or None,
+                **cache_argument,
             )
         elapsed = time.perf_counter() - start
-        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
+        new_tokens = output[:, input_ids.shape[1] :].tolist()
         results = []
         # A finished row continues with padding (the pad token may be the eos token).
         ends = set(self.eos_ids) | {self.tokenizer.pad_token_id}
@@ -180,18 +243,23 @@ class HFBackend(LLMBackend):
         self.stats.generation_seconds += elapsed
         return results
 
-    def _answer_stopper(self, prompt_length: int, hypotheses: list[str]):
-        """Per-row stop once the decoded answer holds a complete answer line."""
+    def _answer_stopper(self, prompt_length: int, prompts: Sequence[ChatPrompt]):
+        """Per-row stop once the decoded answer holds a complete answer (line, or numbered lines)."""
         import torch
         from transformers import StoppingCriteria
 
         tokenizer = self.tokenizer
 
+        def complete(generated: str, prompt: ChatPrompt) -> bool:
+            if prompt.answer_lines > 1:
+                return numbered_answer_complete(generated, prompt.answer_lines)
+            return answer_complete(generated, prompt.hypothesis)
+
         class AnswerComplete(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 done = [
-                    answer_complete(tokenizer.decode(row[prompt_length:], skip_special_tokens=True), hypothesis)
-                    for row, hypothesis in zip(input_ids, hypotheses)
+                    complete(tokenizer.decode(row[prompt_length:], skip_special_tokens=True), prompt)
+                    for row, prompt in zip(input_ids, prompts)
                 ]
                 return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 

@@ -11,9 +11,26 @@ A template file has sections::
     ... {hypothesis} ...
     [user_nbest]          (optional: used when the N-best is shown to the LLM)
     ... {nbest_list} ... {hypothesis} ...
+    [example]             (optional: makes it a few-shot *completion* template)
+    ... {hypothesis} ... {corrected} ...
+    [user_group]          (optional: several segments per request, --llm-context-segments)
+    ... {count} ... {segments} ...
 
 Placeholders are replaced literally (not ``str.format``), so templates may contain
-braces. Every template asks for the corrected text only; :mod:`less.llm.cleaning`
+braces.
+
+A template with an ``[example]`` section is for *base* LMs (no chat template, e.g.
+Gemma 3 270M): the prompt is ``system``, the k worked examples (each ``[example]``
+filled with a noisy/corrected pair, separated by blank lines) and ``user``, as plain
+text that ends where the answer starts; the answer is the model's first line. The
+examples come from :mod:`less.llm.fewshot` (never from test sets) and are the same
+for every request (a deterministic, seeded draw), so they are hashed into
+``prompt_sha``.
+
+``[user_group]`` asks for several consecutive segments of one recording at once (the
+LESS authors' recipe sends 5): ``{segments}`` becomes numbered lines ``1. text``,
+``{count}`` their number, and the answer must be one numbered line per segment
+(:mod:`less.llm.segments`). Every template asks for the corrected text only; :mod:`less.llm.cleaning`
 copes with models that do not listen.
 
 ``prompt_sha`` hashes the template text together with the parameters that change
@@ -26,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +51,7 @@ from pathlib import Path
 from less.llm.base import ChatPrompt
 
 TEMPLATE_DIR = Path(__file__).with_name("prompts")
-SECTIONS = ("system", "user", "user_nbest")
+SECTIONS = ("system", "user", "user_nbest", "example", "user_group")
 # Bump when the rendering code changes what a template produces.
 RENDER_VERSION = 1
 
@@ -45,6 +63,13 @@ class PromptTemplate:
     system: str
     user: str
     user_nbest: str | None
+    example: str | None = None
+    user_group: str | None = None
+
+    @property
+    def completion(self) -> bool:
+        """A few-shot completion template for base LMs (it has an ``[example]`` section)."""
+        return self.example is not None
 
 
 def parse_template(text: str, source: str = "<string>") -> PromptTemplate:
@@ -76,19 +101,27 @@ def parse_template(text: str, source: str = "<string>") -> PromptTemplate:
     user_nbest = body.get("user_nbest") or None
     if user_nbest is not None and "{nbest_list}" not in user_nbest:
         raise ValueError(f"{source}: the [user_nbest] section must contain {{nbest_list}}")
+    example = body.get("example") or None
+    if example is not None and ("{hypothesis}" not in example or "{corrected}" not in example):
+        raise ValueError(f"{source}: the [example] section must contain {{hypothesis}} and {{corrected}}")
+    user_group = body.get("user_group") or None
+    if user_group is not None and "{segments}" not in user_group:
+        raise ValueError(f"{source}: the [user_group] section must contain {{segments}}")
     return PromptTemplate(
-        source=source, text=text, system=body.get("system", ""), user=body["user"], user_nbest=user_nbest
+        source=source, text=text, system=body.get("system", ""), user=body["user"], user_nbest=user_nbest,
+        example=example, user_group=user_group,
     )
 
 
-def default_template_path(task: str, lang: str) -> Path:
-    return TEMPLATE_DIR / f"{task}_{lang}.txt"
+def default_template_path(task: str, lang: str, variant: str = "") -> Path:
+    """``<task>_<lang>[_<variant>].txt``; variants: ``fewshot`` (base LMs), ``segments``."""
+    return TEMPLATE_DIR / f"{task}_{lang}{'_' + variant if variant else ''}.txt"
 
 
-def load_template(task: str, lang: str, path: str | Path | None = None) -> PromptTemplate:
-    """The user's template file if given, else the packaged one for ``task``/``lang``."""
+def load_template(task: str, lang: str, path: str | Path | None = None, variant: str = "") -> PromptTemplate:
+    """The user's template file if given, else the packaged one for ``task``/``lang``/``variant``."""
     if path is None:
-        path = default_template_path(task, lang)
+        path = default_template_path(task, lang, variant)
         if not path.is_file():
             available = sorted(p.stem for p in TEMPLATE_DIR.glob("*.txt"))
             raise FileNotFoundError(
@@ -103,27 +136,61 @@ def _sha(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-class PromptBuilder:
-    """Renders the correction prompt of one cut from its 1-best and N-best."""
+def _fill(text: str, values: dict[str, str]) -> str:
+    """Replace ``{name}`` placeholders in one pass (a value containing braces stays as is)."""
+    pattern = re.compile("|".join(re.escape("{" + name + "}") for name in values))
+    return pattern.sub(lambda match: values[match.group(0)[1:-1]], text)
 
-    def __init__(self, template: PromptTemplate, task: str, lang: str, nbest_in_prompt: int = 0) -> None:
+
+class PromptBuilder:
+    """Renders the correction prompt of one cut (or one group of cuts) from the teacher's text.
+
+    ``examples`` are ``(hypothesis, corrected)`` pairs for a few-shot template;
+    ``context_segments > 1`` renders groups with ``[user_group]``. Both enter
+    ``prompt_sha`` only when used, so the default prompt keeps the hash (and the cached
+    answers) it had before they existed.
+    """
+
+    def __init__(self, template: PromptTemplate, task: str, lang: str, nbest_in_prompt: int = 0,
+                 examples: Sequence[tuple[str, str]] = (), context_segments: int = 1) -> None:
         if nbest_in_prompt < 0:
             raise ValueError(f"nbest_in_prompt must be >= 0, got {nbest_in_prompt}")
         if nbest_in_prompt > 0 and template.user_nbest is None:
             raise ValueError(f"{template.source}: --nbest-in-prompt needs a [user_nbest] section")
+        if examples and template.example is None:
+            raise ValueError(f"{template.source}: few-shot examples need a template with an [example] section "
+                             "(e.g. the packaged <task>_<lang>_fewshot.txt)")
+        if context_segments < 1:
+            raise ValueError(f"context_segments must be >= 1, got {context_segments}")
+        if context_segments > 1:
+            if template.user_group is None:
+                raise ValueError(f"{template.source}: --llm-context-segments > 1 needs a [user_group] section "
+                                 "(e.g. the packaged <task>_<lang>_segments.txt)")
+            if template.completion or nbest_in_prompt > 0:
+                raise ValueError("--llm-context-segments > 1 works with a plain instruction template only "
+                                 "(not with few-shot examples or --nbest-in-prompt)")
         self.template = template
         self.task = task
         self.lang = lang
         self.nbest_in_prompt = nbest_in_prompt
-        self.prompt_sha = _sha(
-            {
-                "kind": "correct",
-                "template": template.text,
-                "task": task,
-                "lang": lang,
-                "nbest_in_prompt": nbest_in_prompt,
-                "render_version": RENDER_VERSION,
-            }
+        self.examples = [(str(hypothesis), str(corrected)) for hypothesis, corrected in examples]
+        self.context_segments = context_segments
+        identity: dict = {
+            "kind": "correct",
+            "template": template.text,
+            "task": task,
+            "lang": lang,
+            "nbest_in_prompt": nbest_in_prompt,
+            "render_version": RENDER_VERSION,
+        }
+        if self.examples:
+            identity["examples"] = self.examples
+        if context_segments > 1:
+            identity["context_segments"] = context_segments
+        self.prompt_sha = _sha(identity)
+        self._examples_block = "\n\n".join(
+            _fill(template.example, {"hypothesis": hypothesis, "corrected": corrected})  # type: ignore[arg-type]
+            for hypothesis, corrected in self.examples
         )
 
     def build(self, hypothesis: str, nbest: Sequence[str] = (), request_id: str = "") -> ChatPrompt:
@@ -134,7 +201,20 @@ class PromptBuilder:
         else:
             user = self.template.user
         user = user.replace("{hypothesis}", hypothesis)
-        return ChatPrompt(system=self.template.system, user=user, hypothesis=hypothesis, request_id=request_id)
+        if self.template.completion and self._examples_block:
+            user = f"{self._examples_block}\n\n{user}"
+        return ChatPrompt(system=self.template.system, user=user, hypothesis=hypothesis, request_id=request_id,
+                          completion=self.template.completion)
+
+    def build_group(self, hypotheses: Sequence[str], request_id: str = "") -> ChatPrompt:
+        """One prompt for consecutive segments, numbered from 1 in the order given (time order)."""
+        if self.template.user_group is None:
+            raise ValueError(f"{self.template.source}: no [user_group] section")
+        segments = "\n".join(f"{number}. {text}" for number, text in enumerate(hypotheses, start=1))
+        user = _fill(self.template.user_group, {"segments": segments, "count": str(len(hypotheses))})
+        # The budget follows the whole numbered list: every answer line repeats its number.
+        return ChatPrompt(system=self.template.system, user=user, hypothesis=segments, request_id=request_id,
+                          answer_lines=len(hypotheses))
 
 
 def rescore_prompt_sha(prefix: str, lang: str, normalize_text: bool, append_eos: bool) -> str:

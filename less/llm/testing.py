@@ -4,10 +4,18 @@
 thread) that speaks enough of the chat-completions and completions protocols for
 the ``openai`` backend, and misbehaves on request: 429 with ``Retry-After``, 5xx,
 answers slower than the client's timeout, malformed JSON, dropped connections. It
-counts requests and fully delivered answers per request id (the cut id), and the
-largest number of requests it had in flight at once, so tests can check retries,
-concurrency and "nothing sent twice" from the server's side. The throughput
-benchmark uses it with a simulated latency.
+counts requests and fully delivered answers per cut id, and the largest number of
+requests it had in flight at once, so tests can check retries, concurrency and
+"nothing sent twice" from the server's side. The throughput benchmark uses it with a
+simulated latency.
+
+The client sends ``X-Request-Id: <UUID>`` derived from the cut id and the body
+(:func:`less.llm.openai_http.request_uuid`); the server finds the cut id back by
+trying the names it knows: ``names``, the keys of ``faults`` and every cut id
+:func:`make_pl_cuts` made in this process. An id it cannot resolve is counted as it
+came. ``strict_request_ids`` answers HTTP 400 to an id that is not a UUID, as
+llama-cpp-python does. ``GET /v1/models`` lists ``models`` (``models_route=False``:
+404, as on servers without that route).
 
 It listens on the loopback interface only and stops with :meth:`stop`.
 """
@@ -17,12 +25,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "400", "500_echo", "slow", "malformed", "drop", "empty_choices")
+FAULTS = ("429", "500", "503", "400", "500_echo", "slow", "malformed", "drop", "empty_choices", "empty_answer")
+
+# Cut ids made by make_pl_cuts in this process: names the server can resolve request ids to.
+_KNOWN_NAMES: set[str] = set()
+_MAX_ATTEMPTS = 12  # attempts per request the resolver tries (1 + max_retries of the tests)
 
 
 def last_line_answer(request_id: str, body: dict[str, Any]) -> str:
@@ -50,6 +63,10 @@ class FakeChatServer:
         completions: bool = True,
         logprob_fn: Callable[[str], float] = char_logprob,
         hold_after: int | None = None,
+        names: Iterable[str] = (),
+        strict_request_ids: bool = False,
+        models: Iterable[str] = (),
+        models_route: bool = True,
     ) -> None:
         self.answer_fn = answer_fn
         self.latency = latency
@@ -59,6 +76,13 @@ class FakeChatServer:
         self.completions = completions
         self.logprob_fn = logprob_fn
         self.hold_after = hold_after  # requests after the first hold_after wait for release()
+        self.names = set(names)
+        self.strict_request_ids = strict_request_ids
+        self.models = list(models)
+        self.models_route = models_route
+        self.health_checks = 0  # GET /models requests
+        self.raw_request_ids: list[str] = []  # X-Request-Id headers as received
+        self._resolved: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.request_times: dict[str, list[float]] = {}
         self.answered: Counter[str] = Counter()
@@ -115,6 +139,22 @@ class FakeChatServer:
         return sum(self.answered.values())
 
     # -- protocol ----------------------------------------------------------------------------
+
+    def resolve(self, header_id: str, body: Any) -> str:
+        """The cut id behind an ``X-Request-Id`` (see the module docstring)."""
+        if header_id in self._resolved:
+            return self._resolved[header_id]
+        candidates = self.names | set(self.faults) | _KNOWN_NAMES
+        name = header_id
+        if isinstance(body, dict) and header_id not in candidates:
+            from less.llm.openai_http import body_digest, request_uuid
+
+            digest = body_digest(body)
+            ordered = sorted(candidates)  # first attempts first: most requests are answered at once
+            name = next((candidate for attempt in range(_MAX_ATTEMPTS) for candidate in ordered
+                         if request_uuid(candidate, body, attempt, digest) == header_id), header_id)
+        self._resolved[header_id] = name
+        return name
 
     def _next_fault(self, request_id: str) -> str | None:
         queue = self.faults.get(request_id)
@@ -175,11 +215,35 @@ class FakeChatServer:
                 except OSError:  # the client gave up (timeout, killed)
                     return False
 
+            def do_GET(self) -> None:
+                with owner._lock:
+                    owner.health_checks += 1
+                if owner._stopping.is_set():
+                    return
+                if self.path.rstrip("/").endswith("/models") and owner.models_route:
+                    data = [{"id": name, "object": "model", "owned_by": "test"} for name in owner.models]
+                    self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
+                else:
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                request_id = self.headers.get("X-Request-Id", "")
+                header_id = self.headers.get("X-Request-Id", "")
+                if owner.strict_request_ids:
+                    try:
+                        uuid.UUID(header_id)
+                    except ValueError:
+                        message = {"detail": [{"msg": f"Invalid X-Request-ID: {header_id!r} is not a UUID"}]}
+                        self._send(400, json.dumps(message).encode("utf-8"))
+                        return
+                try:
+                    parsed = json.loads(raw)
+                except ValueError:
+                    parsed = None
+                request_id = owner.resolve(header_id, parsed)
                 with owner._lock:
+                    owner.raw_request_ids.append(header_id)
                     owner.requests[request_id] += 1
                     owner.request_times.setdefault(request_id, []).append(time.monotonic())
                     owner.authorization.append(self.headers.get("Authorization", ""))
@@ -215,6 +279,13 @@ class FakeChatServer:
                     return
                 if fault == "empty_choices":
                     self._send(200, b'{"choices": []}')
+                    return
+                if fault == "empty_answer":  # a 200 whose message is empty (an overloaded or broken server)
+                    empty = {"choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                                          "finish_reason": "stop"}]}
+                    self._send(200, json.dumps(empty).encode("utf-8"))
+                    with owner._lock:
+                        owner.answered[request_id] += 1
                     return
                 if fault == "drop":
                     self.close_connection = True
@@ -255,6 +326,7 @@ def make_pl_cuts(
     cuts = []
     for index, hypothesis in enumerate(hypotheses):
         cut_id = f"{prefix}-{index:04d}"
+        _KNOWN_NAMES.add(cut_id)
         recording = Recording(
             id=f"{cut_id}-rec",
             sources=[AudioSource(type="file", channels=[0], source=f"/nonexistent/{cut_id}.wav")],
