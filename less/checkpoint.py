@@ -24,6 +24,7 @@ Averaging at decode time:
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import re
 from collections.abc import Sequence
@@ -43,25 +44,53 @@ def save_checkpoint(path: str | Path, **state: Any) -> None:
         torch.save(state, tmp)
 
 
+def _legacy_numpy_globals() -> list:
+    """What checkpoints written before the RNG states became tensors pickled: numpy's RNG
+    state array.  Only these array-rebuilding functions are allowed, never arbitrary code."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core
+    return [multiarray.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype("uint32"))]
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``: a checkpoint is tensors, numbers, strings and
+    containers; unpickling anything else (code) is refused with the file named."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(_legacy_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(
+            f"{path}: not a plain checkpoint (it pickles objects other than tensors, numbers, strings and "
+            f"containers; loading it would run code). If you trust its source, load it yourself with "
+            f"torch.load(..., weights_only=False) and save its tensors again. Details: {str(e)[:300]}"
+        ) from e
 
 
 def rng_state() -> dict[str, Any]:
+    """RNG states as tensors and plain numbers (loadable with ``weights_only=True``)."""
     import numpy as np
 
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     import numpy as np
 
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    saved = state["numpy"]
+    if isinstance(saved, dict):
+        saved = (saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
+                 saved["cached_gaussian"])
+    np.random.set_state(saved)
 
 
 @torch.no_grad()

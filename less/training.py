@@ -27,7 +27,7 @@ from less.checkpoint import (
 from less.data.datamodule import DataConfig, load_cuts, make_loader
 from less.data.tokenizer import load_tokenizer
 from less.loop import EpochLoop
-from less.utils import environment_info, setup_logging
+from less.utils import environment_info, resolve_dtype, seed_everything, setup_logging
 
 log = logging.getLogger("less.train")
 
@@ -61,12 +61,21 @@ class TrainConfig:
     average_period: int = 200
     valid_interval: int = 3000
     log_interval: int = 50
-    dtype: str = "fp32"
+    dtype: str = "auto"  # fp32, bf16, fp16 autocast; auto: bf16 on CPUs with native bf16, else fp32
     device: str = "auto"
     init_from: str | None = None
+    init_avg: int = 1  # >1: init from the average decoding uses (--init-from epoch-E.pt, epochs E-A+1..E)
     init_encoder_from: str | None = None
     max_batches_per_epoch: int = 0
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
+    valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
+    # system U: the sequence-level loss on the cuts the filter rejected (less.unsup)
+    unsup_cuts: str | None = None
+    unsup_weight: float = 1.0
+    unsup_lm: str | None = None  # ARPA n-gram LM scoring the hypotheses
+    unsup_lm_weight: float = 1.0  # lambda
+    unsup_prior_weight: float = 1.0  # beta
+    unsup_max_duration: float = 0.0  # seconds of audio per unlabeled batch (0: max_duration)
     data: DataConfig = field(default_factory=DataConfig)
 
     @classmethod
@@ -93,6 +102,24 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
         missing = [k for k in missing if k.startswith(ENCODER_PREFIXES)]
     if missing or unexpected:
         raise ValueError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+
+
+def init_weights(path: str, avg: int = 1) -> dict[str, torch.Tensor]:
+    """Weights to start from: a checkpoint's model, or with ``avg > 1`` the average of the
+    ``avg`` epochs ending at ``path`` (``epoch-E.pt``), computed as decoding computes it, so
+    a student starts from exactly the teacher that made its labels."""
+    if avg <= 1:
+        # epoch-N.pt, checkpoint-N.pt, or an averaged export (pretrained.pt): all have "model"
+        return load_checkpoint(path)["model"]
+    import re
+
+    from less.checkpoint import averaged_model_state
+
+    match = re.fullmatch(r"epoch-(\d+)\.pt", Path(path).name)
+    if match is None:
+        raise ValueError(f"--init-avg {avg} needs --init-from .../epoch-E.pt, got {path}")
+    state, _ = averaged_model_state(Path(path).parent, int(match.group(1)), avg, use_averaged_model=True)
+    return state
 
 
 def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_tokenizer) -> torch.nn.Module:
@@ -123,6 +150,7 @@ class Trainer(EpochLoop):
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
         self.device = self.pick_device()
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.ctc_tokenizer = load_tokenizer(cfg.lang_dir)
         if cfg.task == "ast":
             if not cfg.decoder_lang_dir:
@@ -132,6 +160,10 @@ class Trainer(EpochLoop):
             self.decoder_tokenizer = self.ctc_tokenizer
         else:
             raise SystemExit(f"unknown task {cfg.task!r} (asr or ast)")
+        if cfg.unsup_cuts and cfg.task != "asr":
+            raise SystemExit("--unsup-cuts needs --task asr: for AST the N-best and LLM texts are English "
+                             "translations, not targets of the (source-language) CTC head")
+        self.unsup = None
 
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
@@ -141,15 +173,15 @@ class Trainer(EpochLoop):
         from less.model import Eden, ScaledAdam
 
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.model = self.build_model()
         self.model_avg = copy.deepcopy(self.model).to(torch.float64) if self.is_main else None
         num_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model %s: %.2fM parameters", cfg.model, num_params / 1e6)
+        log.info("model %s: %.2fM parameters; %s on %s", cfg.model, num_params / 1e6, self.dtype, self.device)
         self.model.to(self.device)
         self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
         self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.dtype == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
 
         resume = self.resume_checkpoint()
         if resume is not None:
@@ -161,8 +193,7 @@ class Trainer(EpochLoop):
             self.restore_position(ckpt, resume)
         elif cfg.init_from or cfg.init_encoder_from:
             path = cfg.init_from or cfg.init_encoder_from
-            # epoch-N.pt, checkpoint-N.pt, or an averaged export (pretrained.pt): all have "model"
-            load_state_into(self.model, load_checkpoint(path)["model"], path,
+            load_state_into(self.model, init_weights(path, cfg.init_avg), path,
                             encoder_only=cfg.init_encoder_from is not None)
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
@@ -179,6 +210,10 @@ class Trainer(EpochLoop):
         train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
         self.train_cuts = train_cuts
         self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
+        if cfg.unsup_cuts:
+            from less.unsup.stream import build_objective
+
+            self.unsup = build_objective(cfg, self.ctc_tokenizer, self.state, self.loader_kwargs())
 
     # ----------------------------------------------------------------- steps
     def targets(self, batch: dict[str, Any]) -> tuple[list[list[int]], list[list[int]]]:
@@ -207,9 +242,9 @@ class Trainer(EpochLoop):
         return int(output_lengths(torch.tensor([num_frames]))[0]) >= len(self.ctc_tokenizer.encode(text))
 
     def autocast(self):
-        if self.cfg.dtype == "fp32":
+        if self.dtype == "fp32":
             return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if self.cfg.dtype == "bf16" else torch.float16
+        dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
     def compute_loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -231,6 +266,9 @@ class Trainer(EpochLoop):
         set_batch_count(self.model, batch_count)
         try:
             out = self.compute_loss(self.ddp_model, batch)
+            if self.unsup is not None:  # one unlabeled batch per step (system U)
+                unsup = self.unsup.loss(self.model, self.device, self.autocast)
+                out = {**out, **unsup, "loss": out["loss"] + self.unsup.weight * unsup["unsup_loss"]}
             loss = out["loss"]
             if not torch.isfinite(loss):
                 self.state["skipped_batches"] += 1
@@ -306,9 +344,13 @@ class Trainer(EpochLoop):
             stats = {"loss": totals["loss"] / frames, "ctc_loss": totals["ctc_loss"] / frames,
                      "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
                      "lr": lr, "audio_per_second": self.audio_per_second()}
-            log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token lr %.2e, %.1f s audio/s",
+            unsup = ""
+            if "unsup_loss" in totals:
+                stats["unsup_loss"] = totals["unsup_loss"] / max(totals["unsup_frames"], 1.0)
+                unsup = f" unsup {stats['unsup_loss']:.4f}/frame"
+            log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token%s lr %.2e, %.1f s audio/s",
                      epoch, self.state["batch_idx_in_epoch"], n, stats["loss"], stats["ctc_loss"],
-                     stats["aed_loss"], lr, stats["audio_per_second"])
+                     stats["aed_loss"], unsup, lr, stats["audio_per_second"])
             progress.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.1e}")
             self.log_scalars("train", stats)
             self.reset_totals()
@@ -316,6 +358,20 @@ class Trainer(EpochLoop):
             valid_loss = self.validate()["loss"]
             log.info("batch %d: validation loss %.4f per frame", n, valid_loss)
             self.log_scalars("valid", {"loss": valid_loss})
+
+
+def check_ranks_agree(model: torch.nn.Module) -> None:
+    """DDP: every rank must hold the same weights after training (all-reduced gradients and
+    identical optimizer steps); compares per-tensor sums and sums of squares across ranks."""
+    with torch.no_grad():
+        stats = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()])
+                             for p in model.parameters()]).flatten().cpu()
+    gathered = [torch.empty_like(stats) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(gathered, stats)
+    differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
+    if differing:
+        raise RuntimeError(f"DDP: the weights of rank(s) {differing} differ from rank 0's after training")
+    log.info("DDP: the %d ranks hold identical weights (%d tensors compared)", len(gathered), stats.numel() // 2)
 
 
 def run_training(cfg: TrainConfig) -> None:
@@ -336,7 +392,10 @@ def run_training(cfg: TrainConfig) -> None:
         log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
         log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
     try:
-        Trainer(cfg).run()
+        trainer = Trainer(cfg)
+        trainer.run()
+        if world_size > 1:
+            check_ranks_agree(trainer.model)
     finally:
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

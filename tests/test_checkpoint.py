@@ -113,3 +113,40 @@ def test_keep_last_k_and_latest(tmp_path):
     assert latest_checkpoint(tmp_path).name == "checkpoint-40.pt"
     (tmp_path / "checkpoint-40.pt").write_bytes(b"truncated")
     assert latest_checkpoint(tmp_path).name == "epoch-1.pt"
+
+
+class _Payload:
+    """Unpickling this would run code: a checkpoint must never be allowed to carry it."""
+
+    def __reduce__(self):
+        return (print, ("unpickled code ran",))
+
+
+def test_checkpoints_load_weights_only_and_refuse_pickled_objects(tmp_path):
+    import pickle
+    import random
+
+    import numpy as np
+    import torch
+
+    from less.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+    # RNG states are tensors and plain numbers now: a round trip restores every generator
+    random.seed(3)
+    np.random.seed(4)
+    torch.manual_seed(5)
+    save_checkpoint(tmp_path / "new.pt", model={"w": torch.ones(2)}, rng=rng_state())
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    set_rng_state(load_checkpoint(tmp_path / "new.pt")["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+    # checkpoints written before (numpy's state pickled as an array) still load
+    torch.save({"model": {"w": torch.ones(2)}, "rng": {"numpy": np.random.get_state()}}, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["rng"]["numpy"][0] == "MT19937"
+
+    torch.save({"model": {"w": torch.ones(2)}, "extra": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(pickle.UnpicklingError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")

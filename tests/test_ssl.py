@@ -15,10 +15,9 @@ from less.bin import ssl_pretrain
 from less.bin import train as train_cli
 from less.checkpoint import load_checkpoint
 from less.model import ScaledAdam, output_lengths, set_batch_count
+from less.ssl import trainer as ssl_trainer
 from less.ssl.masking import expected_mask_fraction, mask_input, span_mask
 from less.ssl.model import SslModel, SslObjectiveConfig
-from less.ssl import trainer as ssl_trainer
-from less.ssl.trainer import collapse_warning
 from less.ssl.quantizer import (
     RandomProjectionQuantizer,
     code_perplexity,
@@ -26,6 +25,7 @@ from less.ssl.quantizer import (
     stack_input_frames,
     valid_mask,
 )
+from less.ssl.trainer import collapse_warning
 
 # a narrow Zipformer (same six stacks) so that tests train in seconds
 SMALL = {"encoder_dim": [48, 64, 64, 64, 64, 64], "encoder_unmasked_dim": [48] * 6,

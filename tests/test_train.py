@@ -133,3 +133,49 @@ def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path
     with pytest.raises(ValueError, match="attention-beam-search"):
         decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "attention-decoder-rescoring",
                          "--test", f"test_clean={test}"])
+
+
+def test_same_seed_same_weights_and_init_from_the_averaged_teacher(mini_data: Path, tmp_path: Path):
+    """--seed seeds torch, Python random (the Zipformer's Balancer/Whiten/bypass draws) and
+    numpy: two fresh runs agree exactly; a student started with --init-avg starts from the
+    average decoding uses, not the last epoch."""
+    import random
+
+    from less.checkpoint import averaged_model_state
+    from less.training import init_weights
+
+    torch.set_num_threads(1)
+    runs = []
+    for name in ("a", "b"):
+        random.seed(len(name) * 1000 + ord(name))  # a different global state before each run
+        np.random.seed(ord(name))
+        torch.manual_seed(ord(name))
+        train_cli.main(train_args(mini_data, tmp_path / name, "--num-epochs", "2", "--valid-every-epochs", "2"))
+        runs.append(load_checkpoint(tmp_path / name / "epoch-2.pt"))
+    assert same_weights(runs[0]["model"], runs[1]["model"])
+    assert same_weights(runs[0]["model_avg"], runs[1]["model_avg"])
+    other = tmp_path / "other-seed"
+    train_cli.main(train_args(mini_data, other, "--num-epochs", "1", "--seed", "8"))
+    first = load_checkpoint(tmp_path / "a" / "epoch-1.pt")["model"]
+    assert not same_weights(first, load_checkpoint(other / "epoch-1.pt")["model"])
+
+    # validation only after every 2nd epoch (and the last): epoch 1 logged none
+    (log_file,) = (tmp_path / "a" / "log").glob("log-train-*.txt")
+    validated = [line for line in log_file.read_text().splitlines() if ": validation loss" in line]
+    assert len(validated) == 1 and "epoch 2:" in validated[0]
+
+    averaged, _ = averaged_model_state(tmp_path / "a", 2, 2, use_averaged_model=True)
+    assert not same_weights(averaged, runs[0]["model"])
+    assert same_weights(init_weights(str(tmp_path / "a" / "epoch-2.pt"), avg=2), averaged)
+    assert same_weights(init_weights(str(tmp_path / "a" / "epoch-2.pt")), runs[0]["model"])
+    with pytest.raises(ValueError, match="epoch-E.pt"):
+        init_weights(str(tmp_path / "a" / "best-valid-loss.pt"), avg=2)
+
+
+def test_dtype_auto_resolves_by_device():
+    from less.utils import native_bf16_cpu, resolve_dtype
+
+    assert resolve_dtype("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_dtype("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_dtype("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
+    assert resolve_dtype("auto", torch.device("cuda")) == "fp32"

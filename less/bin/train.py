@@ -21,6 +21,13 @@ on Fisher.
 Bad batches: a batch with inf/NaN loss is skipped and counted, and its cut ids logged;
 an out-of-memory error names the batch's cuts and durations before re-raising.
 
+System U (``--unsup-cuts``): besides each supervised batch, a batch of the cuts the LESS
+filter rejected (``less.bin.filter_pl --annotated-cuts``; cuts marked kept are skipped)
+trains on the sequence-level loss of :mod:`less.unsup.loss`, ``-log sum_{c in H(x)}
+exp[log p_CTC(c|x) - beta log prior(c) + lambda log p_ngram(c)]`` over the teacher's N-best
+and the LLM's text, weighted by ``--unsup-weight``. The unlabeled stream cycles on its
+own and resumes exactly with the rest. ASR only.
+
 Multi-GPU: ``torchrun --nproc-per-node N -m less.bin.train ...`` (DDP; ``--dtype bf16``
 or ``fp16`` for mixed precision). The CPU path is the default.
 """
@@ -62,6 +69,8 @@ def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--save-every-n", type=int, default=d.save_every_n)
     p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
     p.add_argument("--log-interval", type=int, default=d.log_interval)
+    p.add_argument("--valid-every-epochs", type=int, default=d.valid_every_epochs,
+                   help="validate after every N-th epoch and after the last one")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
     p.add_argument("--num-threads", type=int, default=d.num_threads,
                    help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
@@ -95,8 +104,13 @@ def get_parser() -> argparse.ArgumentParser:
                    help="batch count for schedules = batches * max_duration * world_size / ref_duration")
     p.add_argument("--average-period", type=int, default=d.average_period)
     p.add_argument("--valid-interval", type=int, default=d.valid_interval)
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=d.dtype, help="autocast dtype")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default=d.dtype,
+                   help="autocast dtype; auto: bf16 on a CPU with native bf16 (AVX512-BF16/AMX: several "
+                        "times faster than fp32 there), fp32 otherwise (on GPUs choose bf16 or fp16)")
     p.add_argument("--init-from", help="start from this checkpoint's model weights (student from teacher)")
+    p.add_argument("--init-avg", type=int, default=d.init_avg,
+                   help="with --init-from .../epoch-E.pt: start from the average of epochs E-A+1..E "
+                        "(running averaged model), the model decoding and pseudo-labelling use")
     p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
     p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
     p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,
@@ -109,6 +123,17 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--volume-db", type=_float_range, default=dd.volume_db,
                    help="volume perturbation: a gain drawn per cut in this dB range, e.g. -18,6 "
                         "(Kaldi's 1/8..2); off by default")
+    p.add_argument("--unsup-cuts", help="system U: cuts with pseudo-label records whose rejected ones "
+                   "(pl['kept'] false) train on the sequence-level unsupervised loss")
+    p.add_argument("--unsup-weight", type=float, default=d.unsup_weight,
+                   help="weight of the unsupervised loss (summed over the unlabeled batch, like the CTC loss)")
+    p.add_argument("--unsup-lm", help="ARPA n-gram LM (less.bin.train_ngram) scoring the hypotheses")
+    p.add_argument("--unsup-lm-weight", type=float, default=d.unsup_lm_weight,
+                   help="lambda: scale of log p_ngram(c) (the derivation's value is 1)")
+    p.add_argument("--unsup-prior-weight", type=float, default=d.unsup_prior_weight,
+                   help="beta: scale of the label prior divided out (batch-averaged CTC posteriors; derivation: 1)")
+    p.add_argument("--unsup-max-duration", type=float, default=d.unsup_max_duration,
+                   help="seconds of audio per unlabeled batch (0: --max-duration)")
     return p
 
 

@@ -26,14 +26,21 @@ class IncrementalState:
     memory_mask: Tensor  # (N, 1, T), True = padding
     past: list[tuple[Tensor, Tensor] | None]  # per layer: self-attention keys, values (N, H, t, d)
     length: int  # positions fed so far
+    # which memory (e.g. utterance) each row attends to, when rows share memories (the beams
+    # of one utterance): a selection that keeps every row's memory leaves memory_kv as it is
+    memory_owner: Tensor | None = None
 
     def select(self, rows: Tensor) -> IncrementalState:
         """Rows ``rows`` (hypotheses reordered or pruned by a search)."""
         pick = lambda t: t.index_select(0, rows)  # noqa: E731
-        return IncrementalState(
-            [(pick(k), pick(v)) for k, v in self.memory_kv], pick(self.memory_mask),
-            [None if p is None else (pick(p[0]), pick(p[1])) for p in self.past], self.length,
-        )
+        past = [None if p is None else (pick(p[0]), pick(p[1])) for p in self.past]
+        owner = None if self.memory_owner is None else self.memory_owner.index_select(0, rows.cpu())
+        if owner is not None and torch.equal(owner, self.memory_owner):
+            # beams reordered within their utterances: the same keys/values row by row (the
+            # copy of every memory at every step was most of a beam search's time)
+            return IncrementalState(self.memory_kv, self.memory_mask, past, self.length, owner)
+        return IncrementalState([(pick(k), pick(v)) for k, v in self.memory_kv], pick(self.memory_mask),
+                                past, self.length, owner)
 
 
 def _pad_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -225,7 +232,8 @@ class AttentionDecoder(nn.Module):
 
     def start_incremental(self, memory: Tensor, memory_lens: Tensor) -> IncrementalState:
         """State for :meth:`step`: cross-attention keys/values of ``memory``, computed once."""
-        memory_kv = [layer.src_attn.keys_values(memory) for layer in self.layers]
+        # contiguous: the search attends to them at every step, usually without reselecting them
+        memory_kv = [tuple(t.contiguous() for t in layer.src_attn.keys_values(memory)) for layer in self.layers]
         memory_mask = _pad_mask(memory_lens, memory.shape[1])[:, None, :]
         return IncrementalState(memory_kv, memory_mask, [None] * len(self.layers), 0)
 
@@ -242,7 +250,8 @@ class AttentionDecoder(nn.Module):
             x, kv = layer.step(x, layer_past, memory_kv, state.memory_mask)
             past.append(kv)
         logits = self.output_layer(x[:, 0])
-        return logits, IncrementalState(state.memory_kv, state.memory_mask, past, state.length + 1)
+        return logits, IncrementalState(state.memory_kv, state.memory_mask, past, state.length + 1,
+                                        state.memory_owner)
 
     def prepare_targets(
         self, token_ids: list[list[int]], device: torch.device

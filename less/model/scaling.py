@@ -215,7 +215,8 @@ _DERIV_CEIL = 0.925
 def swoosh(x: Tensor, name: str) -> Tensor:
     """Plain (autograd-differentiable) Swoosh: ``softplus(x - c) - 0.08 x - k``."""
     shift, offset = _SWOOSH[name]
-    return F.softplus(x - shift) - 0.08 * x - offset
+    # in place on softplus's output (its backward needs only its input): 4 passes, 2 tensors
+    return F.softplus(x - shift).add_(x, alpha=-0.08).sub_(offset)
 
 
 def _swoosh_and_deriv(x: Tensor, name: str) -> tuple[Tensor, Tensor]:
@@ -286,7 +287,13 @@ class SwooshR(nn.Module):
 
 
 class _ActivationDropoutLinearFunction(torch.autograd.Function):
-    """activation -> dropout -> linear, keeping only the input (not the hidden activation).
+    """activation -> dropout -> linear without autograd's intermediate tensors.
+
+    On CUDA it keeps only the input and recomputes the activation in backward (memory is
+    the limit there: the hidden layer is the widest tensor of the model).  On CPU, where
+    time is the limit and the recomputation costs as many passes over the hidden layer as
+    the forward, it keeps the hidden activation and its derivative, both made in one go
+    from the shared ``x - shift``.
 
     ``custom_fwd/custom_bwd`` run the backward under the forward's autocast state, so the
     hand-written matmuls see the same dtypes as the forward did under CUDA AMP.
@@ -303,29 +310,41 @@ class _ActivationDropoutLinearFunction(torch.autograd.Function):
             mask = (torch.rand(shape, device=x.device, dtype=x.dtype) > dropout_p).to(x.dtype)
             mask *= 1.0 / (1.0 - dropout_p)
         ctx.activation = activation
-        ctx.save_for_backward(x, weight, bias, mask)
-        hidden = swoosh(x, activation)
-        if mask is not None:
+        ctx.recompute = x.is_cuda
+        if ctx.recompute:
+            hidden = swoosh(x, activation)
+            ctx.save_for_backward(x, weight, bias, mask)
+        else:
+            hidden, deriv = _swoosh_and_deriv(x, activation)
+            if mask is not None:
+                hidden.mul_(mask)
+                deriv.mul_(mask)
+            ctx.save_for_backward(hidden, weight, bias, deriv)
+        if ctx.recompute and mask is not None:
             hidden = hidden * mask
         return F.linear(hidden, weight, bias)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, out_grad):
-        x, weight, bias, mask = ctx.saved_tensors
         # compute in the dtype the forward's linear produced (bf16/fp16 under autocast);
         # autograd casts each gradient back to its input's dtype
         dtype = out_grad.dtype
-        x, weight = x.to(dtype), weight.to(dtype)
-        mask = None if mask is None else mask.to(dtype)
-        hidden, deriv = _swoosh_and_deriv(x, ctx.activation)
-        if mask is not None:
-            hidden = hidden * mask
-            deriv = deriv * mask
+        if ctx.recompute:
+            x, weight, bias, mask = ctx.saved_tensors
+            hidden, deriv = _swoosh_and_deriv(x.to(dtype), ctx.activation)
+            if mask is not None:
+                mask = mask.to(dtype)
+                hidden = hidden * mask
+                deriv = deriv * mask
+        else:
+            hidden, weight, bias, deriv = ctx.saved_tensors
+            hidden, deriv = hidden.to(dtype), deriv.to(dtype)
+        weight = weight.to(dtype)
         out_flat = out_grad.reshape(-1, out_grad.shape[-1])
         weight_grad = out_flat.t() @ hidden.reshape(-1, hidden.shape[-1])
         bias_grad = out_flat.sum(dim=0) if bias is not None else None
-        x_grad = (out_grad @ weight) * deriv
+        x_grad = (out_grad @ weight).mul_(deriv)
         return x_grad, weight_grad, bias_grad, None, None, None
 
 
@@ -358,16 +377,18 @@ class ActivationDropoutAndLinear(nn.Module):
         self.dropout_shared_dim = dropout_shared_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return F.linear(swoosh(x, self.activation), self.weight, self.bias)
-        return _ActivationDropoutLinearFunction.apply(
-            x,
-            self.weight,
-            self.bias,
-            self.activation,
-            float(self.dropout_p),
-            self.dropout_shared_dim,
-        )
+        return swoosh_linear(x, self.weight, self.bias, self.activation, self.training,
+                             float(self.dropout_p), self.dropout_shared_dim)
+
+
+def swoosh_linear(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str, training: bool,
+                  dropout_p: float = 0.0, dropout_shared_dim: int | None = None) -> Tensor:
+    """``linear(dropout(swoosh(x)))``; in training only x is kept for backprop (see
+    :class:`ActivationDropoutAndLinear`)."""
+    if not training:
+        return F.linear(swoosh(x, activation), weight, bias)
+    return _ActivationDropoutLinearFunction.apply(x, weight, bias, activation, dropout_p,
+                                                  dropout_shared_dim)
 
 
 # ----------------------------------------------------------------------------- dropout
@@ -489,6 +510,42 @@ def _proportion_positive_to_mean(p: float) -> float:
     return 0.8139535143 * atanh
 
 
+def balancer_penalty_direction(
+    x: Tensor, limits: tuple[float, float, float, float], channel_dims: list[int]
+) -> Tensor:
+    """Gradient of the Balancer's penalty, normalised to unit RMS per channel.
+
+    Per channel, with m = mean(x), q = mean(x^2), sd = sqrt(q - m^2), rms = sqrt(q), the
+    penalty is ``|m/sd - clamp(m/sd)| + |log(clamp(rms)/rms)|`` (clamped to the limits).  Its
+    gradient in x is affine per channel, ``a + b x`` (both terms depend on x only through m
+    and q), so it costs two reductions and one pass over x instead of a second autograd
+    graph; the 1/N factors cancel in the RMS normalisation.  Returns (a, b) broadcastable
+    against x (float32), already divided by the RMS of ``a + b x``.
+    """
+    min_mean, max_mean, min_rms, max_rms = limits
+    dims = [d for d in range(x.ndim) if d not in channel_dims]
+    xf = x.float()
+    mean = xf.mean(dim=dims, keepdim=True).double()
+    mean_sq = (xf * xf).mean(dim=dims, keepdim=True).double()
+    var = mean_sq - mean * mean
+    var_ok = var > 1e-20  # clamped variance: no gradient through it (as autograd's clamp)
+    sd = var.clamp(min=1e-20).sqrt()
+    rms_ok = mean_sq > 1e-20
+    rms = mean_sq.clamp(min=1e-20).sqrt()
+    ratio = mean / sd
+    # d|ratio - clamp(ratio)| / d ratio and d|log(clamp(rms) / rms)| / d rms
+    mean_slope = (ratio > max_mean).double() - (ratio < min_mean).double()
+    rms_slope = ((rms > max_rms).double() - (rms < min_rms).double()) / rms * rms_ok
+    # d ratio / dx_i = (1/sd + m^2/sd^3 [if var_ok]) - (m/sd^3 [if var_ok]) x_i   (times 1/N)
+    # d rms / dx_i = x_i / rms                                                   (times 1/N)
+    inv_sd3 = var_ok / (sd * sd * sd)
+    a = mean_slope * (1.0 / sd + mean * mean * inv_sd3)
+    b = rms_slope - mean_slope * mean * inv_sd3
+    # RMS over the non-channel dims of a + b x: sqrt(a^2 + 2ab m + b^2 q)
+    norm = (a * a + 2.0 * a * b * mean + b * b * mean_sq).clamp(min=0.0).sqrt().clamp(min=1e-20)
+    return (a / norm).float(), (b / norm).float()
+
+
 class _BalancerFunction(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -505,23 +562,12 @@ class _BalancerFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, x_grad: Tensor):
         (x,) = ctx.saved_tensors
-        min_mean, max_mean, min_rms, max_rms = ctx.limits
-        with torch.enable_grad():
-            xf = x.detach().float().requires_grad_(True)
-            dims = [d for d in range(xf.ndim) if d != ctx.channel_dim]
-            mean_sq = (xf**2).mean(dim=dims, keepdim=True)
-            mean = xf.mean(dim=dims, keepdim=True)
-            stddev = (mean_sq - mean * mean).clamp(min=1e-20).sqrt()
-            rms = mean_sq.clamp(min=1e-20).sqrt()
-            ratio = mean / stddev
-            mean_violation = (ratio - ratio.clamp(min=min_mean, max=max_mean)).abs()
-            rms_violation = (rms.clamp(min=min_rms, max=max_rms) / rms).log().abs()
-            (penalty_grad,) = torch.autograd.grad((mean_violation + rms_violation).sum(), xf)
-        penalty_rms = (penalty_grad**2).mean(dim=dims, keepdim=True).sqrt().clamp(min=1e-20)
-        penalty_grad = penalty_grad * (ctx.grad_scale / penalty_rms)
+        a, b = balancer_penalty_direction(x, ctx.limits, [ctx.channel_dim])
+        a, b = a * ctx.grad_scale, b * ctx.grad_scale
         grad_f = x_grad.float()
         # scale the correction by |grad| so it is proportionate to each element's gradient
-        return (grad_f + grad_f.abs() * penalty_grad).to(x_grad.dtype), None, None, None
+        correction = torch.addcmul(a, x.float(), b).mul_(grad_f.abs())
+        return correction.add_(grad_f).to(x_grad.dtype), None, None, None
 
 
 class Balancer(nn.Module):
@@ -567,20 +613,44 @@ class Balancer(nn.Module):
         return _BalancerFunction.apply(x, limits, float(self.grad_scale), channel_dim)
 
 
-def whitening_metric(x: Tensor, num_groups: int) -> Tensor:
-    """>= 1, equal to 1 iff each group's centred covariance is a multiple of I (same for all).
-
-    Computed as mean(diag(C^2)) / mean(diag(C))^2 over groups, C the centred covariance.
-    """
+def _group_covariances(x: Tensor, num_groups: int) -> tuple[Tensor, Tensor]:
+    """Frame-centred x as (groups, frames, per_group) and its covariances (groups, d, d)."""
     x = x.reshape(-1, x.shape[-1])
     frames, channels = x.shape
     per_group = channels // num_groups
     x = x.reshape(frames, num_groups, per_group).transpose(0, 1)
     x = x - x.mean(dim=1, keepdim=True)
-    covar = x.transpose(1, 2) @ x
-    mean_diag = torch.diagonal(covar, dim1=1, dim2=2).mean()
-    mean_diag_sq = (covar**2).sum() / (num_groups * per_group)
+    return x, x.transpose(1, 2) @ x
+
+
+def whitening_metric(x: Tensor, num_groups: int) -> Tensor:
+    """>= 1, equal to 1 iff each group's centred covariance is a multiple of I (same for all).
+
+    Computed as mean(diag(C^2)) / mean(diag(C))^2 over groups, C the centred covariance.
+    """
+    _, covar = _group_covariances(x, num_groups)
+    size = covar.shape[0] * covar.shape[1]
+    mean_diag = torch.diagonal(covar, dim1=1, dim2=2).sum() / size
+    mean_diag_sq = (covar**2).sum() / size
     return mean_diag_sq / (mean_diag**2 + 1e-20)
+
+
+def whitening_metric_and_direction(x: Tensor, num_groups: int) -> tuple[float, Tensor]:
+    """The whitening metric and the direction of its gradient in x (unnormalised).
+
+    With S = sum ||C_g||^2 and T = sum tr(C_g) the metric is proportional to S / T^2, whose
+    gradient in the centred features is proportional to ``x_g (C_g - (S/T) I)`` (positive
+    factor 4 G d / T^2, irrelevant once the caller rescales it).  The centring adds nothing:
+    that product already has zero mean over frames.
+    """
+    centred, covar = _group_covariances(x, num_groups)
+    size = covar.shape[0] * covar.shape[1]
+    trace = torch.diagonal(covar, dim1=1, dim2=2).sum()
+    sum_sq = (covar**2).sum()
+    metric = float(sum_sq / size) / (float(trace / size) ** 2 + 1e-20)
+    eye = torch.eye(covar.shape[1], dtype=covar.dtype, device=covar.device)
+    direction = centred @ (covar - (sum_sq / trace.clamp(min=1e-20)) * eye)  # (G, frames, d)
+    return metric, direction.transpose(0, 1).reshape(x.shape)
 
 
 class _WhitenFunction(torch.autograd.Function):
@@ -594,14 +664,11 @@ class _WhitenFunction(torch.autograd.Function):
     def backward(ctx, x_grad: Tensor):
         (x,) = ctx.saved_tensors
         w: Whiten = ctx.module
-        with torch.enable_grad():
-            xf = x.detach().float().requires_grad_(True)
-            metric = whitening_metric(xf, w.num_groups)
-            if metric.item() < float(w.whitening_limit):
-                w.prob.fill_(w.min_prob)  # satisfied: check less often
-                return x_grad, None
-            w.prob.fill_(w.max_prob)
-            (penalty_grad,) = torch.autograd.grad(metric, xf)
+        metric, penalty_grad = whitening_metric_and_direction(x.detach().float(), w.num_groups)
+        if metric < float(w.whitening_limit):
+            w.prob.fill_(w.min_prob)  # satisfied: check less often
+            return x_grad, None
+        w.prob.fill_(w.max_prob)
         scale = float(w.grad_scale) * x_grad.float().norm() / (penalty_grad.norm() + 1e-20)
         return x_grad + (penalty_grad * scale).to(x_grad.dtype), None
 

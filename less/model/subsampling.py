@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from less.model.scaling import (
@@ -20,9 +21,9 @@ from less.model.scaling import (
     ScaledConv2d,
     ScaleGrad,
     ScheduledFloat,
-    SwooshL,
     SwooshR,
     Whiten,
+    swoosh_linear,
 )
 
 
@@ -53,10 +54,9 @@ class ConvNeXt(nn.Module):
             padding=(kernel_size[0] // 2, kernel_size[1] // 2),
         )
         self.pointwise_conv1 = nn.Conv2d(channels, hidden, kernel_size=1)
-        self.hidden_balancer = Balancer(
-            hidden, channel_dim=1, min_positive=0.3, max_positive=1.0, min_abs=0.75, max_abs=5.0
+        self.hidden_balancer = Balancer(  # on the channels-last view
+            hidden, channel_dim=-1, min_positive=0.3, max_positive=1.0, min_abs=0.75, max_abs=5.0
         )
-        self.activation = SwooshL()
         self.pointwise_conv2 = ScaledConv2d(hidden, channels, kernel_size=1, initial_scale=0.01)
         self.out_balancer = Balancer(
             channels, channel_dim=1, min_positive=0.4, max_positive=0.6, min_abs=1.0, max_abs=6.0
@@ -66,20 +66,26 @@ class ConvNeXt(nn.Module):
         )
 
     def forward(self, x: Tensor, valid_frames: Tensor | None = None) -> Tensor:
+        """x: (batch, channels, time, freq) in channels-last memory (the layout oneDNN's
+        depthwise conv is fast in); the pointwise convs run as matmuls on the
+        (batch, time, freq, channels) view of the same memory, without copies."""
         if valid_frames is not None:
             x = x * valid_frames
         bypass = x
-        x = self.pointwise_conv2(
-            self.activation(self.hidden_balancer(self.pointwise_conv1(self.depthwise_conv(x))))
-        )
+        y = self.depthwise_conv(x).permute(0, 2, 3, 1)  # (batch, time, freq, channels)
+        conv1, conv2 = self.pointwise_conv1, self.pointwise_conv2
+        y = F.linear(y, conv1.weight.flatten(1), conv1.bias)
+        y = swoosh_linear(self.hidden_balancer(y), conv2.weight.flatten(1), conv2.bias,
+                          "SwooshL", self.training)
         if self.training:
             rate = float(self.layerdrop_rate)
             if rate > 0.0:
-                keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) > rate
-                x = x * keep.to(x.dtype)
-        x = self.out_balancer(bypass + x)
+                keep = torch.rand(y.shape[0], 1, 1, 1, device=y.device) > rate
+                y = y * keep.to(y.dtype)
+        x = self.out_balancer(bypass + y.permute(0, 3, 1, 2))
         if x.requires_grad:
-            x = self.out_whiten(x.transpose(1, 3)).transpose(1, 3)  # channels last for Whiten
+            # channels last for Whiten: the permuted view is contiguous
+            x = self.out_whiten(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return x
 
 
@@ -125,7 +131,12 @@ class Conv2dSubsampling(nn.Module):
         self.dropout = Dropout3(dropout, shared_dim=1)
 
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.conv(x.unsqueeze(1))  # (batch, channels, T', freq)
+        # Channels-last memory from the first conv's output on: oneDNN's convolutions (above
+        # all their backward) are several times faster on CPU in that layout.  (The 1-channel
+        # input is both layouts at once, so the first conv would not choose it by itself.)
+        x = self.conv[0](x.unsqueeze(1)).contiguous(memory_format=torch.channels_last)
+        for layer in self.conv[1:]:
+            x = layer(x)  # (batch, channels, T', freq)
         out_lens = subsampled_lengths(x_lens)
         valid = None
         if bool((out_lens < x.shape[2]).any()):
@@ -133,6 +144,9 @@ class Conv2dSubsampling(nn.Module):
             valid = (frames[None, :] < out_lens[:, None]).to(x.dtype)[:, None, :, None]
         x = self.convnext(x, valid)
         batch, channels, num_frames, freqs = x.shape
-        x = x.transpose(1, 2).reshape(batch, num_frames, channels * freqs)
-        x = self.dropout(self.out_norm(self.out_whiten(self.out(x))))
+        # ``out`` takes channel-major (c * freqs + f) input; reorder its weight to the
+        # (time, freq, channels) memory order instead of copying the activations
+        weight = self.out.weight.reshape(-1, channels, freqs).transpose(1, 2).reshape(-1, freqs * channels)
+        x = F.linear(x.permute(0, 2, 3, 1).reshape(batch, num_frames, freqs * channels), weight, self.out.bias)
+        x = self.dropout(self.out_norm(self.out_whiten(x)))
         return x, out_lens

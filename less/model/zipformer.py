@@ -575,9 +575,17 @@ class ConvolutionModule(nn.Module):
 
     def forward(self, x: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         x, s = self.in_proj(x).chunk(2, dim=-1)
-        x = x * torch.sigmoid(self.balancer1(s))
-        x = x.permute(1, 2, 0)  # (batch, channels, time)
+        x = x * torch.sigmoid(self.balancer1(s))  # (time, batch, channels), contiguous
         if padding_mask is not None:
-            x = x.masked_fill(padding_mask[:, None, :], 0.0)
-        x = self.balancer2(self.depthwise_conv(x)).permute(2, 0, 1)
+            x = x.masked_fill(padding_mask.t()[:, :, None], 0.0)
+        # The depthwise conv as a 2-D conv on (1, channels, time, batch): that view of the
+        # time-major tensor is channels-last in memory, where oneDNN's depthwise kernels are
+        # several times faster on CPU than conv1d on (batch, channels, time), and no copy is
+        # needed.  The kernel spans time only, so sequences stay independent.
+        conv = self.depthwise_conv
+        x = nn.functional.conv2d(
+            x.permute(2, 0, 1).unsqueeze(0), conv.weight.unsqueeze(-1), conv.bias,
+            padding=(conv.padding[0], 0), groups=conv.groups,
+        )
+        x = self.balancer2(x)[0].permute(1, 2, 0)  # channel_dim 1 of (1, C, T, B)
         return self.out_proj(self.whiten(x))

@@ -33,7 +33,7 @@ from less.checkpoint import (
 from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
 from less.loop import EpochLoop
 from less.ssl.model import SslModel, SslObjectiveConfig
-from less.utils import environment_info, setup_logging
+from less.utils import environment_info, seed_everything, setup_logging
 
 log = logging.getLogger("less.ssl")
 
@@ -83,6 +83,7 @@ class SslConfig:
     device: str = "auto"
     max_batches_per_epoch: int = 0
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
+    valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
     objective: SslObjectiveConfig = field(default_factory=SslObjectiveConfig)
     data: DataConfig = field(default_factory=lambda: DataConfig(spec_augment=False))
 
@@ -108,7 +109,7 @@ class SslTrainer(EpochLoop):
         from less.model import Eden, ScaledAdam
 
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.model = SslModel(cfg.objective, cfg.model, cfg.model_overrides)
         log.info("%s on model %s: %.2fM parameters (encoder %.2fM)", cfg.objective.method, cfg.model,
                  sum(p.numel() for p in self.model.parameters()) / 1e6,

@@ -1,47 +1,82 @@
 #!/usr/bin/env python3
-"""Training-step throughput and peak memory: Zipformer vs. a Conformer of equal size.
+"""Training-step throughput: today's Zipformer vs. its previous implementation and vs. a
+Conformer of equal size, measured in one run.
 
-For each Zipformer configuration (default ``xs`` and ``small``, encoder + CTC head, no
-attention decoder) a plain Conformer CTC model is sized to the same parameter count
-(within 5%) with the same total subsampling (x4, 100 Hz -> 25 Hz).  Both run
-forward + CTC loss + backward on the same random batches (default 8 x 10 s), steps
-interleaved so that load from other processes hits both alike; the table gives seconds of
-audio per second (median over steps) and the ratio Zipformer / Conformer.
+Three models on the same random batches (default 18 x 3.3 s, the mini corpus' 60 s
+batches), steps interleaved so that load from other processes hits all alike; the tables
+give seconds of audio per second (median over steps) and the ratios:
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before the
-step; on CPU, in a fresh subprocess per model, the peak RSS over two training steps minus
-the RSS after building model and batch (the kernel's peak mark is reset at that point).
+* ``zipformer:xs`` — the model as ``less.model`` builds it now;
+* ``zipformer:xs@<rev>`` — the same configuration built by ``less/model`` as it was at git
+  revision ``--baseline-rev`` (default: the commit before the CPU speed work), extracted
+  with ``git show`` into a temporary package: the previous implementation, kept reachable
+  here only;
+* ``conformer:xs`` — a plain Conformer CTC model sized to the same parameter count
+  (within 5%) with the same total subsampling (x4, 100 Hz -> 25 Hz).
+
+Two measurements:
+
+* ``encoder+CTC``: forward + CTC loss + backward (no decoder, no optimiser), for all three
+  models (the Conformer has no attention decoder);
+* ``full step``: what ``less.bin.train`` does per batch: CTC + attention-decoder losses,
+  backward, ScaledAdam + Eden step, Zipformer old vs new only.
+
+Each runs in fp32 and, on a CPU with native bf16 (``--dtype auto`` of training picks it
+there), under bf16 autocast.  The Zipformer runs in training mode with its schedules at
+``--batch-count`` (default 8000: the mini recipe's schedules mid-way through a seed's
+training; Balancer/Whiten active part of the time, dropout on).
 
 The Conformer (written plainly here, as a reference): conv2d subsampling (two 3x3 stride-2
 convs, ReLU), sinusoidal absolute positions, blocks of macaron FF (x0.5) -> MHSA (torch's
 ``scaled_dot_product_attention``) -> conv module (pointwise+GLU, depthwise 31, BatchNorm,
-SiLU, pointwise) -> FF (x0.5) -> LayerNorm, dropout 0.1.  The Zipformer runs in training
-mode with its schedules at batch 30000 (steady state: Balancer/Whiten active part of the
-time, dropout 0.1).
+SiLU, pointwise) -> FF (x0.5) -> LayerNorm, dropout 0.1.
 
-Usage: python tools/bench/train_throughput.py [--device cpu] [--batch-size 8]
-       [--seconds 10] [--steps 3] [--configs xs,small]
+Usage: python tools/bench/train_throughput.py [--batch-size 18] [--seconds 3.3]
+       [--steps 4] [--threads 1] [--baseline-rev REV] [--dtypes fp32,bf16]
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import json
+import importlib
 import math
-import resource
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from less.model import CtcAedModel, count_parameters, get_config, set_batch_count
+import less.model as current_model
+from less.utils import native_bf16_cpu
 
-STEADY_STATE_BATCH = 30000.0
+REPO = Path(__file__).resolve().parents[2]
+# the last commit before the CPU speed work of issue 11 (channels-last front end, closed-form
+# Balancer/Whiten gradients, depthwise convs on channels-last views, saved activations)
+BASELINE_REV = "3011e1141d24a4e940176544212fb14d400bd59b"
+
+
+def load_baseline(rev: str, workdir: Path):
+    """``less.model`` as it was at ``rev``, importable as its own package (``git show``)."""
+    name = f"less_model_{rev[:10]}"
+    target = workdir / name
+    target.mkdir(parents=True)
+    listing = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only", rev, "less/model/"],
+                             check=True, capture_output=True, text=True).stdout.split()
+    if not listing:
+        raise SystemExit(f"git revision {rev} has no less/model/")
+    for path in listing:
+        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], check=True,
+                                capture_output=True, text=True).stdout
+        (target / Path(path).name).write_text(source.replace("less.model", name))
+    sys.path.insert(0, str(workdir))
+    return importlib.import_module(name)
 
 
 # ----------------------------------------------------------------------------- Conformer
@@ -190,222 +225,147 @@ def sized_conformer(target: int, vocab: int) -> ConformerCtc:
 # ----------------------------------------------------------------------------- measuring
 
 
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def make_batch(batch_size: int, seconds: float, vocab: int, seed: int = 0):
+    """Features with lengths spread over the last 10 % (bucketed batches are near-equal) and
+    ~4 tokens per second of speech (Mandarin characters)."""
     g = torch.Generator().manual_seed(seed)
     frames = int(round(seconds * 100))
     feats = torch.randn(batch_size, frames, 80, generator=g)
-    lens = torch.full((batch_size,), frames, dtype=torch.long)
-    tokens_per_utt = max(1, int(seconds * 2.5))  # ~2.5 BPE tokens per second of speech
-    targets = [
-        torch.randint(1, vocab, (tokens_per_utt,), generator=g).tolist() for _ in range(batch_size)
-    ]
+    lens = frames - torch.randint(0, max(1, frames // 10), (batch_size,), generator=g)
+    lens[0] = frames
+    tokens_per_utt = max(1, int(seconds * 4))
+    targets = [torch.randint(3, vocab, (tokens_per_utt,), generator=g).tolist() for _ in range(batch_size)]
     return feats, lens, targets
 
 
-def build(spec: str, vocab: int, device: torch.device) -> nn.Module:
-    """``zipformer:<config>`` or ``conformer:<config>`` (the Conformer sized like it)."""
-    kind, name = spec.split(":")
-    config = get_config(name, ctc_vocab_size=vocab, decoder_vocab_size=None)
+class Runner:
+    """One model and how to take a step with it."""
+
+    def __init__(self, label: str, model: nn.Module, full: bool, package=None, batch_count: float = 0.0):
+        self.label, self.model, self.full, self.package = label, model, full, package
+        self.batch_count = batch_count
+        self.optimizer = self.scheduler = None
+        if full:
+            self.optimizer = package.ScaledAdam(model, lr=0.045, clipping_scale=2.0)
+            self.scheduler = package.Eden(self.optimizer, 2000, 8, warmup_batches=200)
+        self.times: list[float] = []
+        self.batch_idx = 100
+
+    def step(self, feats, lens, targets, dtype: str) -> None:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+        random.seed(self.batch_idx)
+        start = time.perf_counter()
+        if self.package is not None:
+            self.package.set_batch_count(self.model, self.batch_count)
+        with autocast:
+            if self.full:
+                loss = self.model(feats, lens, targets, targets)["loss"]
+            else:
+                enc, enc_lens = self.model.encode(feats, lens)
+                log_probs = self.model.ctc_log_probs(enc)
+                loss = F.ctc_loss(log_probs.transpose(0, 1).float(), torch.tensor([t for ts in targets for t in ts]),
+                                  enc_lens, torch.tensor([len(t) for t in targets]), reduction="sum")
+        loss.backward()
+        if self.full:
+            self.scheduler.step_batch(self.batch_idx)
+            self.optimizer.step()
+        self.model.zero_grad(set_to_none=True)
+        self.times.append(time.perf_counter() - start)
+        self.batch_idx += 1
+
+
+def build_zipformer(package, name: str, vocab: int, full: bool) -> nn.Module:
     torch.manual_seed(0)
-    if kind == "zipformer":
-        model: nn.Module = CtcAedModel(config)
-        set_batch_count(model, STEADY_STATE_BATCH)
-    elif kind == "conformer":
-        with torch.device("meta"):
-            target = count_parameters(CtcAedModel(config))
-        model = sized_conformer(target, vocab)
-    else:
-        raise ValueError(f"unknown model kind {kind!r}")
-    return model.to(device).train()
+    config = package.get_config(name, ctc_vocab_size=vocab, decoder_vocab_size=vocab if full else None,
+                                ctc_scale=0.3, aed_scale=0.7)
+    return package.CtcAedModel(config).train()
 
 
-def train_step(model: nn.Module, feats, lens, targets) -> float:
-    """forward + CTC loss + backward; returns wall seconds (synchronised on CUDA)."""
-    if feats.is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    enc, enc_lens = model.encode(feats, lens)
-    log_probs = model.ctc_log_probs(enc)
-    loss = F.ctc_loss(
-        log_probs.transpose(0, 1),
-        torch.tensor([t for ts in targets for t in ts]),
-        enc_lens.cpu(),
-        torch.tensor([len(t) for t in targets]),
-        reduction="sum",
-    )
-    loss.backward()
-    model.zero_grad(set_to_none=True)
-    if feats.is_cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def build_conformer(name: str, vocab: int) -> nn.Module:
+    config = current_model.get_config(name, ctc_vocab_size=vocab, decoder_vocab_size=None)
+    with torch.device("meta"):
+        target = count_parameters(current_model.CtcAedModel(config))
+    torch.manual_seed(0)
+    return sized_conformer(target, vocab).train()
 
 
-def _status_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Return freed heap to the OS and reset the kernel's peak-RSS mark (Linux >= 4.0)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def worker(args: argparse.Namespace) -> None:
-    """Subprocess: peak RSS during training steps minus RSS before them (MB), as JSON.
-
-    Model, optimiser-free gradients and the batch exist before the baseline, so the figure
-    is the activation (and gradient) memory of a step.  Where the peak mark cannot be
-    reset, falls back to ``ru_maxrss`` growth (an underestimate if set-up peaked higher).
-    """
-    device = torch.device(args.device)
-    feats, lens, targets = make_batch(args.batch_size, args.seconds, args.vocab)
-    model = build(args.worker, args.vocab, device)
-    reset = _reset_peak_rss()
-    base_kb = _status_kb("VmRSS") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(2):
-        train_step(model, feats.to(device), lens.to(device), targets)
-    peak_kb = _status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mb": (peak_kb - base_kb) / 1024.0}))
-
-
-def cpu_peak_memory_mb(spec: str, args: argparse.Namespace) -> float:
-    cmd = [
-        sys.executable,
-        __file__,
-        "--worker",
-        spec,
-        "--device",
-        "cpu",
-        "--batch-size",
-        str(args.batch_size),
-        "--seconds",
-        str(args.seconds),
-        "--vocab",
-        str(args.vocab),
-        "--threads",
-        str(args.threads),
-    ]
-    result = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
-
-
-def cuda_peak_memory_mb(model: nn.Module, feats, lens, targets) -> float:
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    train_step(model, feats, lens, targets)
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+def measure(runners: list[Runner], batch, steps: int, dtype: str) -> None:
+    for i in range(steps + 1):  # interleaved; step 0 is warm-up
+        for runner in runners:
+            runner.step(*batch, dtype)
+            if i == 0:
+                runner.times.clear()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
-    parser.add_argument(
-        "--batch-size", type=int, default=8, help="utterances per batch (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=10.0,
-        help="seconds of audio per utterance (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=3,
-        help="timed steps per model, after one warm-up (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--configs",
-        default="xs,small",
-        help="Zipformer configs, comma-separated (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--vocab", type=int, default=500, help="CTC vocabulary size (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch CPU threads, 0 = torch's default (default: %(default)s)",
-    )
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=18, help="utterances per batch (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=3.3, help="seconds per utterance (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per model after one warm-up "
+                        "(default: %(default)s)")
+    parser.add_argument("--config", default="xs", help="Zipformer configuration (default: %(default)s)")
+    parser.add_argument("--vocab", type=int, default=2000, help="vocabulary size (default: %(default)s: "
+                        "Mandarin characters of the mini corpus)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s, as "
+                        "each of the mini recipe's two side-by-side jobs)")
+    parser.add_argument("--batch-count", type=float, default=8000.0, help="Zipformer schedule position "
+                        "(default: %(default)s)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the previous "
+                        "implementation (default: %(default)s)")
+    parser.add_argument("--dtypes", default=None, help="comma-separated fp32,bf16 (default: fp32, plus bf16 "
+                        "on a CPU with native bf16)")
     args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.worker:
-        worker(args)
-        return
+    torch.set_num_threads(args.threads)
+    dtypes = args.dtypes.split(",") if args.dtypes else ["fp32"] + (["bf16"] if native_bf16_cpu() else [])
+    begin = time.time()
+    with tempfile.TemporaryDirectory() as workdir:
+        baseline = load_baseline(args.baseline_rev, Path(workdir))
+        batch = make_batch(args.batch_size, args.seconds, args.vocab)
+        audio = float(batch[1].sum()) / 100.0
+        rev = args.baseline_rev[:10]
+        print(f"threads={torch.get_num_threads()} batch={args.batch_size}x~{args.seconds:g}s ({audio:.1f} s of "
+              f"audio) steps={args.steps} batch_count={args.batch_count:g} baseline=git {rev}")
+        results: dict[tuple[str, str, str], float] = {}
+        for dtype in dtypes:
+            for full in (False, True):
+                mode = "full step" if full else "encoder+CTC"
+                runners = [
+                    Runner(f"zipformer:{args.config}", build_zipformer(current_model, args.config, args.vocab, full),
+                           full, current_model, args.batch_count),
+                    Runner(f"zipformer:{args.config}@{rev}", build_zipformer(baseline, args.config, args.vocab, full),
+                           full, baseline, args.batch_count),
+                ]
+                if not full:
+                    runners.append(Runner(f"conformer:{args.config}", build_conformer(args.config, args.vocab), False))
+                measure(runners, batch, args.steps, dtype)
+                for runner in runners:
+                    results[(dtype, mode, runner.label)] = audio / statistics.median(runner.times)
+                    extra = ""
+                    if isinstance(runner.model, ConformerCtc):
+                        extra = f" (d={runner.model.d}, {len(runner.model.blocks)} layers)"
+                    print(f"  {dtype:<5} {mode:<12} {runner.label + extra:<40} "
+                          f"{count_parameters(runner.model) / 1e6:6.2f}M  {results[(dtype, mode, runner.label)]:7.1f} "
+                          f"s audio/s")
+        new, old, conf = f"zipformer:{args.config}", f"zipformer:{args.config}@{rev}", f"conformer:{args.config}"
+        print("\nratios (throughput, higher is better):")
 
-    device = torch.device(args.device)
-    feats, lens, targets = make_batch(args.batch_size, args.seconds, args.vocab)
-    feats, lens = feats.to(device), lens.to(device)
-    audio_seconds = args.batch_size * args.seconds
-    print(
-        f"device={device} threads={torch.get_num_threads()} batch={args.batch_size}x{args.seconds:g}s "
-        f"steps={args.steps} (forward + CTC loss + backward, training mode)"
-    )
-    rows = []
-    for name in args.configs.split(","):
-        specs = [f"zipformer:{name}", f"conformer:{name}"]
-        models = {spec: build(spec, args.vocab, device) for spec in specs}
-        times: dict[str, list[float]] = {spec: [] for spec in specs}
-        for step in range(args.steps + 1):  # interleaved; step 0 is warm-up
-            for spec in specs:
-                elapsed = train_step(models[spec], feats, lens, targets)
-                if step > 0:
-                    times[spec].append(elapsed)
-        for spec in specs:
-            model = models[spec]
-            if device.type == "cuda":
-                memory = cuda_peak_memory_mb(model, feats, lens, targets)
-            else:
-                memory = cpu_peak_memory_mb(spec, args)
-            shape = (
-                ""
-                if spec.startswith("zipformer")
-                else f" (d={model.d}, {len(model.blocks)} layers)"
-            )
-            rows.append(
-                (
-                    spec + shape,
-                    count_parameters(model),
-                    audio_seconds / statistics.median(times[spec]),
-                    audio_seconds / min(times[spec]),
-                    memory,
-                )
-            )
-        del models
+        def ratio(a: tuple[str, str, str], b: tuple[str, str, str]) -> str:
+            return f"x{results[a] / results[b]:.2f}"
 
-    print(f"\n{'model':<40} {'params':>8} {'audio s/s':>10} {'best s/s':>9} {'peak MB':>9}")
-    for spec, params, median_rate, best_rate, memory in rows:
-        print(
-            f"{spec:<40} {params / 1e6:>7.2f}M {median_rate:>10.1f} {best_rate:>9.1f} {memory:>9.0f}"
-        )
-    print("\nratio Zipformer / Conformer (same parameter count):")
-    for i in range(0, len(rows), 2):
-        z, c = rows[i], rows[i + 1]
-        memory_ratio = f"x{z[4] / c[4]:.2f}" if c[4] > 0 else "n/a"
-        print(
-            f"  {z[0].split(':')[1]:<8} throughput x{z[2] / c[2]:.2f}   peak memory {memory_ratio}"
-        )
+        for dtype in dtypes:
+            for mode in ("encoder+CTC", "full step"):
+                print(f"  {dtype:<5} {mode:<12} new / previous implementation  "
+                      f"{ratio((dtype, mode, new), (dtype, mode, old))}")
+            print(f"  {dtype:<5} {'encoder+CTC':<12} new / Conformer (same size)   "
+                  f"{ratio((dtype, 'encoder+CTC', new), (dtype, 'encoder+CTC', conf))}")
+        if "bf16" in dtypes and "fp32" in dtypes:
+            print("  training default (--dtype auto: bf16 here) / previous default (fp32), full step: "
+                  f"{ratio(('bf16', 'full step', new), ('fp32', 'full step', old))}")
+        print(f"(benchmark took {time.time() - begin:.0f} s)")
 
 
 if __name__ == "__main__":
