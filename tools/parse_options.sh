@@ -6,7 +6,12 @@
 #
 # Every variable assigned at the start of a line before this file is sourced becomes an
 # option: `--stop-stage 3` sets stop_stage=3 (dashes become underscores). The comment at
-# the end of the assignment is the option's help text. Rules:
+# the end of the assignment is the option's help text. Nothing else is an option: not a
+# variable of the environment (`--PATH /x` is refused), not one assigned in an indented
+# block or after the `. parse_options.sh` line. (A caller whose file cannot be read, e.g.
+# a script piped into bash, gets as options its variables that are set, not exported and
+# have a lower-case letter in their name.)
+# Rules:
 #   --help / -h          print the options with their current values and exit 0
 #   --name value         set a known variable; `--name=value` works too
 #   an unknown --name    error naming the option, exit 1
@@ -22,28 +27,55 @@ if [ ! -r "$__po_script" ] && [ -n "${OLDPWD:-}" ] && [ -r "$OLDPWD/$__po_script
   __po_script="$OLDPWD/$__po_script"
 fi
 
+# The options: names and help comments of the assignments at the start of a line of the
+# calling script, up to the line that sources this file.
+__po_names=()
+__po_comments=()
+__po_readable=false
+if [ -r "$__po_script" ]; then
+  __po_readable=true
+  while IFS= read -r __po_line || [ -n "$__po_line" ]; do
+    if [[ "$__po_line" =~ ^[[:space:]]*(\.|source)[[:space:]].*parse_options\.sh ]]; then
+      break
+    fi
+    if [[ "$__po_line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+      __po_names+=("${BASH_REMATCH[1]}")
+      __po_comment=""
+      if [[ "$__po_line" =~ [[:space:]]\#[[:space:]]?(.*)$ ]]; then
+        __po_comment="${BASH_REMATCH[1]}"
+      fi
+      __po_comments+=("$__po_comment")
+    fi
+  done <"$__po_script"
+fi
+
+__po_is_option() {
+  local name
+  if [ "$__po_readable" = true ]; then
+    for name in "${__po_names[@]}"; do
+      [ "$name" = "$1" ] && return 0
+    done
+    return 1
+  fi
+  # No script to read: a variable the caller set and did not export (the environment's are
+  # exported), with a lower-case letter in its name (not one of bash's own: IFS, PS4, HOSTNAME...).
+  [[ "$1" =~ [a-z] ]] && [ -n "${!1+set}" ] || return 1
+  [[ "$(declare -p "$1" 2>/dev/null)" =~ ^declare\ -[a-zA-Z-]*x ]] && return 1
+  return 0
+}
+
 __po_print_help() {
-  local line name value comment
+  local i name
   echo "Usage: $(basename "$__po_script") [options]"
   if [ -n "${help_message:-}" ]; then
     echo "$help_message"
   fi
   echo
   echo "Options (current value in brackets):"
-  while IFS= read -r line; do
-    case "$line" in
-      *parse_options.sh*) break ;;
-    esac
-    if [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
-      name="${BASH_REMATCH[1]}"
-      comment=""
-      if [[ "$line" =~ [[:space:]]\#[[:space:]]?(.*)$ ]]; then
-        comment="${BASH_REMATCH[1]}"
-      fi
-      value="${!name-}"
-      printf '  --%-24s %s [%s]\n' "${name//_/-}" "$comment" "$value"
-    fi
-  done <"$__po_script"
+  for i in "${!__po_names[@]}"; do
+    name="${__po_names[$i]}"
+    printf '  --%-24s %s [%s]\n' "${name//_/-}" "${__po_comments[$i]}" "${!name-}"
+  done
 }
 
 while [ $# -gt 0 ]; do
@@ -62,7 +94,7 @@ while [ $# -gt 0 ]; do
     --*)
       __po_name="${1#--}"
       __po_name="${__po_name//-/_}"
-      if ! [[ "$__po_name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!__po_name+set}" ]; then
+      if ! [[ "$__po_name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || ! __po_is_option "$__po_name"; then
         echo "$(basename "$__po_script"): unknown option $1 (see --help)" >&2
         exit 1
       fi
@@ -86,5 +118,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-unset __po_name __po_value __po_old
+unset __po_name __po_value __po_old __po_line __po_comment __po_names __po_comments __po_readable
+unset -f __po_is_option __po_print_help
+# Recipes pass option values on as words (e.g. --train-opts "--noise-snr=0,20" split into
+# flags): with pathname expansion off, a value such as '*' stays '*' instead of becoming the
+# names of the files in the current directory. The recipes use no globs themselves.
+set -f
 true

@@ -33,10 +33,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
 from less.data.cuts import check_audio_files_exist, check_transcripts
-from less.utils import save_cuts_atomic, setup_logging, str2bool
+from less.utils import progress_bar, save_cuts_atomic, setup_logging, str2bool
 
 log = logging.getLogger("less.compute_fbank")
 
@@ -67,16 +65,19 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def load_input_cuts(args: argparse.Namespace):
-    from lhotse import CutSet, load_manifest
+    from lhotse import CutSet
+
+    from less.data.cuts import read_cuts, read_manifest
 
     if args.in_cuts:
-        cuts = CutSet.from_file(args.in_cuts).to_eager()
+        cuts = read_cuts(args.in_cuts).to_eager()
     elif args.recordings and args.supervisions:
         cuts = CutSet.from_manifests(
-            recordings=load_manifest(args.recordings), supervisions=load_manifest(args.supervisions)
+            recordings=read_manifest(args.recordings, "recording manifest"),
+            supervisions=read_manifest(args.supervisions, "supervision manifest"),
         )
     elif args.recordings:
-        cuts = CutSet.from_manifests(recordings=load_manifest(args.recordings))
+        cuts = CutSet.from_manifests(recordings=read_manifest(args.recordings, "recording manifest"))
     else:
         raise SystemExit("compute_fbank: give --in-cuts, or --recordings [--supervisions]")
     if args.trim_to_supervisions:
@@ -160,12 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.num_jobs > 1 and len(todo) > 1:
         with ProcessPoolExecutor(args.num_jobs) as pool:
             futures = [pool.submit(compute_piece, *job) for job in todo]
-            for future in tqdm(futures, desc="fbank pieces", unit="piece"):
+            for future in progress_bar(futures, desc="fbank pieces", unit="piece"):
                 seconds += future.result()[1]
     else:
         for piece, storage, part, bins, rate in todo:
             if len(todo) == 1:
-                piece = tqdm(piece, desc="fbank", unit="cut")
+                piece = progress_bar(piece, desc="fbank", unit="cut")
             seconds += compute_piece(piece, storage, part, bins, rate)[1]
 
     part_paths = [parts_dir / f"cuts.{i}.jsonl.gz" for i in range(len(pieces))]

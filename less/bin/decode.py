@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from less.data.cuts import translation_references
+from less.data.cuts import read_cuts, translation_references
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import METHODS, DecodeOptions, Recognizer
 from less.decode.results import result_filename, save_asr_results, save_bleu_results
-from less.utils import setup_logging, str2bool, write_json_atomic
+from less.utils import progress_bar, resolve_dtype, setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.decode")
 
@@ -59,6 +58,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="autocast of the encoder (searches and scores stay fp32); auto: bf16 on a CPU "
+                        "with native bf16, else fp32")
     return p
 
 
@@ -75,19 +77,32 @@ def references(cut, task: str, method: str) -> tuple[str, list[str] | str]:
     return "transcript", sup.text
 
 
-def decode_test_set(recognizer: Recognizer, cuts, method: str, opts: DecodeOptions,
-                    data_cfg: DataConfig) -> dict[str, list[tuple[str, object, str]]]:
+def decode_test_set(recognizer: Recognizer, cuts, methods: list[str], opts: DecodeOptions,
+                    data_cfg: DataConfig) -> dict[str, tuple[dict[str, list[tuple[str, object, str]]], float]]:
+    """``{method: ({setting: [(cut id, reference, hypothesis)]}, seconds)}``: every method
+    decodes each batch from one encoder pass (the encoder is most of the cost of CTC
+    greedy search and of attention rescoring)."""
     loader, _, _ = make_loader(cuts, data_cfg, training=False)
-    results: dict[str, list[tuple[str, object, str]]] = {}
-    for batch in tqdm(loader, desc=method, unit="batch"):
-        by_setting = recognizer.decode(batch["inputs"], batch["input_lens"], method, opts)
-        for setting, hyps in by_setting.items():
-            for cut_id, hyp in zip(batch["cut_ids"], hyps):
-                results.setdefault(setting, []).append((cut_id, hyp.text))
+    results: dict[str, dict[str, list[tuple[str, str]]]] = {m: {} for m in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    encoder_seconds = 0.0
+    for batch in progress_bar(loader, desc="+".join(methods), unit="batch"):
+        begin = time.time()
+        enc_out, enc_lens = recognizer.encode(batch["inputs"], batch["input_lens"])
+        encoder_seconds += time.time() - begin
+        for method in methods:
+            begin = time.time()
+            by_setting = recognizer.decode_encoded(enc_out, enc_lens, method, opts)
+            seconds[method] += time.time() - begin
+            for setting, hyps in by_setting.items():
+                for cut_id, hyp in zip(batch["cut_ids"], hyps):
+                    results[method].setdefault(setting, []).append((cut_id, hyp.text))
     by_id = {c.id: c for c in cuts}
     return {
-        setting: [(cut_id, references(by_id[cut_id], recognizer.task, method)[1], text) for cut_id, text in items]
-        for setting, items in results.items()
+        method: ({setting: [(cut_id, references(by_id[cut_id], recognizer.task, method)[1], text)
+                            for cut_id, text in items] for setting, items in by_setting.items()},
+                 seconds[method] + encoder_seconds / len(methods))
+        for method, by_setting in results.items()
     }
 
 
@@ -96,7 +111,6 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
-    from lhotse import CutSet
 
     methods = args.method or ["ctc-greedy-search"]
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -111,20 +125,26 @@ def main(argv: list[str] | None = None) -> None:
     opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, attention_scales=args.attention_scales,
                          ctc_weight=args.ctc_weight, max_len_ratio=args.max_len_ratio)
     data_cfg = DataConfig(max_duration=args.max_duration, num_workers=args.num_workers, spec_augment=False)
-    for method in methods:
-        res_dir = args.exp_dir / method
-        for name, path in tests:
-            done = res_dir / f"results-{name}-{suffix}.json"
+    for name, path in tests:
+        todo = []
+        for method in methods:
+            done = args.exp_dir / method / f"results-{name}-{suffix}.json"
             if done.is_file():
                 log.info("%s exists: skipping %s on %s", done, method, name)
-                continue
-            if recognizer is None:
-                recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg,
-                                                     args.use_averaged_model, device)
-            cuts = CutSet.from_file(path).to_eager()
-            begin = time.time()
-            results = decode_test_set(recognizer, cuts, method, opts, data_cfg)
-            elapsed = time.time() - begin
+            else:
+                todo.append(method)
+        if not todo:
+            continue
+        if recognizer is None:
+            recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model,
+                                                 device, resolve_dtype(args.dtype, device))
+            log.info("decoding in %s (encoder autocast) on %s", recognizer.dtype, device)
+        cuts = read_cuts(path).to_eager()
+        decoded = decode_test_set(recognizer, cuts, todo, opts, data_cfg)
+        for method in todo:
+            res_dir = args.exp_dir / method
+            done = res_dir / f"results-{name}-{suffix}.json"
+            results, elapsed = decoded[method]
             kind = references(cuts[0], recognizer.task, method)[0] if len(cuts) else "transcript"
             summary = {"method": method, "test": name, "suffix": suffix, "num_cuts": len(cuts),
                        "command": "python -m less.bin.decode " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),

@@ -24,6 +24,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from less.data.cuts import read_cuts
 from less.filter import FilterConfig, filter_cuts
 from less.utils import (
     save_cuts_atomic,
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         min_chars_per_second=args.min_chars_per_second, max_chars_per_second=args.max_chars_per_second,
         max_length_ratio=args.max_length_ratio,
     )
-    kept, annotated, report = filter_cuts(CutSet.from_file(args.in_cuts), cfg, args.task)
+    kept, annotated, report = filter_cuts(read_cuts(args.in_cuts), cfg, args.task)
     if args.annotated_cuts:
         save_cuts_atomic(CutSet.from_cuts(annotated), args.annotated_cuts)
     stem = args.out_cuts.name.replace(".jsonl.gz", "")

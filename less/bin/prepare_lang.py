@@ -30,12 +30,9 @@ log = logging.getLogger("less.prepare_lang")
 
 def supervision_texts(manifest: Path, field: str, lang: str) -> Iterator[str]:
     """Texts of every supervision in a supervision manifest or a cut set."""
-    from lhotse import load_manifest_lazy
+    from less.data.cuts import iter_manifest, iter_supervisions, supervision_target
 
-    from less.data.cuts import iter_supervisions, supervision_target
-
-    items = load_manifest_lazy(manifest)
-    for sup in iter_supervisions(items):
+    for sup in iter_supervisions(iter_manifest(manifest)):
         text = supervision_target(sup, field, lang)
         if text:
             yield text

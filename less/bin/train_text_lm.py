@@ -9,6 +9,10 @@ The output directory loads with ``AutoTokenizer.from_pretrained`` and
 ``--objective correct`` it is a correction LM (:mod:`less.llm.corrector`) that
 ``llm_correct --mode correct --backend hf --prompt-template
 less/llm/prompts/asr_zh_corrector.txt`` uses to rewrite hypotheses.
+With ``--confusions seed-errors --error-stats exp/asr/iter0/attention-decoder-rescoring/
+recogs-dev-attention_scale_1.0-epoch-30_avg-5.txt`` the simulated errors are the ones the
+seed model makes on dev (counted from its decoding; saved as ``error_stats.json`` in
+``--out-dir``); test-set result files are refused.
 Held-out perplexity is logged before training, every ``--eval-every`` steps and at
 the end, and kept in ``train_summary.json``. A finished ``--out-dir`` is skipped.
 """
@@ -20,7 +24,13 @@ import logging
 import sys
 from pathlib import Path
 
-from less.llm.text_lm import MODEL_SIZES, TextLMTrainConfig, read_sentences, train_text_lm
+from less.llm.text_lm import (
+    CONFUSIONS,
+    MODEL_SIZES,
+    TextLMTrainConfig,
+    read_sentences,
+    train_text_lm,
+)
 from less.utils import done_marker, setup_logging
 
 logger = logging.getLogger("less.bin.train_text_lm")
@@ -61,11 +71,32 @@ def get_parser() -> argparse.ArgumentParser:
                              "sentences with simulated recognition errors (correct mode; zh)")
     parser.add_argument("--copies", type=int, default=defaults.copies,
                         help="correct: noisy versions of every training sentence")
-    parser.add_argument("--max-error-rate", type=float, default=defaults.max_error_rate,
-                        help="correct: each noisy sentence's character error rate is drawn from [0, this]")
-    parser.add_argument("--confusions", choices=("espeak", "none"), default=defaults.confusions,
-                        help="correct: substitute similar-sounding characters (pronunciations from espeak-ng) "
-                             "or only random ones")
+    parser.add_argument("--max-error-rate", type=float, default=None,
+                        help="correct: each noisy sentence's character error rate is drawn from [0, this]; "
+                             "with --confusions seed-errors the measured rates are capped at this. Default: "
+                             "0.4, or 1.0 (no cap) with seed-errors")
+    parser.add_argument("--confusions", choices=CONFUSIONS, default=defaults.confusions,
+                        help="correct: where substitutions come from: espeak (similar-sounding characters from "
+                             "espeak-ng pronunciations), pycorrector (its same-pinyin lists; pip install --no-deps "
+                             "pycorrector), seed-errors (the seed model's measured dev errors, see --error-stats; "
+                             "also sets the error rates and the sub/del/ins shares), none (random characters)")
+    parser.add_argument("--error-stats", action="append", default=[],
+                        help="seed-errors: the seed's dev decoding results of less.bin.decode (recogs-dev-*.txt or "
+                             "errs-dev-*.txt; repeat for several) or a saved error_stats.json; test-set results "
+                             "are refused")
+    parser.add_argument("--backoff-confusions", choices=("espeak", "pycorrector", "none"),
+                        default=defaults.backoff_confusions,
+                        help="seed-errors: similar-sounding characters for characters without measured "
+                             "substitutions")
+    parser.add_argument("--measured-only", action="store_true",
+                        help="seed-errors: substitute and insert only measured characters (no back-off)")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default=defaults.precision,
+                        help="bf16: autocast matmuls to bf16 on CPUs with avx512_bf16/AMX (fp32 elsewhere); with "
+                             "eager attention 2.6x the steps/s of the old fp32+sdpa path on the mini corpus' CPU; "
+                             "fp32: the old full-precision training")
+    parser.add_argument("--attn-implementation", choices=("eager", "sdpa"), default=defaults.attn_implementation,
+                        help="attention kernel in training; eager: 1.6x the steps/s of sdpa (CPU flash "
+                             "attention) under bf16 for these short sequences, the same under fp32; sdpa: the old one")
     parser.add_argument("--overwrite", action="store_true", help="retrain even if --out-dir is finished")
     return parser
 
@@ -90,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.lr, warmup_steps=args.warmup_steps, max_len=args.max_len, vocab_size=args.vocab_size,
         min_char_count=args.min_char_count, heldout_fraction=args.heldout_fraction, eval_every=args.eval_every,
         seed=args.seed, objective=args.objective, copies=args.copies, max_error_rate=args.max_error_rate,
-        confusions=args.confusions,
+        confusions=args.confusions, error_stats=tuple(args.error_stats), backoff_confusions=args.backoff_confusions,
+        measured_only=args.measured_only, precision=args.precision, attn_implementation=args.attn_implementation,
     )
     train_text_lm(sentences, out_dir, config)
     marker.touch()

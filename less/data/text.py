@@ -8,7 +8,8 @@ One function, :func:`normalize`, per language code (``zh``, ``es``, ``en``):
 * case: Latin letters upper-cased inside Mandarin (as AISHELL/WenetSpeech scoring
   does), lower-cased for Spanish and English (as ESPnet's Fisher scoring does);
 * digits spelled out the way the mini corpus grammar writes numbers
-  (:func:`number_to_words`), so ``35`` and ``三十五`` score the same.
+  (:func:`number_to_words`), so ``35`` and ``三十五`` score the same; a Mandarin year
+  (four digits before 年) is read digit by digit, as said aloud: ``2019年`` -> ``二零一九年``.
 
 Training text and hypotheses pass through the same function before any WER, CER or
 BLEU is computed, so a model is never penalised for formatting.
@@ -162,8 +163,22 @@ _DIGIT_RUN = re.compile(r"\d+")
 
 _THOUSANDS_SEPARATOR = re.compile(r"(?<=\d)[,.](?=\d{3}(?!\d))")
 
+# A Mandarin year: four digits from 1000 to 2999 directly before 年, not part of a longer
+# number (``1,998年`` is a count of years). Larger four-digit counts (``5000年的历史``)
+# are durations and keep their ordinary reading; round thousands (``1000年前``) stay
+# ambiguous and are read as years.
+_ZH_YEAR = re.compile(r"(?<!\d)(?<!\d[,.])[12]\d{3}(?=[ \t]*年)")
+
+
+def _zh_digit_by_digit(digits: str) -> str:
+    """``2019`` -> ``二零一九``: how codes and years are read aloud."""
+    return "".join(_ZH_DIGITS[int(d)] for d in digits)
+
 
 def _spell_digits(text: str, lang: str) -> str:
+    if lang == "zh":
+        # Speakers say 二零一九年, not 二千零一十九年; months and days (三月五日) stay numbers.
+        text = _ZH_YEAR.sub(lambda m: _zh_digit_by_digit(m.group(0)), text)
     # 1,000 (English) and 1.000 (Spanish) are one number.
     text = _THOUSANDS_SEPARATOR.sub("", text)
 
@@ -171,9 +186,9 @@ def _spell_digits(text: str, lang: str) -> str:
         digits = match.group(0)
         # Codes, phone numbers, years-as-digit-strings: read digit by digit.
         if (len(digits) > 1 and digits.startswith("0")) or len(digits) > 9:
-            return " ".join(number_to_words(int(d), lang) for d in digits) if lang != "zh" else "".join(
-                _ZH_DIGITS[int(d)] for d in digits
-            )
+            if lang == "zh":
+                return _zh_digit_by_digit(digits)
+            return " ".join(number_to_words(int(d), lang) for d in digits)
         words = number_to_words(int(digits), lang)
         return words if lang == "zh" else f" {words} "
 
@@ -224,3 +239,23 @@ def scoring_units(text: str, lang: str) -> list[str]:
                 units.append(token)
         return units
     return text.split()
+
+
+# Characters that belong to a Latin word in normalised Mandarin text (see scoring_units).
+_LATIN_EDGE = re.compile(r"[A-Z0-9']")
+
+
+def join_units(units: list[str], lang: str) -> str:
+    """Text made of scoring units, such that ``scoring_units(join_units(u, lang), lang) == u``.
+
+    Mandarin units are written without spaces, except between two Latin words
+    (``["AI", "GPT"]`` -> ``AI GPT``, not ``AIGPT``, which would score as one word).
+    """
+    if lang != "zh":
+        return " ".join(units)
+    out = ""
+    for unit in units:
+        if out and _LATIN_EDGE.match(out[-1]) and _LATIN_EDGE.match(unit[:1]):
+            out += " "
+        out += unit
+    return out

@@ -304,6 +304,7 @@ def attention_beam_search(
     state_index = torch.full((num_rows,), -1, dtype=torch.long)  # row -> its position in `state`
     if incremental is not None:
         state = incremental.start_incremental(memory_rows, memory_lens_rows)
+        state.memory_owner = row_utt.cpu()  # the beams of an utterance share its memory
         state_index = torch.arange(num_rows)
 
     finished: list[list[_Finished]] = [[] for _ in range(num_utts)]

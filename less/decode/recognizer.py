@@ -60,16 +60,19 @@ class Hypothesis:
 
 class Recognizer:
     def __init__(self, model: torch.nn.Module, task: str, ctc_tokenizer, decoder_tokenizer,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", dtype: str = "fp32"):
         self.model = model.to(device).eval()
         self.task = task
         self.ctc_tokenizer = ctc_tokenizer
         self.decoder_tokenizer = decoder_tokenizer
         self.device = torch.device(device)
+        if dtype not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"unknown dtype {dtype!r}: fp32, bf16 or fp16")
+        self.dtype = dtype  # autocast of the encoder; searches and scores stay in fp32
 
     @classmethod
     def from_config(cls, train_config: dict[str, Any], state: dict[str, torch.Tensor],
-                    device: torch.device | str = "cpu") -> Recognizer:
+                    device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
         from less.training import model_from_config
 
         ctc_tokenizer = load_tokenizer(train_config["lang_dir"])
@@ -77,19 +80,19 @@ class Recognizer:
                              if train_config["task"] == "ast" else ctc_tokenizer)
         model = model_from_config(train_config, ctc_tokenizer, decoder_tokenizer)
         model.load_state_dict(state)
-        return cls(model, train_config["task"], ctc_tokenizer, decoder_tokenizer, device)
+        return cls(model, train_config["task"], ctc_tokenizer, decoder_tokenizer, device, dtype)
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool,
-                     device: torch.device | str = "cpu") -> Recognizer:
+                     device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
         state, config = averaged_model_state(exp_dir, epoch, avg, use_averaged_model)
-        return cls.from_config(config, state, device)
+        return cls.from_config(config, state, device, dtype)
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> Recognizer:
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
         """Any checkpoint or export with ``model`` and ``config`` (e.g. ``pretrained.pt``)."""
         ckpt = load_checkpoint(path)
-        return cls.from_config(ckpt["config"], ckpt["model"], device)
+        return cls.from_config(ckpt["config"], ckpt["model"], device, dtype)
 
     # ------------------------------------------------------------------ helpers
     def settings(self, method: str, opts: DecodeOptions) -> list[str]:
@@ -108,14 +111,28 @@ class Recognizer:
         return self.model.decoder_logits
 
     @torch.no_grad()
+    def encode(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output (fp32) of a padded batch, under the recognizer's autocast dtype."""
+        enabled = self.dtype != "fp32"
+        dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=enabled):
+            enc_out, enc_lens = self.model.encode(feats.to(self.device), feat_lens.to(self.device))
+        return enc_out.float(), enc_lens
+
+    @torch.no_grad()
     def decode(self, feats: torch.Tensor, feat_lens: torch.Tensor, method: str,
                opts: DecodeOptions | None = None) -> dict[str, list[Hypothesis]]:
         """Decode a padded batch; returns ``{setting: [Hypothesis per utterance]}``."""
+        return self.decode_encoded(*self.encode(feats, feat_lens), method, opts)
+
+    @torch.no_grad()
+    def decode_encoded(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, method: str,
+                       opts: DecodeOptions | None = None) -> dict[str, list[Hypothesis]]:
+        """:meth:`decode` from :meth:`encode`'s output: several methods share one encoder pass."""
         opts = opts or DecodeOptions()
         if method not in METHODS:
             raise ValueError(f"unknown decoding method {method!r}; choose from {METHODS}")
         model = self.model
-        enc_out, enc_lens = model.encode(feats.to(self.device), feat_lens.to(self.device))
         ctc_log_probs = model.ctc_log_probs(enc_out)
         greedy_src = None
         if self.task == "ast":

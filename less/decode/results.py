@@ -21,6 +21,7 @@ model part of the name, e.g. ``epoch-30_avg-9``. Every file is written atomicall
 
 from __future__ import annotations
 
+import ast
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,46 @@ def format_recogs(
             lines.append(f"{cut_id}:\tref={ref!r}")
         lines.append(f"{cut_id}:\thyp={hyp!r}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+RecogsEntry = tuple[str, list[list[str]], list[str]]
+"""(cut_id, reference(s) in scoring units, hypothesis in scoring units)."""
+
+
+def read_recogs(path: str | os.PathLike) -> list[RecogsEntry]:
+    """Read a ``recogs`` file back: per cut, its reference(s) and hypothesis, in file order.
+
+    The inverse of :func:`format_recogs`, for statistics that need per-utterance results
+    (``less.stats``' paired bootstrap). Units are stored as Python list literals, so they
+    are parsed with :func:`ast.literal_eval` (never ``eval``).
+    """
+    path = Path(path)
+    entries: list[RecogsEntry] = []
+    pending_id, pending_refs = None, []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        cut_id, sep, rest = line.partition(":\t")
+        kind, value = rest[:4], rest[4:]
+        try:
+            units = ast.literal_eval(value) if sep and kind in ("ref=", "hyp=") else None
+        except (ValueError, SyntaxError):
+            units = None
+        if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
+            raise ValueError(f"{path}:{number}: expected 'CUT_ID:\\tref=[...]' or 'hyp=[...]', got {line!r}")
+        if pending_refs and cut_id != pending_id:
+            raise ValueError(f"{path}:{number}: cut {pending_id!r} has references but no hypothesis")
+        if kind == "ref=":
+            pending_id = cut_id
+            pending_refs.append(units)
+        elif not pending_refs:
+            raise ValueError(f"{path}:{number}: hypothesis of cut {cut_id!r} without a reference")
+        else:
+            entries.append((cut_id, pending_refs, units))
+            pending_id, pending_refs = None, []
+    if pending_refs:
+        raise ValueError(f"{path}: cut {pending_id!r} has references but no hypothesis")
+    return entries
 
 
 def _alignment_line(alignment: Sequence[tuple[str, str]]) -> str:
@@ -219,6 +260,7 @@ __all__ = [
     "format_errs",
     "format_recogs",
     "format_summary",
+    "read_recogs",
     "result_filename",
     "save_asr_results",
     "save_bleu_results",

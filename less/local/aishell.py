@@ -42,6 +42,7 @@ from pathlib import Path
 
 from lhotse.utils import fastcopy
 
+from less.data.cuts import read_text_utf8
 from less.data.text import normalize
 from less.local.common import (
     DropCounter,
@@ -115,26 +116,26 @@ def check_transcript_audio(
     """Check that every transcript line has its audio; return (transcribed ids, lines skipped)."""
     transcribed: set[str] = set()
     skipped = 0
-    with open(transcript, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            utt_id = tokens[0]
-            transcribed.add(utt_id)
-            if utt_id in wav_index:
-                continue
-            message = (
-                f"{transcript}:{line_number}: the transcript of {utt_id} refers to audio file "
-                f"{_expected_wav(utt_id, wav_dir)}, which does not exist"
+    text = read_text_utf8(transcript, "AISHELL-1 transcript")  # an error naming file and line if not UTF-8
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        utt_id = tokens[0]
+        transcribed.add(utt_id)
+        if utt_id in wav_index:
+            continue
+        message = (
+            f"{transcript}:{line_number}: the transcript of {utt_id} refers to audio file "
+            f"{_expected_wav(utt_id, wav_dir)}, which does not exist"
+        )
+        if on_missing_audio == "error":
+            raise FileNotFoundError(
+                message + " (rerun with --on-missing-audio skip to skip such lines)"
             )
-            if on_missing_audio == "error":
-                raise FileNotFoundError(
-                    message + " (rerun with --on-missing-audio skip to skip such lines)"
-                )
-            skipped += 1
-            if skipped <= 5:
-                logger.warning(message)
+        skipped += 1
+        if skipped <= 5:
+            logger.warning(message)
     return transcribed, skipped
 
 

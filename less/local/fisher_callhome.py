@@ -77,6 +77,7 @@ from lhotse import Recording, SupervisionSegment
 from lhotse.utils import add_durations
 from tqdm import tqdm
 
+from less.data.cuts import read_text_utf8
 from less.data.text import normalize
 from less.local.common import (
     DropCounter,
@@ -301,7 +302,7 @@ def prepare_split(
 
 
 def read_es_lines(path: Path, expected: int) -> list[str]:
-    lines = [" ".join(line.split()) for line in path.read_text(encoding="utf-8").split("\n")]
+    lines = [" ".join(line.split()) for line in read_text_utf8(path, "Spanish text").split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
     if len(lines) != expected:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from less.data.cuts import read_text_utf8
 from less.data.text import normalize
 
 _REMOVED_CHARACTERS = re.compile(r"[()+*/#]")
@@ -46,7 +47,9 @@ class TranscriptSegment:
 def _physical_lines(path: Path, encoding: str) -> list[str]:
     """Lines split on "\\n" only, as the shell tools count them (str.splitlines also splits
     on characters such as U+0085 that can occur inside ISO-8859-1 or UTF-8 text)."""
-    lines = path.read_bytes().decode(encoding).split("\n")
+    # not UTF-8 where it should be: an error naming the file and line
+    text = read_text_utf8(path, "transcript") if encoding == "utf-8" else path.read_bytes().decode(encoding)
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]

@@ -64,6 +64,7 @@ from lhotse.audio import AudioSource
 from lhotse.utils import add_durations, compute_num_samples
 from tqdm import tqdm
 
+from less.data.cuts import manifest_errors
 from less.data.text import normalize
 from less.local.common import (
     DropCounter,
@@ -296,7 +297,7 @@ def prepare_wenetspeech(
     logger.info(
         "loading %s (the full corpus file takes minutes and several GB of memory)", json_path
     )
-    with open(json_path, encoding="utf-8") as f:
+    with open(json_path, encoding="utf-8") as f, manifest_errors(json_path, "WenetSpeech metadata"):
         meta = json.load(f)
     by_split = collect_segments(meta, json_path, todo)
     used = {segment.audio_index for segments in by_split.values() for segment in segments}

@@ -77,6 +77,14 @@ num_iters=3                  # LESS iterations (the student of k teaches k+1)
 systems="L"                  # students to train: L (LESS); add N for the noisy student without LLM
 max_hypo_wer=0.1             # LESS filter: keep hypo_wer(teacher 1-best, LLM text) <= this (the paper's)
 pl_ratio=0                   # hours of pseudo-labelled audio per supervised hour in a mix (0: all kept)
+cmd=../../../tools/run_local.sh  # launcher of sharded stages (Kaldi convention): run_local.sh [--max-jobs N],
+                             # or on a cluster "../../../tools/run_slurm.sh --time 8:00:00 --gpus 1 --mem 32G"
+pl_jobs=1                    # stage 6: pseudo-label in this many shards through --cmd (1: one process here)
+whisper_teacher=             # iteration 1 teacher: Whisper via faster-whisper (e.g. Systran/faster-whisper-large-v3,
+                             # the paper's; a CTranslate2 dir; builtin:whisper-base) instead of the seed; empty: the seed
+whisper_language=es          # language of the unlabeled speech for the Whisper teacher
+skip_bad_audio=false        # stage 1: skip unreadable files below --unsup-audio-dir (listed in the log) instead of stopping
+llm_max_failed_fraction=0.02 # stage 7: share of cuts whose LLM request may fail before the stage stops
 llm_backend=openai           # openai: an OpenAI-compatible server (vLLM, SGLang, Ollama, an API); hf: transformers here
 llm_base_url=http://127.0.0.1:8000/v1        # openai backend: server URL up to /v1
 llm_model=meta-llama/Llama-3.1-8B-Instruct   # English instruct model (served name, or hf: local dir / hub id)
@@ -122,9 +130,11 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -n "$unsup_audio_dir" ]; then
+    skip=(); [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
     log "Stage 1: VAD-segment the recordings below $unsup_audio_dir (channel $unsup_channel)"
     python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language es --channel "$unsup_channel" \
-      --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts"
+      --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts" \
+      "${skip[@]}"
   else
     log "Stage 1: no --unsup-audio-dir: nothing to segment (stages 6-10 will have nothing to pseudo-label)"
   fi

@@ -17,26 +17,36 @@
 #   for each iteration k = 1..num_iters and each system in $systems:
 #   6  pseudo-label unsup_wild with the teacher (S for k = 1, else the system's
 #      student of k-1); at k = 1 both systems share the same teacher outputs
-#   7  L only: LLM correction (asr: a small Mandarin correction LM trained on the
-#      text-only corpus with simulated recognition errors, correct mode, or a small LM
-#      rescoring the N-best with --asr-llm-mode rescore; ast: SmolLM2-135M-Instruct,
-#      correct mode)
+#   7  L (and U) only: LLM correction (asr: a small Mandarin correction LM trained on the
+#      text-only corpus with the seed's own dev errors simulated, correct mode, or a small
+#      LM rescoring the N-best with --asr-llm-mode rescore; ast: Gemma 3 270M prompted
+#      with worked examples from train_sup, correct mode)
 #   8  filter: L keeps hypo_wer <= max_hypo_wer with LLM labels; N keeps all
-#      (teacher labels, no LLM)
+#      (teacher labels, no LLM); U: L's filter, and a character n-gram LM on the
+#      text-only corpus + the kept cuts
 #   9  mix train_sup + kept cuts, train the student          exp/<task>/<system>/iter<k>
+#      (U: also the sequence-level unsupervised loss on the rejected cuts)
 #  10  decode the student; write exp/RESULTS.md (+ plots)
 #
-# Usage: ./run.sh [--stage N] [--stop-stage M] [--profile tiny|default] [--help]
+# With both tasks, stages 1-10 of asr and ast run side by side (--parallel-tasks true), one
+# CPU thread each, logs in exp/log/run-<task>.log. Every stage appends its wall and CPU time
+# to exp/timing.tsv: `python tools/bench/recipe_time.py exp/timing.tsv` prints the table.
+# --seeds "1 2 3" repeats stages 4-10 per training seed (exp/seed<s>, pseudo-labels in
+# exp/seed<s>/pl) on the one corpus and reports mean, spread and paired differences.
+#
+# Usage: ./run.sh [--stage N] [--stop-stage M] [--profile tiny|default|large] [--help]
 set -euo pipefail
 cd "$(dirname "$0")"
+declare -a run_args=("$@")  # forwarded to the per-task and per-seed runs (not an option)
 
 stage=0                 # first stage to run
 stop_stage=100          # last stage to run
-profile=default         # mini corpus size: tiny (tests, seconds) or default (the recipe)
+profile=default         # mini corpus size: tiny (tests), default (the recipe), large (the paper's ~8x unlabeled)
 seed=42                 # corpus seed: same seed, same corpus
 conditions=default      # wild vs supervised speech: default (the seed recognises most wild speech),
                         # padded (default + silence around single utterances) or hard
 tasks="asr ast"         # which tasks to run (asr: Mandarin ASR, ast: Spanish->English)
+parallel_tasks=true     # run stages 1-10 of the tasks side by side (logs in exp/log/run-<task>.log)
 nj=2                    # parallel jobs for data preparation
 speed_perturb=false     # add 0.9x/1.1x copies of train_sup (triples training time)
 bpe_vocab_size=256      # BPE size for Spanish and English
@@ -55,22 +65,42 @@ ref_duration=4          # Zipformer schedules count batch x max_duration / ref_d
                         # suits hundreds of hours; on minutes of audio the regularisation (layer
                         # skipping, dropout) would never anneal and CTC stays blank for ~20 epochs
 avg=5                   # decode the average of the last N epochs (running averaged model)
-train_workers=1         # data-loader workers while training
+train_workers=0         # data-loader workers while training (0: in the trainer; loading is ~2 % of a step)
+dtype=auto              # training autocast: fp32, bf16, auto (bf16 on a CPU with native bf16, else fp32)
+valid_every=5           # validate on dev after every N-th epoch (and the last)
+train_seed=42           # seed of training (weights, batches, augmentation); the corpus has --seed
+seeds=                  # e.g. "1 2 3": stages 4-10 once per training seed, in exp/seed<s>
+pl_dir=                 # pseudo-labels, LLM answers, kept cuts, mixes (default: data/pl)
+report=true             # write exp/RESULTS.md at the end (false in the per-task runs)
 num_iters=1             # LESS iterations (the student of k teaches k+1)
-systems="N L"           # students to train: N noisy student without LLM, L LESS
+systems="N L"           # students to train: N noisy student without LLM, L LESS, S_cont (control:
+                        # the teacher trained as long again on train_sup alone), U (asr only: L plus
+                        # the sequence-level unsupervised loss on the cuts L's filter rejects)
 max_hypo_wer=0.1        # LESS filter threshold (the paper's)
+unsup_lm_order=3        # system U: order of its character n-gram LM (text-only corpus + L's kept cuts)
+unsup_opts=             # system U: more less.bin.train flags, e.g. "--unsup-weight=0.3 --unsup-lm-weight=0.5"
 pl_ratio=0              # hours of pseudo-labelled audio per supervised hour (0: all kept)
-beam_size=10            # beam of pseudo-labelling and decoding
+beam_size=10            # beam of pseudo-labelling and decoding (asr: CTC prefix beam before rescoring)
+ast_beam_size=4         # ast: beam of the attention decoder's search (dev BLEU of the seed: 24.51 at 4,
+                        # 23.93 at 10, in 60 % of the time)
 asr_llm_mode=correct    # Mandarin "LLM" of stage 7: correct (a correction LM rewrites the 1-best) or
                         # rescore (a text LM rescores the N-best); no Chinese instruct LLM ships offline
 asr_lm_config=tiny      # size of that Mandarin LM (less.bin.train_text_lm --config)
 asr_lm_epochs=2         # its training epochs over the text-only corpus
 asr_lm_weight=0.5       # LM weight in rescore mode
-ast_llm=builtin:smollm2 # English instruct LLM correcting translations
+asr_lm_dir=             # where that LM is trained (default exp/asr/text_corrector or text_lm; with
+                        # --seeds one LM, the stand-in for a fixed LLM, serves every seed)
+ast_llm=builtin:gemma3-270m  # English LLM correcting translations: builtin:gemma3-270m (a base model,
+                        # prompted few-shot) or builtin:smollm2 (instruct; made them worse)
+ast_llm_few_shot=8      # worked examples (train_sup references with simulated errors) in the prompt of a
+                        # base LM; 0 for instruct models
 ast_llm_backend=hf      # hf (transformers, local) or openai (any OpenAI-compatible server)
 ast_llm_base_url=http://127.0.0.1:8000/v1  # server of the openai backend (vLLM, Ollama, NIM...)
-llm_batch_size=8        # LLM batch size
+llm_batch_size=16       # LLM batch size
 llm_threads=1           # torch threads of the LLM (1 is fastest on a busy small CPU)
+llm_dtype=bfloat16      # English LLM weights: bfloat16 (~3x faster on CPUs with native bf16; Gemma gave the fp32
+                        # answer for 46 of 48 probe sentences), float32, or auto (fp32 on CPUs)
+llm_context_segments=1  # K > 1: K consecutive segments of a recording per LLM request (the authors' recipe)
 ctc_scale=0.3           # CTC loss weight (icefall's 0.1 learns CTC too slowly for this little data)
 aed_scale=0.7           # attention-decoder loss weight
 num_threads=0           # torch CPU threads of training/decoding (0: all cores; 1 when sharing a CPU)
@@ -87,31 +117,105 @@ abx_opts=               # more less.bin.abx flags, e.g. "--units espeak-cmn"
 . "$LESS_ROOT/tools/parse_options.sh"
 . "$LESS_ROOT/tools/less_stages.sh"
 unsup_part=unsup_wild
+pl_dir="${pl_dir:-$data/pl}"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
 
 lang_of_task() { [ "$1" = asr ] && echo zh || echo es; }
+self="$PWD/$(basename "$0")"
+ntasks=$(wc -w <<<"$tasks")
+
+# ----------------------------------------------------------- several training seeds
+# The corpus (stages 0-3) once; stages 4-10 per seed in exp/seed<s>, one after the other
+# (each runs its tasks side by side); then one report over the seeds.
+if [ -n "$seeds" ]; then
+  if [ "$stage" -le 3 ]; then
+    "$self" "${run_args[@]}" --seeds "" --report false --stop-stage "$(( stop_stage < 3 ? stop_stage : 3 ))"
+  fi
+  if [ "$stop_stage" -ge 4 ]; then
+    for s in $seeds; do
+      log "Training seed $s: stages $(( stage > 4 ? stage : 4 ))-$stop_stage in $exp/seed$s"
+      "$self" "${run_args[@]}" --seeds "" --train-seed "$s" --exp "$exp/seed$s" --pl-dir "$exp/seed$s/pl" \
+        --asr-lm-dir "${asr_lm_dir:-$exp/asr_$asr_llm_mode-lm}" --stage "$(( stage > 4 ? stage : 4 ))"
+    done
+    if [ "$report" = true ] && [ "$stop_stage" -ge 10 ]; then
+      log "Report over seeds $seeds: $exp/RESULTS.md"
+      less_seeds_report "$exp" "$seeds" "$tasks" "$systems"
+      cat "$exp/RESULTS.md"
+    fi
+  fi
+  exit 0
+fi
+
+# ------------------------------------------------------------ tasks side by side
+# Stage 0 (and the noise set's features) once for both tasks; stages 1-10 of each task in
+# its own process with one CPU thread, so that the two trainings keep both cores busy.
+if [ "$parallel_tasks" = true ] && [ "$ntasks" -gt 1 ] && [ "$stop_stage" -ge 1 ] && [ "$stage" -le 10 ]; then
+  if [ "$stage" -le 0 ]; then
+    "$self" "${run_args[@]}" --parallel-tasks false --report false --stop-stage 0
+  fi
+  if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    less_time_begin 2 noise
+    python -m less.bin.compute_fbank --recordings "$data/manifests/mini-noise_recordings.jsonl.gz" \
+      --out-cuts "$data/fbank/mini-noise_cuts.jsonl.gz"
+    less_time_end
+  fi
+  mkdir -p "$exp/log"
+  threads=$num_threads
+  [ "$threads" -eq 0 ] && threads=$(( $(nproc) / ntasks > 0 ? $(nproc) / ntasks : 1 ))
+  pids=()
+  for task in $tasks; do
+    log "Stages $(( stage > 1 ? stage : 1 ))-$(( stop_stage < 10 ? stop_stage : 10 )) of $task in the background ($threads thread(s)): $exp/log/run-$task.log"
+    "$self" "${run_args[@]}" --parallel-tasks false --report false --tasks "$task" --num-threads "$threads" \
+      --nj 1 --stage "$(( stage > 1 ? stage : 1 ))" >"$exp/log/run-$task.log" 2>&1 &
+    pids+=("$!")
+  done
+  failed=0
+  i=0
+  for task in $tasks; do
+    if wait "${pids[$i]}"; then
+      log "$task: stages done"
+    else
+      failed=1
+      echo "ERROR: the $task run failed; the end of $exp/log/run-$task.log:" >&2
+      tail -n 30 "$exp/log/run-$task.log" >&2
+    fi
+    i=$(( i + 1 ))
+  done
+  [ "$failed" -eq 0 ] || exit 1
+  if [ "$report" = true ] && [ "$stop_stage" -ge 5 ]; then
+    log "Report: $exp/RESULTS.md"
+    less_report
+    cat "$exp/RESULTS.md"
+  fi
+  exit 0
+fi
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   log "Stage 0: synthesize the mini corpus (profile $profile, seed $seed)"
+  less_time_begin 0 "${tasks// /+}"
   python -m less.local.mini.prepare --out-dir "$data" --profile "$profile" --seed "$seed" \
     --conditions "$conditions" --tasks "${tasks// /,}" --num-jobs "$nj"
+  less_time_end
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "Stage 1: VAD-segment the unlabeled long recordings"
   for task in $tasks; do
+    less_time_begin 1 "$task"
     python -m less.bin.vad_segment \
       --recordings "$data/manifests/mini-${task}_recordings_unsup_wild.jsonl.gz" \
       --supervisions "$data/manifests/mini-${task}_supervisions_unsup_wild.jsonl.gz" \
       --language "$(lang_of_task "$task")" \
       --out-cuts "$data/manifests/mini-${task}_cuts_unsup_wild.jsonl.gz"
+    less_time_end
   done
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: fbank features"
   for task in $tasks; do
+    less_time_begin 2 "$task"
     for split in train_sup dev test_clean test_wild; do
       sp=false
       [ "$split" = train_sup ] && sp=$speed_perturb
@@ -124,6 +228,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     python -m less.bin.compute_fbank \
       --in-cuts "$data/manifests/mini-${task}_cuts_unsup_wild.jsonl.gz" \
       --out-cuts "$data/fbank/mini-${task}_cuts_unsup_wild.jsonl.gz" --num-splits "$nj" --num-jobs "$nj"
+    less_time_end
   done
   # the noise set mixed into training batches (--noise-aug), like MUSAN in icefall recipes
   python -m less.bin.compute_fbank --recordings "$data/manifests/mini-noise_recordings.jsonl.gz" \
@@ -133,6 +238,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "Stage 3: token inventories"
   for task in $tasks; do
+    less_time_begin 3 "$task"
     sups="$data/manifests/mini-${task}_supervisions_train_sup.jsonl.gz"
     if [ "$task" = asr ]; then
       python -m less.bin.prepare_lang --type char --lang zh --out-dir "$data/lang_char" \
@@ -145,6 +251,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
         --field translation --out-dir "$data/lang_bpe_${bpe_vocab_size}_en" \
         --manifest "$sups" --extra-text "$data/text/mini-ast_text_only.en.txt"
     fi
+    less_time_end
   done
 fi
 
@@ -158,7 +265,8 @@ lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)
 train_args() {  # training flags of a task
   echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
     "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers" \
-    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads" \
+    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads --dtype $dtype" \
+    "--valid-every-epochs $valid_every --seed $train_seed" \
     "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")" \
     "$([ -n "$volume_db" ] && echo "--volume-db=$volume_db")" "$train_opts"
 }
@@ -180,9 +288,17 @@ decode_args() {  # decoding methods and test sets of a task
   echo "$args"
 }
 fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
+asr_beam_size=$beam_size
+set_beam() { if [ "$1" = ast ]; then beam_size=$ast_beam_size; else beam_size=$asr_beam_size; fi; }  # task
+pl_systems=${systems//S_cont/}  # the systems that learn from pseudo-labels
+if [[ " $systems " == *" U "* ]] && [ "$num_iters" -gt 1 ]; then
+  # stage 7 corrects system L's teacher's labels; U would be filtered on those from iteration 2 on
+  less_die "system U runs one iteration (--num-iters 1); it shares L's LLM answers"
+fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for task in $tasks; do
+    less_time_begin 4 "$task"
     if [ "$ssl" != none ]; then
       log "Stage 4: $ssl pretraining of the encoder on unsup_wild ($task)"
       # shellcheck disable=SC2046
@@ -193,12 +309,15 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
       --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task") \
       $(less_ssl_init "$task")
+    less_time_end
   done
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   log "Stage 5: decode the seed model"
   for task in $tasks; do
+    less_time_begin 5 "$task"
+    set_beam "$task"
     # shellcheck disable=SC2046
     less_decode "$exp/$task/iter0" "$seed_epochs" $(decode_args "$task")
     if [ "$ssl" != none ] && [ "$task" = asr ]; then
@@ -212,74 +331,102 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
           --num-threads "$num_threads" $(printf -- "--layer %s " fbank $abx_layers) $abx_opts --out "$out"
       done
     fi
+    less_time_end
   done
 fi
 
 for iter in $(seq 1 "$num_iters"); do
   for task in $tasks; do
+    set_beam "$task"
     if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
       log "Stage 6: pseudo-label unsup_wild ($task, iteration $iter)"
-      for system in $systems; do
+      less_time_begin 6 "$task"
+      for system in $pl_systems; do
         less_pseudo_label "$task" "$system" "$iter" "$(fbank "$task" unsup_wild)" --num-threads "$num_threads"
       done
+      less_time_end
     fi
 
-    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* || " $systems " == *" U "* ]]; then
       log "Stage 7: LLM correction of the pseudo-labels ($task, iteration $iter)"
+      less_time_begin 7 "$task"
       llm_io=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
-              --batch-size "$llm_batch_size" --num-threads "$llm_threads")
+              --batch-size "$llm_batch_size" --num-threads "$llm_threads"
+              --llm-context-segments "$llm_context_segments")
       if [ "$task" = asr ]; then
         # No Chinese instruct LLM ships in any package: a small Mandarin LM trained on the
         # text-only corpus either rewrites the 1-best (a correction LM, trained on sentences
         # with simulated recognition errors) or rescores the teacher's N-best (real recipes
         # use an instruct LLM).
         if [ "$asr_llm_mode" = correct ]; then
+          # its simulated errors are the seed's own on dev (stage 5): substitution pairs,
+          # deletion/insertion shares and per-utterance error rates (never test results)
+          lm_dir=${asr_lm_dir:-$exp/asr/text_corrector}
+          dev_errors="$exp/asr/iter0/attention-decoder-rescoring/recogs-dev-attention_scale_1.0-epoch-${seed_epochs}_avg-$(less_avg "$seed_epochs").txt"
+          less_need 7 "$dev_errors"
           python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
-            --objective correct --out-dir "$exp/asr/text_corrector" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+            --objective correct --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs" \
+            --confusions seed-errors --error-stats "$dev_errors"
           python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode correct --backend hf \
-            --model "$exp/asr/text_corrector" --prompt-template "$LESS_ROOT/less/llm/prompts/asr_zh_corrector.txt"
+            --model "$lm_dir" --prompt-template "$LESS_ROOT/less/llm/prompts/asr_zh_corrector.txt"
         else
+          lm_dir=${asr_lm_dir:-$exp/asr/text_lm}
           python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
-            --out-dir "$exp/asr/text_lm" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+            --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
           python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
-            --model "$exp/asr/text_lm" --lm-weight "$asr_lm_weight"
+            --model "$lm_dir" --lm-weight "$asr_lm_weight"
         fi
       else
-        server=()
+        server=() few_shot=()
         [ "$ast_llm_backend" = openai ] && server=(--base-url "$ast_llm_base_url")
+        # a base LM learns the task from worked examples; never from dev or test
+        [ "$ast_llm_few_shot" -gt 0 ] && few_shot=(--few-shot "$ast_llm_few_shot"
+          --few-shot-source "$(fbank ast train_sup)"
+          --exclude-cuts "$(fbank ast dev)" "$(fbank ast test_clean)" "$(fbank ast test_wild)")
         python -m less.bin.llm_correct "${llm_io[@]}" --task ast --lang en --mode correct \
-          --backend "$ast_llm_backend" --model "$ast_llm" "${server[@]}"
+          --backend "$ast_llm_backend" --model "$ast_llm" --dtype "$llm_dtype" "${server[@]}" "${few_shot[@]}"
       fi
+      less_time_end
     fi
 
     if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
       log "Stage 8: filter the pseudo-labels ($task, iteration $iter)"
+      less_time_begin 8 "$task"
       lang=zh; [ "$task" = ast ] && lang=en
-      for system in $systems; do
+      for system in $pl_systems; do
         less_filter "$task" "$system" "$iter" "$lang"
+        if [ "$system" = U ]; then
+          [ "$task" = asr ] || less_die "system U is ASR only; drop it from --systems or run --tasks asr"
+          less_unsup_lm "$task" "$iter" zh "$data/lang_char/tokens.txt" "$data/text/mini-asr_text_only.zh.txt"
+        fi
       done
+      less_time_end
     fi
 
     if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
       log "Stage 9: mix and train the students ($task, iteration $iter)"
       for system in $systems; do
+        less_time_begin "9:$system" "$task"
         # shellcheck disable=SC2046
         less_train_student "$task" "$system" "$iter" "$(fbank "$task" train_sup)" "$(fbank "$task" dev)" \
           $(train_args "$task")
+        less_time_end
       done
     fi
 
     if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
       log "Stage 10: decode the students ($task, iteration $iter)"
+      less_time_begin 10 "$task"
       for system in $systems; do
         # shellcheck disable=SC2046
         less_decode "$exp/$task/$system/iter$iter" "$student_epochs" $(decode_args "$task")
       done
+      less_time_end
     fi
   done
 done
 
-if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+if [ "$report" = true ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
   log "Report: $exp/RESULTS.md"
   less_report
   cat "$exp/RESULTS.md"

@@ -22,10 +22,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from less.data.text import normalize
-from less.utils import save_cuts_atomic, setup_logging, write_json_atomic, write_text_atomic
+from less.utils import (
+    progress_bar,
+    save_cuts_atomic,
+    setup_logging,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 from . import grammar, tts
 from .noise import NOISE_RECORDINGS, prepare_noise
@@ -145,7 +149,7 @@ def _render_all(specs: list, pool, desc: str) -> list[RenderResult]:
     else:
         chunksize = 1 if specs and isinstance(specs[0], LongRecordingSpec) else 4
         iterator = pool.imap(render, specs, chunksize=chunksize)
-    return list(tqdm(iterator, total=len(specs), desc=desc, unit="rec", leave=False))
+    return list(progress_bar(iterator, total=len(specs), desc=desc, unit="rec", leave=False))
 
 
 def _check_build_info(out_dir: Path, task: str, info: dict) -> None:
