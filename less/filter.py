@@ -110,10 +110,11 @@ class FilterReport:
         return out
 
 
-def reference_of(sup, cfg: FilterConfig) -> str | None:
-    """The hidden true text of what ``pl["hyp"]`` transcribes or translates, when known."""
+def reference_of(sup, task: str) -> str | None:
+    """The hidden true text of what ``pl["hyp"]`` transcribes (``asr``, in any language) or
+    translates (``ast``), when known."""
     custom = sup.custom or {}
-    if cfg.lang == "en":
+    if task == "ast":
         return (custom.get("ref_translated_text") or {}).get("en")
     return custom.get("ref_text")
 
@@ -167,7 +168,7 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
             kept.append(apply_label(cut, label, task))
         else:
             report.dropped_by[decision.reason] = report.dropped_by.get(decision.reason, 0) + 1
-        ref = reference_of(sup, cfg)
+        ref = reference_of(sup, task)
         if ref is not None:
             refs["teacher_all"].append(ref)
             hyps["teacher_all"].append(pl["hyp"])

@@ -226,6 +226,91 @@ less_seeds_report() {  # root_exp "seeds" "tasks" "systems": root_exp/RESULTS.md
   mv "$root/RESULTS.md.tmp" "$root/RESULTS.md"
 }
 
+less_log() {  # message: a timestamped line naming the recipe and line
+  echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"
+}
+
+less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]: stages 4-10 and the report
+  # The part every recipe shares: seed model S (with --ssl: after pretraining its encoder), its
+  # decoding, then for each iteration 1..num_iters and each system: pseudo-labels, LLM correction
+  # (systems that use it), filter, mix + student, decoding; then exp/RESULTS.md. Reads the recipe's
+  # arrays train_args, ssl_args (less.bin.train / ssl_pretrain flags) and decode_args (methods and
+  # --test NAME=CUTS), and stage stop_stage num_iters systems train_cmd seed_epochs student_epochs
+  # num_threads llm_backend llm_model. An empty unsup_cuts stops after the seed (stages 6-10 need it).
+  local task=$1 lang=$2 sup_train=$3 sup_valid=$4 unsup_cuts=$5 iter system teacher teacher_epochs
+  local test_files=() i
+  shift 5
+  [[ " $systems " == *" U "* ]] && less_die "system U runs in egs/mini/less only so far (its n-gram LM needs the recipe's text-only corpus)"
+  for (( i = 0; i < ${#decode_args[@]}; i++ )); do
+    [ "${decode_args[$i]}" = --test ] && test_files+=("${decode_args[$((i + 1))]#*=}")
+  done
+  if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    less_log "Stage 4: train the seed model S (iteration 0) on $sup_train"
+    less_need 4 "$sup_train" "$sup_valid" "$@"
+    if [ "${ssl:-none}" != none ]; then
+      less_need 4 "$unsup_cuts"
+      less_log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
+      less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
+    fi
+    # shellcheck disable=SC2046,SC2086  # train_cmd is a command line; no flag, or --init-encoder-from <pretrained>
+    ${train_cmd:-python -m less.bin.train} --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+      --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" $(less_ssl_init "$task")
+  fi
+  if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    less_log "Stage 5: decode the seed model"
+    less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" "${test_files[@]}"
+    less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
+  fi
+  local iters=$num_iters
+  if [ -z "$unsup_cuts" ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 6 ]; then
+    [ "$stage" -ge 6 ] && less_die "stages 6-10 need unlabeled audio, and this run has none"
+    less_log "no unlabeled audio: stopping after the seed model (stages 6-10 need it)"
+    iters=0
+  fi
+  for iter in $(seq 1 "$iters"); do
+    if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+      less_log "Stage 6: pseudo-label the unlabeled set (iteration $iter)"
+      less_need 6 "$unsup_cuts"
+      for system in $systems; do
+        [ "$system" = S_cont ] && continue
+        if [ -z "${whisper_teacher:-}" ] || [ "$iter" -gt 1 ]; then
+          read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
+          less_need 6 "$teacher/epoch-$teacher_epochs.pt"
+        fi
+        less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
+      done
+    fi
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+      less_log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
+      less_llm_correct "$task" "$iter" "$lang"
+    fi
+    if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+      less_log "Stage 8: filter the pseudo-labels (iteration $iter)"
+      for system in $systems; do
+        [ "$system" = S_cont ] || less_filter "$task" "$system" "$iter" "$lang"
+      done
+    fi
+    if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+      less_log "Stage 9: mix and train the students (iteration $iter)"
+      for system in $systems; do
+        less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
+      done
+    fi
+    if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+      less_log "Stage 10: decode the students (iteration $iter)"
+      for system in $systems; do
+        less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
+        less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
+      done
+    fi
+  done
+  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+    less_log "Report: $exp/RESULTS.md"
+    less_report
+    cat "$exp/RESULTS.md"
+  fi
+}
+
 less_report() {  # exp/RESULTS.md and plots
   python -m less.bin.report --exp-dir "$exp" --pl-dir "${pl_dir:-$data/pl}" --unsup-part "$unsup_part"
 }
