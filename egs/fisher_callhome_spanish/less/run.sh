@@ -99,7 +99,6 @@ llm_prompt_template=         # prompt template file (default: the packaged Engli
 unsup_part=unsup_wild
 task=ast
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
 
 corpus=fisher-callhome
 manifests=$data/manifests
@@ -116,7 +115,7 @@ vad_cuts=$manifests/user_cuts_${unsup_part}.jsonl.gz
 unsup_cuts=$fbank/user_cuts_${unsup_part}.jsonl.gz
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "Stage 0: .sph -> FLAC in $flac_dir, then the Fisher/Callhome manifests"
+  less_log "Stage 0: .sph -> FLAC in $flac_dir, then the Fisher/Callhome manifests"
   for option in fisher_speech_dir fisher_transcript_dir callhome_speech_dir callhome_transcript_dir translation_dir; do
     [ -n "${!option}" ] || less_die "stage 0 needs --${option//_/-} (see --help)"
   done
@@ -131,17 +130,17 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -n "$unsup_audio_dir" ]; then
     skip=(); [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
-    log "Stage 1: VAD-segment the recordings below $unsup_audio_dir (channel $unsup_channel)"
+    less_log "Stage 1: VAD-segment the recordings below $unsup_audio_dir (channel $unsup_channel)"
     python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language es --channel "$unsup_channel" \
       --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts" \
       "${skip[@]}"
   else
-    log "Stage 1: no --unsup-audio-dir: nothing to segment (stages 6-10 will have nothing to pseudo-label)"
+    less_log "Stage 1: no --unsup-audio-dir: nothing to segment (stages 6-10 will have nothing to pseudo-label)"
   fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: fbank features"
+  less_log "Stage 2: fbank features"
   fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj" --trim-to-supervisions true)
   for split in $train_splits $eval_splits; do
     less_need 2 "$manifests/${corpus}_recordings_${split}.jsonl.gz" "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
@@ -157,7 +156,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --recordings "$manifests/${corpus}_recordings_${valid_split}.jsonl.gz" \
     --supervisions "$manifests/${corpus}_supervisions_${valid_split}.jsonl.gz" --out-cuts "$sup_valid"
   if [ ! -f "$sup_train" ]; then
-    log "Stage 2: train_sup = $train_splits"
+    less_log "Stage 2: train_sup = $train_splits"
     # shellcheck disable=SC2046
     lhotse combine $(for split in $train_splits; do echo "$fbank/${corpus}_cuts_${split}.jsonl.gz"; done) \
       "${sup_train%.jsonl.gz}.tmp.jsonl.gz"
@@ -171,7 +170,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: $lang_es (CTC) and $lang_en (decoder)"
+  less_log "Stage 3: $lang_es (CTC) and $lang_en (decoder)"
   sups=()
   for split in $train_splits; do
     less_need 3 "$manifests/${corpus}_supervisions_${split}.jsonl.gz"
@@ -194,80 +193,15 @@ decode_args=(--num-threads "$num_threads" --method attention-beam-search)
 for split in $eval_splits; do
   decode_args+=(--test "$split=$fbank/${corpus}_cuts_${split}.jsonl.gz")
 done
-test_files() { local split; for split in $eval_splits; do echo "$fbank/${corpus}_cuts_${split}.jsonl.gz"; done; }
-
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: train the seed AST model S (iteration 0) on $train_splits"
-  less_need 4 "$sup_train" "$sup_valid" "$lang_es/tokens.txt" "$lang_en/tokens.txt"
-  if [ "$ssl" != none ]; then
-    log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
-    less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
-  fi
-  # shellcheck disable=SC2046  # no flag, or --init-encoder-from <pretrained>
-  $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" \
-    $(less_ssl_init "$task")
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: decode the seed model (BLEU)"
-  # shellcheck disable=SC2046
-  less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
-  less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
-fi
 
 if [ -z "$unsup_audio_dir" ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 6 ]; then
   message="stages 6-10: nothing to pseudo-label: no --unsup-audio-dir was given. LESS needs unlabeled
   Spanish audio (Fisher and Callhome are entirely labelled): rerun with --stage 1 --unsup-audio-dir DIR
   (long recordings of your own, any format lhotse reads) to run the LESS iterations."
   [ "$stage" -ge 6 ] && less_die "$message"
-  log "$message"
-  log "Stopping after the seed model."
-  num_iters=0
+  less_log "$message"
+  unsup_cuts=  # less_loop stops after the seed model
 fi
 
-for iter in $(seq 1 "$num_iters"); do
-  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    log "Stage 6: pseudo-label the unlabeled recordings (iteration $iter)"
-    less_need 6 "$unsup_cuts"
-    for system in $systems; do
-      read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
-      less_need 6 "$teacher/epoch-$teacher_epochs.pt"
-      less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
-    done
-  fi
-
-  if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
-    log "Stage 7: LLM correction of the pseudo-translations ($llm_backend: $llm_model, iteration $iter)"
-    less_llm_correct "$task" "$iter" en
-  fi
-
-  if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-    log "Stage 8: filter the pseudo-labels (iteration $iter)"
-    for system in $systems; do
-      less_filter "$task" "$system" "$iter" en
-    done
-  fi
-
-  if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-    log "Stage 9: mix and train the students (iteration $iter)"
-    for system in $systems; do
-      less_need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
-      less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
-    done
-  fi
-
-  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-    log "Stage 10: decode the students (iteration $iter)"
-    for system in $systems; do
-      less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
-      less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
-    done
-  fi
-done
-
-if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Report: $exp/RESULTS.md"
-  less_report
-  cat "$exp/RESULTS.md"
-fi
+# stages 4-10: the LESS loop every recipe shares (tools/less_stages.sh)
+less_loop "$task" en "$sup_train" "$sup_valid" "$unsup_cuts" "$lang_es/tokens.txt" "$lang_en/tokens.txt"

@@ -92,7 +92,6 @@ llm_prompt_template=         # prompt template file (default: the packaged Chine
 unsup_part=unsup_wild
 task=asr
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
 
 case "$wenetspeech_subset" in S | M | L) ;; *) less_die "--wenetspeech-subset must be S, M or L, not '$wenetspeech_subset'" ;; esac
 [ "$use_wenetspeech_unsup" = true ] || [ -n "$unsup_audio_dir" ] ||
@@ -118,7 +117,7 @@ for part in TEST_NET TEST_MEETING; do
 done
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  log "Stage 0: manifests of AISHELL-1 and WenetSpeech (subset $wenetspeech_subset as unlabeled audio)"
+  less_log "Stage 0: manifests of AISHELL-1 and WenetSpeech (subset $wenetspeech_subset as unlabeled audio)"
   [ -n "$aishell_dir" ] || less_die "stage 0 needs --aishell-dir (the directory holding data_aishell/)"
   [ -n "$wenetspeech_dir" ] || less_die "stage 0 needs --wenetspeech-dir (the directory holding WenetSpeech.json)"
   python -m less.local.aishell --corpus-dir "$aishell_dir" --output-dir "$manifests" \
@@ -131,17 +130,17 @@ fi
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -n "$unsup_audio_dir" ]; then
     skip=(); [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
-    log "Stage 1: VAD-segment the recordings below $unsup_audio_dir"
+    less_log "Stage 1: VAD-segment the recordings below $unsup_audio_dir"
     python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language zh \
       --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts" \
       "${skip[@]}"
   else
-    log "Stage 1: no --unsup-audio-dir: nothing to segment (the unlabeled set is WenetSpeech $wenetspeech_subset)"
+    less_log "Stage 1: no --unsup-audio-dir: nothing to segment (the unlabeled set is WenetSpeech $wenetspeech_subset)"
   fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: fbank features"
+  less_log "Stage 2: fbank features"
   fbank_args=(--num-splits "$fbank_splits" --num-jobs "$nj")
   for split in train dev test; do
     less_need 2 "$manifests/aishell_recordings_${split}.jsonl.gz" "$manifests/aishell_supervisions_${split}.jsonl.gz"
@@ -170,14 +169,14 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
       --out-cuts "$fbank/user_cuts_${unsup_part}.jsonl.gz"
   fi
   if [ "${#unsup_sources[@]}" -gt 1 ] && [ ! -f "$unsup_cuts" ]; then
-    log "Stage 2: the unlabeled set = ${unsup_sources[*]}"
+    less_log "Stage 2: the unlabeled set = ${unsup_sources[*]}"
     lhotse combine "${unsup_sources[@]}" "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz"
     mv "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz" "$unsup_cuts"
   fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: $lang_dir"
+  less_log "Stage 3: $lang_dir"
   less_need 3 "$manifests/aishell_supervisions_train.jsonl.gz"
   extra=()
   [ -n "$lang_extra_text" ] && extra=(--extra-text "$lang_extra_text")
@@ -198,70 +197,6 @@ decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method at
 for spec in $test_sets; do
   decode_args+=(--test "$spec")
 done
-test_files() { local spec; for spec in $test_sets; do echo "${spec#*=}"; done; }
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  log "Stage 4: train the seed model S (iteration 0) on AISHELL-1 train"
-  less_need 4 "$sup_train" "$sup_valid" "$lang_dir/tokens.txt"
-  if [ "$ssl" != none ]; then
-    log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
-    less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
-  fi
-  # shellcheck disable=SC2046  # no flag, or --init-encoder-from <pretrained>
-  $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-    --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" \
-    $(less_ssl_init "$task")
-fi
-
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: decode the seed model"
-  # shellcheck disable=SC2046
-  less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" $(test_files)
-  less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
-fi
-
-for iter in $(seq 1 "$num_iters"); do
-  if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    log "Stage 6: pseudo-label the unlabeled set (iteration $iter)"
-    less_need 6 "$unsup_cuts"
-    for system in $systems; do
-      read -r teacher teacher_epochs <<<"$(less_teacher "$task" "$system" "$iter")"
-      less_need 6 "$teacher/epoch-$teacher_epochs.pt"
-      less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
-    done
-  fi
-
-  if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
-    log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
-    less_llm_correct "$task" "$iter" zh
-  fi
-
-  if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-    log "Stage 8: filter the pseudo-labels (iteration $iter)"
-    for system in $systems; do
-      less_filter "$task" "$system" "$iter" zh
-    done
-  fi
-
-  if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-    log "Stage 9: mix and train the students (iteration $iter)"
-    for system in $systems; do
-      less_need 9 "$sup_train" "$sup_valid" "$(less_system_dir "$task" "$system" "$iter")/${unsup_part}_cuts_kept.jsonl.gz"
-      less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
-    done
-  fi
-
-  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-    log "Stage 10: decode the students (iteration $iter)"
-    for system in $systems; do
-      less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
-      less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
-    done
-  fi
-done
-
-if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Report: $exp/RESULTS.md"
-  less_report
-  cat "$exp/RESULTS.md"
-fi
+# stages 4-10: the LESS loop every recipe shares (tools/less_stages.sh)
+less_loop "$task" zh "$sup_train" "$sup_valid" "$unsup_cuts" "$lang_dir/tokens.txt"
