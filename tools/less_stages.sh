@@ -230,6 +230,29 @@ less_log() {  # message: a timestamped line naming the recipe and line
   echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"
 }
 
+less_combine_cuts() {  # out source...: the cut sets combined into out (once; written atomically)
+  local out=$1
+  shift
+  [ -f "$out" ] && return 0
+  less_log "the unlabeled set = $*"
+  lhotse combine "$@" "${out%.jsonl.gz}.tmp.jsonl.gz"
+  mv "${out%.jsonl.gz}.tmp.jsonl.gz" "$out"
+}
+
+less_model_args() {  # lang-dir flags...: sets the arrays train_args and ssl_args from the recipe's
+  # model max_duration dtype train_workers num_threads model_overrides train_opts
+  train_args=("$@" --model "$model" --max-duration "$max_duration" --dtype "$dtype"
+              --num-workers "$train_workers" --num-threads "$num_threads")
+  ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
+            --num-threads "$num_threads")
+  if [ -n "${model_overrides:-}" ]; then
+    train_args+=(--model-overrides "$model_overrides")
+    ssl_args+=(--model-overrides "$model_overrides")
+  fi
+  # shellcheck disable=SC2206  # train_opts holds flags
+  train_args+=(${train_opts:-})
+}
+
 less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]: stages 4-10 and the report
   # The part every recipe shares: seed model S (with --ssl: after pretraining its encoder), its
   # decoding, then for each iteration 1..num_iters and each system: pseudo-labels, LLM correction

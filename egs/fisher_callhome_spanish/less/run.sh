@@ -181,14 +181,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     --out-dir "$lang_en" "${sups[@]}"
 fi
 
-train_args=(--lang-dir "$lang_es" --decoder-lang-dir "$lang_en" --model "$model" --max-duration "$max_duration"
-            --dtype "$dtype" --num-workers "$train_workers" --num-threads "$num_threads")
-[ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
-ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
-          --num-threads "$num_threads")
-[ -n "$model_overrides" ] && ssl_args+=(--model-overrides "$model_overrides")
-# shellcheck disable=SC2206
-train_args+=($train_opts)
+less_model_args --lang-dir "$lang_es" --decoder-lang-dir "$lang_en"
 decode_args=(--num-threads "$num_threads" --method attention-beam-search)
 for split in $eval_splits; do
   decode_args+=(--test "$split=$fbank/${corpus}_cuts_${split}.jsonl.gz")

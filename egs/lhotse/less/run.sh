@@ -142,7 +142,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
     python -m less.bin.vad_segment --recordings "$manifests/${corpus}_recordings_unsup.jsonl.gz" \
       "${refs[@]}" "${vad_args[@]}" --out-cuts "$manifests/${corpus}_cuts_unsup_vad.jsonl.gz"
   fi
-  [ -z "$unsup_audio_dir" ] && [ "$unsup_vad" != true ] && less_log "Stage 1: nothing to VAD-segment"
+  if [ -z "$unsup_audio_dir" ] && [ "$unsup_vad" != true ]; then less_log "Stage 1: nothing to VAD-segment"; fi
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -176,11 +176,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     python -m less.bin.compute_fbank "${fbank_args[@]}" --in-cuts "$manifests/user_cuts_unsup.jsonl.gz" \
       --out-cuts "$fbank/user_cuts_unsup.jsonl.gz"
   fi
-  if [ "${#unsup_sources[@]}" -gt 1 ] && [ ! -f "$unsup_cuts" ]; then
-    less_log "Stage 2: the unlabeled set = ${unsup_sources[*]}"
-    lhotse combine "${unsup_sources[@]}" "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz"
-    mv "${unsup_cuts%.jsonl.gz}.tmp.jsonl.gz" "$unsup_cuts"
-  fi
+  if [ "${#unsup_sources[@]}" -gt 1 ]; then less_combine_cuts "$unsup_cuts" "${unsup_sources[@]}"; fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -193,14 +189,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     --manifest "$manifests/${corpus}_supervisions_train.jsonl.gz" "${extra[@]}"
 fi
 
-train_args=(--lang-dir "$lang_dir" --model "$model" --max-duration "$max_duration" --dtype "$dtype"
-            --num-workers "$train_workers" --num-threads "$num_threads")
-[ -n "$model_overrides" ] && train_args+=(--model-overrides "$model_overrides")
-ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
-          --num-threads "$num_threads")
-[ -n "$model_overrides" ] && ssl_args+=(--model-overrides "$model_overrides")
-# shellcheck disable=SC2206  # train_opts holds flags
-train_args+=($train_opts)
+less_model_args --lang-dir "$lang_dir"
 decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method attention-decoder-rescoring
              --attention-scales 0.5,1.0,2.0 --test "dev=$sup_valid")
 for name in "${test_names[@]}"; do
