@@ -398,3 +398,22 @@ def test_utterances_have_silence_around_the_speech(tmp_path):
                                  lead_s=0.3, tail_s=0.2))
     audio, _ = soundfile.read(noisy.audio_path)
     assert np.sqrt(np.mean(audio[: int(0.3 * SAMPLE_RATE)] ** 2)) > 1e-3  # the noise runs under the silence
+
+
+def test_english_asr_task_speaks_the_english_side_and_hides_wild_transcripts(tmp_path):
+    """asr_en: English speech of the grammar's English side; held-out sentences nowhere else; the
+    wild transcripts hidden in ref_text; Mandarin and Spanish corpora unchanged by its presence
+    (each task draws from its own seeds)."""
+
+    prepare(tmp_path, profile="tiny", seed=SEED, tasks=("asr_en",), num_jobs=1)
+    texts = {split: {_source_text(s) for s in _load(tmp_path, "asr_en", split)[1]} for split in SPLITS}
+    for split, sentences in texts.items():
+        assert sentences and all(t == normalize(t, "en") and t.isascii() for t in sentences), split
+    text_only = set(text_only_paths(tmp_path, "asr_en")["en"].read_text(encoding="utf-8").splitlines())
+    assert len(text_only) == PROFILES["tiny"].text_only
+    for held_out in ("dev", "test_clean", "test_wild"):
+        assert not texts[held_out] & (texts["train_sup"] | texts["unsup_wild"] | text_only), held_out
+    for sup in _load(tmp_path, "asr_en", "unsup_wild")[1]:
+        assert sup.text is None and sup.custom["ref_text"] and sup.language == "en"
+    train = _load(tmp_path, "asr_en", "train_sup")[1]
+    assert all(s.language == "en" and s.text for s in train)

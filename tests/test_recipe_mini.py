@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from lhotse import CutSet
 
-from less.llm.testing import FakeChatServer
+from less.llm.testing import FakeChatServer, last_line_answer
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
@@ -101,3 +101,34 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
     again = subprocess.run([*args[:1], *args[1:], "--stage", "4"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (exp / "asr" / "L" / "iter1" / "epoch-1.pt").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_mini_recipe_english_asr_task(tmp_path: Path):
+    """--tasks asr_en: English ASR through the whole loop, its pseudo-labels corrected by an
+    English LLM (here a local OpenAI-compatible server), WER in the report, the wild
+    transcripts only in the pseudo-label error."""
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    requests = []
+
+    def answer(request_id: str, body: dict) -> str:
+        requests.append(body["messages"][-1]["content"])
+        return last_line_answer(request_id, body)
+
+    with FakeChatServer(answer_fn=answer) as server:
+        result = subprocess.run(
+            [str(RUN), "--tasks", "asr_en", "--profile", "tiny", "--data", str(data), "--exp", str(exp), "--nj", "1",
+             "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--beam-size", "2", "--avg", "1",
+             "--num-threads", "1", "--bpe-vocab-size", "128", "--asr-en-llm-backend", "openai",
+             "--ast-llm-base-url", server.base_url, "--asr-en-llm", "fake-llm", "--asr-en-llm-few-shot", "0"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    pl = CutSet.from_file(data / "pl" / "asr_en" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
+    assert len(requests) == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in pl) > 0
+    assert all("English transcript" in r for r in requests)  # the packaged English ASR prompt
+    report = json.loads((data / "pl" / "asr_en" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    assert "teacher label error, all cuts" in report["label_error"]  # against the hidden transcripts
+    results = (exp / "RESULTS.md").read_text()
+    for row in ("| asr_en | S | 0 | test_wild | WER", "| asr_en | L | 1 | test_wild | WER",
+                "| asr_en | N | 1 | test_clean | WER"):
+        assert row in results, row

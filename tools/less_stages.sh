@@ -38,6 +38,10 @@ less_need() {  # stage file...: stop, naming the first input that an earlier sta
   done
 }
 
+less_model_task() {  # recipe task (asr, ast, asr_en: a directory name) -> the model's task (asr or ast)
+  case "$1" in ast*) echo ast ;; *) echo asr ;; esac
+}
+
 less_avg() {  # epochs -> how many of them to average
   echo $(( avg < $1 ? avg : $1 ))
 }
@@ -105,7 +109,7 @@ less_llm_out() {  # task iter -> the corrected pseudo-labels of system L
 less_llm_correct() {  # task iter lang: system L's LLM correction with the recipe's llm_* options
   # reads llm_backend llm_model llm_base_url llm_api_key_env llm_concurrency llm_batch_size
   # llm_nbest_in_prompt llm_prompt_template llm_max_failed_fraction num_threads
-  local args=(--in-cuts "$(less_llm_in "$1" "$2")" --out-cuts "$(less_llm_out "$1" "$2")" --task "$1"
+  local args=(--in-cuts "$(less_llm_in "$1" "$2")" --out-cuts "$(less_llm_out "$1" "$2")" --task "$(less_model_task "$1")"
               --lang "$3" --mode correct --backend "$llm_backend" --model "$llm_model"
               --nbest-in-prompt "${llm_nbest_in_prompt:-0}" --max-failed-fraction "${llm_max_failed_fraction:-0.02}")
   less_need 7 "$(less_llm_in "$1" "$2")"
@@ -131,12 +135,12 @@ less_filter() {  # task system iter lang: L (and U) keep hypo_wer <= max_hypo_we
     less_need 8 "$(less_pl_dir "$1" "$2" "$3")/${unsup_part}_cuts_pl.jsonl.gz"
   fi
   if less_uses_llm "$2"; then
-    python -m less.bin.filter_pl --in-cuts "$(less_llm_out "$1" "$3")" --task "$1" --lang "$4" \
+    python -m less.bin.filter_pl --in-cuts "$(less_llm_out "$1" "$3")" --task "$(less_model_task "$1")" --lang "$4" \
       --max-hypo-wer "$max_hypo_wer" --label llm \
       --annotated-cuts "$dir/${unsup_part}_cuts_filtered.jsonl.gz" --out-cuts "$dir/${unsup_part}_cuts_kept.jsonl.gz"
   else
     python -m less.bin.filter_pl --in-cuts "$(less_pl_dir "$1" "$2" "$3")/${unsup_part}_cuts_pl.jsonl.gz" \
-      --task "$1" --lang "$4" --max-hypo-wer -1 --label teacher --out-cuts "$dir/${unsup_part}_cuts_kept.jsonl.gz"
+      --task "$(less_model_task "$1")" --lang "$4" --max-hypo-wer -1 --label teacher --out-cuts "$dir/${unsup_part}_cuts_kept.jsonl.gz"
   fi
 }
 
@@ -186,7 +190,7 @@ less_train_student() {  # task system iter supervised_cuts valid_cuts [more trai
   fi
   if [ "$2" = U ]; then
     # system U: L's student, plus the sequence-level unsupervised loss on the cuts L rejects
-    [ "$1" = asr ] || less_die "system U is ASR only (its loss scores character hypotheses with an n-gram LM); drop it from --systems for $1"
+    [ "$1" = asr ] || less_die "system U is Mandarin ASR only so far (its loss scores character hypotheses with a character n-gram LM); drop it from --systems for $1"
     less_need 9 "$dir/${unsup_part}_cuts_filtered.jsonl.gz" "$dir/ngram.arpa"
     unsup=(--unsup-cuts "$dir/${unsup_part}_cuts_filtered.jsonl.gz" --unsup-lm "$dir/ngram.arpa")
     # shellcheck disable=SC2206  # unsup_opts holds flags
@@ -200,7 +204,7 @@ less_train_student() {  # task system iter supervised_cuts valid_cuts [more trai
     init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
   fi
   # shellcheck disable=SC2086  # train_cmd is a command line
-  ${train_cmd:-python -m less.bin.train} --task "$1" --exp-dir "$exp/$1/$2/iter$3" --train-cuts "$train_cuts" \
+  ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$1")" --exp-dir "$exp/$1/$2/iter$3" --train-cuts "$train_cuts" \
     --valid-cuts "$5" --num-epochs "$student_epochs" "${init[@]}" "${unsup[@]}" "${@:6}"
 }
 
@@ -276,7 +280,7 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
       less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
     fi
     # shellcheck disable=SC2046,SC2086  # train_cmd is a command line; no flag, or --init-encoder-from <pretrained>
-    ${train_cmd:-python -m less.bin.train} --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+    ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
       --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" $(less_ssl_init "$task")
   fi
   if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then

@@ -517,7 +517,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="test set on which a method's setting (e.g. attention scale) is chosen for all sets")
     p.add_argument("--group", type=_group, action="append",
                    help="NAME=EXP[,EXP...]: compare groups of runs averaged over their seeds (needs --out, --task)")
-    p.add_argument("--task", choices=["asr", "ast"], help="task of the --group comparison")
+    p.add_argument("--task", choices=["asr", "ast", "asr_en"], help="task of the --group comparison")
     p.add_argument("--paired", type=_pair, action="append",
                    help="A,B: append system A against system B paired by seed (needs --group): SYSTEM in "
                         "every group (L,N) or GROUP:SYSTEM, runs paired by position (bestrq:S,scratch:S)")
@@ -529,7 +529,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    primary = {"asr": args.asr_method, "ast": args.ast_method}
+    primary = {"asr": args.asr_method, "ast": args.ast_method, "asr_en": args.asr_method}
     if args.group:
         if not (args.out and args.task):
             raise SystemExit("--group needs --out and --task")

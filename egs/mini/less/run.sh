@@ -45,7 +45,8 @@ profile=default         # mini corpus size: tiny (tests), default (the recipe), 
 seed=42                 # corpus seed: same seed, same corpus
 conditions=default      # wild vs supervised speech: default (the seed recognises most wild speech),
                         # padded (default + silence around single utterances) or hard
-tasks="asr ast"         # which tasks to run (asr: Mandarin ASR, ast: Spanish->English)
+tasks="asr ast"         # which tasks to run (asr: Mandarin ASR, ast: Spanish->English; asr_en: English ASR,
+                        # whose pseudo-labels an offline English LLM corrects: not in the default run yet)
 parallel_tasks=true     # run stages 1-10 of the tasks side by side (logs in exp/log/run-<task>.log)
 nj=2                    # parallel jobs for data preparation
 speed_perturb=false     # add 0.9x/1.1x copies of train_sup (triples training time)
@@ -95,6 +96,9 @@ ast_llm=builtin:gemma3-270m  # English LLM correcting translations: builtin:gemm
 ast_llm_few_shot=8      # worked examples (train_sup references with simulated errors) in the prompt of a
                         # base LM; 0 for instruct models
 ast_llm_backend=hf      # hf (transformers, local) or openai (any OpenAI-compatible server)
+asr_en_llm=builtin:gemma3-270m  # English LLM correcting the asr_en transcripts (few-shot, like ast_llm)
+asr_en_llm_few_shot=8   # its worked examples (asr_en train_sup transcripts with simulated errors); 0 for instruct
+asr_en_llm_backend=hf   # hf or openai (then --ast-llm-base-url is its server)
 ast_llm_base_url=http://127.0.0.1:8000/v1  # server of the openai backend (vLLM, Ollama, NIM...)
 llm_batch_size=16       # LLM batch size
 llm_threads=1           # torch threads of the LLM (1 is fastest on a busy small CPU)
@@ -121,7 +125,7 @@ pl_dir="${pl_dir:-$data/pl}"
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*"; }
 
-lang_of_task() { [ "$1" = asr ] && echo zh || echo es; }
+lang_of_task() { case "$1" in asr) echo zh ;; asr_en) echo en ;; *) echo es ;; esac; }  # spoken language
 self="$PWD/$(basename "$0")"
 ntasks=$(wc -w <<<"$tasks")
 
@@ -243,6 +247,10 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     if [ "$task" = asr ]; then
       python -m less.bin.prepare_lang --type char --lang zh --out-dir "$data/lang_char" \
         --manifest "$sups" --extra-text "$data/text/mini-asr_text_only.zh.txt"
+    elif [ "$task" = asr_en ]; then
+      python -m less.bin.prepare_lang --type bpe --lang en --vocab-size "$bpe_vocab_size" \
+        --out-dir "$data/lang_bpe_${bpe_vocab_size}_en_asr" \
+        --manifest "$sups" --extra-text "$data/text/mini-asr_en_text_only.en.txt"
     else
       python -m less.bin.prepare_lang --type bpe --lang es --vocab-size "$bpe_vocab_size" \
         --out-dir "$data/lang_bpe_${bpe_vocab_size}_es" \
@@ -258,6 +266,8 @@ fi
 lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)]
   if [ "$1" = asr ]; then
     echo "--lang-dir $data/lang_char"
+  elif [ "$1" = asr_en ]; then
+    echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_en_asr"
   else
     echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_es --decoder-lang-dir $data/lang_bpe_${bpe_vocab_size}_en"
   fi
@@ -277,7 +287,7 @@ ssl_args() {  # pretraining flags of a task (same model and batch schedule as tr
 }
 decode_args() {  # decoding methods and test sets of a task
   local args="--num-threads $num_threads"
-  if [ "$1" = asr ]; then
+  if [ "$1" != ast ]; then
     args="$args --method ctc-greedy-search --method attention-decoder-rescoring --attention-scales 0.5,1.0,2.0"
   else
     args="$args --method attention-beam-search --method ctc-greedy-search"
@@ -306,7 +316,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     fi
     log "Stage 4: train the seed model S (iteration 0, $task)"
     # shellcheck disable=SC2046
-    $train_cmd --task "$task" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
+    $train_cmd --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
       --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task") \
       $(less_ssl_init "$task")
     less_time_end
@@ -377,14 +387,19 @@ for iter in $(seq 1 "$num_iters"); do
             --model "$lm_dir" --lm-weight "$asr_lm_weight"
         fi
       else
+        # English: translations (ast) or transcripts (asr_en), corrected by an English LLM
         server=() few_shot=()
-        [ "$ast_llm_backend" = openai ] && server=(--base-url "$ast_llm_base_url")
+        if [ "$task" = ast ]; then
+          llm=$ast_llm shots=$ast_llm_few_shot backend=$ast_llm_backend
+        else
+          llm=$asr_en_llm shots=$asr_en_llm_few_shot backend=$asr_en_llm_backend
+        fi
+        [ "$backend" = openai ] && server=(--base-url "$ast_llm_base_url")
         # a base LM learns the task from worked examples; never from dev or test
-        [ "$ast_llm_few_shot" -gt 0 ] && few_shot=(--few-shot "$ast_llm_few_shot"
-          --few-shot-source "$(fbank ast train_sup)"
-          --exclude-cuts "$(fbank ast dev)" "$(fbank ast test_clean)" "$(fbank ast test_wild)")
-        python -m less.bin.llm_correct "${llm_io[@]}" --task ast --lang en --mode correct \
-          --backend "$ast_llm_backend" --model "$ast_llm" --dtype "$llm_dtype" "${server[@]}" "${few_shot[@]}"
+        [ "$shots" -gt 0 ] && few_shot=(--few-shot "$shots" --few-shot-source "$(fbank "$task" train_sup)"
+          --exclude-cuts "$(fbank "$task" dev)" "$(fbank "$task" test_clean)" "$(fbank "$task" test_wild)")
+        python -m less.bin.llm_correct "${llm_io[@]}" --task "$(less_model_task "$task")" --lang en --mode correct \
+          --backend "$backend" --model "$llm" --dtype "$llm_dtype" "${server[@]}" "${few_shot[@]}"
       fi
       less_time_end
     fi
@@ -392,7 +407,7 @@ for iter in $(seq 1 "$num_iters"); do
     if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
       log "Stage 8: filter the pseudo-labels ($task, iteration $iter)"
       less_time_begin 8 "$task"
-      lang=zh; [ "$task" = ast ] && lang=en
+      lang=zh; [ "$task" != asr ] && lang=en  # ast: English translations; asr_en: English transcripts
       for system in $pl_systems; do
         less_filter "$task" "$system" "$iter" "$lang"
         if [ "$system" = U ]; then

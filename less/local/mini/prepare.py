@@ -44,6 +44,7 @@ from .plan import (
     corpus_name,
     plan_split,
     plan_texts,
+    spoken_text,
     spoken_texts,
 )
 from .synthesis import SAMPLE_RATE, RenderResult, render
@@ -88,7 +89,7 @@ def _supervision_custom(task: str, utterance: PlannedUtterance, hidden: bool) ->
     }
     if utterance.wild is not None:
         custom.update(utterance.wild.describe())
-    source = sentence.zh if TASKS[task].language == "zh" else sentence.es
+    source = spoken_text(task, sentence)
     if hidden:
         custom["ref_text"] = source
         if TASKS[task].translation:
@@ -129,7 +130,7 @@ def build_manifests(task: str, plan: SplitPlan, results: list[RenderResult]):
                     start=start,
                     duration=duration,
                     channel=0,
-                    text=None if hidden else (sentence.zh if language == "zh" else sentence.es),
+                    text=None if hidden else spoken_text(task, sentence),
                     language=language,
                     speaker=utterance.voice.voice,
                     custom=_supervision_custom(task, utterance, hidden),
@@ -333,7 +334,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=42, help="corpus seed; same seed, same corpus (default: 42)"
     )
     parser.add_argument(
-        "--tasks", default="asr,ast", help="comma-separated tasks among asr, ast (default: asr,ast)"
+        "--tasks", default="asr,ast", help="comma-separated tasks among asr, ast, asr_en (default: asr,ast)"
     )
     parser.add_argument(
         "--num-jobs", type=int, default=1, help="synthesis worker processes (default: 1)"
