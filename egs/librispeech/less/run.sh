@@ -18,6 +18,7 @@
 # train-other-500, dev-clean, dev-other, test-clean, test-other; `lhotse download
 # librispeech --full DIR` fetches and unpacks them.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")"
 
 librispeech_dir=             # the LibriSpeech directory (holding train-clean-100/ ...), or its parent
@@ -34,7 +35,11 @@ test_parts="dev-other test-clean test-other"
 rest=()  # options for the generic recipe
 while [ $# -gt 0 ]; do
   case "$1" in
-    --help | -h) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    --help | -h)
+      sed -n '2,/^set -euo/p' "$self" | sed '$d'
+      echo "Options of this script: --librispeech-dir --stage --stop-stage --data --exp --nj --train-parts"
+      echo "  --unsup-parts --dev-part --test-parts; every other option goes to the generic recipe:"
+      exec ../../lhotse/less/run.sh --help ;;
     --librispeech-dir | --stage | --stop-stage | --data | --exp | --nj | --train-parts | --unsup-parts | \
     --dev-part | --test-parts)
       [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 1; }
