@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # the functions read the recipe's variables (listed below)
 # Shell functions shared by the LESS recipes (egs/*/less/run.sh source this after
 # parse_options.sh). Each recipe keeps its numbered stage blocks; what the stages do
 # with their inputs lives here once.
@@ -217,10 +218,10 @@ less_seeds_report() {  # root_exp "seeds" "tasks" "systems": root_exp/RESULTS.md
   # over utterances, sign tests) of L against N, and of the students against the control
   local root=$1 runs="" s task paired=()
   for s in $2; do runs="${runs:+$runs,}$root/seed$s"; done
-  [[ " $4 " == *" L "* && " $4 " == *" N "* ]] && paired+=(--paired L,N)
+  [[ " $4 " == *" L "* && " $4 " == *" N "* ]] && paired+=(--paired "L,N")
   if [[ " $4 " == *" S_cont "* ]]; then
-    [[ " $4 " == *" L "* ]] && paired+=(--paired L,S_cont)
-    [[ " $4 " == *" N "* ]] && paired+=(--paired N,S_cont)
+    [[ " $4 " == *" L "* ]] && paired+=(--paired "L,S_cont")
+    [[ " $4 " == *" N "* ]] && paired+=(--paired "N,S_cont")
   fi
   : >"$root/RESULTS.md.tmp"
   for task in $3; do

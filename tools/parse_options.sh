@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Kaldi-style option parsing for recipe scripts. Source it after defining defaults:
 #
 #   stage=0          # first stage to run

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by every recipe's run.sh: finds the repository, activates its virtual
 # environment (made by tools/install.sh) unless one is already active, and checks that
 # the `less` package imports. Set LESS_VENV to use another environment.

@@ -191,7 +191,7 @@ fi
 
 less_model_args --lang-dir "$lang_dir"
 decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method attention-decoder-rescoring
-             --attention-scales 0.5,1.0,2.0 --test "dev=$sup_valid")
+             --attention-scales "0.5,1.0,2.0" --test "dev=$sup_valid")
 for name in "${test_names[@]}"; do
   decode_args+=(--test "$name=$fbank/${corpus}_cuts_${name}.jsonl.gz")
 done

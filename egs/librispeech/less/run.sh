@@ -62,6 +62,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     [ -d "$librispeech_dir/$part" ] || less_die "stage 0: $librispeech_dir/$part does not exist (download and unpack it, or leave it out of the --*-parts options)"
   done
   less_log "Stage 0: lhotse's LibriSpeech preparer: $parts -> $data/lhotse"
+  # shellcheck disable=SC2086  # parts: a list of part names
   python - "$librispeech_dir" "$data/lhotse" "$nj" $parts <<'PY'
 import logging
 import sys

@@ -286,16 +286,16 @@ ssl_args() {  # pretraining flags of a task (same model and batch schedule as tr
     "--valid-cuts $data/fbank/mini-${1}_cuts_dev.jsonl.gz"
 }
 decode_args() {  # decoding methods and test sets of a task
-  local args="--num-threads $num_threads"
+  local flags="--num-threads $num_threads"
   if [ "$1" != ast ]; then
-    args="$args --method ctc-greedy-search --method attention-decoder-rescoring --attention-scales 0.5,1.0,2.0"
+    flags="$flags --method ctc-greedy-search --method attention-decoder-rescoring --attention-scales 0.5,1.0,2.0"
   else
-    args="$args --method attention-beam-search --method ctc-greedy-search"
+    flags="$flags --method attention-beam-search --method ctc-greedy-search"
   fi
   for split in dev test_clean test_wild; do
-    args="$args --test $split=$data/fbank/mini-${1}_cuts_${split}.jsonl.gz"
+    flags="$flags --test $split=$data/fbank/mini-${1}_cuts_${split}.jsonl.gz"
   done
-  echo "$args"
+  echo "$flags"
 }
 fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
 asr_beam_size=$beam_size
@@ -335,7 +335,7 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         out="$exp/asr/ssl_$ssl/abx_${split}.json"
         [ -f "$out" ] && continue
         log "Stage 5: ABX of the $ssl encoder on $split"
-        # shellcheck disable=SC2046
+        # shellcheck disable=SC2046,SC2086  # abx_layers and abx_opts are lists
         python -m less.bin.abx --cuts "$(fbank asr "$split")" --alignments "$exp/asr/iter0/align_${split}.jsonl" \
           --align-checkpoint "$exp/asr/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint asr)" \
           --num-threads "$num_threads" $(printf -- "--layer %s " fbank $abx_layers) $abx_opts --out "$out"

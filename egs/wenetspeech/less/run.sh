@@ -182,7 +182,7 @@ fi
 
 less_model_args --lang-dir "$lang_dir"
 decode_args=(--num-threads "$num_threads" --method ctc-greedy-search --method attention-decoder-rescoring
-             --attention-scales 0.5,1.0,2.0)
+             --attention-scales "0.5,1.0,2.0")
 for spec in $test_sets; do
   decode_args+=(--test "$spec")
 done
