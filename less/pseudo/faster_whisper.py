@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from less.pseudo.teachers import PseudoLabel
+from less.pseudo.teachers import PseudoLabel, whisper_labels
 
 log = logging.getLogger("less.pseudo")
 
@@ -113,11 +112,4 @@ class FasterWhisperTeacher:
 
     def label(self, batch: dict[str, Any]) -> list[PseudoLabel]:
         audio = [a.astype("float32", copy=False) for a in batch["audio"]]
-        main = self._generate(audio, self.whisper_task)
-        sources = self._generate(audio, "transcribe") if self.whisper_task == "translate" else None
-        labels = []
-        for i, (text, avg_logprob) in enumerate(main):
-            confidence = math.exp(avg_logprob) if math.isfinite(avg_logprob) else 0.0
-            labels.append(PseudoLabel(text=text, nbest=[(text, avg_logprob)], confidence=confidence,
-                                      src_text=sources[i][0] if sources else None))
-        return labels
+        return whisper_labels(self._generate, audio, self.whisper_task)

@@ -118,12 +118,18 @@ class WhisperTeacher:
         return results
 
     def label(self, batch: dict[str, Any]) -> list[PseudoLabel]:
-        audio = batch["audio"]
-        main = self._generate(audio, self.whisper_task)
-        sources = self._generate(audio, "transcribe") if self.whisper_task == "translate" else None
-        labels = []
-        for i, (text, avg_logprob) in enumerate(main):
-            confidence = math.exp(avg_logprob) if math.isfinite(avg_logprob) else 0.0
-            labels.append(PseudoLabel(text=text, nbest=[(text, avg_logprob)], confidence=confidence,
-                                      src_text=sources[i][0] if sources else None))
-        return labels
+        return whisper_labels(self._generate, batch["audio"], self.whisper_task)
+
+
+def whisper_labels(generate, audio, whisper_task: str) -> list[PseudoLabel]:
+    """Pseudo-labels of a Whisper-like teacher: ``generate(audio, task)`` gives (text, average
+    log-prob) per item; the confidence is exp(average log-prob); for ``translate`` the source
+    transcript comes from a second, ``transcribe`` pass (the AST CTC target)."""
+    main = generate(audio, whisper_task)
+    sources = generate(audio, "transcribe") if whisper_task == "translate" else None
+    labels = []
+    for i, (text, avg_logprob) in enumerate(main):
+        confidence = math.exp(avg_logprob) if math.isfinite(avg_logprob) else 0.0
+        labels.append(PseudoLabel(text=text, nbest=[(text, avg_logprob)], confidence=confidence,
+                                  src_text=sources[i][0] if sources else None))
+    return labels
