@@ -38,6 +38,7 @@ be honoured there (the server tokenizes) and is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -432,24 +433,14 @@ class OpenAIHTTPBackend(LLMBackend):
         """
         if not self.config.health_check:
             return
-        import requests
 
         wait = self.config.health_timeout
         timeout = (min(self.config.connect_timeout, wait), wait)
         url = f"{self.base_url}/models"
         hint = ("start the server, or point --base-url at it (it must end with /v1 for most servers); "
                 "--no-health-check skips this check")
-        try:
+        with self._health_errors(f"GET {url} within {wait:g} s", hint):
             response = self._session().get(url, timeout=timeout)
-        except requests.Timeout:
-            raise LLMUnavailableError(f"the LLM server at {self.base_url} did not answer GET {url} within "
-                                      f"{wait:g} s (--health-timeout): {hint}") from None
-        except requests.ConnectionError as error:
-            raise LLMUnavailableError(f"cannot reach the LLM server at {self.base_url} "
-                                      f"({_connection_problem(error)}): {hint}") from None
-        except requests.RequestException as error:  # a malformed URL, a missing http:// ...
-            raise LLMUnavailableError(f"cannot ask the LLM server at {self.base_url}: {type(error).__name__} "
-                                      f"({error}); check --base-url") from None
         if response.status_code in (404, 405, 501):
             self._check_chat(timeout, hint)
             return
@@ -464,24 +455,30 @@ class OpenAIHTTPBackend(LLMBackend):
                            url, shown, self.config.model)
         logger.info("LLM server %s is up (GET /models: %d models)", self.base_url, len(served))
 
-    def _check_chat(self, timeout: tuple[float, float], hint: str) -> None:
+    @contextlib.contextmanager
+    def _health_errors(self, what: str, hint: str) -> Iterator[None]:
+        """The health check's request errors as :class:`LLMUnavailableError` naming the server."""
         import requests
 
-        url = f"{self.base_url}/chat/completions"
-        body = {"model": self.config.model, "messages": [{"role": "user", "content": "Hello"}],
-                "max_tokens": 1, "temperature": 0.0}
         try:
-            response = self._session().post(url, json=body, timeout=timeout,
-                                            headers={"X-Request-Id": request_uuid("health-check", body)})
+            yield
         except requests.Timeout:
-            raise LLMUnavailableError(f"the LLM server at {self.base_url} did not answer a 1-token request to "
-                                      f"{url} within {timeout[1]:g} s (--health-timeout): {hint}") from None
+            raise LLMUnavailableError(f"the LLM server at {self.base_url} did not answer {what} "
+                                      f"(--health-timeout): {hint}") from None
         except requests.ConnectionError as error:
             raise LLMUnavailableError(f"cannot reach the LLM server at {self.base_url} "
                                       f"({_connection_problem(error)}): {hint}") from None
         except requests.RequestException as error:  # a malformed URL, a missing http:// ...
             raise LLMUnavailableError(f"cannot ask the LLM server at {self.base_url}: {type(error).__name__} "
                                       f"({error}); check --base-url") from None
+
+    def _check_chat(self, timeout: tuple[float, float], hint: str) -> None:
+        url = f"{self.base_url}/chat/completions"
+        body = {"model": self.config.model, "messages": [{"role": "user", "content": "Hello"}],
+                "max_tokens": 1, "temperature": 0.0}
+        with self._health_errors(f"a 1-token request to {url} within {timeout[1]:g} s", hint):
+            response = self._session().post(url, json=body, timeout=timeout,
+                                            headers={"X-Request-Id": request_uuid("health-check", body)})
         self._raise_for_status(response, f"POST {url} (model {self.config.model})")
         logger.info("LLM server %s is up (answered a 1-token chat request)", self.base_url)
 
