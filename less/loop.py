@@ -161,7 +161,7 @@ class EpochLoop:
                                                skip_batches=skip, **self.loader_kwargs())
         sampler.set_epoch(epoch)
         dataset.epoch = epoch
-        self.scheduler.step_epoch(epoch - 1)
+        self.scheduler.step_epoch(self.state.get("schedule_epochs", 0) + epoch - 1)
         if skip:
             self.log.info("epoch %d: skipping the %d batches already trained on", epoch, skip)
         self.reset_totals()

@@ -66,6 +66,10 @@ class TrainConfig:
     init_from: str | None = None
     init_avg: int = 1  # >1: init from the average decoding uses (--init-from epoch-E.pt, epochs E-A+1..E)
     init_encoder_from: str | None = None
+    # with init_from: "continue" the checkpoint's LR and regularisation schedules (Eden's batch and
+    # epoch, the Zipformer's batch count: a student goes on where its teacher stopped) or "restart"
+    # them from zero (warm-up, then the largest LR and the initial dropout/layer-skip rates again)
+    init_schedule: str = "restart"
     max_batches_per_epoch: int = 0
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
     valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
@@ -122,6 +126,27 @@ def init_weights(path: str, avg: int = 1) -> dict[str, torch.Tensor]:
     return state
 
 
+def schedule_position(path: str) -> dict[str, float]:
+    """Where the schedules of the training that wrote checkpoint ``path`` stood at its end:
+    Eden's batch and epoch and the Zipformer's batch count (``schedule_*`` of a student that
+    continues them)."""
+    ckpt = load_checkpoint(path)
+    state, config = ckpt.get("train_state"), ckpt.get("config")
+    if not state or not config:
+        raise ValueError(f"{path}: no training state in this checkpoint (an export?); its schedules cannot "
+                         "be continued: use --init-schedule restart")
+    batches = int(state["batch_idx_train"])
+    count = state.get("batch_count")
+    if count is None:  # checkpoints written before batch_count was kept: one process
+        count = (state.get("schedule_count", 0.0)
+                 + batches * config["data"]["max_duration"] / config["ref_duration"])
+    # an epoch-E.pt is saved after its epoch; a mid-epoch checkpoint counts the started epoch partly
+    epochs = int(state["epoch"]) if state.get("epoch_done") else int(state["epoch"]) - 1
+    return {"schedule_batches": int(state.get("schedule_batches", 0)) + batches,
+            "schedule_epochs": int(state.get("schedule_epochs", 0)) + epochs,
+            "schedule_count": float(count)}
+
+
 def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_tokenizer) -> torch.nn.Module:
     """The model a training configuration describes (used again to load it for decoding).
 
@@ -145,7 +170,10 @@ def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_token
 
 class Trainer(EpochLoop):
     def __init__(self, cfg: TrainConfig):
-        super().__init__(cfg, skipped_batches=0)
+        # schedule_*: where the LR and regularisation schedules start (the teacher's end with
+        # init_schedule "continue"); batch_count: the Zipformer's schedule count of the last step
+        super().__init__(cfg, skipped_batches=0, schedule_batches=0, schedule_epochs=0, schedule_count=0.0,
+                         batch_count=0.0)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
@@ -198,6 +226,10 @@ class Trainer(EpochLoop):
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
             log.info("initialised the %s from %s", "encoder" if cfg.init_encoder_from else "model", path)
+            if cfg.init_from and cfg.init_schedule == "continue":
+                self.state.update(schedule_position(path))
+                log.info("schedules continue from %s: Eden at batch %d, epoch %d; batch count %.0f", path,
+                         self.state["schedule_batches"], self.state["schedule_epochs"], self.state["schedule_count"])
 
         if self.world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -262,7 +294,9 @@ class Trainer(EpochLoop):
 
         cfg = self.cfg
         self.model.train()
-        batch_count = self.state["batch_idx_train"] * cfg.data.max_duration * self.world_size / cfg.ref_duration
+        batch_count = (self.state["schedule_count"]
+                       + self.state["batch_idx_train"] * cfg.data.max_duration * self.world_size / cfg.ref_duration)
+        self.state["batch_count"] = batch_count
         set_batch_count(self.model, batch_count)
         try:
             out = self.compute_loss(self.ddp_model, batch)
@@ -281,7 +315,7 @@ class Trainer(EpochLoop):
             log.error("out of memory on batch %d with %d cuts: %s", self.state["batch_idx_train"],
                       len(batch["cut_ids"]), self.describe_batch(batch))
             raise
-        self.scheduler.step_batch(self.state["batch_idx_train"])
+        self.scheduler.step_batch(self.state["schedule_batches"] + self.state["batch_idx_train"])
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)

@@ -101,6 +101,40 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Pa
     total = sum(float(t[k].abs().sum()) for k in t if t[k].is_floating_point())
     assert 0 < diff < 0.2 * total
 
+    # the restarted student's schedules began at zero: its one step was batch 1 of epoch 0
+    t_state = load_checkpoint(teacher / "epoch-1.pt")["train_state"]
+    restarted = load_checkpoint(student / "epoch-1.pt")
+    assert restarted["scheduler"]["batch"] == 1 and restarted["scheduler"]["epoch"] == 0
+    assert restarted["train_state"]["batch_count"] == pytest.approx(20 / 600)
+    # --init-schedule continue: Eden and the Zipformer's batch count go on from the teacher's end
+    # (20 s batches, ref_duration 600: the count grows 1/30 per batch), also over generations
+    parent = teacher / "epoch-1.pt"
+    teacher_batches, teacher_epochs = t_state["batch_idx_train"], 1
+    for generation in ("continued", "continued2"):
+        out = tmp_path / generation
+        train_cli.main(train_args(mini_data, out, "--num-epochs", "1", "--max-batches-per-epoch", "2",
+                                  "--init-from", str(parent), "--init-schedule", "continue"))
+        ckpt = load_checkpoint(out / "epoch-1.pt")
+        # its 2nd (last) step: the teacher's batches + 2
+        assert ckpt["scheduler"]["batch"] == teacher_batches + 2
+        assert ckpt["scheduler"]["epoch"] == teacher_epochs
+        assert ckpt["train_state"]["batch_count"] == pytest.approx((teacher_batches + 2) * 20 / 600)
+        assert ckpt["train_state"]["schedule_batches"] == teacher_batches
+        parent, teacher_batches, teacher_epochs = out / "epoch-1.pt", teacher_batches + 2, teacher_epochs + 1
+    from less.model.optim import Eden
+
+    # its LR: Eden at the teacher's batches + 2 and epoch 1 (no warm-up again)
+    probe = Eden(torch.optim.SGD([torch.zeros(1)], lr=0.045), 7500, 3.5, warmup_batches=5)
+    probe.step_batch(t_state["batch_idx_train"] + 2)
+    probe.step_epoch(1)
+    continued = load_checkpoint(tmp_path / "continued" / "epoch-1.pt")
+    assert continued["optimizer"]["param_groups"][0]["lr"] == pytest.approx(probe.get_last_lr()[0])
+    assert restarted["optimizer"]["param_groups"][0]["lr"] != pytest.approx(probe.get_last_lr()[0])
+    with pytest.raises(ValueError, match="no training state"):
+        torch.save({"model": t}, tmp_path / "export.pt")
+        train_cli.main(train_args(mini_data, tmp_path / "bad", "--num-epochs", "1", "--init-from",
+                                  str(tmp_path / "export.pt"), "--init-schedule", "continue"))
+
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
     decode_cli.main(["--exp-dir", str(teacher), "--epoch", "1", "--avg", "1", "--method", "ctc-greedy-search",
                      "--method", "attention-decoder-rescoring", "--attention-scales", "0.5,1.0",

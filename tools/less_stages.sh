@@ -14,6 +14,8 @@
 #   max_hypo_wer         LESS filter threshold
 #   pl_ratio             pseudo-labelled hours per supervised hour (0: all kept cuts)
 #   student_init         scratch | teacher
+#   student_schedule     with student_init=teacher: continue (the teacher's LR/regularisation
+#                        schedules go on where it stopped) | restart (warm-up and peak LR again)
 #   train_cmd            how to start training (default "python -m less.bin.train"; on GPUs
 #                        e.g. "torchrun --nproc-per-node 8 -m less.bin.train")
 #   ssl                  none | bestrq | birq: self-supervised pretraining of the encoder on the
@@ -200,7 +202,8 @@ less_train_student() {  # task system iter supervised_cuts valid_cuts [more trai
   if [ "$student_init" = teacher ]; then
     # the teacher as decoding and pseudo-labelling use it: the average of its last epochs
     read -r teacher epochs <<<"$(less_teacher "$1" "$2" "$3")"
-    init=(--init-from "$teacher/epoch-$epochs.pt" --init-avg "$(less_avg "$epochs")")
+    init=(--init-from "$teacher/epoch-$epochs.pt" --init-avg "$(less_avg "$epochs")"
+          --init-schedule "${student_schedule:-continue}")
   elif [ "${ssl:-none}" != none ]; then
     init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
   fi

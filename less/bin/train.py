@@ -111,6 +111,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-avg", type=int, default=d.init_avg,
                    help="with --init-from .../epoch-E.pt: start from the average of epochs E-A+1..E "
                         "(running averaged model), the model decoding and pseudo-labelling use")
+    p.add_argument("--init-schedule", choices=["restart", "continue"], default=d.init_schedule,
+                   help="with --init-from: continue the checkpoint's LR and regularisation schedules where "
+                        "its training stopped (a student continues its teacher), or restart them from zero")
     p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
     p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
     p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,

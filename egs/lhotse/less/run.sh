@@ -57,6 +57,7 @@ model_overrides=             # JSON of model fields to change (less.bin.train --
 seed_epochs=40               # epochs of the seed model S
 student_epochs=20            # epochs of every student
 student_init=scratch         # students start from scratch, or from their teacher (teacher)
+student_schedule=continue    # with --student-init teacher: continue the teacher's LR schedule, or restart it
 max_duration=600             # seconds of audio per training batch (per GPU)
 dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32
 train_workers=4              # data-loader workers while training
