@@ -144,7 +144,7 @@ class Conv2dSubsampling(nn.Module):
             x = layer(x)  # (batch, channels, T', freq)
         out_lens = subsampled_lengths(x_lens)
         valid = None
-        if bool((out_lens < x.shape[2]).any()):
+        if torch.onnx.is_in_onnx_export() or bool((out_lens < x.shape[2]).any()):
             frames = torch.arange(x.shape[2], device=x.device)
             valid = (frames[None, :] < out_lens[:, None]).to(x.dtype)[:, None, :, None]
         x = self.convnext(x, valid)

@@ -54,8 +54,8 @@ def make_pad_mask(lengths: Tensor, max_len: int) -> Tensor:
 def repeat_last_valid(x: Tensor, lengths: Tensor) -> Tensor:
     """Replace frames ``t >= lengths[b]`` of x (time, batch, C) by frame ``lengths[b] - 1``."""
     num_frames = x.shape[0]
-    if bool((lengths >= num_frames).all()):
-        return x
+    if not torch.onnx.is_in_onnx_export() and bool((lengths >= num_frames).all()):
+        return x  # (an exported graph cannot branch on the lengths: it always gathers)
     t = torch.arange(num_frames, device=x.device)[:, None]
     index = torch.minimum(t, (lengths - 1).clamp(min=0)[None, :])  # (time, batch)
     return x.gather(0, index[:, :, None].expand_as(x))
@@ -222,7 +222,7 @@ class SimpleDownsample(nn.Module):
         num_frames, batch, channels = src.shape
         out_frames = (num_frames + ds - 1) // ds
         pad = out_frames * ds - num_frames
-        if pad:
+        if pad or torch.onnx.is_in_onnx_export():  # exported: pad 0 or 1 frame, by the input's length
             src = torch.cat((src, src[-1:].expand(pad, batch, channels)), dim=0)
         weights = self.bias.softmax(dim=0)[None, :, None, None]
         return (src.reshape(out_frames, ds, batch, channels) * weights).sum(dim=1)
@@ -456,12 +456,18 @@ class RelPositionMultiheadAttentionWeights(nn.Module):
             )  # (H, 1, pd, 2T-1)
             pos_scores = p @ pos  # (H, B, T, 2T-1), last axis: offsets -(T-1)..T-1
             # rel -> abs: element (i, j) takes offset j - i, i.e. column (T-1) - i + j
-            s0, s1, s2, s3 = pos_scores.stride()
-            pos_scores = pos_scores.as_strided(
-                (heads, batch, num_frames, num_frames),
-                (s0, s1, s2 - s3, s3),
-                storage_offset=pos_scores.storage_offset() + s3 * (num_frames - 1),
-            )
+            if torch.onnx.is_in_onnx_export():
+                # the same as a gather: ONNX has no strided view with a data-dependent offset
+                rows = torch.arange(num_frames, device=x.device)
+                index = (num_frames - 1) - rows[:, None] + rows[None, :]  # (T, T)
+                pos_scores = pos_scores.gather(-1, index.expand(heads, batch, -1, -1))
+            else:
+                s0, s1, s2, s3 = pos_scores.stride()
+                pos_scores = pos_scores.as_strided(
+                    (heads, batch, num_frames, num_frames),
+                    (s0, s1, s2 - s3, s3),
+                    storage_offset=pos_scores.storage_offset() + s3 * (num_frames - 1),
+                )
             scores = scores + pos_scores
 
         if self.training and random.random() < 0.1:
