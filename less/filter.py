@@ -4,7 +4,10 @@
 (CER for Mandarin, WER otherwise); the paper keeps cuts with ``hypo_wer <= 0.1``. The
 idea: when the LLM rewrites much of an utterance, either the teacher was badly wrong or
 the LLM hallucinated — neither label is worth training on. Optional extra filters:
-teacher confidence, speaking rate (characters per second) and label/teacher length ratio.
+teacher confidence, speaking rate (characters per second) and label/teacher length ratio,
+and WeNet's noisy-student LM filter (``max_lm_cer``): the edit-distance rate between the
+teacher's 1-best and the same audio decoded with an n-gram LM (``pl["lm"]["text"]``,
+``less.bin.pseudo_label --lm``), dropped above the threshold.
 
 Cuts whose LLM answer was rejected or failed (``pl["llm"]["status"] != "ok"``) are dropped
 unless ``keep_llm_failures``: the LLM gave no usable verdict on them.
@@ -36,6 +39,7 @@ class FilterConfig:
     min_chars_per_second: float = 0.0
     max_chars_per_second: float = float("inf")
     max_length_ratio: float = float("inf")  # max(len(llm), len(teacher)) / min(...) in units
+    max_lm_cer: float | None = None  # WeNet's LM filter: teacher vs LM-decoded text
 
 
 @dataclass
@@ -71,6 +75,11 @@ def decide(pl: dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
             raise ValueError("a hypo_wer threshold needs LLM answers (run llm_correct first)")
         if wer > cfg.max_hypo_wer:
             return Decision(False, "hypo_wer", wer)
+    if cfg.max_lm_cer is not None:
+        if "lm" not in pl:
+            raise ValueError("--max-lm-cer needs the LM decoding of each cut (less.bin.pseudo_label --lm)")
+        if hypo_wer(teacher, pl["lm"]["text"] or "", cfg.lang) > cfg.max_lm_cer:
+            return Decision(False, "lm_cer", wer)
     if pl.get("confidence", 1.0) < cfg.min_confidence:
         return Decision(False, "confidence", wer)
     rate = _units(label, cfg.lang) / max(duration, 1e-6)

@@ -90,3 +90,18 @@ def test_cli_noisy_student_keeps_teacher_labels(tmp_path):
     assert [c.supervisions[0].text for c in CutSet.from_file(out)] == ["你好世界", "再见"]
     report = json.loads((tmp_path / "kept.report.json").read_text())
     assert report["cuts_kept"] == 2 and report["mean_hypo_wer"] is None
+
+
+def test_lm_filter_drops_cuts_where_the_lm_decoding_disagrees():
+    """WeNet's noisy-student LM filter: teacher 1-best vs the same audio decoded with an
+    n-gram LM (pl["lm"]["text"]); the label stays the teacher's."""
+    cfg = FilterConfig(lang="zh", max_hypo_wer=None, label="teacher", max_lm_cer=0.1)
+    agree = pl_cut("a", "今天天气很好我们出去").supervisions[0].custom["pl"]
+    agree["lm"] = {"text": "今天天气很好我们出发"}  # 1 of 10 characters
+    assert decide(agree, 2.0, cfg).kept
+    differ = pl_cut("b", "今天天气很好我们出去").supervisions[0].custom["pl"]
+    differ["lm"] = {"text": "今天天期很好我门出发"}  # 3 of 10
+    assert decide(differ, 2.0, cfg).reason == "lm_cer"
+    assert decide(differ, 2.0, FilterConfig(lang="zh", max_hypo_wer=None, label="teacher")).kept  # off
+    with pytest.raises(ValueError, match="pseudo_label --lm"):
+        decide(pl_cut("c", "你好").supervisions[0].custom["pl"], 1.0, cfg)

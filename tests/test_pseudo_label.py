@@ -147,3 +147,33 @@ def test_whisper_teacher(mini_data: Path, tiny_whisper: Path, tmp_path: Path):
 
         WhisperTeacher(str(tiny_whisper), "es", device="cpu", dtype="fp16")
 
+
+
+def test_lm_decoding_for_the_lm_filter(mini_data: Path, teachers: dict[str, Path], tmp_path: Path):
+    """--lm decodes each cut a second time through T o G into pl["lm"]; filter_pl --max-lm-cer
+    keeps the cuts where both decodings agree (WeNet's LM filter)."""
+    from less.bin import filter_pl, train_ngram
+    from less.data.cuts import read_cuts
+
+    lm = tmp_path / "lm.arpa"
+    train_ngram.main(["--lang", "zh", "--order", "2", "--text", str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
+                      "--extra-tokens", str(mini_data / "lang_char" / "tokens.txt"), "--out", str(lm)])
+    labelled = run_pl(mini_data, teachers["asr"], "asr", tmp_path / "pl.jsonl.gz", "--lm", str(lm),
+                      "--lm-scale", "2.0")
+    plain = run_pl(mini_data, teachers["asr"], "asr", tmp_path / "plain.jsonl.gz")
+    lm_texts = [c.supervisions[0].custom["pl"]["lm"]["text"] for c in labelled]
+    # the teacher's own label is unchanged by the second decoding
+    assert [c.supervisions[0].text for c in labelled] == [c.supervisions[0].text for c in plain]
+    assert all(isinstance(t, str) for t in lm_texts) and "lm" not in plain[0].supervisions[0].custom["pl"]
+    from less.metrics import hypo_wer
+
+    teacher_texts = [c.supervisions[0].custom["pl"]["hyp"] for c in labelled]
+    assert any(t != h for t, h in zip(lm_texts, teacher_texts))  # the LM changed some labels
+    filter_pl.main(["--in-cuts", str(tmp_path / "pl.jsonl.gz"), "--out-cuts", str(tmp_path / "kept.jsonl.gz"),
+                    "--task", "asr", "--lang", "zh", "--max-hypo-wer", "-1", "--label", "teacher",
+                    "--max-lm-cer", "0.7"])
+    kept = {c.id for c in read_cuts(tmp_path / "kept.jsonl.gz")}
+    expected = {c.id for c, t, h in zip(labelled, lm_texts, teacher_texts) if h and hypo_wer(h, t, "zh") <= 0.7}
+    assert kept == expected
+    with pytest.raises(SystemExit, match="for ASR teachers"):
+        run_pl(mini_data, teachers["ast"], "ast", tmp_path / "ast.jsonl.gz", "--lm", str(lm))

@@ -52,6 +52,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-scales", type=lambda s: [float(x) for x in s.split(",")], default=[1.0],
                    help="comma-separated attention scales of attention-decoder-rescoring")
     p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC weight of attention-beam-search (ASR)")
+    p.add_argument("--lm", type=Path, help="ctc-wfst: ARPA n-gram LM over the CTC units (less.bin.train_ngram)")
+    p.add_argument("--lm-scale", type=float, default=0.5, help="ctc-wfst: LM weight against the CTC log-probs")
+    p.add_argument("--wfst-beam", type=float, default=16.0, help="ctc-wfst: beam of the Viterbi search")
+    p.add_argument("--ctc-topo", choices=["auto", "standard", "compact"], default="auto",
+                   help="ctc-wfst: CTC topology of the graph (auto: standard up to 1000 units, else compact)")
     p.add_argument("--max-len-ratio", type=float, default=0.5,
                    help="max output tokens per encoder frame (25 Hz; speech has < 0.3)")
     p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
@@ -139,6 +144,15 @@ def main(argv: list[str] | None = None) -> None:
             recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model,
                                                  device, resolve_dtype(args.dtype, device))
             log.info("decoding in %s (encoder autocast) on %s", recognizer.dtype, device)
+        if "ctc-wfst" in todo and opts.wfst is None:
+            if args.lm is None:
+                raise SystemExit("--method ctc-wfst needs --lm (an ARPA n-gram LM over the CTC units)")
+            from less.decode.wfst import build_graph
+
+            tok = recognizer.ctc_tokenizer
+            symbols = getattr(tok, "symbols", None) or [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
+            opts.wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale,
+                                    beam=args.wfst_beam)
         cuts = read_cuts(path).to_eager()
         decoded = decode_test_set(recognizer, cuts, todo, opts, data_cfg)
         for method in todo:

@@ -55,6 +55,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars-per-second", type=float, default=float("inf"))
     p.add_argument("--max-length-ratio", type=float, default=float("inf"),
                    help="drop cuts whose label and teacher lengths differ by more than this factor")
+    p.add_argument("--max-lm-cer", type=float, default=-1.0,
+                   help="WeNet's LM filter: drop cuts whose teacher 1-best and LM decoding (pseudo_label --lm) "
+                        "differ by more than this edit-distance rate (negative: off)")
     return p
 
 
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         lang=args.lang, max_hypo_wer=None if args.max_hypo_wer < 0 else args.max_hypo_wer, label=args.label,
         keep_llm_failures=args.keep_llm_failures, min_confidence=args.min_confidence,
         min_chars_per_second=args.min_chars_per_second, max_chars_per_second=args.max_chars_per_second,
-        max_length_ratio=args.max_length_ratio,
+        max_length_ratio=args.max_length_ratio, max_lm_cer=None if args.max_lm_cer < 0 else args.max_lm_cer,
     )
     kept, annotated, report = filter_cuts(read_cuts(args.in_cuts), cfg, args.task)
     if args.annotated_cuts:

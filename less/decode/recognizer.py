@@ -8,6 +8,8 @@ Methods (icefall's names):
 * ``attention-decoder-rescoring``: the CTC N-best re-ranked with the attention decoder,
   one setting per ``--attention-scale`` (needs the decoder to share the CTC vocabulary,
   i.e. ASR);
+* ``ctc-wfst``: Viterbi search of the CTC output through a graph with an n-gram LM
+  (:mod:`less.decode.wfst`, WeNet's TLG for character units; ``DecodeOptions.wfst``);
 * ``attention-beam-search``: beam search with the decoder; for AST this produces the
   translation; joint with CTC prefix scores (``ctc_weight``) when the CTC vocabulary is
   the decoder's.
@@ -34,7 +36,8 @@ from less.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search, nbest_pos
 
 log = logging.getLogger("less.decode")
 
-METHODS = ("ctc-greedy-search", "ctc-prefix-beam-search", "attention-decoder-rescoring", "attention-beam-search")
+METHODS = ("ctc-greedy-search", "ctc-prefix-beam-search", "ctc-wfst", "attention-decoder-rescoring",
+           "attention-beam-search")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class DecodeOptions:
     max_len_ratio: float = 0.5  # output tokens per 25 Hz encoder frame; speech has < 0.3
     length_bonus: float = 0.0
     normalise_length: bool = False
+    wfst: Any = None  # ctc-wfst: a less.decode.wfst.CtcWfstDecoder (graph with the LM)
 
 
 @dataclass
@@ -99,6 +103,8 @@ class Recognizer:
         """Result names of a method: one per attention scale for rescoring, else one ``""``."""
         if method == "attention-decoder-rescoring":
             return [attention_scale_key(s) for s in opts.attention_scales]
+        if method == "ctc-wfst" and opts.wfst is not None:
+            return [wfst_key(opts.wfst.lm_scale)]
         return [""]
 
     def _ctc_text(self, tokens: Sequence[int]) -> str:
@@ -143,6 +149,15 @@ class Recognizer:
             texts = [self._ctc_text(t) for t in hyps]
             return {"": [Hypothesis(text=t, nbest=[(t, 0.0)], src_text=t if self.task == "ast" else None)
                          for t in texts]}
+
+        if method == "ctc-wfst":
+            if opts.wfst is None:
+                raise ValueError("ctc-wfst needs a decoding graph: give an n-gram LM (less.bin.decode --lm)")
+            out = []
+            for i, n in enumerate(enc_lens.tolist()):
+                text = self._ctc_text(opts.wfst.decode(ctc_log_probs[i, :n].float().cpu().numpy()))
+                out.append(Hypothesis(text=text, nbest=[(text, 0.0)], src_text=text if self.task == "ast" else None))
+            return {wfst_key(opts.wfst.lm_scale): out}
 
         if method == "ctc-prefix-beam-search":
             nbest = ctc_prefix_beam_search(ctc_log_probs, enc_lens, opts.beam_size, opts.nbest)
@@ -193,6 +208,11 @@ class Recognizer:
             out.append(Hypothesis(text=listed[0][0] if listed else "", nbest=listed, confidence=_top_posterior(utt),
                                   src_text=greedy_src[utt_index] if greedy_src else None))
         return {"": out}
+
+
+def wfst_key(lm_scale: float) -> str:
+    """Result name of a ctc-wfst setting (icefall's HLG results: ``lm_scale_0.5``)."""
+    return f"lm_scale_{lm_scale}"
 
 
 def _top_posterior(nbest: Sequence[tuple[Sequence[int], float]]) -> float:

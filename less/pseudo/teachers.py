@@ -34,6 +34,7 @@ class PseudoLabel:
     nbest: list[tuple[str, float]] = field(default_factory=list)
     confidence: float = 1.0
     src_text: str | None = None
+    lm_text: str | None = None  # the same audio decoded with an n-gram LM (ctc-wfst; WeNet's LM filter)
 
 
 class CheckpointTeacher:
@@ -42,8 +43,9 @@ class CheckpointTeacher:
     needs_features = True
 
     def __init__(self, recognizer: Recognizer, name: str, options: DecodeOptions | None = None,
-                 attention_scale: float = 1.0):
+                 attention_scale: float = 1.0, wfst=None):
         self.recognizer = recognizer
+        self.wfst = wfst  # a less.decode.wfst.CtcWfstDecoder: also decode with the n-gram LM
         self.name = name
         self.options = options or DecodeOptions()
         self.attention_scale = attention_scale
@@ -59,9 +61,15 @@ class CheckpointTeacher:
         options = self.options
         if self.method == "attention-decoder-rescoring":
             options = DecodeOptions(**{**options.__dict__, "attention_scales": (self.attention_scale,)})
-        results = self.recognizer.decode(batch["inputs"], batch["input_lens"], self.method, options)
-        (hyps,) = results.values()
-        return [PseudoLabel(text=h.text, nbest=h.nbest, confidence=h.confidence, src_text=h.src_text) for h in hyps]
+        enc_out, enc_lens = self.recognizer.encode(batch["inputs"], batch["input_lens"])
+        (hyps,) = self.recognizer.decode_encoded(enc_out, enc_lens, self.method, options).values()
+        lm_texts = [None] * len(hyps)
+        if self.wfst is not None:
+            with_lm = DecodeOptions(**{**self.options.__dict__, "wfst": self.wfst})
+            (lm_hyps,) = self.recognizer.decode_encoded(enc_out, enc_lens, "ctc-wfst", with_lm).values()
+            lm_texts = [h.text for h in lm_hyps]
+        return [PseudoLabel(text=h.text, nbest=h.nbest, confidence=h.confidence, src_text=h.src_text, lm_text=lm)
+                for h, lm in zip(hyps, lm_texts)]
 
 
 class WhisperTeacher:
