@@ -25,6 +25,7 @@ from typing import Any
 
 from less.data.text import normalize
 from less.metrics import error_rate, hypo_wer
+from less.pseudo.record import PseudoLabelRecord, with_record
 
 log = logging.getLogger("less.filter")
 
@@ -54,10 +55,12 @@ def _units(text: str, lang: str) -> int:
     return len(text.replace(" ", "")) if lang == "zh" else len(text.split())
 
 
-def decide(pl: dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
+def decide(pl: PseudoLabelRecord | dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
     """Whether to keep one cut, why not, and its hypo_wer (None without an LLM answer)."""
-    teacher = pl.get("hyp") or ""
-    llm = pl.get("llm")
+    if isinstance(pl, dict):
+        pl = PseudoLabelRecord.from_custom(pl)
+    teacher = pl.hyp
+    llm = pl.llm
     wer = None
     if llm is not None:
         wer = hypo_wer(teacher, llm.get("text") or "", cfg.lang)
@@ -68,7 +71,7 @@ def decide(pl: dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
     label = (llm.get("text") if (cfg.label == "llm" and llm) else teacher) or ""
     if not normalize(label, cfg.lang):
         return Decision(False, "empty label", wer)
-    if "src_hyp" in pl and not (pl["src_hyp"] or "").strip():
+    if pl.src_hyp is not None and not pl.src_hyp.strip():
         return Decision(False, "empty source transcript", wer)  # AST: nothing for the CTC task
     if cfg.max_hypo_wer is not None:
         if wer is None:
@@ -76,11 +79,11 @@ def decide(pl: dict[str, Any], duration: float, cfg: FilterConfig) -> Decision:
         if wer > cfg.max_hypo_wer:
             return Decision(False, "hypo_wer", wer)
     if cfg.max_lm_cer is not None:
-        if "lm" not in pl:
+        if pl.lm is None:
             raise ValueError("--max-lm-cer needs the LM decoding of each cut (less.bin.pseudo_label --lm)")
-        if hypo_wer(teacher, pl["lm"]["text"] or "", cfg.lang) > cfg.max_lm_cer:
+        if hypo_wer(teacher, pl.lm.get("text") or "", cfg.lang) > cfg.max_lm_cer:
             return Decision(False, "lm_cer", wer)
-    if pl.get("confidence", 1.0) < cfg.min_confidence:
+    if pl.confidence < cfg.min_confidence:
         return Decision(False, "confidence", wer)
     rate = _units(label, cfg.lang) / max(duration, 1e-6)
     if not cfg.min_chars_per_second <= rate <= cfg.max_chars_per_second:
@@ -144,7 +147,6 @@ def apply_label(cut, text: str, task: str):
 
 def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterReport]:
     """Return (kept cuts with their training label applied, all cuts annotated, report)."""
-    from lhotse.utils import fastcopy
 
     report = FilterReport(config=asdict(cfg))
     kept, annotated = [], []
@@ -155,22 +157,18 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
         if not cut.supervisions or "pl" not in (cut.supervisions[0].custom or {}):
             raise ValueError(f"cut {cut.id}: no pseudo-label record (supervision.custom['pl'])")
         sup = cut.supervisions[0]
-        pl = dict(sup.custom["pl"])
+        pl = PseudoLabelRecord.from_custom(sup.custom["pl"], f"cut {cut.id}")
         decision = decide(pl, cut.duration, cfg)
-        pl["hypo_wer"] = decision.hypo_wer
-        pl["kept"] = decision.kept
-        if decision.reason:
-            pl["drop_reason"] = decision.reason
-        custom = dict(sup.custom)
-        custom["pl"] = pl
-        cut = fastcopy(cut, supervisions=[fastcopy(sup, custom=custom)])
+        pl.hypo_wer, pl.kept, pl.drop_reason = decision.hypo_wer, decision.kept, decision.reason or None
+        cut = with_record(cut, pl)
+        sup = cut.supervisions[0]
         annotated.append(cut)
         report.cuts_in += 1
         report.hours_in += cut.duration / 3600
         if decision.hypo_wer is not None:
             wers.append(decision.hypo_wer)
-        llm_text = (pl.get("llm") or {}).get("text")
-        label = llm_text if (cfg.label == "llm" and llm_text is not None) else pl["hyp"]
+        llm_text = pl.llm_text
+        label = llm_text if (cfg.label == "llm" and llm_text is not None) else pl.hyp
         if decision.kept:
             report.cuts_kept += 1
             report.hours_kept += cut.duration / 3600
@@ -180,13 +178,13 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
         ref = reference_of(sup, task)
         if ref is not None:
             refs["teacher_all"].append(ref)
-            hyps["teacher_all"].append(pl["hyp"])
+            hyps["teacher_all"].append(pl.hyp)
             if llm_text is not None:
                 refs["llm_all"].append(ref)
                 hyps["llm_all"].append(llm_text)
             key = "label_kept" if decision.kept else "teacher_dropped"
             refs[key].append(ref)
-            hyps[key].append(label if decision.kept else pl["hyp"])
+            hyps[key].append(label if decision.kept else pl.hyp)
     names = {"teacher_all": "teacher label error, all cuts", "llm_all": "LLM label error, all cuts",
              "label_kept": "training label error, kept cuts", "teacher_dropped": "teacher label error, dropped cuts"}
     for key, name in names.items():

@@ -30,6 +30,7 @@ import torch
 from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
+from less.pseudo.record import PseudoLabelRecord
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
 from less.utils import progress_bar, resolve_dtype, save_cuts_atomic, setup_logging, str2bool
 
@@ -139,13 +140,12 @@ def batches(cuts, teacher, max_duration: float):
 
 
 def record(label: PseudoLabel, iteration: int, teacher_name: str) -> dict:
-    pl = {"iter": iteration, "teacher": teacher_name, "hyp": label.text,
-          "nbest": [[text, float(score)] for text, score in label.nbest], "confidence": float(label.confidence)}
-    if label.src_text is not None:
-        pl["src_hyp"] = label.src_text
-    if label.lm_text is not None:
-        pl["lm"] = {"text": label.lm_text}
-    return pl
+    """``custom["pl"]`` of a cut (:class:`less.pseudo.record.PseudoLabelRecord`)."""
+    return PseudoLabelRecord(
+        iter=iteration, teacher=teacher_name, hyp=label.text, nbest=list(label.nbest),
+        confidence=float(label.confidence), src_hyp=label.src_text,
+        lm={"text": label.lm_text} if label.lm_text is not None else None,
+    ).to_custom()
 
 
 def labelled_cut(cut, pl: dict, task: str):

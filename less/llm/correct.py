@@ -53,6 +53,7 @@ from less.llm.cleaning import CleaningConfig, clean_answer
 from less.llm.fewshot import FewShotConfig, FewShotExample, draw_examples
 from less.llm.prompts import PromptBuilder, load_template, rescore_prompt_sha
 from less.llm.segments import group_cuts, group_request_id, split_numbered_answer
+from less.pseudo.record import pl_supervision_index, read_record, with_record  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -139,39 +140,17 @@ class CorrectionReport:
         )
 
 
-def pl_supervision_index(cut) -> int:
-    """Index of the supervision carrying ``custom["pl"]``; a clear error if none does."""
-    for index, supervision in enumerate(cut.supervisions):
-        if supervision.custom and isinstance(supervision.custom.get("pl"), dict):
-            return index
-    raise ValueError(f"cut {cut.id}: no supervision with custom['pl'] (run less.bin.pseudo_label first)")
-
-
 def read_pl(cut) -> tuple[str, list[tuple[str, float]]]:
     """The teacher's 1-best and N-best ``[(text, score)]`` of a cut, validated."""
-    pl = cut.supervisions[pl_supervision_index(cut)].custom["pl"]
-    hypothesis = pl.get("hyp")
-    if not isinstance(hypothesis, str):
-        raise ValueError(f"cut {cut.id}: custom['pl']['hyp'] must be a string, got {type(hypothesis).__name__}")
-    nbest: list[tuple[str, float]] = []
-    for item in pl.get("nbest") or []:
-        if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
-            raise ValueError(f"cut {cut.id}: custom['pl']['nbest'] entries must be [text, score], got {item!r}")
-        nbest.append((item[0], float(item[1]) if item[1] is not None else 0.0))
-    return hypothesis, nbest
+    record = read_record(cut)
+    return record.hyp, record.nbest
 
 
-def with_llm_record(cut, record: dict[str, Any]):
-    """A copy of ``cut`` whose pseudo-label carries ``record`` as ``pl["llm"]``."""
-    from lhotse.utils import fastcopy
-
-    index = pl_supervision_index(cut)
-    supervision = cut.supervisions[index]
-    custom = dict(supervision.custom)
-    custom["pl"] = {**custom["pl"], "llm": record}
-    supervisions = list(cut.supervisions)
-    supervisions[index] = fastcopy(supervision, custom=custom)
-    return fastcopy(cut, supervisions=supervisions)
+def with_llm_record(cut, answer: dict[str, Any]):
+    """A copy of ``cut`` whose pseudo-label carries ``answer`` as ``pl["llm"]``."""
+    record = read_record(cut)
+    record.llm = answer
+    return with_record(cut, record)
 
 
 @dataclass
