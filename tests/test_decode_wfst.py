@@ -108,8 +108,9 @@ def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path
     with pytest.raises(SystemExit, match="needs --lm"):
         decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "ctc-wfst", "--test", f"t={test}"])
     decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "ctc-wfst", "--method", "ctc-greedy-search",
-                     "--lm", str(lm), "--lm-scale", "0.5", "--test", f"t={test}"])
+                     "--lm", str(lm), "--lm-scales", "0.5,2.0", "--test", f"t={test}"])
     summary = json.loads((exp / "ctc-wfst" / "results-t-epoch-1_avg-1.json").read_text())
     assert summary["metric"] == "CER" and "lm_scale_0.5" in json.dumps(summary)
     recogs = (exp / "ctc-wfst" / "recogs-t-lm_scale_0.5-epoch-1_avg-1.txt").read_text()
     assert recogs.count("ref=") == summary["num_cuts"]
+    assert (exp / "ctc-wfst" / "recogs-t-lm_scale_2.0-epoch-1_avg-1.txt").is_file()

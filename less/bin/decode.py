@@ -53,7 +53,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="comma-separated attention scales of attention-decoder-rescoring")
     p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC weight of attention-beam-search (ASR)")
     p.add_argument("--lm", type=Path, help="ctc-wfst: ARPA n-gram LM over the CTC units (less.bin.train_ngram)")
-    p.add_argument("--lm-scale", type=float, default=0.5, help="ctc-wfst: LM weight against the CTC log-probs")
+    p.add_argument("--lm-scales", type=lambda s: [float(x) for x in s.split(",")], default=[0.5],
+                   help="ctc-wfst: comma-separated LM weights against the CTC log-probs (one result each)")
     p.add_argument("--wfst-beam", type=float, default=16.0, help="ctc-wfst: beam of the Viterbi search")
     p.add_argument("--ctc-topo", choices=["auto", "standard", "compact"], default="auto",
                    help="ctc-wfst: CTC topology of the graph (auto: standard up to 1000 units, else compact)")
@@ -151,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
 
             tok = recognizer.ctc_tokenizer
             symbols = getattr(tok, "symbols", None) or [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
-            opts.wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale,
+            opts.wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scales[0],
                                     beam=args.wfst_beam)
+            opts.lm_scales = tuple(args.lm_scales)
         cuts = read_cuts(path).to_eager()
         decoded = decode_test_set(recognizer, cuts, todo, opts, data_cfg)
         for method in todo:

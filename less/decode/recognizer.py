@@ -50,6 +50,7 @@ class DecodeOptions:
     length_bonus: float = 0.0
     normalise_length: bool = False
     wfst: Any = None  # ctc-wfst: a less.decode.wfst.CtcWfstDecoder (graph with the LM)
+    lm_scales: Sequence[float] = ()  # ctc-wfst: one search per LM weight (default: the decoder's)
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Recognizer:
         if method == "attention-decoder-rescoring":
             return [attention_scale_key(s) for s in opts.attention_scales]
         if method == "ctc-wfst" and opts.wfst is not None:
-            return [wfst_key(opts.wfst.lm_scale)]
+            return [wfst_key(s) for s in (opts.lm_scales or (opts.wfst.lm_scale,))]
         return [""]
 
     def _ctc_text(self, tokens: Sequence[int]) -> str:
@@ -153,11 +154,15 @@ class Recognizer:
         if method == "ctc-wfst":
             if opts.wfst is None:
                 raise ValueError("ctc-wfst needs a decoding graph: give an n-gram LM (less.bin.decode --lm)")
-            out = []
-            for i, n in enumerate(enc_lens.tolist()):
-                text = self._ctc_text(opts.wfst.decode(ctc_log_probs[i, :n].float().cpu().numpy()))
-                out.append(Hypothesis(text=text, nbest=[(text, 0.0)], src_text=text if self.task == "ast" else None))
-            return {wfst_key(opts.wfst.lm_scale): out}
+            by_scale: dict[str, list[Hypothesis]] = {}
+            for scale in opts.lm_scales or (opts.wfst.lm_scale,):
+                out = []
+                for i, n in enumerate(enc_lens.tolist()):
+                    text = self._ctc_text(opts.wfst.decode(ctc_log_probs[i, :n].float().cpu().numpy(), scale))
+                    out.append(Hypothesis(text=text, nbest=[(text, 0.0)],
+                                          src_text=text if self.task == "ast" else None))
+                by_scale[wfst_key(scale)] = out
+            return by_scale
 
         if method == "ctc-prefix-beam-search":
             nbest = ctc_prefix_beam_search(ctc_log_probs, enc_lens, opts.beam_size, opts.nbest)

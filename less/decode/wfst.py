@@ -122,15 +122,17 @@ class CtcWfstDecoder:
     beam: float = 16.0
     max_active: int = 3000
 
-    def decode(self, log_probs: np.ndarray) -> list[int]:
-        """One utterance's (T, V) CTC log-probabilities -> the best token sequence."""
+    def decode(self, log_probs: np.ndarray, lm_scale: float | None = None) -> list[int]:
+        """One utterance's (T, V) CTC log-probabilities -> the best token sequence
+        (``lm_scale``: this search's LM weight; default the decoder's)."""
         import kaldi_decoder
         import kaldifst
 
         opts = kaldi_decoder.FasterDecoderOptions()
         opts.beam, opts.max_active = self.beam, self.max_active
         decoder = kaldi_decoder.FasterDecoder(self.graph, opts)
-        scores = np.ascontiguousarray(log_probs / self.lm_scale, dtype=np.float32)
+        scale = self.lm_scale if lm_scale is None else lm_scale
+        scores = np.ascontiguousarray(log_probs / scale, dtype=np.float32)
         decoder.decode(kaldi_decoder.DecodableCtc(scores))
         if not decoder.reached_final():
             log.debug("ctc-wfst: no final state reached within the beam; best partial path")
