@@ -61,7 +61,7 @@ student_epochs=4        # epochs of every student (continuing its teacher's sche
                         # schedules needed 8 for 17.43 and were at 22.56 after 4)
 student_init=teacher    # students start from their teacher (teacher) or from scratch (scratch;
                         # then give them the seed's 30 epochs: --student-epochs 30)
-student_schedule=continue  # a student from its teacher continues the teacher's LR and regularisation
+student_schedule="continue"  # a student from its teacher continues the teacher's LR and regularisation
                         # schedules (continue), or restarts them (restart: warm-up, peak LR, high
                         # dropout again; on dev the restarted student is worse than its teacher for
                         # its first 4-5 epochs)
