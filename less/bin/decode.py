@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit("--method ctc-wfst needs --lm (an ARPA n-gram LM over the CTC units)")
             from less.decode.wfst import build_graph
 
-            tok = recognizer.ctc_tokenizer
-            symbols = getattr(tok, "symbols", None) or [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
-            opts.wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scales[0],
+            opts.wfst = build_graph(recognizer.ctc_tokenizer.symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scales[0],
                                     beam=args.wfst_beam)
             opts.lm_scales = tuple(args.lm_scales)
         cuts = read_cuts(path).to_eager()

@@ -114,9 +114,7 @@ def make_teacher(args: argparse.Namespace, device: torch.device):
                              "a translation, its CTC output a transcript")
         from less.decode.wfst import build_graph
 
-        tok = recognizer.ctc_tokenizer
-        symbols = getattr(tok, "symbols", None) or [tok.sp.id_to_piece(i) for i in range(tok.vocab_size)]
-        wfst = build_graph(symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale)
+        wfst = build_graph(recognizer.ctc_tokenizer.symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale)
     return CheckpointTeacher(recognizer, name, opts, attention_scale=args.attention_scale, wfst=wfst)
 
 

@@ -114,6 +114,11 @@ class BpeTokenizer(_Special):
     def vocab_size(self) -> int:
         return self.sp.get_piece_size()
 
+    @property
+    def symbols(self) -> list[str]:
+        """Piece of every id (as ``CharTokenizer.symbols``)."""
+        return [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
+
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(normalize(text, self.lang))
 

@@ -53,7 +53,7 @@ from less.llm.cleaning import CleaningConfig, clean_answer
 from less.llm.fewshot import FewShotConfig, FewShotExample, draw_examples
 from less.llm.prompts import PromptBuilder, load_template, rescore_prompt_sha
 from less.llm.segments import group_cuts, group_request_id, split_numbered_answer
-from less.pseudo.record import pl_supervision_index, read_record, with_record  # noqa: F401 (re-exported)
+from less.pseudo.record import read_record, with_record
 
 logger = logging.getLogger(__name__)
 
