@@ -125,11 +125,39 @@ less_llm_correct() {  # task iter lang: system L's LLM correction with the recip
   python -m less.bin.llm_correct "${args[@]}"
 }
 
-less_uses_llm() {  # system: does it learn from the LLM's labels (L, and U, which is L + the rejected cuts)?
-  [ "$1" = L ] || [ "$1" = U ]
+less_uses_llm() {  # system: does it learn from the LLM's labels (L, L_<threshold>, and U, which is L
+  # + the rejected cuts)?
+  [ "$1" = L ] || [ "$1" = U ] || [[ "$1" == L_* ]]
 }
 
-less_filter() {  # task system iter lang: L (and U) keep hypo_wer <= max_hypo_wer (LLM labels), N keeps all
+less_any_llm() {  # "systems": does any of them need stage 7 (the LLM correction)?
+  local system
+  for system in $1; do less_uses_llm "$system" && return 0; done
+  return 1
+}
+
+less_check_systems() {  # "systems" num_iters: stop on a system name the loop does not know
+  local system
+  for system in $1; do
+    case "$system" in
+      S_cont | N | L) ;;
+      U | L_*)
+        [ "$system" = U ] || [[ "${system#L_}" =~ ^[0-9]*\.?[0-9]+$ ]] \
+          || less_die "system $system: L_<threshold> needs a number after L_ (e.g. L_0.3), not '${system#L_}'"
+        # stage 7 corrects system L's teacher's labels; from iteration 2 on each system has its own teacher
+        [ "$2" -le 1 ] || less_die "system $system runs one iteration (--num-iters 1); it shares L's LLM answers"
+        ;;
+      *) less_die "unknown system '$system' (known: S_cont N L L_<threshold> U)" ;;
+    esac
+  done
+}
+
+less_threshold() {  # system -> its filter threshold: L_<t> keeps hypo_wer <= t; L and U max_hypo_wer
+  case "$1" in L_*) echo "${1#L_}" ;; *) echo "$max_hypo_wer" ;; esac
+}
+
+less_filter() {  # task system iter lang: L (and U) keep hypo_wer <= max_hypo_wer (LLM labels), L_<t>
+  # keeps hypo_wer <= t (the same LLM labels), N keeps all
   local dir
   dir="$(less_system_dir "$1" "$2" "$3")"
   if less_uses_llm "$2"; then
@@ -139,7 +167,7 @@ less_filter() {  # task system iter lang: L (and U) keep hypo_wer <= max_hypo_we
   fi
   if less_uses_llm "$2"; then
     python -m less.bin.filter_pl --in-cuts "$(less_llm_out "$1" "$3")" --task "$(less_model_task "$1")" --lang "$4" \
-      --max-hypo-wer "$max_hypo_wer" --label llm \
+      --max-hypo-wer "$(less_threshold "$2")" --label llm \
       --annotated-cuts "$dir/${unsup_part}_cuts_filtered.jsonl.gz" --out-cuts "$dir/${unsup_part}_cuts_kept.jsonl.gz"
   else
     python -m less.bin.filter_pl --in-cuts "$(less_pl_dir "$1" "$2" "$3")/${unsup_part}_cuts_pl.jsonl.gz" \
@@ -221,7 +249,9 @@ less_seeds_report() {  # root_exp "seeds" "tasks" "systems": root_exp/RESULTS.md
   # over utterances, sign tests) of L against N, and of the students against the control
   local root=$1 runs="" s task paired=()
   for s in $2; do runs="${runs:+$runs,}$root/seed$s"; done
-  [[ " $4 " == *" L "* && " $4 " == *" N "* ]] && paired+=(--paired "L,N")
+  for s in $4; do  # L and every L_<threshold> against N
+    less_uses_llm "$s" && [ "$s" != U ] && [[ " $4 " == *" N "* ]] && paired+=(--paired "$s,N")
+  done
   if [[ " $4 " == *" S_cont "* ]]; then
     [[ " $4 " == *" L "* ]] && paired+=(--paired "L,S_cont")
     [[ " $4 " == *" N "* ]] && paired+=(--paired "N,S_cont")
@@ -272,6 +302,7 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
   local test_files=() i
   shift 5
   [[ " $systems " == *" U "* ]] && less_die "system U runs in egs/mini/less only so far (its n-gram LM needs the recipe's text-only corpus)"
+  less_check_systems "$systems" "$num_iters"
   for (( i = 0; i < ${#decode_args[@]}; i++ )); do
     [ "${decode_args[$i]}" = --test ] && test_files+=("${decode_args[$((i + 1))]#*=}")
   done
@@ -311,7 +342,7 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
         less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
       done
     fi
-    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* ]]; then
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && less_any_llm "$systems"; then
       less_log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
       less_llm_correct "$task" "$iter" "$lang"
     fi

@@ -154,17 +154,30 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def system_rank(system: str) -> tuple:
+    """Sort key of a system name: S, S_cont, N, L, then the L_<threshold> variants by threshold, U,
+    then any other name alphabetically."""
+    fixed = {"S": 0, "S_cont": 1, "N": 2, "L": 3, "U": 5}
+    if system in fixed:
+        return (fixed[system], 0.0, system)
+    if system.startswith("L_"):
+        try:
+            return (4, float(system[2:]), system)
+        except ValueError:
+            pass
+    return (9, 0.0, system)
+
+
 def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str], part: str) -> str:
-    systems_order = {"S": 0, "S_cont": 1, "N": 2, "L": 3, "U": 4}
-    key = lambda r: (r.task, r.test, r.iteration, systems_order.get(r.system, 9), r.system)  # noqa: E731
+    key = lambda r: (r.task, r.test, r.iteration, system_rank(r.system))  # noqa: E731
     main = sorted((r for r in results if r.method == primary.get(r.task, r.method)), key=key)
     lines = [
         "# Results",
         "",
         "Systems: **S** supervised seed (iteration 0); **N** noisy student, teacher labels without LLM;",
-        "**L** LESS: LLM-corrected labels kept where `hypo_wer <= threshold`; **S_cont** control: the seed",
-        "trained as long again on the supervised data alone; **U** L plus the sequence-level unsupervised",
-        "loss on the cuts L rejects.",
+        "**L** LESS: LLM-corrected labels kept where `hypo_wer <= threshold` (**L_t**: at threshold t);",
+        "**S_cont** control: the seed trained as long again on the supervised data alone; **U** L plus the",
+        "sequence-level unsupervised loss on the cuts L rejects.",
         "Pseudo-label columns: hours kept of the unlabeled set, and the true label error (from the",
         "hidden references) of the teacher's labels, the LLM's labels, and the labels trained on.",
         "",
@@ -251,7 +264,7 @@ def _pl_rows(groups: dict[str, list[Path]], task: str, systems: set[tuple[str, i
     hours kept and label errors; then the mean over the group's runs."""
     out = []
     for name, runs in groups.items():
-        for system, iteration in sorted(systems, key=lambda si: (si[1], si[0])):
+        for system, iteration in sorted(systems, key=lambda si: (si[1], system_rank(si[0]))):
             found = [(run, pl_summary(run / "pl", task, system, iteration, part)) for run in runs]
             found = [(run, pl) for run, pl in found if pl]
             for run, pl in found:
@@ -290,7 +303,8 @@ def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, selec
              "| group | system | iter | test | metric | mean | std | runs | per run |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (name, system, iteration, test), entry in sorted(rows.items(),
-                                                         key=lambda kv: (kv[0][3], kv[0][2], kv[0][1], order[kv[0][0]])):
+                                                         key=lambda kv: (kv[0][3], kv[0][2], system_rank(kv[0][1]),
+                                                                        order[kv[0][0]])):
         mean, std = mean_std(entry["values"])
         per_run = ", ".join(f"{v:.2f}" for v in entry["values"])
         lines.append(f"| {name} | {system} | {iteration} | {test} | {entry['metric']} | {mean:.2f} | {std:.2f} | "

@@ -83,7 +83,8 @@ report=true             # write exp/RESULTS.md at the end (false in the per-task
 num_iters=1             # LESS iterations (the student of k teaches k+1)
 systems="N L"           # students to train: N noisy student without LLM, L LESS, S_cont (control:
                         # the teacher trained as long again on train_sup alone), U (asr only: L plus
-                        # the sequence-level unsupervised loss on the cuts L's filter rejects)
+                        # the sequence-level unsupervised loss on the cuts L's filter rejects), L_<t>
+                        # (L's LLM labels kept at hypo_wer <= t, e.g. L_0.3; one iteration)
 max_hypo_wer=0.1        # LESS filter threshold (the paper's)
 unsup_lm_order=3        # system U: order of its character n-gram LM (text-only corpus + L's kept cuts)
 unsup_opts=             # system U: more less.bin.train flags, e.g. "--unsup-weight=0.3 --unsup-lm-weight=0.5"
@@ -308,10 +309,7 @@ fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cu
 asr_beam_size=$beam_size
 set_beam() { if [ "$1" = ast ]; then beam_size=$ast_beam_size; else beam_size=$asr_beam_size; fi; }  # task
 pl_systems=${systems//S_cont/}  # the systems that learn from pseudo-labels
-if [[ " $systems " == *" U "* ]] && [ "$num_iters" -gt 1 ]; then
-  # stage 7 corrects system L's teacher's labels; U would be filtered on those from iteration 2 on
-  less_die "system U runs one iteration (--num-iters 1); it shares L's LLM answers"
-fi
+less_check_systems "$systems" "$num_iters"
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for task in $tasks; do
@@ -364,7 +362,7 @@ for iter in $(seq 1 "$num_iters"); do
       less_time_end
     fi
 
-    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && [[ " $systems " == *" L "* || " $systems " == *" U "* ]]; then
+    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && less_any_llm "$systems"; then
       log "Stage 7: LLM correction of the pseudo-labels ($task, iteration $iter)"
       less_time_begin 7 "$task"
       llm_io=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
