@@ -12,8 +12,14 @@ from lhotse.audio import AudioSource
 from less.llm.base import ChatPrompt, GenerationResult, LLMBackend
 from less.llm.cache import AnswerCache
 from less.llm.correct import CorrectionConfig, Corrector
-from less.llm.prompts import PromptBuilder, load_template
-from less.llm.segments import group_cuts, numbered_answer_complete, split_numbered_answer
+from less.llm.fewshot import FewShotConfig, FewShotExample
+from less.llm.prompts import PromptBuilder, load_template, parse_template
+from less.llm.segments import (
+    first_numbered_block,
+    group_cuts,
+    numbered_answer_complete,
+    split_numbered_answer,
+)
 from less.llm.testing import make_pl_cuts
 
 # (recording, start, teacher hypothesis); deliberately not in time order
@@ -198,3 +204,70 @@ def test_llm_correct_sends_groups_and_resumes_them_from_its_cache(tmp_path) -> N
         assert server.total_requests == 3  # every group answered from the cache
     records = {cut.id: cut.supervisions[0].custom["pl"] for cut in CutSet.from_file(out_cuts)}
     assert all(pl["llm"]["text"] == f"{pl['hyp']} fixed" for pl in records.values())
+
+
+# --- few-shot completion prompts (base LMs) with several segments per request ---------------
+
+EXAMPLES = [(f"noisy {i}", f"clean {i}") for i in range(1, 6)]
+
+
+def test_few_shot_group_prompt_shows_the_examples_in_numbered_groups() -> None:
+    template = load_template("ast", "en", variant="fewshot_segments")
+    builder = PromptBuilder(template, "ast", "en", examples=EXAMPLES, context_segments=3)
+    prompt = builder.build_group(["segment one", "segment two"], request_id="g")
+    assert prompt.completion and prompt.answer_lines == 2
+    # five examples, three at a time: a group of three, then one of two, then the question
+    first = "Translations:\n1. noisy 1\n2. noisy 2\n3. noisy 3\nCorrected:\n1. clean 1\n2. clean 2\n3. clean 3"
+    second = "Translations:\n1. noisy 4\n2. noisy 5\nCorrected:\n1. clean 4\n2. clean 5"
+    assert prompt.user == f"{first}\n\n{second}\n\nTranslations:\n1. segment one\n2. segment two\nCorrected:"
+    assert prompt.plain_text().endswith("Corrected:")  # the model continues with the numbered answer
+    single = PromptBuilder(template, "ast", "en", examples=EXAMPLES, context_segments=2)
+    assert single.prompt_sha != builder.prompt_sha
+    # a few-shot template without the group form says which template has it
+    with pytest.raises(ValueError, match=r"\[example_group\].*fewshot_segments"):
+        PromptBuilder(load_template("ast", "en", variant="fewshot"), "ast", "en", examples=EXAMPLES,
+                      context_segments=3)
+    with pytest.raises(ValueError, match=r"\[example_group\] section needs \[example\] and \[user_group\]"):
+        parse_template("[user]\n{hypothesis}\n[example_group]\n{segments} {corrected_segments}\n")
+
+
+class _CompletionLM(_GroupLM):
+    """A base LM: answers the question's segments, then goes on with a made-up next example."""
+
+    def generate(self, prompts: Sequence[ChatPrompt]) -> list[GenerationResult]:
+        self.prompts.extend(prompts)
+        results = []
+        for prompt in prompts:
+            question = prompt.user.rsplit("Translations:\n", 1)[1]
+            segments = re.findall(r"^\d+\. (.*)$", question, flags=re.MULTILINE)
+            answer = self.answer(segments)
+            results.append(GenerationResult(text=f"\n{answer}\n\nTranslations:\n1. made up\nCorrected:\n1. x"))
+        return results
+
+
+def test_few_shot_groups_are_split_back_up_to_the_end_of_the_first_numbered_block() -> None:
+    def fix(segments: list[str]) -> str:
+        if segments[0] == "segment b one":  # recording b: one line short
+            return "1. fixed"
+        return "\n".join(f"{i}. {text} ok" for i, text in enumerate(segments, start=1))
+
+    cuts = _vad_cuts()
+    config = CorrectionConfig(task="ast", lang="en", context_segments=3, show_progress=False,
+                              few_shot=FewShotConfig(count=5))
+    backend = _CompletionLM(fix)
+    examples = [FewShotExample(h, c, source="train") for h, c in EXAMPLES]
+    output = Corrector(backend, config, few_shot_examples=examples).run(cuts)
+    assert all(p.completion and "1. noisy 1" in p.user for p in backend.prompts)
+    for cut in output:
+        record = cut.supervisions[0].custom["pl"]["llm"]
+        hypothesis = cut.supervisions[0].custom["pl"]["hyp"]
+        if cut.recording_id == "rec-b":  # its group of two got one line
+            assert record["status"] == "rejected:group_count" and record["text"] == hypothesis
+        else:
+            assert record["status"] == "ok" and record["text"] == f"{hypothesis} ok", record
+
+
+def test_first_numbered_block_stops_at_the_made_up_next_example() -> None:
+    raw = "\n1. a\n\n2. b\nTranslations:\n1. c\n"
+    assert split_numbered_answer(first_numbered_block(raw), 2).texts == ["a", "b"]
+    assert first_numbered_block("Sure:\n1. a\n2. b") == "Sure:\n1. a\n2. b"  # a preamble stays (split drops it)

@@ -52,7 +52,12 @@ from less.llm.cache import AnswerCache, CacheEntry, input_sha
 from less.llm.cleaning import CleaningConfig, clean_answer
 from less.llm.fewshot import FewShotConfig, FewShotExample, draw_examples
 from less.llm.prompts import PromptBuilder, load_template, rescore_prompt_sha
-from less.llm.segments import group_cuts, group_request_id, split_numbered_answer
+from less.llm.segments import (
+    first_numbered_block,
+    group_cuts,
+    group_request_id,
+    split_numbered_answer,
+)
 from less.pseudo.record import read_record, with_record
 
 logger = logging.getLogger(__name__)
@@ -210,7 +215,8 @@ class Corrector:
         self.cache = cache if cache is not None else AnswerCache(None)
         self.few_shot_examples: list[FewShotExample] = []
         if config.mode == "correct":
-            variant = "fewshot" if config.few_shot.count > 0 else "segments" if config.context_segments > 1 else ""
+            variant = "_".join(name for name, used in (("fewshot", config.few_shot.count > 0),
+                                                       ("segments", config.context_segments > 1)) if used)
             template = load_template(config.task, config.lang, config.prompt_template, variant)
             self.few_shot_examples = list(few_shot_examples) if few_shot_examples is not None \
                 else draw_examples(config.few_shot, config.task, config.lang)
@@ -311,7 +317,7 @@ class Corrector:
             key = (request_id, self.backend.model_id, self.prompt_sha, self.config.mode)
             entry = self.cache.get(key, group.input_sha)
             if entry is not None and self.config.retry_rejected and \
-                    split_numbered_answer(entry.answer or "", len(members)).reason in TRANSIENT_REJECTIONS:
+                    self._split_group(entry.answer or "", len(members)).reason in TRANSIENT_REJECTIONS:
                 self.report.reasked_rejected += len(members)
                 group.fallback = entry.answer or ""
             elif entry is not None:
@@ -320,10 +326,18 @@ class Corrector:
             groups.append(group)
         return groups
 
+    def _split_group(self, answer: str, count: int):
+        """A group's answer as one text per segment (see :func:`split_numbered_answer`); a base
+        LM's completion is read up to the end of its first numbered block."""
+        assert self.builder is not None
+        if self.builder.template.completion:
+            answer = first_numbered_block(answer)
+        return split_numbered_answer(answer, count)
+
     def _distribute(self, group: _Group, answer: str) -> None:
         """Split a group's answer back per cut (by number), or reject every cut of the group."""
         group.answer = answer
-        split = split_numbered_answer(answer, len(group.jobs))
+        split = self._split_group(answer, len(group.jobs))
         for position, job in enumerate(group.jobs):
             if split.accepted:
                 job.answer = split.texts[position]

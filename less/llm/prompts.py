@@ -15,6 +15,8 @@ A template file has sections::
     ... {hypothesis} ... {corrected} ...
     [user_group]          (optional: several segments per request, --llm-context-segments)
     ... {count} ... {segments} ...
+    [example_group]       (optional: a worked group example, few-shot with several segments)
+    ... {segments} ... {corrected_segments} ...
 
 Placeholders are replaced literally (not ``str.format``), so templates may contain
 braces.
@@ -30,7 +32,10 @@ for every request (a deterministic, seeded draw), so they are hashed into
 ``[user_group]`` asks for several consecutive segments of one recording at once (the
 LESS authors' recipe sends 5): ``{segments}`` becomes numbered lines ``1. text``,
 ``{count}`` their number, and the answer must be one numbered line per segment
-(:mod:`less.llm.segments`). Every template asks for the corrected text only; :mod:`less.llm.cleaning`
+(:mod:`less.llm.segments`). A few-shot template takes groups too when it has
+``[example_group]`` and ``[user_group]``: the k worked examples are shown K at a time
+as numbered groups (the last one may be smaller), and the prompt ends where the numbered
+answer starts. Every template asks for the corrected text only; :mod:`less.llm.cleaning`
 copes with models that do not listen.
 
 ``prompt_sha`` hashes the template text together with the parameters that change
@@ -51,7 +56,7 @@ from pathlib import Path
 from less.llm.base import ChatPrompt
 
 TEMPLATE_DIR = Path(__file__).with_name("prompts")
-SECTIONS = ("system", "user", "user_nbest", "example", "user_group")
+SECTIONS = ("system", "user", "user_nbest", "example", "user_group", "example_group")
 # Bump when the rendering code changes what a template produces.
 RENDER_VERSION = 1
 
@@ -65,6 +70,7 @@ class PromptTemplate:
     user_nbest: str | None
     example: str | None = None
     user_group: str | None = None
+    example_group: str | None = None
 
     @property
     def completion(self) -> bool:
@@ -107,14 +113,22 @@ def parse_template(text: str, source: str = "<string>") -> PromptTemplate:
     user_group = body.get("user_group") or None
     if user_group is not None and "{segments}" not in user_group:
         raise ValueError(f"{source}: the [user_group] section must contain {{segments}}")
+    example_group = body.get("example_group") or None
+    if example_group is not None:
+        if "{segments}" not in example_group or "{corrected_segments}" not in example_group:
+            raise ValueError(f"{source}: the [example_group] section must contain {{segments}} and "
+                             "{corrected_segments}")
+        if example is None or user_group is None:
+            raise ValueError(f"{source}: an [example_group] section needs [example] and [user_group] sections")
     return PromptTemplate(
         source=source, text=text, system=body.get("system", ""), user=body["user"], user_nbest=user_nbest,
-        example=example, user_group=user_group,
+        example=example, user_group=user_group, example_group=example_group,
     )
 
 
 def default_template_path(task: str, lang: str, variant: str = "") -> Path:
-    """``<task>_<lang>[_<variant>].txt``; variants: ``fewshot`` (base LMs), ``segments``."""
+    """``<task>_<lang>[_<variant>].txt``; variants: ``fewshot`` (base LMs), ``segments``,
+    ``fewshot_segments`` (base LMs, several segments per request)."""
     return TEMPLATE_DIR / f"{task}_{lang}{'_' + variant if variant else ''}.txt"
 
 
@@ -163,12 +177,13 @@ class PromptBuilder:
         if context_segments < 1:
             raise ValueError(f"context_segments must be >= 1, got {context_segments}")
         if context_segments > 1:
-            if template.user_group is None:
-                raise ValueError(f"{template.source}: --llm-context-segments > 1 needs a [user_group] section "
-                                 "(e.g. the packaged <task>_<lang>_segments.txt)")
-            if template.completion or nbest_in_prompt > 0:
-                raise ValueError("--llm-context-segments > 1 works with a plain instruction template only "
-                                 "(not with few-shot examples or --nbest-in-prompt)")
+            if template.user_group is None or (template.completion and template.example_group is None):
+                sections, packaged = ("[example_group] and [user_group] sections", "fewshot_segments") \
+                    if template.completion else ("a [user_group] section", "segments")
+                raise ValueError(f"{template.source}: --llm-context-segments > 1 needs {sections} "
+                                 f"(e.g. the packaged <task>_<lang>_{packaged}.txt)")
+            if nbest_in_prompt > 0:
+                raise ValueError("--llm-context-segments > 1 does not show the N-best (--nbest-in-prompt 0)")
         self.template = template
         self.task = task
         self.lang = lang
@@ -192,6 +207,16 @@ class PromptBuilder:
             _fill(template.example, {"hypothesis": hypothesis, "corrected": corrected})  # type: ignore[arg-type]
             for hypothesis, corrected in self.examples
         )
+        self._group_examples_block = ""
+        if context_segments > 1 and template.example_group is not None:
+            chunks = [self.examples[begin : begin + context_segments]
+                      for begin in range(0, len(self.examples), context_segments)]
+            self._group_examples_block = "\n\n".join(
+                _fill(template.example_group, {"segments": _numbered(h for h, _ in chunk),
+                                               "corrected_segments": _numbered(c for _, c in chunk),
+                                               "count": str(len(chunk))})
+                for chunk in chunks
+            )
 
     def build(self, hypothesis: str, nbest: Sequence[str] = (), request_id: str = "") -> ChatPrompt:
         candidates = list(dict.fromkeys(t for t in nbest if t))[: self.nbest_in_prompt]
@@ -210,11 +235,18 @@ class PromptBuilder:
         """One prompt for consecutive segments, numbered from 1 in the order given (time order)."""
         if self.template.user_group is None:
             raise ValueError(f"{self.template.source}: no [user_group] section")
-        segments = "\n".join(f"{number}. {text}" for number, text in enumerate(hypotheses, start=1))
+        segments = _numbered(hypotheses)
         user = _fill(self.template.user_group, {"segments": segments, "count": str(len(hypotheses))})
+        if self.template.completion and self._group_examples_block:
+            user = f"{self._group_examples_block}\n\n{user}"
         # The budget follows the whole numbered list: every answer line repeats its number.
         return ChatPrompt(system=self.template.system, user=user, hypothesis=segments, request_id=request_id,
-                          answer_lines=len(hypotheses))
+                          completion=self.template.completion, answer_lines=len(hypotheses))
+
+
+def _numbered(texts) -> str:
+    """``1. text`` lines, numbered from 1."""
+    return "\n".join(f"{number}. {text}" for number, text in enumerate(texts, start=1))
 
 
 def rescore_prompt_sha(prefix: str, lang: str, normalize_text: bool, append_eos: bool) -> str:

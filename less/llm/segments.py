@@ -105,6 +105,21 @@ def split_numbered_answer(raw: str, count: int) -> SplitAnswer:
     return SplitAnswer([by_number[number] for number in range(1, count + 1)])
 
 
+def first_numbered_block(raw: str) -> str:
+    """A base LM's completion up to the end of its first numbered block: after answering, a
+    few-shot prompt's model goes on with a made-up next example ("Translations:", "1. ..."),
+    which is not part of the answer."""
+    kept: list[str] = []
+    started = False
+    for line in raw.replace("\r\n", "\n").split("\n"):
+        if _NUMBERED.match(line):
+            started = True
+        elif started and line.strip():
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def numbered_answer_complete(generated: str, count: int) -> bool:
     """Whether a partial generation already holds ``count`` finished numbered lines."""
     if "\n" not in generated:
