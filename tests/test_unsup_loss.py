@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from less.pseudo.record import PseudoLabelRecord
 from less.unsup.loss import (
     batch_label_prior,
     hypothesis_texts,
@@ -73,7 +74,7 @@ def test_hypotheses_that_cannot_fit_are_left_out_without_nan_gradients():
 
 def test_hypothesis_sets_are_deduplicated_and_include_the_llm_text():
     pl = {"hyp": "你好", "nbest": [["你好", -1.0], ["你号", -2.0], ["你 好", -3.0]], "llm": {"text": "你好"}}
-    texts = hypothesis_texts(pl)
+    texts = hypothesis_texts(PseudoLabelRecord.from_custom(pl))
     assert texts == ["你好", "你号", "你 好", "你好"]
     encode = {"你": 3, "好": 4, "号": 5}
 
@@ -83,7 +84,8 @@ def test_hypothesis_sets_are_deduplicated_and_include_the_llm_text():
     hyps = make_hypotheses(texts, tokenize, lm_score=lambda t: -float(len(t)))
     assert hyps.tokens == ((3, 4), (3, 5))  # "你 好" and the LLM text are the 1-best again
     assert hyps.lm_scores == (-2.0, -2.0)
-    assert hypothesis_texts({"hyp": "一", "nbest": [], "llm": {"text": "二"}}, include_llm=False) == ["一"]
+    record = PseudoLabelRecord.from_custom({"hyp": "一", "nbest": [], "llm": {"text": "二"}})
+    assert hypothesis_texts(record, include_llm=False) == ["一"]
     assert make_hypotheses(["", " "], tokenize) is None
 
 

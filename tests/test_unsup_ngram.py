@@ -115,7 +115,7 @@ def test_train_ngram_cli(tmp_path: Path):
     text.write_text("\n".join("".join(s) for s in toy_sentences(50)) + "\n", encoding="utf-8")
     cut = dummy_cut(0, duration=1.0)
     cut.supervisions = [SupervisionSegment("s", cut.recording_id, 0, 1.0, text="teacher words",
-                                           custom={"ref_text": "隐藏", "pl": {"llm": {"text": "狗买花"}}})]
+                                           custom={"ref_text": "隐藏", "pl": {"hyp": "狗卖花", "llm": {"text": "狗买花"}}})]
     CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
     out = tmp_path / "lm" / "char.arpa"
     with_fst = importlib.util.find_spec("kaldilm") is not None

@@ -30,7 +30,7 @@ import torch
 from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
-from less.pseudo.record import PseudoLabelRecord
+from less.pseudo.record import PseudoLabelRecord, read_record
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
 from less.utils import progress_bar, resolve_dtype, save_cuts_atomic, setup_logging, str2bool
 
@@ -231,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     save_cuts_atomic(labelled, out)
     partial.unlink(missing_ok=True)
     hours = sum(c.duration for c in cuts) / 3600
-    empty = sum(1 for c in labelled if not c.supervisions[0].custom["pl"]["hyp"])
-    mean_conf = sum(c.supervisions[0].custom["pl"]["confidence"] for c in labelled) / max(len(labelled), 1)
+    records = [read_record(c) for c in labelled]
+    empty = sum(1 for r in records if not r.hyp)
+    mean_conf = sum(r.confidence for r in records) / max(len(records), 1)
     log.info("labelled %d cuts (%.2f h) in %.1f s; %d empty hypotheses; mean confidence %.3f -> %s",
              len(labelled), hours, time.time() - begin, empty, mean_conf, out)
     if args.num_shards > 1:

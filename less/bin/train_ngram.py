@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from less.pseudo.record import PseudoLabelRecord
 from less.unsup.ngram import NgramScorer, perplexity, sentence_units, train_kneser_ney, write_arpa
 from less.utils import setup_logging, write_json_atomic
 
@@ -60,8 +61,9 @@ def read_sentences(args: argparse.Namespace) -> Iterator[list[str]]:
 
         for cut in read_cuts(path):  # an empty kept-cuts file is an empty set, not None
             for sup in cut.supervisions:
-                llm = ((sup.custom or {}).get("pl") or {}).get("llm") or {}
-                text = llm.get("text") if llm.get("text") else sup.text
+                pl = (sup.custom or {}).get("pl")
+                llm_text = PseudoLabelRecord.from_custom(pl, f"{path}: cut {cut.id}").llm_text if pl else None
+                text = llm_text or sup.text
                 units = sentence_units(text or "", args.lang)
                 if units:
                     yield units

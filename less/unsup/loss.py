@@ -45,6 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from less.pseudo.record import PseudoLabelRecord
+
 
 def sequence_level_loss(log_probs: Tensor, log_prob_lens: Tensor, hypotheses: Sequence[Sequence[Sequence[int]]],
                         lm_scores: Sequence[Sequence[float]] | None = None, log_prior: Tensor | None = None,
@@ -126,14 +128,13 @@ class Hypotheses:
     lm_scores: tuple[float, ...]
 
 
-def hypothesis_texts(pl: dict, include_llm: bool = True) -> list[str]:
+def hypothesis_texts(record: PseudoLabelRecord, include_llm: bool = True) -> list[str]:
     """The teacher's N-best texts (1-best when no N-best) and the LLM's text, in that order."""
-    texts = [entry[0] for entry in (pl.get("nbest") or []) if entry and entry[0]]
-    if not texts and pl.get("hyp"):
-        texts = [pl["hyp"]]
-    llm_text = (pl.get("llm") or {}).get("text")
-    if include_llm and llm_text:
-        texts.append(llm_text)
+    texts = [text for text, _ in record.nbest if text]
+    if not texts and record.hyp:
+        texts = [record.hyp]
+    if include_llm and record.llm_text:
+        texts.append(record.llm_text)
     return texts
 
 

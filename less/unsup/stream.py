@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from less.pseudo.record import PseudoLabelRecord
 from less.unsup.loss import (
     Hypotheses,
     batch_label_prior,
@@ -51,10 +52,11 @@ def collect_hypotheses(cuts, encode: Callable[[str], list[int]], lm_score: Calla
         if pl is None:
             raise ValueError(f"cut {cut.id}: no pseudo-label record (supervision.custom['pl']): the unlabeled "
                              "cuts must come from less.bin.filter_pl --annotated-cuts (or pseudo_label)")
-        if pl.get("kept") is True:
+        record = PseudoLabelRecord.from_custom(pl, f"cut {cut.id}")
+        if record.kept is True:
             counts["kept_skipped"] += 1
             continue
-        hyps = make_hypotheses(hypothesis_texts(pl, include_llm), encode, lm_score)
+        hyps = make_hypotheses(hypothesis_texts(record, include_llm), encode, lm_score)
         if hyps is None:
             counts["no_hypotheses"] += 1
             continue
