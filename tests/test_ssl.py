@@ -144,12 +144,43 @@ def test_enhanced_labels_start_after_a_best_rq_phase():
     assert float(after["loss"]) == pytest.approx(float(after["anchor_loss"] + 0.5 * after["enhanced_loss"]), rel=1e-5)
 
 
-def enhanced_perplexity_curve(feats, lens, anchor_weight: float, seed: int, steps: int) -> list[float]:
+def test_momentum_labels_get_no_gradient_and_follow_the_encoder():
+    torch.manual_seed(0)
+    objective = SslObjectiveConfig(method="birq", codebook_size=64, enhanced_codebook_size=64, anchor_weight=0.0,
+                                   enhanced_label_source="ema", ema_decay=0.75, enhanced_start_batches=10)
+    model = SslModel(objective, "xs", SMALL)
+    generator = model.label_generator_parameters()
+    assert generator and not any(p.requires_grad for p in generator)
+    assert not any(k.startswith("ema_") for k in model.encoder_state())  # fine-tuning takes the online encoder
+    feats, lens = torch.randn(2, 300, 80), torch.tensor([300, 260])
+    out = model(feats, lens, torch.Generator().manual_seed(2), batch_count=1e4)
+    assert not model.enhanced_features(feats, lens, int(output_lengths(lens).max())).requires_grad
+    out["loss"].backward()
+    assert all(p.grad is None for p in generator)
+    online = model.encoder.encoders[0].layers[0].feed_forward1.in_proj.weight
+    assert float(online.grad.abs().sum()) > 0  # the online encoder learns through its predictions
+    ema = model.ema_encoder.encoders[0].layers[0].feed_forward1.in_proj.weight
+    with torch.no_grad():
+        online.add_(1.0)
+    model.update_label_generator(batch_count=5)  # before the enhanced labels start: a plain copy
+    assert torch.equal(ema, online)
+    with torch.no_grad():
+        online.add_(1.0)
+    before = ema.clone()
+    model.update_label_generator(batch_count=10)  # from then on a moving average
+    assert torch.allclose(ema, 0.75 * before + 0.25 * online)
+    with pytest.raises(ValueError, match="enhanced label source"):
+        SslObjectiveConfig(method="birq", enhanced_label_source="teacher")
+
+
+def enhanced_perplexity_curve(feats, lens, anchor_weight: float, seed: int, steps: int,
+                              **objective_args) -> list[float]:
     torch.manual_seed(seed)
     objective = SslObjectiveConfig(method="birq", codebook_size=256, enhanced_codebook_size=256,
-                                   anchor_weight=anchor_weight, gumbel_temp_start=0.1, gumbel_temp_end=0.1)
+                                   anchor_weight=anchor_weight, gumbel_temp_start=0.1, gumbel_temp_end=0.1,
+                                   enhanced_start_batches=0, **objective_args)
     model = SslModel(objective, "xs", SMALL)
-    optimizer = ScaledAdam(model, lr=0.045)
+    optimizer = ScaledAdam([(n, p) for n, p in model.named_parameters() if p.requires_grad], lr=0.045)
     num = int(output_lengths(lens).max())
     real = valid_mask(output_lengths(lens), num)
     curve = []
@@ -159,6 +190,7 @@ def enhanced_perplexity_curve(feats, lens, anchor_weight: float, seed: int, step
         model(feats, lens, torch.Generator().manual_seed(step), batch_count=1e4)["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
+        model.update_label_generator(1e4)
         with torch.no_grad():
             codes = model.enhanced_quantizer.codes(model.enhanced_features(feats, lens, num))
         curve.append(code_perplexity(codes, real, 256))
@@ -182,6 +214,11 @@ def test_anchoring_slows_the_collapse_of_enhanced_labels(mini_data: Path):
         assert late_anchored[-1] > late_free[-1], (seed, free, anchored)
     # over the three seeds, the anchored labels keep well over 1.5x the codes in the late steps
     assert sum(late_anchored) > 1.5 * sum(late_free), (late_free, late_anchored)
+    # momentum labels, no anchoring: the encoder moves as fast (a fast momentum of 0.9), but nothing
+    # pulls the labels towards predictability, and they stay spread where the online ones collapsed
+    momentum = enhanced_perplexity_curve(feats, lens, 0.0, 0, 16, enhanced_label_source="ema", ema_decay=0.9)
+    assert min(momentum) > 0.5 * momentum[0], momentum
+    assert sum(momentum[8:]) / 8 > 2 * late_free[0], (momentum, late_free[0])
 
 
 def test_collapse_warning_names_the_perplexities_and_the_remedies():
@@ -203,11 +240,13 @@ def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("labels", ["online", "ema"])
+def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatch, labels: str):
     torch.set_num_threads(1)
     monkeypatch.setattr(ssl_trainer, "COLLAPSE_RATIO", 1e6)  # every window "collapses": the warning is wired
     straight = tmp_path / "straight"
-    args = ("--num-epochs", "2", "--max-batches-per-epoch", "3", "--save-every-n", "2")
+    args = ("--num-epochs", "2", "--max-batches-per-epoch", "3", "--save-every-n", "2",
+            "--enhanced-label-source", labels)
     ssl_pretrain.main(pretrain_args(mini_data, straight, *args))
     final = load_checkpoint(straight / "epoch-2.pt")
     assert final["train_state"]["batch_idx_train"] == 6
@@ -218,6 +257,11 @@ def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatc
         ssl_pretrain.main(pretrain_args(mini_data, resumed, *args))
         again = load_checkpoint(resumed / "epoch-2.pt")["model"]
         assert all(torch.equal(again[k], final["model"][k]) for k in final["model"]), kept
+    ema_keys = [k for k in final["model"] if k.startswith("ema_")]
+    assert bool(ema_keys) == (labels == "ema")  # the label generator is in the checkpoint, resumed with it
+    if labels == "ema":  # and it moved away from its initial copy
+        start = load_checkpoint(straight / "checkpoint-2.pt")["model"]
+        assert any(not torch.equal(start[k], final["model"][k]) for k in ema_keys)
     log_text = next((straight / "log").glob("log-ssl-*.txt")).read_text()
     assert "anchor_ppl" in log_text and "enhanced_ppl" in log_text
     assert log_text.count("enhanced labels are collapsing") == 2  # once per epoch, not per window

@@ -32,7 +32,7 @@ from dataclasses import fields
 
 from less.bin.train import add_loop_arguments
 from less.data.datamodule import DataConfig
-from less.ssl.model import METHODS, SslObjectiveConfig
+from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
 from less.ssl.trainer import SslConfig, run_pretraining
 from less.utils import str2bool
@@ -95,6 +95,12 @@ def get_parser() -> argparse.ArgumentParser:
     b.add_argument("--diversity-weight", type=float, default=o.diversity_weight,
                    help="weight of a wav2vec 2.0-style code-diversity penalty on the enhanced quantizer "
                         "(0: off, as in the paper as far as we know)")
+    b.add_argument("--enhanced-label-source", choices=LABEL_SOURCES, default=o.enhanced_label_source,
+                   help="online: the enhanced labels come from the network being trained, with gradients "
+                        "through the straight-through Gumbel-softmax (the paper's self-labelling); ema: from a "
+                        "momentum copy of it, without gradients (data2vec-style; cannot be pulled into a collapse)")
+    b.add_argument("--ema-decay", type=float, default=o.ema_decay,
+                   help="momentum of the ema label generator (a plain copy before --enhanced-start-batches)")
     b.add_argument("--diversity-temperature", type=float, default=o.diversity_temperature,
                    help="softmax temperature of the soft code assignments the diversity penalty sees")
     return p

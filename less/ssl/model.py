@@ -63,6 +63,23 @@ Choices where the paper (as far as we could read it) is silent, all flags
   (``enhanced_label_grad=False`` stops them: labels become plain self-distillation
   targets, an ablation).
 
+What the paper's settings are (found on the first author's research site, which paraphrases
+the paper with its equation and table numbers; the arXiv text itself was not reachable): the
+penalty form is ``w1 F + w2 (G - min G)`` with the *same* encoder in both levels and one
+single-loop step on ``w1 grad F + w2 grad G`` (as implemented here), ``w1 = 0.1`` (enhanced)
+and ``w2 = 2.4`` (anchor): a penalty constant of 24, not 1; Gumbel temperature 0.5; the
+enhanced labels from ~70 % of the encoder's depth (layer 7 of 10; layer 4 best of 2-4 in a
+5-layer ablation); the gradient of the enhanced loss passes through the target path.  Flags
+for those: ``--enhanced-weight 0.1 --anchor-weight 2.4 --gumbel-temp-start 0.5
+--gumbel-temp-end 0.5 --enhanced-stack 3``.
+
+``enhanced_label_source="ema"`` (not in the paper) takes the enhanced labels from a momentum
+copy of the front end and the lower stacks instead (data2vec's teacher; HuBERT's next
+iteration, updated continuously): a plain copy of the online encoder until the enhanced
+labels start, then ``ema <- d ema + (1 - d) online`` after every optimizer step; the labels
+are fixed targets, no gradient reaches the generator, so nothing pulls them towards a
+collapse.
+
 Without the anchoring term (gamma = 0) the cheapest way to predict self-made labels is
 to make them constant: the enhanced labels collapse; the anchoring term slows that down
 (``tests/test_ssl.py`` measures it at a low temperature, gamma 10 vs 0).
@@ -71,6 +88,7 @@ to make them constant: the enhanced labels collapse; the anchoring term slows th
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +109,7 @@ from less.ssl.quantizer import (
 )
 
 METHODS = ("bestrq", "birq")
+LABEL_SOURCES = ("online", "ema")
 ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
 
 
@@ -122,10 +141,17 @@ class SslObjectiveConfig:
     label_grad_scale: float = 1.0
     diversity_weight: float = 0.0
     diversity_temperature: float = 0.1
+    enhanced_label_source: str = "online"  # online (the paper's self-labelling) | ema
+    ema_decay: float = 0.999
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown SSL method {self.method!r}; choose from {METHODS}")
+        if self.enhanced_label_source not in LABEL_SOURCES:
+            raise ValueError(f"unknown enhanced label source {self.enhanced_label_source!r}; "
+                             f"choose from {LABEL_SOURCES}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def gumbel_temperature(self, batch: float) -> float:
         progress = min(max(batch / max(self.gumbel_temp_batches, 1e-9), 0.0), 1.0)
@@ -213,6 +239,48 @@ class SslModel(EncoderOnly):
                 seed=o.quantizer_seed + 1)
             self.enhanced_heads = nn.ModuleList(
                 nn.Linear(self.output_dim, o.enhanced_codebook_size) for _ in range(o.enhanced_num_codebooks))
+            if o.enhanced_label_source == "ema":
+                # the label generator: a momentum copy of the front end and the stacks up to
+                # enhanced_stack, outside the optimizer (see update_label_generator)
+                self.ema_embed = copy.deepcopy(self.encoder_embed)
+                self.ema_encoder = copy.deepcopy(self.encoder)
+                for param in self.label_generator_parameters():
+                    param.requires_grad_(False)
+
+    def label_generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the momentum label generator (empty unless ``enhanced_label_source="ema"``)."""
+        if not hasattr(self, "ema_encoder"):
+            return []
+        return [*self.ema_embed.parameters(), *self.ema_encoder.parameters()]
+
+    @torch.no_grad()
+    def update_label_generator(self, batch_count: float) -> None:
+        """After an optimizer step: the momentum label generator follows the online encoder.
+
+        Before ``enhanced_start_batches`` it is a plain copy (the labels start from the
+        BEST-RQ-trained state, as HuBERT's second iteration starts from its first model);
+        from then on ``ema <- decay * ema + (1 - decay) * online`` for parameters, buffers
+        copied.  No gradient ever reaches it: the labels cannot be pulled towards
+        predictability (the collapse of the online self-labelling)."""
+        if not hasattr(self, "ema_encoder"):
+            return
+        o = self.objective
+        decay = o.ema_decay if batch_count >= o.enhanced_start_batches else 0.0
+        for ema, online in ((self.ema_embed, self.encoder_embed), (self.ema_encoder, self.encoder)):
+            for target, source in zip(ema.parameters(), online.parameters()):
+                target.lerp_(source.detach(), 1.0 - decay)
+            for target, source in zip(ema.buffers(), online.buffers()):
+                target.copy_(source)
+
+    @property
+    def uses_ema_labels(self) -> bool:
+        return hasattr(self, "ema_encoder")
+
+    @property
+    def label_gradients(self) -> bool:
+        """Whether the enhanced labels are differentiable (online self-labelling with
+        ``enhanced_label_grad``); momentum labels never are."""
+        return self.objective.enhanced_label_grad and not self.uses_ema_labels
 
     @torch.no_grad()
     def anchor_codes(self, feats: Tensor, feat_lens: Tensor, num_label_frames: int) -> Tensor:
@@ -225,14 +293,16 @@ class SslModel(EncoderOnly):
         the label rate: (B, num_label_frames, 2 * encoder_dim[stack]).  Runs in eval mode;
         differentiable unless ``enhanced_label_grad`` is off."""
         o = self.objective
-        modes = [(m, m.training) for m in (self.encoder_embed, self.encoder)]
-        grad = contextlib.nullcontext() if o.enhanced_label_grad else torch.no_grad()
+        embed, encoder = (self.ema_embed, self.ema_encoder) if self.uses_ema_labels else \
+            (self.encoder_embed, self.encoder)
+        modes = [(m, m.training) for m in (embed, encoder)]
+        grad = contextlib.nullcontext() if self.label_gradients else torch.no_grad()
         try:
             for module, _ in modes:
                 module.eval()
             with grad:
-                x, x_lens = self.encoder_embed(feats, feat_lens)
-                inner = self.encoder.stack_outputs(x, x_lens, o.enhanced_stack)[-1].transpose(0, 1)
+                x, x_lens = embed(feats, feat_lens)
+                inner = encoder.stack_outputs(x, x_lens, o.enhanced_stack)[-1].transpose(0, 1)
                 inner = normalize_features(inner, x_lens, o.label_norm)
                 return stack_pairs(inner, num_label_frames)
         finally:
@@ -282,13 +352,20 @@ class SslModel(EncoderOnly):
         stacked = self.enhanced_features(feats, feat_lens, num_label_frames)
         with torch.no_grad():
             all_codes = self.enhanced_quantizer.codes(stacked.detach())
-        codes, one_hot = self.enhanced_quantizer.gumbel_select(
-            stacked[selected].unsqueeze(0), temperature, generator, o.gumbel_noise_in_forward, o.label_grad_scale)
         enhanced_losses, enhanced_accs = [], []
-        for n, head in enumerate(self.enhanced_heads):
-            log_probs = head(hidden).log_softmax(dim=-1)
-            enhanced_losses.append(-(one_hot[n, 0] * log_probs).sum(dim=-1).mean())
-            enhanced_accs.append(float((log_probs.detach().argmax(-1) == codes[n, 0]).float().mean()))
+        if not self.uses_ema_labels:
+            codes, one_hot = self.enhanced_quantizer.gumbel_select(
+                stacked[selected].unsqueeze(0), temperature, generator, o.gumbel_noise_in_forward,
+                o.label_grad_scale)
+            for n, head in enumerate(self.enhanced_heads):
+                log_probs = head(hidden).log_softmax(dim=-1)
+                enhanced_losses.append(-(one_hot[n, 0] * log_probs).sum(dim=-1).mean())
+                enhanced_accs.append(float((log_probs.detach().argmax(-1) == codes[n, 0]).float().mean()))
+        else:  # momentum labels: fixed targets, the nearest codes (the straight-through labels' value)
+            for n, head in enumerate(self.enhanced_heads):
+                loss_n, acc_n = _masked_ce(head(hidden), all_codes[n][selected])
+                enhanced_losses.append(loss_n)
+                enhanced_accs.append(acc_n)
         enhanced_loss = torch.stack(enhanced_losses).mean()
         enhanced_scale = o.enhanced_scale(batch_count)
         loss = enhanced_scale * enhanced_loss + o.anchor_weight * anchor_loss

@@ -115,7 +115,9 @@ class SslTrainer(EpochLoop):
                  sum(p.numel() for p in self.model.parameters()) / 1e6,
                  sum(v.numel() for v in self.model.encoder_state().values()) / 1e6)
         self.model.to(self.device)
-        self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
+        # the momentum label generator (BiRQ with --enhanced-label-source ema) is not optimised
+        trained = [(name, param) for name, param in self.model.named_parameters() if param.requires_grad]
+        self.optimizer = ScaledAdam(trained, lr=cfg.base_lr, clipping_scale=2.0)
         self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
         resume = self.resume_checkpoint()
         if resume is not None:
@@ -154,6 +156,7 @@ class SslTrainer(EpochLoop):
         self.scheduler.step_batch(self.state["batch_idx_train"])
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.model.update_label_generator(self.batch_count())
         values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
         values["lr"] = self.scheduler.get_last_lr()[0]
         self.log_scalars("train", values)
