@@ -142,6 +142,13 @@ def test_enhanced_labels_start_after_a_best_rq_phase():
     after = model(feats, lens, torch.Generator().manual_seed(0), batch_count=125)
     assert "enhanced_loss" not in before and torch.equal(before["loss"], before["anchor_loss"])
     assert float(after["loss"]) == pytest.approx(float(after["anchor_loss"] + 0.5 * after["enhanced_loss"]), rel=1e-5)
+    # a penalty schedule: the anchor weight grows geometrically once the enhanced labels start
+    grows = SslObjectiveConfig(method="birq", enhanced_start_batches=100, anchor_weight=1.0, anchor_weight_end=16.0,
+                               anchor_weight_batches=400)
+    assert [grows.anchor_scale(b) for b in (0, 100, 200, 300, 500, 10**6)] == pytest.approx([1, 1, 2, 4, 16, 16])
+    assert objective.anchor_scale(10**6) == 1.0  # constant without it
+    with pytest.raises(ValueError, match="anchor_weight > 0"):
+        SslObjectiveConfig(method="birq", anchor_weight=0.0, anchor_weight_end=4.0)
 
 
 def test_momentum_labels_get_no_gradient_and_follow_the_encoder():

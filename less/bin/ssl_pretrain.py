@@ -95,6 +95,10 @@ def get_parser() -> argparse.ArgumentParser:
     b.add_argument("--diversity-weight", type=float, default=o.diversity_weight,
                    help="weight of a wav2vec 2.0-style code-diversity penalty on the enhanced quantizer "
                         "(0: off, as in the paper as far as we know)")
+    b.add_argument("--anchor-weight-end", type=float, default=o.anchor_weight_end,
+                   help="penalty schedule: the anchor weight grows geometrically to this (default: constant)")
+    b.add_argument("--anchor-weight-batches", type=float, default=o.anchor_weight_batches,
+                   help="schedule batches of that growth, from --enhanced-start-batches")
     b.add_argument("--enhanced-label-source", choices=LABEL_SOURCES, default=o.enhanced_label_source,
                    help="online: the enhanced labels come from the network being trained, with gradients "
                         "through the straight-through Gumbel-softmax (the paper's self-labelling); ema: from a "

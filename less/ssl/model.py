@@ -41,7 +41,9 @@ Choices where the paper (as far as we could read it) is silent, all flags
   BEST-RQ-trained stack gives ~650-700); started from the BEST-RQ state after ~420
   batches, they stay spread (~400-450) and become learnable.  This is HuBERT's "first
   iteration on simple targets", kept inside one run and one budget;
-* ``anchor_weight`` (gamma, the penalty weight) 1.0, ``enhanced_weight`` 1.0;
+* ``anchor_weight`` (gamma, the penalty weight) 1.0, ``enhanced_weight`` 1.0; optionally a
+  penalty schedule, ``anchor_weight`` growing geometrically to ``anchor_weight_end`` over
+  ``anchor_weight_batches`` from the start of the enhanced labels;
 * Gumbel temperature decays geometrically from ``gumbel_temp_start`` to
   ``gumbel_temp_end`` over ``gumbel_temp_batches`` (schedule batches; wav2vec 2.0's
   2 -> 0.5 schedule is the model; our logits are cosines, so 1.0 -> 0.5 over 4000).  The
@@ -143,6 +145,8 @@ class SslObjectiveConfig:
     diversity_temperature: float = 0.1
     enhanced_label_source: str = "online"  # online (the paper's self-labelling) | ema
     ema_decay: float = 0.999
+    anchor_weight_end: float | None = None  # penalty schedule: anchor_weight grows to this (None: constant)
+    anchor_weight_batches: float = 4000.0  # over these schedule batches from enhanced_start_batches
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -152,6 +156,18 @@ class SslObjectiveConfig:
                              f"choose from {LABEL_SOURCES}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.anchor_weight_end is not None and (self.anchor_weight <= 0 or self.anchor_weight_end <= 0):
+            raise ValueError("a penalty schedule (anchor_weight_end) needs anchor_weight > 0 and anchor_weight_end > 0, "
+                             f"got {self.anchor_weight} -> {self.anchor_weight_end}")
+
+    def anchor_scale(self, batch: float) -> float:
+        """The penalty constant at ``batch``: ``anchor_weight``, or with ``anchor_weight_end`` a
+        geometric growth from it to that over ``anchor_weight_batches`` once the enhanced labels
+        start (penalty methods tighten the constraint as they go)."""
+        if self.anchor_weight_end is None:
+            return self.anchor_weight
+        progress = min(max((batch - self.enhanced_start_batches) / max(self.anchor_weight_batches, 1e-9), 0.0), 1.0)
+        return self.anchor_weight * (self.anchor_weight_end / self.anchor_weight) ** progress
 
     def gumbel_temperature(self, batch: float) -> float:
         progress = min(max(batch / max(self.gumbel_temp_batches, 1e-9), 0.0), 1.0)
@@ -344,7 +360,7 @@ class SslModel(EncoderOnly):
             "masked": int(selected.sum()),
         }
         if o.method == "bestrq" or batch_count < o.enhanced_start_batches:
-            out["loss"] = o.anchor_weight * anchor_loss if o.method == "birq" else anchor_loss
+            out["loss"] = o.anchor_scale(batch_count) * anchor_loss if o.method == "birq" else anchor_loss
             return out
 
         assert self.enhanced_quantizer is not None
@@ -368,7 +384,8 @@ class SslModel(EncoderOnly):
                 enhanced_accs.append(acc_n)
         enhanced_loss = torch.stack(enhanced_losses).mean()
         enhanced_scale = o.enhanced_scale(batch_count)
-        loss = enhanced_scale * enhanced_loss + o.anchor_weight * anchor_loss
+        anchor_scale = o.anchor_scale(batch_count)
+        loss = enhanced_scale * enhanced_loss + anchor_scale * anchor_loss
         if o.diversity_weight > 0:
             diversity = self.enhanced_quantizer.diversity_penalty(stacked[real].unsqueeze(0),
                                                                   o.diversity_temperature)
@@ -381,6 +398,7 @@ class SslModel(EncoderOnly):
             enhanced_ppl=code_perplexity(all_codes, real, o.enhanced_codebook_size),
             temperature=temperature,
             enhanced_scale=enhanced_scale,
+            anchor_scale=anchor_scale,
         )
         return out
 
