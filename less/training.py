@@ -82,12 +82,6 @@ class TrainConfig:
     unsup_max_duration: float = 0.0  # seconds of audio per unlabeled batch (0: max_duration)
     data: DataConfig = field(default_factory=DataConfig)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        values = dict(values)
-        data = DataConfig(**values.pop("data", {}))
-        return cls(data=data, **values)
-
 
 def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
                      encoder_only: bool = False) -> None:

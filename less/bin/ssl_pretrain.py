@@ -30,8 +30,8 @@ import argparse
 import json
 from dataclasses import fields
 
-from less.bin.train import add_loop_arguments
 from less.data.datamodule import DataConfig
+from less.loop import add_loop_arguments
 from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
 from less.ssl.trainer import SslConfig, run_pretraining

@@ -39,6 +39,7 @@ import json
 from dataclasses import fields
 
 from less.data.datamodule import DataConfig
+from less.loop import add_loop_arguments
 from less.training import TrainConfig, run_training
 from less.utils import str2bool
 
@@ -52,34 +53,6 @@ def _float_range(text: str) -> tuple[float, float]:
     if low > high:
         raise argparse.ArgumentTypeError(f"range {text!r}: LOW must not exceed HIGH")
     return low, high
-
-
-def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
-    """Options of the epoch loop (less.loop) that training and SSL pretraining share; ``d``: defaults."""
-    dd = DataConfig()
-    p.add_argument("--num-epochs", type=int, default=d.num_epochs)
-    p.add_argument("--start-epoch", type=int, default=d.start_epoch,
-                   help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)")
-    p.add_argument("--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt")
-    p.add_argument("--base-lr", type=float, default=d.base_lr)
-    p.add_argument("--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay")
-    p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
-    p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--save-every-n", type=int, default=d.save_every_n)
-    p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
-    p.add_argument("--log-interval", type=int, default=d.log_interval)
-    p.add_argument("--valid-every-epochs", type=int, default=d.valid_every_epochs,
-                   help="validate after every N-th epoch and after the last one")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--num-threads", type=int, default=d.num_threads,
-                   help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
-    p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
-    p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
-    p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
-    p.add_argument("--num-workers", type=int, default=dd.num_workers)
-    p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
-    p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -97,11 +97,6 @@ def set_batch_count(model: nn.Module, batch_count: float) -> None:
             sub.batch_count = batch_count
 
 
-def _no_op(x: Tensor) -> Tensor:
-    """Identity that still creates an autograd node (keeps graph shapes uniform)."""
-    return x.chunk(1, dim=-1)[0]
-
-
 # ----------------------------------------------------------------------------- initialisation
 
 

@@ -30,10 +30,6 @@ FRAME_SHIFT = 0.01
 WINDOW_CENTRE = 0.0125
 
 
-def input_frame_time(k: float) -> float:
-    return k * FRAME_SHIFT + WINDOW_CENTRE
-
-
 def frame_times(num_frames: int, rate: str) -> Tensor:
     """Centre times (s) of a representation's frames: ``100`` (fbank), ``50`` (front end and
     stack outputs: frame i from input frames 2i..2i+6) or ``25`` (encoder output)."""
