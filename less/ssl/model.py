@@ -115,6 +115,12 @@ LABEL_SOURCES = ("online", "ema")
 ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
 
 
+def _geometric(start: float, end: float, done: float, length: float) -> float:
+    """``start`` -> ``end`` geometrically over ``length`` (``done`` clamped to 0..length)."""
+    progress = min(max(done / max(length, 1e-9), 0.0), 1.0)
+    return start * (end / start) ** progress
+
+
 @dataclass
 class SslObjectiveConfig:
     method: str = "bestrq"
@@ -166,12 +172,11 @@ class SslObjectiveConfig:
         start (penalty methods tighten the constraint as they go)."""
         if self.anchor_weight_end is None:
             return self.anchor_weight
-        progress = min(max((batch - self.enhanced_start_batches) / max(self.anchor_weight_batches, 1e-9), 0.0), 1.0)
-        return self.anchor_weight * (self.anchor_weight_end / self.anchor_weight) ** progress
+        return _geometric(self.anchor_weight, self.anchor_weight_end,
+                          batch - self.enhanced_start_batches, self.anchor_weight_batches)
 
     def gumbel_temperature(self, batch: float) -> float:
-        progress = min(max(batch / max(self.gumbel_temp_batches, 1e-9), 0.0), 1.0)
-        return self.gumbel_temp_start * (self.gumbel_temp_end / self.gumbel_temp_start) ** progress
+        return _geometric(self.gumbel_temp_start, self.gumbel_temp_end, batch, self.gumbel_temp_batches)
 
     def enhanced_scale(self, batch: float) -> float:
         """0 before ``enhanced_start_batches``, then a linear ramp to ``enhanced_weight``."""
@@ -256,8 +261,8 @@ class SslModel(EncoderOnly):
             self.enhanced_heads = nn.ModuleList(
                 nn.Linear(self.output_dim, o.enhanced_codebook_size) for _ in range(o.enhanced_num_codebooks))
             if o.enhanced_label_source == "ema":
-                # the label generator: a momentum copy of the front end and the stacks up to
-                # enhanced_stack, outside the optimizer (see update_label_generator)
+                # the label generator: a momentum copy of the front end and the encoder (only its
+                # stacks up to enhanced_stack run), outside the optimizer (see update_label_generator)
                 self.ema_embed = copy.deepcopy(self.encoder_embed)
                 self.ema_encoder = copy.deepcopy(self.encoder)
                 for param in self.label_generator_parameters():
