@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from less.data import espeak
 from less.data.text import normalize, number_to_words
-from less.local.mini import augment, grammar, morphology, tts
+from less.local.mini import augment, grammar, morphology
 from less.local.mini.plan import PROFILES, SPLITS, plan_texts
 from less.local.mini.prepare import manifest_paths, prepare, text_only_paths
 
@@ -133,24 +134,24 @@ def test_domains_differ_and_spaces_are_large():
 def test_espeak_voices_every_character_and_flags_unknown_ones():
     sampler = grammar.SentenceSampler("conversational", 11)
     characters = {c for _ in range(300) for c in sampler.sample().zh}
-    assert tts.unvoiced_characters(characters) == []
-    assert tts.unvoiced_characters({"\U00020000"}) == [
+    assert espeak.unvoiced_characters(characters) == []
+    assert espeak.unvoiced_characters({"\U00020000"}) == [
         "\U00020000"
     ]  # read as its code point by espeak
-    with pytest.raises(tts.EspeakError):
-        tts.check_voice("no-such-voice")
+    with pytest.raises(espeak.EspeakError):
+        espeak.check_voice("no-such-voice")
 
 
 def test_synthesis_is_16k_and_deterministic():
-    a = tts.synthesize("你明天有空吗？", "cmn+f3", rate=150, pitch=60)
-    b = tts.synthesize("你明天有空吗？", "cmn+f3", rate=150, pitch=60)
+    a = espeak.synthesize("你明天有空吗？", "cmn+f3", rate=150, pitch=60)
+    b = espeak.synthesize("你明天有空吗？", "cmn+f3", rate=150, pitch=60)
     assert a.dtype == np.float32 and np.array_equal(a, b)
-    assert 0.5 < len(a) / tts.SAMPLE_RATE < 4.0 and np.sqrt(np.mean(a**2)) > 0.01
+    assert 0.5 < len(a) / espeak.SAMPLE_RATE < 4.0 and np.sqrt(np.mean(a**2)) > 0.01
 
 
 def test_augmentation_snr_and_gain():
     rng = np.random.default_rng(0)
-    speech = tts.synthesize("el profesor compró tres libros nuevos", "es")
+    speech = espeak.synthesize("el profesor compró tres libros nuevos", "es")
     estimates = []
     for snr in (5.0, 20.0):
         noise = augment.colored_noise(len(speech), "pink", rng)

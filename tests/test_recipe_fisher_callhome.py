@@ -74,7 +74,7 @@ def own_recordings(out_dir: Path) -> None:
     one at 16 kHz (FLAC), one at 8 kHz (WAV)."""
     from scipy.signal import resample_poly
 
-    from less.local.mini.tts import synthesize
+    from less.data.espeak import synthesize
 
     def recording(sentences: tuple[str, ...]) -> np.ndarray:
         silence = np.zeros(12000, np.float32)

@@ -220,7 +220,7 @@ def test_generic_recipe_help_and_missing_options(tmp_path):
 
 
 def test_generic_recipe_stages_0_to_3_on_mandarin_manifests(tmp_path):
-    from less.local.mini.tts import synthesize
+    from less.data.espeak import synthesize
 
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -254,7 +254,7 @@ def write_part_from_files(directory: Path, name: str, texts: list[str]) -> None:
 
 def make_librispeech(root: Path, parts: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     """LibriSpeech/<part>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac + .trans.txt (upper case)."""
-    from less.local.mini.tts import synthesize
+    from less.data.espeak import synthesize
 
     texts: dict[str, dict[str, str]] = {}
     for p, (part, sentences) in enumerate(parts.items()):

@@ -35,7 +35,7 @@ def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def own_recording(path: Path) -> None:
     """A long Mandarin recording of one's own: three espeak sentences between silences."""
-    from less.local.mini.tts import synthesize
+    from less.data.espeak import synthesize
 
     silence = np.zeros(12000, np.float32)
     parts = []

@@ -81,10 +81,10 @@ def load_encoder(path: Path, use_averaged_model: bool, device: torch.device):
 def unit_map_for(alignments, units: str) -> dict[str, str] | None:
     if units == "char":
         return None
-    from less.local.mini import tts  # espeak-ng, only for this option
+    from less.data import espeak  # espeak-ng, only for this option
 
     chars = sorted({u for a in alignments for u, _, _ in a.units})
-    return {c: tts.phonemes(c, "cmn") for c in chars}
+    return {c: espeak.phonemes(c, "cmn") for c in chars}
 
 
 @torch.no_grad()

@@ -142,11 +142,11 @@ def correction_pairs(sentences: Sequence[str], simulator: ErrorSimulator, copies
 
 def espeak_pronouncer(voice: str = "cmn") -> Callable[[str], str]:
     """Pronunciations from espeak-ng (through the mini corpus' ctypes binding)."""
-    from less.local.mini import tts
+    from less.data import espeak
 
     def pronounce(ch: str) -> str:
         try:
-            return tts.phonemes(ch, voice)
+            return espeak.phonemes(ch, voice)
         except Exception:  # a character espeak cannot read: no confusions for it
             return ""
 

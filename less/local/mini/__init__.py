@@ -4,7 +4,8 @@ Imitates the LESS setting on a laptop: clean read speech with labels versus mess
 unlabeled in-the-wild conversational speech.
 
 * :mod:`.lexicon`, :mod:`.grammar`: parallel zh/es/en sentences in two domains;
-* :mod:`.tts`: espeak-ng through ctypes; :mod:`.augment`: noise, babble, reverb, gain;
+* :mod:`less.data.espeak`: espeak-ng through ctypes (synthesis, phonemes); :mod:`.augment`:
+  noise, babble, reverb, gain;
 * :mod:`.plan`, :mod:`.synthesis`: what each split holds, and rendering it to FLAC;
 * :mod:`.prepare`: the command line builder writing lhotse manifests.
 """

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from less.data import espeak
 from less.data.text import normalize
 from less.utils import (
     progress_bar,
@@ -31,7 +32,7 @@ from less.utils import (
     write_text_atomic,
 )
 
-from . import grammar, tts
+from . import grammar
 from .noise import NOISE_RECORDINGS, prepare_noise
 from .plan import (
     CONDITIONS,
@@ -240,7 +241,7 @@ def prepare_task(
             characters = {
                 c for text in spoken_texts(plan) for c in normalize(text, "zh")
             } - checked_characters
-            unvoiced = tts.unvoiced_characters(characters)
+            unvoiced = espeak.unvoiced_characters(characters)
             if unvoiced:
                 raise RuntimeError(
                     f"espeak-ng cmn cannot voice {''.join(unvoiced)!r}; fix the grammar lexicon"
@@ -295,7 +296,7 @@ def prepare(
     for domain in ("read", "conversational"):
         space = grammar.assert_large_space(domain)
         logger.info("grammar domain %s: ~%.3g distinct sentences", domain, space)
-    tts.check_voice("cmn")  # fail early, with a clear message, if espeak-ng cannot load
+    espeak.check_voice("cmn")  # fail early, with a clear message, if espeak-ng cannot load
     pool = _LazyPool(num_jobs)
     try:
         summaries = [

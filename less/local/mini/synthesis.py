@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from less.data import espeak
 from less.utils import atomic_path
 
-from . import augment, tts
+from . import augment
 
-SAMPLE_RATE = tts.SAMPLE_RATE
+SAMPLE_RATE = espeak.SAMPLE_RATE
 REFERENCE_LEVEL_DB = -25.0  # active speech power (dBFS) before any gain change
 BABBLE_GAP_S = 0.2
 
@@ -80,7 +81,7 @@ class RenderResult:
 
 
 def _speak(text: str, voice: VoiceSettings, level_db: float) -> np.ndarray:
-    audio = tts.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch)
+    audio = espeak.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch)
     power = augment.active_power(audio)
     return (audio * np.sqrt(10 ** (level_db / 10) / max(power, 1e-12))).astype(np.float32)
 

@@ -1,4 +1,5 @@
-"""espeak-ng speech synthesis through ctypes (the library shipped by ``espeakng_loader``).
+"""espeak-ng speech synthesis and phonemes through ctypes (the library that ``espeakng_loader``
+ships).
 
 Why ctypes rather than the ``espeak-ng`` command line: no system package is needed, and
 one in-process library instance synthesizes a sentence in milliseconds. espeak-ng keeps
@@ -227,7 +228,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _serve() -> int:
-    """Server loop (``python -m less.local.mini.tts --serve``): one JSON request per line."""
+    """Server loop (``python -m less.data.espeak --serve``): one JSON request per line."""
     out = sys.stdout.fileno()
     try:
         eng = _Engine()
@@ -324,5 +325,5 @@ def unvoiced_characters(characters: str | set[str], voice: str = "cmn") -> list[
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--serve"]:
-        sys.exit("usage: python -m less.local.mini.tts --serve  (internal synthesis server)")
+        sys.exit("usage: python -m less.data.espeak --serve  (internal synthesis server)")
     sys.exit(_serve())
