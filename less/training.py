@@ -141,27 +141,6 @@ def schedule_position(path: str) -> dict[str, float]:
             "schedule_count": float(count)}
 
 
-def model_from_config(train_config: dict[str, Any], ctc_tokenizer, decoder_tokenizer) -> torch.nn.Module:
-    """The model a training configuration describes (used again to load it for decoding).
-
-    Vocabulary sizes come from the tokenizers; ``model_overrides`` may still set
-    ``decoder_vocab_size`` to ``None`` for a CTC-only model.
-    """
-    from less.model import build_model
-
-    overrides = {
-        "ctc_vocab_size": ctc_tokenizer.vocab_size,
-        "decoder_vocab_size": decoder_tokenizer.vocab_size,
-        "sos_id": decoder_tokenizer.sos_id,
-        "eos_id": decoder_tokenizer.eos_id,
-        **(train_config.get("model_overrides") or {}),
-    }
-    for key in ("ctc_scale", "aed_scale"):
-        if train_config.get(key) is not None:
-            overrides[key] = train_config[key]
-    return build_model(train_config["model"], **overrides)
-
-
 class Trainer(EpochLoop):
     def __init__(self, cfg: TrainConfig):
         # schedule_*: where the LR and regularisation schedules start (the teacher's end with
@@ -189,7 +168,9 @@ class Trainer(EpochLoop):
 
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
-        return model_from_config(asdict(self.cfg), self.ctc_tokenizer, self.decoder_tokenizer)
+        from less.model.spec import ModelSpec
+
+        return ModelSpec.from_train_config(asdict(self.cfg)).build(self.ctc_tokenizer, self.decoder_tokenizer)
 
     def setup(self) -> None:
         from less.model import Eden, ScaledAdam

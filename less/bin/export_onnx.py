@@ -178,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
     from less.checkpoint import averaged_model_state, load_checkpoint
-    from less.data.tokenizer import load_tokenizer
-    from less.training import model_from_config
+    from less.model.spec import ModelSpec
 
     if args.checkpoint is not None:
         ckpt = load_checkpoint(args.checkpoint)
@@ -189,12 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         source = f"{args.exp_dir} epoch {args.epoch} avg {args.avg}"
     else:
         raise SystemExit("give --checkpoint, or --exp-dir with --epoch (and --avg)")
-    ctc_tokenizer = load_tokenizer(config["lang_dir"])
-    decoder_lang = config.get("decoder_lang_dir") if config["task"] == "ast" else None
-    decoder_tokenizer = load_tokenizer(decoder_lang) if decoder_lang else ctc_tokenizer
-    model = model_from_config(config, ctc_tokenizer, decoder_tokenizer)
+    spec = ModelSpec.from_train_config(config)
+    ctc_tokenizer, decoder_tokenizer = spec.tokenizers()
+    decoder_lang = spec.decoder_lang_dir
+    model = spec.build(ctc_tokenizer, decoder_tokenizer)
     model.load_state_dict(state)
-    diffs = export_model(model, args.out_dir, {"task": config["task"], "source": source}, args.opset,
+    diffs = export_model(model, args.out_dir, {"task": spec.task, "source": source}, args.opset,
                          args.tolerance)
     shutil.copyfile(Path(config["lang_dir"]) / "tokens.txt", args.out_dir / "tokens.txt")
     if decoder_lang:

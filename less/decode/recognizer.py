@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from less.checkpoint import averaged_model_state, load_checkpoint
-from less.data.tokenizer import load_tokenizer
 from less.decode.attention import attention_beam_search, attention_rescoring, attention_scale_key
 from less.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search, nbest_posteriors
 
@@ -78,14 +77,13 @@ class Recognizer:
     @classmethod
     def from_config(cls, train_config: dict[str, Any], state: dict[str, torch.Tensor],
                     device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
-        from less.training import model_from_config
+        from less.model.spec import ModelSpec
 
-        ctc_tokenizer = load_tokenizer(train_config["lang_dir"])
-        decoder_tokenizer = (load_tokenizer(train_config["decoder_lang_dir"])
-                             if train_config["task"] == "ast" else ctc_tokenizer)
-        model = model_from_config(train_config, ctc_tokenizer, decoder_tokenizer)
+        spec = ModelSpec.from_train_config(train_config)
+        ctc_tokenizer, decoder_tokenizer = spec.tokenizers()
+        model = spec.build(ctc_tokenizer, decoder_tokenizer)
         model.load_state_dict(state)
-        return cls(model, train_config["task"], ctc_tokenizer, decoder_tokenizer, device, dtype)
+        return cls(model, spec.task, ctc_tokenizer, decoder_tokenizer, device, dtype)
 
     @classmethod
     def from_exp_dir(cls, exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool,

@@ -12,6 +12,7 @@ from less.model.ctc_aed import (
 )
 from less.model.optim import Eden, ScaledAdam
 from less.model.scaling import BiasNorm, ScheduledFloat, SwooshL, SwooshR
+from less.model.spec import ModelSpec
 from less.model.subsampling import Conv2dSubsampling
 from less.model.zipformer import Zipformer
 
@@ -24,6 +25,7 @@ __all__ = [
     "Eden",
     "LabelSmoothingLoss",
     "ModelConfig",
+    "ModelSpec",
     "ScaledAdam",
     "ScheduledFloat",
     "SwooshL",
