@@ -66,6 +66,9 @@ class TrainConfig:
     init_from: str | None = None
     init_avg: int = 1  # >1: init from the average decoding uses (--init-from epoch-E.pt, epochs E-A+1..E)
     init_encoder_from: str | None = None
+    # with init_encoder_from: the module names taken from it (default: ENCODER_PREFIXES); SpeechLM
+    # adds its unit encoder and CTC head: encoder_embed.,encoder.,unit_encoder.,ctc_output.
+    init_prefixes: list[str] | None = None
     # with init_from: "continue" the checkpoint's LR and regularisation schedules (Eden's batch and
     # epoch, the Zipformer's batch count: a student goes on where its teacher stopped) or "restart"
     # them from zero (warm-up, then the largest LR and the initial dropout/layer-skip rates again)
@@ -84,20 +87,26 @@ class TrainConfig:
 
 
 def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
-                     encoder_only: bool = False) -> None:
-    """Load weights with errors that say which checkpoint and which tensors disagree."""
+                     encoder_only: bool = False, prefixes: tuple[str, ...] | None = None) -> None:
+    """Load weights with errors that say which checkpoint and which tensors disagree.
+
+    ``prefixes``: only the tensors under these module names, each of which must be in the
+    checkpoint and in the model (``encoder_only``: the front end and the Zipformer)."""
     if encoder_only:
-        state = {k: v for k, v in state.items() if k.startswith(ENCODER_PREFIXES)}
-        if not state:
-            raise ValueError(f"{source}: no encoder weights (encoder_embed.*, encoder.*) found")
+        prefixes = ENCODER_PREFIXES
+    if prefixes is not None:
+        state = {k: v for k, v in state.items() if k.startswith(prefixes)}
+        absent = [p for p in prefixes if not any(k.startswith(p) for k in state)]
+        if absent:
+            raise ValueError(f"{source}: no weights under {', '.join(p + '*' for p in absent)} found")
     own = model.state_dict()
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
                   if k in own and own[k].shape != v.shape]
     if mismatched:
         raise ValueError(f"{source}: tensor shapes differ (another configuration or vocabulary?): {mismatched[:5]}")
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if encoder_only:
-        missing = [k for k in missing if k.startswith(ENCODER_PREFIXES)]
+    if prefixes is not None:
+        missing = [k for k in missing if k.startswith(prefixes)]
     if missing or unexpected:
         raise ValueError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
 
@@ -196,11 +205,15 @@ class Trainer(EpochLoop):
             self.restore_position(ckpt, resume)
         elif cfg.init_from or cfg.init_encoder_from:
             path = cfg.init_from or cfg.init_encoder_from
-            load_state_into(self.model, init_weights(path, cfg.init_avg), path,
-                            encoder_only=cfg.init_encoder_from is not None)
+            prefixes = None
+            if cfg.init_encoder_from is not None:
+                prefixes = tuple(cfg.init_prefixes) if cfg.init_prefixes else ENCODER_PREFIXES
+            elif cfg.init_prefixes:
+                raise SystemExit("--init-prefixes goes with --init-encoder-from")
+            load_state_into(self.model, init_weights(path, cfg.init_avg), path, prefixes=prefixes)
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
-            log.info("initialised the %s from %s", "encoder" if cfg.init_encoder_from else "model", path)
+            log.info("initialised the %s from %s", ", ".join(prefixes) if prefixes else "model", path)
             if cfg.init_from and cfg.init_schedule == "continue":
                 self.state.update(schedule_position(path))
                 log.info("schedules continue from %s: Eden at batch %d, epoch %d; batch count %.0f", path,

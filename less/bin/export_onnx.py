@@ -59,6 +59,8 @@ class CtcExport(torch.nn.Module):
     def forward(self, x: Tensor, x_lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         emb, emb_lens = self.model.encoder_embed(x, x_lens)
         enc, enc_lens = self.model.encoder(emb, emb_lens)
+        if self.model.unit_encoder is not None:  # SpeechLM's unit encoder
+            enc = self.model.unit_encoder(enc, enc_lens)
         return self.model.ctc_log_probs(enc), enc_lens, enc
 
 

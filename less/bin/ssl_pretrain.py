@@ -1,4 +1,4 @@
-"""Self-supervised pretraining of the Zipformer encoder on (unlabeled) audio: BEST-RQ or BiRQ.
+"""Self-supervised pretraining of the Zipformer encoder on (unlabeled) audio: BEST-RQ, BiRQ or SpeechLM-P.
 
 Methods (details and the choices behind every default: :mod:`less.ssl.model`):
 
@@ -8,7 +8,12 @@ Methods (details and the choices behind every default: :mod:`less.ssl.model`):
   itself: codes of an intermediate stack's output on the unmasked input, selected with a
   straight-through Gumbel-softmax so the label generator (the lower stacks) is trained
   end to end; the loss ``enhanced + anchor_weight * anchoring`` is the first-order
-  penalty form of the bilevel problem of arXiv 2509.15430.
+  penalty form of the bilevel problem of arXiv 2509.15430;
+* ``--method speechlm``: SpeechLM-P (:mod:`less.ssl.speechlm`): masked prediction of
+  phoneme units (``less.bin.speechlm_units``) at the encoder and at a shared unit encoder,
+  random swapping, and UCTC on the unpaired text corpus; fine-tune with the unit encoder
+  and the CTC head: ``--model-overrides '{"unit_encoder_layers": 2}' --init-encoder-from
+  <exp>/epoch-N.pt --init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output.``
 
 Cuts need features (stage 2) and one supervision each; ``text`` may be None.
 
@@ -34,6 +39,7 @@ from less.data.datamodule import DataConfig
 from less.loop import add_loop_arguments
 from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
+from less.ssl.speechlm import SpeechLmConfig
 from less.ssl.trainer import SslConfig, run_pretraining
 from less.utils import str2bool
 
@@ -107,15 +113,38 @@ def get_parser() -> argparse.ArgumentParser:
                    help="momentum of the ema label generator (a plain copy before --enhanced-start-batches)")
     b.add_argument("--diversity-temperature", type=float, default=o.diversity_temperature,
                    help="softmax temperature of the soft code assignments the diversity penalty sees")
+
+    s = p.add_argument_group("SpeechLM (units from less.bin.speechlm_units)")
+    sd = SpeechLmConfig()
+    s.add_argument("--unit-dir", help="output directory of less.bin.speechlm_units (units, speech and text units)")
+    s.add_argument("--lang-dir", help="character tokens of the UCTC head (the fine-tuning model's lang dir)")
+    s.add_argument("--unit-encoder-layers", type=int, default=sd.unit_encoder_layers,
+                   help="Transformer layers of the shared unit encoder (fine-tune with the same in "
+                        "--model-overrides)")
+    s.add_argument("--unit-mask-prob", type=float, default=sd.mask_prob,
+                   help="span start probability per 25 Hz frame, speech and text (0.16 x 5 frames: ~58 %% masked)")
+    s.add_argument("--unit-mask-span", type=int, default=sd.mask_span, help="span length in 25 Hz frames")
+    s.add_argument("--swap-prob", type=float, default=sd.swap_prob,
+                   help="random swapping: span start probability of the swap mask (masked frames never swap)")
+    s.add_argument("--swap-span", type=int, default=sd.swap_span)
+    s.add_argument("--text-weight", type=float, default=sd.text_weight,
+                   help="weight of UCTC on the text batches (0: SpeechLM-P without text)")
     return p
+
+
+SPEECHLM_FLAGS = {"unit_encoder_layers": "unit_encoder_layers", "mask_prob": "unit_mask_prob",
+                  "mask_span": "unit_mask_span", "swap_prob": "swap_prob", "swap_span": "swap_span",
+                  "text_weight": "text_weight", "mask_noise_std": "mask_noise_std"}
 
 
 def config_from_args(args: argparse.Namespace) -> SslConfig:
     values = vars(args)
     objective = SslObjectiveConfig(**{f.name: values[f.name] for f in fields(SslObjectiveConfig)})
     data = DataConfig(spec_augment=False, **{f.name: values[f.name] for f in fields(DataConfig) if f.name in values})
-    names = {f.name for f in fields(SslConfig)} - {"objective", "data"}
-    return SslConfig(objective=objective, data=data, **{k: v for k, v in values.items() if k in names})
+    speechlm = SpeechLmConfig(**{field: values[flag] for field, flag in SPEECHLM_FLAGS.items()})
+    names = {f.name for f in fields(SslConfig)} - {"objective", "data", "speechlm"}
+    return SslConfig(objective=objective, data=data, speechlm=speechlm,
+                     **{k: v for k, v in values.items() if k in names})
 
 
 def main(argv: list[str] | None = None) -> None:

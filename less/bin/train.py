@@ -88,6 +88,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="with --init-from: continue the checkpoint's LR and regularisation schedules where "
                         "its training stopped (a student continues its teacher), or restart them from zero")
     p.add_argument("--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)")
+    p.add_argument("--init-prefixes", type=lambda v: [x for x in v.split(",") if x],
+                   help="with --init-encoder-from: the module names to take, comma-separated (default "
+                        "encoder_embed.,encoder.; SpeechLM: encoder_embed.,encoder.,unit_encoder.,ctc_output.)")
     p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
     p.add_argument("--speed-perturb", type=str2bool, default=dd.speed_perturb,
                    help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)")

@@ -104,8 +104,16 @@ class ModelConfig:
     eos_id: int = 1
     ctc_scale: float = 0.1
     aed_scale: float = 0.9
+    # SpeechLM's shared unit encoder between the Zipformer and the heads (0: none, the
+    # plain model; less.model.unit_encoder); its width is the encoder's output_dim
+    unit_encoder_layers: int = 0
+    unit_encoder_heads: int = 4
+    unit_encoder_feedforward_dim: int = 512
+    unit_encoder_dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.unit_encoder_layers < 0:
+            raise ValueError(f"unit_encoder_layers must be >= 0, got {self.unit_encoder_layers}")
         if isinstance(self.encoder, dict):
             self.encoder = ZipformerConfig(**self.encoder)
         if self.sos_id != self.eos_id:

@@ -24,6 +24,7 @@ from less.model.configs import ModelConfig, get_config
 from less.model.scaling import ScheduledFloat
 from less.model.scaling import set_batch_count as _set_batch_count
 from less.model.subsampling import Conv2dSubsampling
+from less.model.unit_encoder import UnitEncoder
 from less.model.zipformer import Zipformer
 
 
@@ -39,6 +40,10 @@ class CtcAedModel(nn.Module):
             dropout=ScheduledFloat((0.0, enc.dropout_start), (20000.0, enc.dropout_end)),
         )
         self.encoder = Zipformer(enc)
+        self.unit_encoder: UnitEncoder | None = None
+        if config.unit_encoder_layers > 0:
+            self.unit_encoder = UnitEncoder(enc.output_dim, config.unit_encoder_layers, config.unit_encoder_heads,
+                                            config.unit_encoder_feedforward_dim, config.unit_encoder_dropout)
         self.ctc_output = nn.Sequential(
             nn.Dropout(config.ctc_dropout),
             nn.Linear(enc.output_dim, config.ctc_vocab_size),
@@ -82,7 +87,10 @@ class CtcAedModel(nn.Module):
                 f"every input needs at least 9 frames (got lengths {feat_lens.tolist()})"
             )
         x, x_lens = self.encoder_embed(feats, feat_lens)
-        return self.encoder(x, x_lens)
+        enc_out, enc_lens = self.encoder(x, x_lens)
+        if self.unit_encoder is not None:
+            enc_out = self.unit_encoder(enc_out, enc_lens)
+        return enc_out, enc_lens
 
     def ctc_log_probs(self, enc_out: Tensor) -> Tensor:
         """(B, T', D) -> log-probabilities (B, T', ctc_vocab_size)."""

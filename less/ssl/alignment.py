@@ -147,11 +147,26 @@ def _symbol(tokenizer, token: int) -> str:
     return tokenizer.sp.id_to_piece(token)  # BPE
 
 
+def greedy_tokens(log_probs: Tensor, blank: int = 0) -> list[int]:
+    """CTC greedy search: the best token per frame, repeats merged, blanks dropped."""
+    out: list[int] = []
+    previous = blank
+    for token in log_probs.argmax(dim=-1).tolist():
+        if token != previous and token != blank:
+            out.append(token)
+        previous = token
+    return out
+
+
 @torch.no_grad()
-def align_cuts(recognizer, cuts, max_duration: float = 200.0) -> tuple[list[UtteranceAlignment], int]:
+def align_cuts(recognizer, cuts, max_duration: float = 200.0,
+               hypotheses: bool = False) -> tuple[list[UtteranceAlignment], int]:
     """Forced-align every cut's transcript with a trained CTC model (a
     :class:`less.decode.recognizer.Recognizer`).  Returns the alignments and the number of
-    cuts skipped (no transcript, ``<unk>`` tokens or a path that does not fit)."""
+    cuts skipped (no transcript, ``<unk>`` tokens or a path that does not fit).
+
+    ``hypotheses``: align the model's own CTC greedy hypothesis instead (unlabeled audio,
+    SpeechLM's speech tokenizer); a cut with an empty hypothesis is skipped."""
     from tqdm import tqdm
 
     from less.data.datamodule import DataConfig, make_loader
@@ -169,12 +184,18 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0) -> tuple[list[Utte
         log_probs = model.ctc_log_probs(enc_out).cpu()
         for b, cut_id in enumerate(batch["cut_ids"]):
             cut = by_id[cut_id]
-            text = cut.supervisions[0].text
-            tokens = tokenizer.encode(text) if text else []
-            if not tokens or tokenizer.unk_id in tokens:
-                skipped += 1
-                log.warning("cut %s: no transcript or out-of-vocabulary characters; not aligned", cut_id)
-                continue
+            if hypotheses:
+                tokens = greedy_tokens(log_probs[b, : int(enc_lens[b])], tokenizer.blank_id)
+                if not tokens:
+                    skipped += 1
+                    continue
+            else:
+                text = cut.supervisions[0].text
+                tokens = tokenizer.encode(text) if text else []
+                if not tokens or tokenizer.unk_id in tokens:
+                    skipped += 1
+                    log.warning("cut %s: no transcript or out-of-vocabulary characters; not aligned", cut_id)
+                    continue
             path = ctc_forced_align(log_probs[b, : int(enc_lens[b])], tokens, tokenizer.blank_id)
             if path is None:
                 skipped += 1
@@ -183,6 +204,7 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0) -> tuple[list[Utte
                 continue
             segments = spans_to_segments(token_spans(path, len(tokens)), cut.duration)
             symbols = [_symbol(tokenizer, t) for t in tokens]
-            out.append(UtteranceAlignment(cut_id, cut.supervisions[0].speaker or "unknown", cut.duration,
+            out.append(UtteranceAlignment(cut_id, (cut.supervisions[0].speaker if cut.supervisions else None)
+                                          or "unknown", cut.duration,
                                           [(u, s, e) for u, (s, e) in zip(symbols, segments)]))
     return out, skipped

@@ -110,7 +110,7 @@ from less.ssl.quantizer import (
     valid_mask,
 )
 
-METHODS = ("bestrq", "birq")
+METHODS = ("bestrq", "birq", "speechlm")  # speechlm: less.ssl.speechlm (its own model; units, not codes)
 LABEL_SOURCES = ("online", "ema")
 ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
 
@@ -243,6 +243,8 @@ class SslModel(EncoderOnly):
     def __init__(self, objective: SslObjectiveConfig, model: str = "xs",
                  model_overrides: dict[str, Any] | None = None) -> None:
         super().__init__(model, model_overrides)
+        if objective.method == "speechlm":
+            raise ValueError("SpeechLM pre-trains less.ssl.speechlm.SpeechLmModel, not SslModel")
         self.objective = o = objective
         feature_dim = self.model_config.encoder.feature_dim
         self.anchor_quantizer = RandomProjectionQuantizer(

@@ -33,11 +33,13 @@ from less.checkpoint import (
 from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
 from less.loop import EpochLoop
 from less.ssl.model import SslModel, SslObjectiveConfig
+from less.ssl.speechlm import SpeechLmConfig
 from less.utils import environment_info, seed_everything, setup_logging
 
 log = logging.getLogger("less.ssl")
 
-STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl")
+STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl",
+             "speech_ce", "speech_acc", "unit_ce", "unit_acc", "text_ctc")
 
 # Enhanced-label perplexity below this fraction of the anchoring labels' counts as a collapse.
 # On the mini corpus (8192-code books) the anchoring labels' perplexity per logged window is
@@ -85,11 +87,20 @@ class SslConfig:
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
     valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
     objective: SslObjectiveConfig = field(default_factory=SslObjectiveConfig)
+    # method speechlm: the units (less.bin.speechlm_units output) and the character tokens of the
+    # UCTC head (the fine-tuning model's lang dir)
+    speechlm: SpeechLmConfig = field(default_factory=SpeechLmConfig)
+    unit_dir: str | None = None
+    lang_dir: str | None = None
     data: DataConfig = field(default_factory=lambda: DataConfig(spec_augment=False))
 
     def __post_init__(self) -> None:
         if isinstance(self.objective, dict):
             self.objective = SslObjectiveConfig(**self.objective)
+        if isinstance(self.speechlm, dict):
+            self.speechlm = SpeechLmConfig(**self.speechlm)
+        if self.objective.method == "speechlm" and not (self.unit_dir and self.lang_dir):
+            raise ValueError("--method speechlm needs --unit-dir (less.bin.speechlm_units) and --lang-dir")
         if isinstance(self.data, dict):
             self.data = DataConfig(**self.data)
         self.data.spec_augment = False
@@ -110,7 +121,11 @@ class SslTrainer(EpochLoop):
 
         cfg = self.cfg
         seed_everything(cfg.seed)
-        self.model = SslModel(cfg.objective, cfg.model, cfg.model_overrides)
+        self.units: dict[str, list[int]] | None = None
+        if cfg.objective.method == "speechlm":
+            self.model = self.build_speechlm()
+        else:
+            self.model = SslModel(cfg.objective, cfg.model, cfg.model_overrides)
         log.info("%s on model %s: %.2fM parameters (encoder %.2fM)", cfg.objective.method, cfg.model,
                  sum(p.numel() for p in self.model.parameters()) / 1e6,
                  sum(v.numel() for v in self.model.encoder_state().values()) / 1e6)
@@ -125,10 +140,60 @@ class SslTrainer(EpochLoop):
             saved = SslObjectiveConfig(**ckpt["config"]["objective"])
             if asdict(saved) != asdict(cfg.objective):
                 raise ValueError(f"{resume} was trained with another objective configuration: {asdict(saved)}")
+            saved_speechlm = ckpt["config"].get("speechlm")
+            if cfg.objective.method == "speechlm" and saved_speechlm != asdict(self.model.cfg):
+                raise ValueError(f"{resume} was trained with another SpeechLM configuration: {saved_speechlm}")
             self.model.load_state_dict(ckpt["model"])
             self.restore_position(ckpt, resume)
         self.train_cuts = load_cuts(cfg.train_cuts, seed=cfg.seed)
         self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
+        if self.units is not None:
+            self.train_cuts = self.with_units(self.train_cuts, "training")
+            if self.valid_cuts is not None:
+                self.valid_cuts = self.with_units(self.valid_cuts, "validation")
+
+    def build_speechlm(self):
+        """SpeechLM's model, its speech units per cut and its text batches (from --unit-dir)."""
+        from less.bin.speechlm_units import load_speech_units, load_text_units
+        from less.data.tokenizer import load_tokenizer
+        from less.ssl.speechlm import SpeechLmModel, TextUnitBatches
+        from less.ssl.units import UnitLexicon
+
+        cfg = self.cfg
+        unit_dir = Path(cfg.unit_dir)
+        lexicon = UnitLexicon.load(unit_dir)
+        # the unit count is a property of the unit directory: the stored config records it
+        cfg.speechlm = SpeechLmConfig(**{**asdict(cfg.speechlm), "num_units": len(lexicon)})
+        tokenizer = load_tokenizer(cfg.lang_dir)
+        model = SpeechLmModel(cfg.speechlm, tokenizer.vocab_size, cfg.model, cfg.model_overrides)
+        self.units = load_speech_units(unit_dir / "speech_units.jsonl.gz")
+        units, chars, dropped = [], [], 0
+        max_frames = int(cfg.data.max_duration * 25)  # a text batch holds as many frames as a speech batch
+        for text, seq in load_text_units(unit_dir / "text_units.jsonl.gz"):
+            ids = tokenizer.encode(text)
+            if not ids or tokenizer.unk_id in ids or len(ids) > len(seq) or len(seq) > max_frames:
+                dropped += 1
+                continue
+            units.append(seq)
+            chars.append(ids)
+        if cfg.speechlm.text_weight > 0 and not units:
+            raise ValueError(f"{unit_dir}/text_units.jsonl.gz: no usable sentence for the UCTC loss")
+        self.text_batches = TextUnitBatches(units, chars, max_frames, cfg.seed) if units else None
+        log.info("SpeechLM: %d units, speech units of %d cuts, %d text sentences (%d dropped: empty, "
+                 "out-of-vocabulary, more characters than units or more units than a batch), "
+                 "%d text batches per pass", len(lexicon),
+                 len(self.units), len(units), dropped, self.text_batches.per_pass if self.text_batches else 0)
+        return model
+
+    def with_units(self, cuts, what: str):
+        """The cuts that have speech units (the others were not recognised or not aligned)."""
+        kept = cuts.filter(lambda c: c.id in self.units).to_eager()
+        total = sum(1 for _ in cuts)
+        if len(kept) == 0:
+            raise ValueError(f"none of the {what} cuts has speech units in {self.cfg.unit_dir}: "
+                             "run less.bin.speechlm_units on them")
+        log.info("SpeechLM %s cuts with speech units: %d of %d", what, len(kept), total)
+        return kept
 
     # ----------------------------------------------------------------- steps
     def batch_count(self) -> float:
@@ -138,6 +203,11 @@ class SslTrainer(EpochLoop):
         generator = torch.Generator().manual_seed(_batch_seed(batch["cut_ids"], epoch, self.cfg.seed))
         feats = batch["inputs"].to(self.device)
         feat_lens = batch["input_lens"].to(self.device)
+        if self.units is not None:  # SpeechLM: frame units, and in training one text batch per step
+            frame_units = [self.units[cut_id] for cut_id in batch["cut_ids"]]
+            text = (self.text_batches[self.state["batch_idx_train"]]
+                    if self.model.training and self.text_batches is not None else None)
+            return self.model(feats, feat_lens, frame_units, text, generator)
         return self.model(feats, feat_lens, generator, self.batch_count())
 
     def train_step(self, batch: dict[str, Any], epoch: int) -> dict[str, float] | None:
@@ -193,7 +263,8 @@ class SslTrainer(EpochLoop):
         if not self.counts:
             return
         means = self.means()
-        progress.set_postfix({k: f"{means[k]:.3g}" for k in ("loss", "anchor_ppl", "enhanced_ppl") if k in means})
+        progress.set_postfix({k: f"{means[k]:.3g}" for k in ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc")
+                              if k in means})
         if n % self.cfg.log_interval == 0:
             log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
                      self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
