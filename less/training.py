@@ -213,7 +213,8 @@ class Trainer(EpochLoop):
             load_state_into(self.model, init_weights(path, cfg.init_avg), path, prefixes=prefixes)
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
-            log.info("initialised the %s from %s", ", ".join(prefixes) if prefixes else "model", path)
+            what = "model" if prefixes is None else "encoder" if prefixes == ENCODER_PREFIXES else ", ".join(prefixes)
+            log.info("initialised the %s from %s", what, path)
             if cfg.init_from and cfg.init_schedule == "continue":
                 self.state.update(schedule_position(path))
                 log.info("schedules continue from %s: Eden at batch %d, epoch %d; batch count %.0f", path,

@@ -89,3 +89,31 @@ def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(mini_data: 
     again = subprocess.run(args, capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+@pytest.mark.slow
+def test_speechlm_stage_makes_units_pretrains_and_fine_tunes_from_the_uctc_head(mini_data: Path, tmp_path: Path):
+    exp = tmp_path / "exp"
+    args = [
+        str(RUN), "--stage", "4", "--stop-stage", "4", "--tasks", "asr", "--data", str(mini_data),
+        "--exp", str(exp), "--ssl", "speechlm", "--ssl-epochs", "1", "--speechlm-unit-layers", "1",
+        "--seed-epochs", "1", "--max-duration", "20", "--num-threads", "1", "--train-workers", "0",
+        "--noise-aug", "false",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    units = exp / "asr" / "speechlm_units"
+    assert (units / "units.txt").is_file() and (units / "text_units.jsonl.gz").is_file()
+    pretrained = load_checkpoint(exp / "asr" / "ssl_speechlm" / "epoch-1.pt")
+    assert pretrained["ssl_method"] == "speechlm"
+    assert pretrained["config"]["speechlm"]["unit_encoder_layers"] == 1
+    tokenizer = load_checkpoint(exp / "asr" / "speechlm_tokenizer" / "epoch-1.pt")
+    assert not any(k.startswith("unit_encoder.") for k in tokenizer["model"])  # a plain seed makes the units
+    seed = load_checkpoint(exp / "asr" / "iter0" / "epoch-1.pt")
+    assert seed["config"]["init_prefixes"] == ["encoder_embed.", "encoder.", "unit_encoder.", "ctc_output."]
+    assert seed["config"]["model_overrides"] == {"unit_encoder_layers": 1}
+    assert seed["model"]["ctc_output.1.weight"].shape == pretrained["model"]["ctc_output.1.weight"].shape
+
+    refused = subprocess.run([*args[:6], "asr ast", *args[7:]], capture_output=True, text=True, env=env)
+    assert refused.returncode != 0 and "--ssl speechlm is Mandarin only" in refused.stderr

@@ -192,13 +192,21 @@ less_ssl_checkpoint() {  # task -> the pretrained encoder the seed and scratch s
 
 less_ssl_init() {  # task -> training flags that start the encoder from SSL pretraining (none when ssl=none)
   [ "${ssl:-none}" = none ] || echo "--init-encoder-from $(less_ssl_checkpoint "$1")"
+  # SpeechLM: also its unit encoder and UCTC head (the model has the unit encoder: less_speechlm_overrides)
+  [ "${ssl:-none}" = speechlm ] && echo "--init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output."
+  return 0
+}
+
+less_speechlm_overrides() {  # -> --model-overrides of every model of a --ssl speechlm run (none otherwise)
+  [ "${ssl:-none}" = speechlm ] && echo "--model-overrides {\"unit_encoder_layers\":${speechlm_unit_layers:-2}}"
+  return 0
 }
 
 less_ssl_pretrain() {  # task unlabeled_cuts [more ssl_pretrain flags: model, batch size, threads...]
   case "${ssl:-none}" in
     none) return 0 ;;
-    bestrq | birq) ;;
-    *) less_die "--ssl must be none, bestrq or birq, not '$ssl'" ;;
+    bestrq | birq | speechlm) ;;
+    *) less_die "--ssl must be none, bestrq, birq or speechlm, not '$ssl'" ;;
   esac
   less_need 4 "$2"
   # shellcheck disable=SC2086  # ssl_opts is a list of flags
@@ -302,6 +310,7 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
   local test_files=() i
   shift 5
   [[ " $systems " == *" U "* ]] && less_die "system U runs in egs/mini/less only so far (its n-gram LM needs the recipe's text-only corpus)"
+  [ "${ssl:-none}" = speechlm ] && less_die "--ssl speechlm runs in egs/mini/less only so far (its units need the recipe's text-only corpus and a unit lexicon); use bestrq or birq here"
   less_check_systems "$systems" "$num_iters"
   for (( i = 0; i < ${#decode_args[@]}; i++ )); do
     [ "${decode_args[$i]}" = --test ] && test_files+=("${decode_args[$((i + 1))]#*=}")

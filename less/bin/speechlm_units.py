@@ -10,7 +10,7 @@ speechlm`` trains on.
 3. speech units: ``--hyp-cuts`` (unlabeled, e.g. unsup_wild) recognised by the same model
    (CTC greedy) and aligned to that hypothesis; one unit per 25 Hz encoder frame:
    ``speech_units.jsonl.gz`` (``{"cut_id", "units"}``; the reference-aligned ``--ref-cuts``
-   are added with ``--ref-speech true``).  Where the cuts carry hidden references
+   are added with ``--ref-speech true``, and ``--valid-cuts`` from their references).  Where the cuts carry hidden references
    (``custom["ref_text"]``, the mini corpus), the unit error rate and the character error
    rate of the hypotheses are logged;
 4. text units: each sentence of ``--text`` -> units, upsampled (seeded per sentence):
@@ -47,6 +47,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang-dir", type=Path, required=True, help="its character tokens (data/lang_char)")
     p.add_argument("--ref-cuts", action="append", required=True, help="transcribed cuts: durations (repeatable)")
     p.add_argument("--hyp-cuts", action="append", default=[], help="unlabeled cuts: speech units (repeatable)")
+    p.add_argument("--valid-cuts", action="append", default=[],
+                   help="transcribed cuts for the pretraining's validation: units from their references (repeatable)")
     p.add_argument("--ref-speech", type=str2bool, default=False,
                    help="also write speech units of --ref-cuts (aligned to their references)")
     p.add_argument("--text", type=Path, required=True, help="text-only corpus, one sentence per line")
@@ -135,6 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     if args.ref_speech:
         rows += [{"cut_id": a.cut_id, "units": frame_units(a, frames_of[a.cut_id], lexicon)} for a in ref_alignments]
+    if args.valid_cuts:
+        valid_cuts = _load_cuts(args.valid_cuts)
+        valid_alignments, skipped = align_cuts(recognizer, valid_cuts, args.max_duration)
+        valid_frames = {c.id: _encoder_frames(c) for c in valid_cuts}
+        rows += [{"cut_id": a.cut_id, "units": frame_units(a, valid_frames[a.cut_id], lexicon)}
+                 for a in valid_alignments]
+        log.info("speech units of %d validation cuts from their references (%d skipped)", len(valid_alignments),
+                 skipped)
     if args.hyp_cuts:
         hyp_cuts = _load_cuts(args.hyp_cuts)
         hyp_alignments, empty = align_cuts(recognizer, hyp_cuts, args.max_duration, hypotheses=True)

@@ -10,6 +10,9 @@
 #   2  fbank features (lilcom) for every split and for the noise set
 #   3  token inventories: data/lang_char (zh), data/lang_bpe_<N>_{es,en}
 #   4  with --ssl bestrq|birq: pretrain the encoder on unsup_wild     exp/<task>/ssl_<ssl>
+#      with --ssl speechlm (asr): a plain seed as the unit tokenizer  exp/asr/speechlm_tokenizer,
+#      its phoneme units of unsup_wild and of the text-only corpus     exp/asr/speechlm_units,
+#      then SpeechLM-P pretraining on them                             exp/asr/ssl_speechlm
 #      train the seed model S (iteration 0) on train_sup           exp/<task>/iter0
 #      (its encoder starts from the pretrained one when --ssl is set)
 #   5  decode dev, test_clean, test_wild with it; with --ssl (asr): ABX of the pretrained
@@ -122,7 +125,10 @@ noise_aug=true          # mix the synthetic noise set into training batches (ice
 volume_db=              # volume perturbation range in dB, e.g. -18,6 (Kaldi's 1/8..2); empty: off
 train_opts=             # more less.bin.train flags for the seed and students, e.g. "--noise-snr=0,20"
 ssl=none                # self-supervised pretraining of the encoder on unsup_wild before the seed:
-                        # none, bestrq or birq; the seed and scratch students start from it
+                        # none, bestrq, birq or speechlm (asr only: SpeechLM-P with the text-only corpus;
+                        # the seed then has its unit encoder and starts from its UCTC head too)
+speechlm_unit_layers=2  # --ssl speechlm: layers of the shared unit encoder (kept in every model of the run)
+speechlm_tokenizer=     # --ssl speechlm: seed checkpoint that makes the units (default: train a plain seed)
 ssl_epochs=15           # pretraining epochs
 ssl_opts=               # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches=3000"
 abx_layers="embed 0 1 2 3 4 5 final"  # encoder layers whose ABX error stage 5 measures (with --ssl)
@@ -282,7 +288,8 @@ lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)
     echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_es --decoder-lang-dir $data/lang_bpe_${bpe_vocab_size}_en"
   fi
 }
-train_args() {  # training flags of a task
+train_args() {  # training flags of a task (a second argument "plain": without SpeechLM's unit encoder)
+  [ "${2:-}" = plain ] || less_speechlm_overrides
   echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
     "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers" \
     "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads --dtype $dtype" \
@@ -312,14 +319,33 @@ asr_beam_size=$beam_size
 set_beam() { if [ "$1" = ast ]; then beam_size=$ast_beam_size; else beam_size=$asr_beam_size; fi; }  # task
 pl_systems=${systems//S_cont/}  # the systems that learn from pseudo-labels
 less_check_systems "$systems" "$num_iters"
+if [ "$ssl" = speechlm ] && [ "$tasks" != asr ]; then
+  less_die "--ssl speechlm is Mandarin only (its units are espeak syllables of characters): add --tasks asr"
+fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   for task in $tasks; do
     less_time_begin 4 "$task"
+    speechlm_args=()
+    if [ "$ssl" = speechlm ]; then
+      tokenizer=${speechlm_tokenizer:-$exp/asr/speechlm_tokenizer/epoch-$seed_epochs.pt}
+      if [ -z "$speechlm_tokenizer" ]; then
+        log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
+        # shellcheck disable=SC2046
+        $train_cmd --task asr --exp-dir "$exp/asr/speechlm_tokenizer" --num-epochs "$seed_epochs" \
+          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" $(train_args asr plain)
+      fi
+      log "Stage 4: SpeechLM units of unsup_wild and of the text-only corpus"
+      python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$data/lang_char" \
+        --ref-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" --hyp-cuts "$(fbank asr unsup_wild)" \
+        --text "$data/text/mini-asr_text_only.zh.txt" --num-threads "$num_threads" --out-dir "$exp/asr/speechlm_units"
+      speechlm_args=(--unit-dir "$exp/asr/speechlm_units" --lang-dir "$data/lang_char"
+                     --unit-encoder-layers "$speechlm_unit_layers")
+    fi
     if [ "$ssl" != none ]; then
       log "Stage 4: $ssl pretraining of the encoder on unsup_wild ($task)"
       # shellcheck disable=SC2046
-      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" $(ssl_args "$task")
+      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" $(ssl_args "$task") "${speechlm_args[@]}"
     fi
     log "Stage 4: train the seed model S (iteration 0, $task)"
     # shellcheck disable=SC2046
