@@ -58,7 +58,12 @@ data=data               # where manifests, features and lang dirs go
 exp=exp                 # where models, decoding results and RESULTS.md go
 model=xs                # model configuration (xs: a few million parameters, for CPUs)
 train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
-seed_epochs=30          # epochs of the seed model S
+seed_epochs=14          # epochs of the seed model S (30-s batches: ~1,030 steps; on dev (seed 42) 14 epochs
+                        # of 30-s batches reached 26.7 % CER for about the time of 20 epochs of 60-s ones
+                        # (36.1 %); the 30 60-s epochs of the previous default reached 20.6 % in 1.5x the time)
+seed_max_duration=30    # seconds of audio per batch of the seed (more, smaller steps learn faster per epoch
+                        # on half an hour of audio); students and pretraining use --max-duration
+warmup_batches=100      # Eden warm-up of the seed (students continue their teacher's schedules)
 student_epochs=4        # epochs of every student (continuing its teacher's schedules: on dev the N
                         # student of seed 42 reached 18.09 % CER after 4, 20.55 after 2; restarted
                         # schedules needed 8 for 17.43 and were at 22.56 after 4)
@@ -68,14 +73,15 @@ student_schedule="continue"  # a student from its teacher continues the teacher'
                         # schedules (continue), or restarts them (restart: warm-up, peak LR, high
                         # dropout again; on dev the restarted student is worse than its teacher for
                         # its first 4-5 epochs)
-max_duration=60         # seconds of audio per training batch
+max_duration=60         # seconds of audio per training batch of the students (the seed: seed_max_duration)
 lr_batches=2000         # Eden: batches of LR decay (small data: fewer than icefall's 7500)
 lr_epochs=8             # Eden: epochs of LR decay
 ref_duration=2          # Zipformer schedules count batch x max_duration / ref_duration: icefall's 600
                         # suits hundreds of hours; on minutes of audio the regularisation (layer
                         # skipping, dropout) would never anneal and CTC stays blank for ~20 epochs
                         # (seed dev CER after 15/20 epochs: 68.5/40.0 % at 4, 64.7/36.1 % at 2)
-avg=5                   # decode the average of the last N epochs (running averaged model)
+avg=3                   # decode the average of the last N epochs (running averaged model; the 14-epoch seed's
+                        # dev CER averaging 1 / 2 / 3 / 5 epochs: 28.34 / 26.70 / 26.70 / 29.98)
 train_workers=0         # data-loader workers while training (0: in the trainer; loading is ~2 % of a step)
 dtype=auto              # training autocast: fp32, bf16, auto (bf16 on a CPU with native bf16, else fp32)
 valid_every=5           # validate on dev after every N-th epoch (and the last)
@@ -291,7 +297,7 @@ lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)
 train_args() {  # training flags of a task (a second argument "plain": without SpeechLM's unit encoder)
   [ "${2:-}" = plain ] || less_speechlm_overrides
   echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
-    "--lr-epochs $lr_epochs --warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers" \
+    "--lr-epochs $lr_epochs --warmup-batches $warmup_batches --ref-duration $ref_duration --num-workers $train_workers" \
     "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads --dtype $dtype" \
     "--valid-every-epochs $valid_every --seed $train_seed" \
     "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")" \
@@ -333,7 +339,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
         # shellcheck disable=SC2046
         $train_cmd --task asr --exp-dir "$exp/asr/speechlm_tokenizer" --num-epochs "$seed_epochs" \
-          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" $(train_args asr plain)
+          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" $(train_args asr plain) \
+          --max-duration "$seed_max_duration"
       fi
       log "Stage 4: SpeechLM units of unsup_wild and of the text-only corpus"
       python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$data/lang_char" \
@@ -351,7 +358,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     # shellcheck disable=SC2046
     $train_cmd --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
       --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task") \
-      $(less_ssl_init "$task")
+      --max-duration "$seed_max_duration" $(less_ssl_init "$task")
     less_time_end
   done
 fi
