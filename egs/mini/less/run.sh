@@ -306,7 +306,7 @@ train_args() {  # training flags of a task (a second argument "plain": without S
 ssl_args() {  # pretraining flags of a task (same model and batch schedule as training)
   echo "--model $model --max-duration $max_duration --lr-batches $lr_batches --lr-epochs $lr_epochs" \
     "--warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers --num-threads $num_threads" \
-    "--valid-cuts $data/fbank/mini-${1}_cuts_dev.jsonl.gz"
+    "--valid-cuts $data/fbank/mini-${1}_cuts_dev.jsonl.gz --seed $train_seed"
 }
 decode_args() {  # decoding methods and test sets of a task
   local flags="--num-threads $num_threads"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The SSL table of RESULTS.md: seed models (Mandarin) from scratch and from pretrained
+# encoders, over training seeds, paired by seed. One recipe run per arm and seed, stages 4-5
+# (pretraining, seed model, decoding, ABX), on the corpus that stages 0-3 made in data/.
+#
+#   local/compare_ssl.sh --arms "scratch bestrq speechlm speechlm_notext" --seeds "1 2 3"
+#
+# Arms: scratch (--ssl none), bestrq, birq, birq_ema (momentum labels), speechlm (SpeechLM-P),
+# speechlm_notext (the same without UCTC: --text-weight 0, separates units from text).
+# SpeechLM's unit tokenizer of seed s is the scratch arm's seed model of seed s (run scratch
+# first; it is reused, not retrained). Runs skip finished work, so rerunning continues.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arms="scratch bestrq speechlm speechlm_notext"
+seeds="1 2 3"
+out=exp_ssl             # one exp dir per arm and seed: $out/<arm>_s<seed>
+ssl_epochs=10           # pretraining epochs
+seed_epochs=14          # epochs of every seed model (run.sh's default)
+num_threads=1
+run_opts=               # more run.sh flags for every run
+# shellcheck source=../../../../tools/parse_options.sh
+. ../../../tools/parse_options.sh
+
+for arm in $arms; do
+  for s in $seeds; do
+    exp="$out/${arm}_s$s"
+    opts=(--tasks asr --stage 4 --stop-stage 5 --exp "$exp" --train-seed "$s" --num-threads "$num_threads"
+          --ssl-epochs "$ssl_epochs" --seed-epochs "$seed_epochs")
+    case "$arm" in
+      scratch) opts+=(--ssl none) ;;
+      bestrq | birq) opts+=(--ssl "$arm" --ssl-opts "--quantizer-seed $s") ;;
+      birq_ema) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-label-source ema") ;;
+      speechlm | speechlm_notext)
+        tokenizer="$out/scratch_s$s/asr/iter0/epoch-$seed_epochs.pt"
+        [ -f "$tokenizer" ] || { echo "compare_ssl.sh: run the scratch arm of seed $s first (the unit tokenizer)" >&2; exit 1; }
+        opts+=(--ssl speechlm --speechlm-tokenizer "$tokenizer")
+        [ "$arm" = speechlm_notext ] && opts+=(--ssl-opts "--text-weight 0")
+        ;;
+      *) echo "compare_ssl.sh: unknown arm '$arm'" >&2; exit 1 ;;
+    esac
+    echo "$(date '+%F %T') compare_ssl.sh: $arm, seed $s -> $exp"
+    # shellcheck disable=SC2086  # run_opts holds flags
+    ./run.sh "${opts[@]}" $run_opts
+  done
+done
+
+groups=()
+for arm in $arms; do
+  runs=""
+  for s in $seeds; do runs="${runs:+$runs,}$out/${arm}_s$s"; done
+  groups+=(--group "$arm=$runs")
+done
+python -m less.bin.report --task asr --out "$out/RESULTS.md" "${groups[@]}"
+cat "$out/RESULTS.md"
