@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from less.decode.results import read_recogs, result_filename
+from less.layout import SEED_SYSTEM, kept_report, parse_result_path
 from less.metrics import align_units
 from less.stats import (
     CORPUS_METRICS,
@@ -96,15 +97,11 @@ def find_results(exp_dir: Path) -> list[Result]:
         match = _RESULT.match(path.name)
         if not match:
             continue
-        rel = path.relative_to(exp_dir).parts  # task/iter0/method/file or task/sys/iterK/method/file
-        if len(rel) == 4 and rel[1] == "iter0":
-            task, system, iteration, method = rel[0], "S", 0, rel[2]
-        elif len(rel) == 5 and rel[2].startswith("iter"):
-            task, system, iteration, method = rel[0], rel[1], int(rel[2][4:]), rel[3]
-        else:
+        where = parse_result_path(path.relative_to(exp_dir))
+        if where is None:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
-        found.append(Result(task, system, iteration, method, data["test"], data["metric"], float(data["value"]),
+        found.append(Result(where.task, where.system, where.iteration, where.method, data["test"], data["metric"], float(data["value"]),
                             data.get("best_setting", ""), data.get("command", ""), path, data.get("settings")))
     return found
 
@@ -133,9 +130,9 @@ def select_settings(results: list[Result], select_on: str = "dev") -> list[Resul
 
 
 def pl_summary(pl_dir: Path | None, task: str, system: str, iteration: int, part: str) -> dict:
-    if pl_dir is None or system == "S":
+    if pl_dir is None or system == SEED_SYSTEM:
         return {}
-    path = pl_dir / task / system / f"iter{iteration}" / f"{part}_cuts_kept.report.json"
+    path = kept_report(pl_dir, task, system, iteration, part)
     if not path.is_file():
         return {}
     report = json.loads(path.read_text(encoding="utf-8"))
