@@ -5,7 +5,8 @@
 #
 #   local/compare_ssl.sh --arms "scratch bestrq speechlm speechlm_notext" --seeds "1 2 3"
 #
-# Arms: scratch (--ssl none), bestrq, birq, birq_ema (momentum labels), speechlm (SpeechLM-P),
+# Arms: scratch (--ssl none), bestrq, birq, birq_ema (momentum labels), birq_paper (the paper's
+# balance: enhanced 0.1, anchor 2.4, temperature 0.5, labels from stack 3), speechlm (SpeechLM-P),
 # speechlm_notext (the same without UCTC: --text-weight 0, separates units from text).
 # SpeechLM's unit tokenizer of seed s is the scratch arm's seed model of seed s (run scratch
 # first; it is reused, not retrained). Runs skip finished work, so rerunning continues.
@@ -18,6 +19,7 @@ out=exp_ssl             # one exp dir per arm and seed: $out/<arm>_s<seed>
 ssl_epochs=10           # pretraining epochs
 seed_epochs=14          # epochs of every seed model (run.sh's default)
 num_threads=1
+jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine)
 run_opts=               # more run.sh flags for every run
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
@@ -31,6 +33,8 @@ for arm in $arms; do
       scratch) opts+=(--ssl none) ;;
       bestrq | birq) opts+=(--ssl "$arm" --ssl-opts "--quantizer-seed $s") ;;
       birq_ema) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-label-source ema") ;;
+      birq_paper) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-weight 0.1 --anchor-weight 2.4
+                        --gumbel-temp-start 0.5 --gumbel-temp-end 0.5 --enhanced-stack 3") ;;
       speechlm | speechlm_notext)
         tokenizer="$out/scratch_s$s/asr/iter0/epoch-$seed_epochs.pt"
         [ -f "$tokenizer" ] || { echo "compare_ssl.sh: run the scratch arm of seed $s first (the unit tokenizer)" >&2; exit 1; }
@@ -39,10 +43,14 @@ for arm in $arms; do
         ;;
       *) echo "compare_ssl.sh: unknown arm '$arm'" >&2; exit 1 ;;
     esac
-    echo "$(date '+%F %T') compare_ssl.sh: $arm, seed $s -> $exp"
+    echo "$(date '+%F %T') compare_ssl.sh: $arm, seed $s -> $exp (log: $exp.log)"
+    mkdir -p "$out"
     # shellcheck disable=SC2086  # run_opts holds flags
-    ./run.sh "${opts[@]}" $run_opts
+    ./run.sh "${opts[@]}" $run_opts >"$exp.log" 2>&1 &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
   done
+  # SpeechLM's tokenizers are the scratch arm's seeds: finish an arm before the next starts
+  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
 done
 
 groups=()
