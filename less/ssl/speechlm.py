@@ -162,7 +162,8 @@ class SpeechLmModel(nn.Module):
             raise ValueError("an empty text unit sequence")
         num_frames = int(lens.max())
         units = padded_labels(text_units, num_frames, pad=0).to(device)
-        masked = (span_mask(lens, num_frames, cfg.mask_prob, cfg.mask_span, generator)
+        # no forced span here (min_masked=0): the text loss does not need masked positions
+        masked = (span_mask(lens, num_frames, cfg.mask_prob, cfg.mask_span, generator, min_masked=0)
                   & valid_mask(lens, num_frames)).to(device)
         x = self.unit_embed(units)
         x = torch.where(masked.unsqueeze(-1), self.text_mask_embed.to(x.dtype), x)

@@ -294,9 +294,10 @@ lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)
     echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_es --decoder-lang-dir $data/lang_bpe_${bpe_vocab_size}_en"
   fi
 }
-train_args() {  # training flags of a task (a second argument "plain": without SpeechLM's unit encoder)
+train_args() {  # training flags of a task (a second argument "plain": without SpeechLM's unit encoder;
+  # batch_seconds=N train_args ...: batches of N seconds instead of --max-duration)
   [ "${2:-}" = plain ] || less_speechlm_overrides
-  echo "$(lang_args "$1") --model $model --max-duration $max_duration --lr-batches $lr_batches" \
+  echo "$(lang_args "$1") --model $model --max-duration ${batch_seconds:-$max_duration} --lr-batches $lr_batches" \
     "--lr-epochs $lr_epochs --warmup-batches $warmup_batches --ref-duration $ref_duration --num-workers $train_workers" \
     "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads --dtype $dtype" \
     "--valid-every-epochs $valid_every --seed $train_seed" \
@@ -339,8 +340,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
         # shellcheck disable=SC2046
         $train_cmd --task asr --exp-dir "$exp/asr/speechlm_tokenizer" --num-epochs "$seed_epochs" \
-          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" $(train_args asr plain) \
-          --max-duration "$seed_max_duration"
+          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" \
+          $(batch_seconds=$seed_max_duration train_args asr plain)
       fi
       log "Stage 4: SpeechLM units of unsup_wild and of the text-only corpus"
       python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$data/lang_char" \
@@ -357,8 +358,8 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     log "Stage 4: train the seed model S (iteration 0, $task)"
     # shellcheck disable=SC2046
     $train_cmd --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" $(train_args "$task") \
-      --max-duration "$seed_max_duration" $(less_ssl_init "$task")
+      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" \
+      $(batch_seconds=$seed_max_duration train_args "$task") $(less_ssl_init "$task")
     less_time_end
   done
 fi
