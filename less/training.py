@@ -87,13 +87,11 @@ class TrainConfig:
 
 
 def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
-                     encoder_only: bool = False, prefixes: tuple[str, ...] | None = None) -> None:
+                     prefixes: tuple[str, ...] | None = None) -> None:
     """Load weights with errors that say which checkpoint and which tensors disagree.
 
     ``prefixes``: only the tensors under these module names, each of which must be in the
-    checkpoint and in the model (``encoder_only``: the front end and the Zipformer)."""
-    if encoder_only:
-        prefixes = ENCODER_PREFIXES
+    checkpoint and in the model (ENCODER_PREFIXES: the front end and the Zipformer)."""
     if prefixes is not None:
         state = {k: v for k, v in state.items() if k.startswith(prefixes)}
         absent = [p for p in prefixes if not any(k.startswith(p) for k in state)]

@@ -8,6 +8,8 @@ import pytest
 import torch
 from lhotse import CutSet
 
+from less.data import espeak
+from less.decode.ctc import ctc_greedy_search
 from less.model import build_model, output_lengths
 from less.ssl.alignment import UtteranceAlignment
 from less.ssl.speechlm import (
@@ -21,7 +23,6 @@ from less.ssl.units import (
     SIL_ID,
     DurationModel,
     UnitLexicon,
-    espeak_syllable,
     frame_units,
     unit_runs,
 )
@@ -51,7 +52,7 @@ def test_silence_is_added_at_both_ends_with_the_measured_length() -> None:
 
 
 def test_homophones_share_a_unit() -> None:
-    lexicon = UnitLexicon.build("他她它你是事市", espeak_syllable("cmn"))
+    lexicon = UnitLexicon.build("他她它你是事市", espeak.pronouncer("cmn"))
     assert lexicon.unit_of("他") == lexicon.unit_of("她") == lexicon.unit_of("它")
     assert lexicon.unit_of("是") == lexicon.unit_of("事") == lexicon.unit_of("市")
     assert lexicon.unit_of("你") != lexicon.unit_of("他") != lexicon.unit_of("是")
@@ -119,15 +120,6 @@ def _toy_texts(n: int, seed: int) -> tuple[list[list[int]], list[list[int]]]:
     return units, chars
 
 
-def _greedy(log_probs: torch.Tensor) -> list[int]:
-    out, prev = [], 0
-    for t in log_probs.argmax(-1).tolist():
-        if t != prev and t != 0:
-            out.append(t)
-        prev = t
-    return out
-
-
 def test_uctc_alone_learns_a_toy_unit_to_character_mapping() -> None:
     import kaldialign
 
@@ -148,7 +140,8 @@ def test_uctc_alone_learns_a_toy_unit_to_character_mapping() -> None:
     with torch.no_grad():
         for u, c in zip(units, chars):
             x = model.unit_embed(torch.tensor([u]))
-            hyp = _greedy(model.ctc_output(model.unit_encoder(x, torch.tensor([len(u)])))[0])
+            log_probs = model.ctc_output(model.unit_encoder(x, torch.tensor([len(u)])))
+            hyp = ctc_greedy_search(log_probs, torch.tensor([len(u)]))[0]
             errors += kaldialign.edit_distance(c, hyp)["total"]
             total += len(c)
     assert errors / total < 0.05, f"CER {100 * errors / total:.1f} %"

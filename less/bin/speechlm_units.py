@@ -85,13 +85,6 @@ def _write_jsonl(path: Path, rows) -> int:
     return count
 
 
-def hidden_reference(cut) -> str | None:
-    sup = cut.supervisions[0] if cut.supervisions else None
-    if sup is None:
-        return None
-    return (sup.custom or {}).get("ref_text") or None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
@@ -103,12 +96,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
 
+    from less.data import espeak
     from less.data.text import normalize
     from less.data.tokenizer import load_tokenizer
     from less.decode.recognizer import Recognizer
+    from less.filter import reference_of
     from less.metrics import align_units
     from less.ssl.alignment import align_cuts
-    from less.ssl.units import DurationModel, UnitLexicon, espeak_syllable, frame_units
+    from less.ssl.units import DurationModel, UnitLexicon, frame_units
 
     tokenizer = load_tokenizer(args.lang_dir)
     if not hasattr(tokenizer, "symbols"):
@@ -118,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     if not sentences:
         raise SystemExit(f"{args.text}: no sentences")
     chars = {c for c in tokenizer.symbols if len(c) == 1} | {c for s in sentences for c in s if not c.isspace()}
-    lexicon = UnitLexicon.build(chars, espeak_syllable(args.voice))
+    lexicon = UnitLexicon.build(chars, espeak.pronouncer(args.voice))
     lexicon.save(out)
     unknown = sorted(c for c, u in lexicon.char_units.items() if u == "<unk>")
     log.info("lexicon: %d characters -> %d units (%d characters unread: %s)", len(lexicon.char_units),
@@ -153,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         for a in hyp_alignments:
             cut = by_id[a.cut_id]
             rows.append({"cut_id": a.cut_id, "units": frame_units(a, _encoder_frames(cut), lexicon)})
-            ref = hidden_reference(cut)
+            ref = reference_of(cut.supervisions[0], "asr") if cut.supervisions else None
             if ref:
                 hyp_text = "".join(u for u, _, _ in a.units)
                 ref_text = normalize(ref, tokenizer.lang).replace(" ", "")

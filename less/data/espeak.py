@@ -309,6 +309,19 @@ def phonemes(text: str, voice: str) -> str:
         return engine().phonemes(text, voice)
 
 
+def pronouncer(voice: str = "cmn"):
+    """``char -> its phonemes`` for ``voice``; '' for a character espeak-ng cannot read (the
+    LLM corrector's confusion sets skip it, SpeechLM's lexicon gives it ``<unk>``)."""
+
+    def pronounce(char: str) -> str:
+        try:
+            return phonemes(char, voice)
+        except Exception:  # noqa: BLE001 - an unreadable character, not a broken engine
+            return ""
+
+    return pronounce
+
+
 def check_voice(voice: str) -> None:
     """Raise :class:`EspeakError` unless ``voice`` loads and speaks."""
     synthesize("1", voice)

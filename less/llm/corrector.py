@@ -140,19 +140,6 @@ def correction_pairs(sentences: Sequence[str], simulator: ErrorSimulator, copies
     return pairs
 
 
-def espeak_pronouncer(voice: str = "cmn") -> Callable[[str], str]:
-    """Pronunciations from espeak-ng (through the mini corpus' ctypes binding)."""
-    from less.data import espeak
-
-    def pronounce(ch: str) -> str:
-        try:
-            return espeak.phonemes(ch, voice)
-        except Exception:  # a character espeak cannot read: no confusions for it
-            return ""
-
-    return pronounce
-
-
 # ---------------------------------------------------------------- measured seed errors
 
 _TEST_SPLIT_DIRS = {"test", "test_clean", "test_wild"}

@@ -414,12 +414,13 @@ def max_error_rate(config: TextLMTrainConfig) -> float:
 
 
 def _homophones(chars: Sequence[str], source: str) -> dict[str, list[str]]:
-    from less.llm.corrector import confusion_sets, espeak_pronouncer, pycorrector_confusions
+    from less.data import espeak
+    from less.llm.corrector import confusion_sets, pycorrector_confusions
 
     if source == "none":
         return {}
     if source == "espeak":
-        confusions = confusion_sets(chars, espeak_pronouncer())
+        confusions = confusion_sets(chars, espeak.pronouncer())
     elif source == "pycorrector":
         confusions = pycorrector_confusions(chars)
     else:

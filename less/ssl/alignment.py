@@ -147,17 +147,6 @@ def _symbol(tokenizer, token: int) -> str:
     return tokenizer.sp.id_to_piece(token)  # BPE
 
 
-def greedy_tokens(log_probs: Tensor, blank: int = 0) -> list[int]:
-    """CTC greedy search: the best token per frame, repeats merged, blanks dropped."""
-    out: list[int] = []
-    previous = blank
-    for token in log_probs.argmax(dim=-1).tolist():
-        if token != previous and token != blank:
-            out.append(token)
-        previous = token
-    return out
-
-
 @torch.no_grad()
 def align_cuts(recognizer, cuts, max_duration: float = 200.0,
                hypotheses: bool = False) -> tuple[list[UtteranceAlignment], int]:
@@ -170,6 +159,7 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0,
     from tqdm import tqdm
 
     from less.data.datamodule import DataConfig, make_loader
+    from less.decode.ctc import ctc_greedy_search
 
     tokenizer = recognizer.ctc_tokenizer
     by_id = {c.id: c for c in cuts}
@@ -182,10 +172,11 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0,
         feats = batch["inputs"].to(recognizer.device)
         enc_out, enc_lens = model.encode(feats, batch["input_lens"].to(recognizer.device))
         log_probs = model.ctc_log_probs(enc_out).cpu()
+        greedy = ctc_greedy_search(log_probs, enc_lens.cpu(), tokenizer.blank_id) if hypotheses else None
         for b, cut_id in enumerate(batch["cut_ids"]):
             cut = by_id[cut_id]
             if hypotheses:
-                tokens = greedy_tokens(log_probs[b, : int(enc_lens[b])], tokenizer.blank_id)
+                tokens = greedy[b]
                 if not tokens:
                     skipped += 1
                     continue

@@ -92,19 +92,6 @@ class UnitLexicon:
         return cls(char_units, units)
 
 
-def espeak_syllable(voice: str = "cmn") -> Callable[[str], str]:
-    """A character's unit: its espeak-ng phonemes (a tonal syllable for ``cmn``)."""
-    from less.data import espeak
-
-    def pronounce(char: str) -> str:
-        try:
-            return espeak.phonemes(char, voice)
-        except Exception:  # noqa: BLE001 - a character espeak cannot read becomes <unk>
-            return ""
-
-    return pronounce
-
-
 def char_frames(alignment: UtteranceAlignment, num_frames: int) -> list[tuple[int, int]]:
     """[first, end) 25 Hz frames of each aligned character: the frames whose centre falls
     in its segment (possibly empty for a segment narrower than a frame)."""
@@ -180,14 +167,13 @@ class DurationModel:
     def upsample(self, units: Sequence[int], rng: random.Random) -> list[int]:
         """Speech-like frame sequence of ``units``: each repeated a sampled number of frames,
         ``<sil>`` before and after (when the measured silence is not zero)."""
-        out: list[int] = []
-        edge = max(0, round(rng.gauss(self.sil_mean, self.sil_std))) if self.sil_mean > 0 else 0
-        out.extend([SIL_ID] * edge)
+        out = [SIL_ID] * self._edge(rng)
         for unit in units:
             out.extend([unit] * self.sample(unit, rng))
-        edge = max(0, round(rng.gauss(self.sil_mean, self.sil_std))) if self.sil_mean > 0 else 0
-        out.extend([SIL_ID] * edge)
-        return out
+        return out + [SIL_ID] * self._edge(rng)
+
+    def _edge(self, rng: random.Random) -> int:
+        return max(0, round(rng.gauss(self.sil_mean, self.sil_std))) if self.sil_mean > 0 else 0
 
     def to_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std, "sil_mean": self.sil_mean, "sil_std": self.sil_std,
