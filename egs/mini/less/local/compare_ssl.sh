@@ -49,9 +49,13 @@ for arm in $arms; do
     ./run.sh "${opts[@]}" $run_opts >"$exp.log" 2>&1 &
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
   done
-  # SpeechLM's tokenizers are the scratch arm's seeds: finish an arm before the next starts
-  while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
+  # SpeechLM's tokenizers are the scratch arm's seed models: the scratch arm finishes before
+  # anything else starts; the other arms overlap (no core idles while one seed finishes)
+  if [ "$arm" = scratch ]; then
+    while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
+  fi
 done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
 
 groups=()
 for arm in $arms; do
