@@ -23,7 +23,7 @@ duplicates across splits.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from less.data.text import normalize
@@ -48,6 +48,9 @@ class Sentence:
     es_display: str
     domain: str
     template: str
+    # the template's drawn slot values (language-neutral lexicon items), sorted by slot name:
+    # what the sentence is about, for scene images (less.local.mini.scenes); not compared
+    slots: tuple[tuple[str, Any], ...] = field(default=(), compare=False, repr=False)
 
 
 # ----------------------------------------------------------------------- sampling
@@ -64,7 +67,9 @@ def templates(domain: str) -> list[Template]:
     return _TEMPLATE_CACHE[domain]
 
 
-def _finish(rendered: tuple[str, str, str], domain: str, template: str) -> Sentence | None:
+def _finish(
+    rendered: tuple[str, str, str], domain: str, template: str, slots: dict[str, Any] | None = None
+) -> Sentence | None:
     zh_display, es_display, en = rendered
     zh_display = zh_display.replace(" ", "")
     es_display = " ".join(es_contract(es_display).split())
@@ -73,7 +78,7 @@ def _finish(rendered: tuple[str, str, str], domain: str, template: str) -> Sente
         return None
     if not ES_WORDS_RANGE[0] <= len(es.split()) <= ES_WORDS_RANGE[1]:
         return None
-    return Sentence(zh, es, en, zh_display, es_display, domain, template)
+    return Sentence(zh, es, en, zh_display, es_display, domain, template, tuple(sorted((slots or {}).items())))
 
 
 def _draw(template: Template, rng: random.Random) -> dict[str, Any]:
@@ -95,8 +100,9 @@ class SentenceSampler:
     def sample(self) -> Sentence:
         for _ in range(1000):
             template = self.rng.choices(self.templates, weights=self._template_weights)[0]
-            rendered = template.render(_draw(template, self.rng))
-            sentence = _finish(rendered, self.domain, template.name) if rendered else None
+            slots = _draw(template, self.rng)
+            rendered = template.render(slots)
+            sentence = _finish(rendered, self.domain, template.name, slots) if rendered else None
             if sentence is not None:
                 return sentence
         raise RuntimeError(

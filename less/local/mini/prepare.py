@@ -168,6 +168,30 @@ def _check_build_info(out_dir: Path, task: str, info: dict) -> None:
         write_json_atomic(path, info)
 
 
+def replan(out_dir: Path, task: str, splits: tuple[str, ...] = SPLITS) -> dict[str, SplitPlan]:
+    """The plans of an existing corpus's splits, redone from its build record.
+
+    Planning is deterministic and cheap, so what a corpus holds (every utterance's sentence,
+    voice, condition, seed) can be recovered without storing it: scene images and phone
+    alignments are derived from these plans. The audio is not touched.
+    """
+    path = out_dir / "manifests" / f"{corpus_name(task)}_build.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no build record of the {task} corpus (run the corpus stage)")
+    info = json.loads(path.read_text())
+    name = info["conditions"]["name"]
+    if name not in CONDITIONS:
+        raise ValueError(f"{path}: unknown conditions {name!r}; expected one of {sorted(CONDITIONS)}")
+    sizes = type(PROFILES["default"])(**{k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in info["sizes"].items()})
+    conditions = CONDITIONS[name]
+    texts = plan_texts(info["seed"], task, sizes, conditions.sup_conversational)
+    return {
+        split: plan_split(info["seed"], task, split, sizes, texts[split], out_dir, conditions)
+        for split in splits
+    }
+
+
 def _existing_summary(
     task: str, split: str, recordings_path: Path, supervisions_path: Path
 ) -> SplitSummary:
