@@ -3,12 +3,18 @@
 Scoring as libri-light's ABX (triphone contexts, DTW over angular frame distances, error
 averaged over contexts, speakers and unit pairs): see :mod:`less.ssl.abx`.
 
-Unit segments come from a CTC forced alignment of the reference transcripts with a
-trained model (``--align-checkpoint``; the mini corpus has no per-character timing),
-written once to ``--alignments`` (JSON lines) and reused by every later call.  Units are
-Mandarin characters (``--units char``) or their espeak-ng syllables
-(``--units espeak-cmn``: the phoneme string espeak-ng reads for the character, tone
-included, so homophones form one category; the mini corpus was synthesised by espeak-ng).
+Unit segments come from ``--alignments`` (JSON lines), read when the file exists:
+
+* exact phones of the mini corpus from espeak-ng's own phoneme events
+  (``python -m less.bin.phone_alignments``; ``--units phone``: the IPA phones as they are);
+* else a CTC forced alignment of the reference transcripts with a trained model
+  (``--align-checkpoint``), written once and reused by every later call.  Units are
+  Mandarin characters (``--units char``) or their espeak-ng syllables (``--units
+  espeak-cmn``: the phoneme string espeak-ng reads for the character, tone included, so
+  homophones form one category; the mini corpus was synthesised by espeak-ng).
+
+An alignment line names a cut id, or a supervision id (the phone alignments do: cut ids
+depend on how a cut set was made); the latter is moved to the cut holding that supervision.
 
 Representations (``--layer``, repeatable): ``fbank`` (the input features, no checkpoint
 needed), ``embed`` (the conv front end, 50 Hz), ``0`` .. ``5`` (Zipformer stack outputs,
@@ -32,12 +38,18 @@ import torch
 from tqdm import tqdm
 
 from less.ssl.abx import CONTEXT_MODES, abx_error, make_items, segment
-from less.ssl.alignment import align_cuts, frame_times, load_alignments, save_alignments
+from less.ssl.alignment import (
+    UtteranceAlignment,
+    align_cuts,
+    frame_times,
+    load_alignments,
+    save_alignments,
+)
 from less.utils import setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.abx")
 
-UNIT_TYPES = ("char", "espeak-cmn")
+UNIT_TYPES = ("char", "espeak-cmn", "phone")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -79,12 +91,35 @@ def load_encoder(path: Path, use_averaged_model: bool, device: torch.device):
 
 
 def unit_map_for(alignments, units: str) -> dict[str, str] | None:
-    if units == "char":
+    """How units are renamed before scoring; None: as they are (characters, phones)."""
+    if units in ("char", "phone"):
         return None
     from less.data import espeak  # espeak-ng, only for this option
 
     chars = sorted({u for a in alignments for u, _, _ in a.units})
     return {c: espeak.phonemes(c, "cmn") for c in chars}
+
+
+def attach_to_cuts(alignments: list[UtteranceAlignment], cuts) -> list[UtteranceAlignment]:
+    """The alignments that belong to ``cuts``, keyed by cut id.
+
+    An alignment keyed by a cut id is kept as it is. One keyed by a supervision id (the
+    mini corpus's phone alignments: lhotse names the cut of a whole recording
+    ``<recording id>-<index>``, so a cut id is not known before the cut set is made) moves
+    to the cut holding that supervision, its times shifted by the supervision's start in
+    the cut.
+    """
+    cut_ids = {c.id for c in cuts}
+    holders = {s.id: (c, s) for c in cuts for s in c.supervisions}
+    out = []
+    for a in alignments:
+        if a.cut_id in cut_ids:
+            out.append(a)
+        elif a.cut_id in holders:
+            cut, sup = holders[a.cut_id]
+            out.append(UtteranceAlignment(cut.id, a.speaker, cut.duration,
+                                          [(u, s + sup.start, e + sup.start) for u, s, e in a.units]))
+    return out
 
 
 @torch.no_grad()
@@ -119,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         alignments = load_alignments(args.alignments)
         log.info("%d utterance alignments from %s", len(alignments), args.alignments)
     else:
+        if args.units == "phone":
+            raise SystemExit(f"{args.alignments} does not exist: make the phone alignments with "
+                             "python -m less.bin.phone_alignments")
         if args.align_checkpoint is None:
             raise SystemExit(f"{args.alignments} does not exist: give --align-checkpoint to make it")
         from less.decode.recognizer import Recognizer
@@ -128,6 +166,13 @@ def main(argv: list[str] | None = None) -> None:
         save_alignments(args.alignments, alignments)
         log.info("aligned %d cuts with %s (%d skipped) -> %s", len(alignments), args.align_checkpoint, skipped,
                  args.alignments)
+    matched = attach_to_cuts(alignments, cuts)
+    if len(matched) < len(alignments):
+        log.warning("%d of %d alignments match no cut of %s", len(alignments) - len(matched), len(alignments),
+                    args.cuts)
+    if not matched:
+        raise SystemExit(f"no alignment of {args.alignments} matches a cut (or a supervision) of {args.cuts}")
+    alignments = matched
     aligned_ids = {a.cut_id for a in alignments}
     cuts = cuts.filter(lambda c: c.id in aligned_ids).to_eager()
     items = make_items(alignments, args.context, unit_map_for(alignments, args.units))

@@ -18,6 +18,29 @@ Facts established by experiment (espeak-ng data of ``espeakng_loader`` 0.2.x):
   audio under a right label. The corpus builder checks every character up front;
 * an unknown voice name returns error 2 from ``espeak_SetVoiceByName``;
 * output is 16-bit mono at 22,050 Hz; we resample to 16 kHz.
+
+Phone timings (:func:`synthesize_with_phones`) come from espeak-ng's own phoneme events
+(``espeakEVENT_PHONEME``), switched on with ``espeak_ng_SetPhonemeEvents`` in the forked
+child of a phone request only, so plain synthesis runs exactly as before. Facts found by
+experiment (``tests/test_phone_alignments.py`` pins the ones we rely on):
+
+* the event struct (``espeak_EVENT`` of ``speak_lib.h``) is 40 bytes on x86_64: six 4-byte
+  ints (type, unique_identifier, text_position, length, audio_position, sample), the
+  ``user_data`` pointer at offset 24, the ``id`` union (int / char* / char[8]) at 32;
+* ``sample`` is the exact sample index (22,050 Hz) from the start of the synthesis;
+  ``audio_position`` is the same in whole milliseconds (truncated), so we use ``sample``;
+* names are IPA (``espeakINITIALIZE_PHONEME_IPA``): readable and comparable across
+  languages. espeak writes them into the 8-byte ``id.string`` (no NUL when a name fills
+  all 8 bytes); the longest seen in the mini corpus is 6 bytes (``ˈonɡ``). Stress marks
+  ``ˈ ˌ`` are removed (a stressed and an unstressed /o/ are one phone);
+* pauses come as phoneme events with an EMPTY IPA name (their ASCII mnemonics are ``_|``
+  at word boundaries, zero length in Mandarin; ``_:`` at the end of a clause; ``_`` at the
+  end): a pause ends the phone before it and is not itself a phone;
+* Mandarin tones are not phonemes of their own: no event carries them, the vowels come
+  without tone (``n i``, ``m i ŋ``, ``th iɛ n``, ``j iou``, ``kh onɡ``, ``m ɑ``);
+  Spanish: ``e l p ɾ o f e s o ɾ``; aspiration is written ``h`` (``th``, ``kh``, ``tɕh``);
+* a vowel after a nasal or a liquid gets its event after the transition into it (espeak
+  emits it late on purpose), so such a vowel starts a little after the acoustic boundary.
 """
 
 from __future__ import annotations
@@ -45,13 +68,38 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 _PHONEMES_IPA = 0x02
+_EVENT_LIST_TERMINATED, _EVENT_END, _EVENT_PHONEME = 0, 5, 7
+_STRESS_MARKS = str.maketrans("", "", "ˈˌ")
 
 # Tone marks in cmn phoneme strings: one per voiced syllable.
 _CMN_TONE = re.compile(r"[1-5ɜ]")
 
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class EspeakEvent(ctypes.Structure):
+    """``espeak_EVENT`` of espeak-ng's ``speak_lib.h`` (natural alignment: 40 bytes on x86_64)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),  # espeak_EVENT_TYPE (an enum: int)
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # characters from the start of the text, 1-based
+        ("length", ctypes.c_int),  # word length in characters (word events)
+        ("audio_position", ctypes.c_int),  # ms from the start of the synthesis
+        ("sample", ctypes.c_int),  # sample index from the start of the synthesis
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),  # phoneme events: the name in ``string`` (not NUL-terminated at 8 bytes)
+    ]
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(EspeakEvent)
 )
+
+PhoneEvents = tuple[list[tuple[str, int]], int]  # [(IPA name, 22,050 Hz sample)], end sample
 
 
 class EspeakError(RuntimeError):
@@ -98,6 +146,7 @@ class _Engine:
             ctypes.c_int,
         ]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_ng_SetPhonemeEvents.argtypes = [ctypes.c_int, ctypes.c_int]
         sample_rate = lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path).encode(), _INITIALIZE_DONT_EXIT
         )
@@ -106,6 +155,7 @@ class _Engine:
                 f"espeak_Initialize failed or returned an unexpected sample rate ({sample_rate})"
             )
         self._chunks: list[np.ndarray] = []
+        self._events: list[tuple[int, str, int]] | None = None  # (type, name, sample) while recording
         self._callback = _SynthCallback(self._collect)  # keep a reference: C holds only the pointer
         lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
@@ -114,6 +164,14 @@ class _Engine:
     def _collect(self, samples, num_samples: int, events) -> int:
         if num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(num_samples,)).copy())
+        if self._events is not None and events:
+            index = 0
+            while events[index].type != _EVENT_LIST_TERMINATED:
+                event = events[index]
+                if event.type in (_EVENT_PHONEME, _EVENT_END):
+                    name = event.id.string.decode("utf-8", "ignore") if event.type == _EVENT_PHONEME else ""
+                    self._events.append((event.type, name, event.sample))
+                index += 1
         return 0
 
     def set_voice(self, voice: str) -> None:
@@ -125,6 +183,26 @@ class _Engine:
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
         """Raw int16 samples at 22,050 Hz."""
+        self._events = None
+        return self._synthesize(text, voice, rate, pitch)
+
+    def synthesize_with_events(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, PhoneEvents]:
+        """Raw samples and the phoneme events (IPA names, '' for a pause) with their sample
+        indices, and the sample of the end event (the number of samples when there is none).
+
+        Turns phoneme events on for good: call it in a throw-away (forked) process only."""
+        self.lib.espeak_ng_SetPhonemeEvents(1, 1)
+        self._events = []
+        try:
+            audio = self._synthesize(text, voice, rate, pitch)
+            events = self._events
+        finally:
+            self._events = None
+        phones = [(name, sample) for kind, name, sample in events if kind == _EVENT_PHONEME]
+        ends = [sample for kind, _, sample in events if kind == _EVENT_END]
+        return audio, (phones, ends[-1] if ends else len(audio))
+
+    def _synthesize(self, text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
         self.set_voice(voice)
         self.lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
@@ -183,33 +261,67 @@ class _SynthesisServer:
         atexit.register(self.close)
 
     def synthesize(self, text: str, voice: str, rate: int, pitch: int, seed: int) -> np.ndarray:
-        request = json.dumps(
-            {
-                "text": text,
-                "voice": voice,
-                "rate": int(rate),
-                "pitch": int(pitch),
-                "seed": int(seed),
-            }
+        status, payload = self._ask(text, voice, rate, pitch, seed, phones=False)
+        if status != b"A":
+            raise EspeakError(f"bad answer {status!r} from the synthesis server for {text!r}")
+        return np.frombuffer(payload, dtype=np.int16)
+
+    def synthesize_with_events(
+        self, text: str, voice: str, rate: int, pitch: int, seed: int
+    ) -> tuple[np.ndarray, PhoneEvents]:
+        """Answer ``P``: the audio block, then a JSON block ``{"phones": [[name, sample], ...],
+        "end": sample}``."""
+        status, audio = self._ask(text, voice, rate, pitch, seed, phones=True)
+        if status != b"P":
+            raise EspeakError(f"bad answer {status!r} from the synthesis server for {text!r}")
+        _, payload = self._read_block(text, voice)
+        events = json.loads(payload)
+        return np.frombuffer(audio, dtype=np.int16), (
+            [(str(name), int(sample)) for name, sample in events["phones"]],
+            int(events["end"]),
         )
+
+    def _ask(
+        self, text: str, voice: str, rate: int, pitch: int, seed: int, phones: bool
+    ) -> tuple[bytes, bytes]:
+        request = {
+            "text": text,
+            "voice": voice,
+            "rate": int(rate),
+            "pitch": int(pitch),
+            "seed": int(seed),
+        }
+        if phones:  # absent from plain requests: those are exactly what they always were
+            request["phones"] = True
         try:
-            self.process.stdin.write(request.encode("utf-8") + b"\n")
+            self.process.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
             self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as err:
+            raise EspeakError(
+                f"espeak-ng synthesis server died while speaking {text!r} with {voice!r}"
+            ) from err
+        status, payload = self._read_block(text, voice)
+        if status == b"E":
+            raise EspeakError(
+                payload.decode("utf-8", "replace") or f"synthesis failed for {text!r}"
+            )
+        return status, payload
+
+    def _read_block(self, text: str, voice: str) -> tuple[bytes, bytes]:
+        """One answer block: a status byte, a little-endian uint32 length, the payload."""
+        try:
             header = self.process.stdout.read(5)
             if len(header) != 5:
                 raise EOFError
             status, length = header[:1], struct.unpack("<I", header[1:])[0]
             payload = self.process.stdout.read(length)
-        except (BrokenPipeError, EOFError, OSError) as err:
+            if len(payload) != length:
+                raise EOFError
+        except (EOFError, OSError) as err:
             raise EspeakError(
                 f"espeak-ng synthesis server died while speaking {text!r} with {voice!r}"
             ) from err
-        if status != b"A" or len(payload) != length:
-            raise EspeakError(
-                payload.decode("utf-8", "replace")
-                or f"bad answer from the synthesis server for {text!r}"
-            )
-        return np.frombuffer(payload, dtype=np.int16)
+        return status, payload
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -227,8 +339,16 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _block(status: bytes, payload: bytes) -> bytes:
+    return status + struct.pack("<I", len(payload)) + payload
+
+
 def _serve() -> int:
-    """Server loop (``python -m less.data.espeak --serve``): one JSON request per line."""
+    """Server loop (``python -m less.data.espeak --serve``): one JSON request per line.
+
+    Answers: ``A`` + audio (int16 at 22,050 Hz); with ``"phones": true`` in the request,
+    ``P`` + audio then ``J`` + the phoneme events as JSON; ``E`` + a message on failure.
+    Each block is a status byte, a little-endian uint32 length and the payload."""
     out = sys.stdout.fileno()
     try:
         eng = _Engine()
@@ -243,10 +363,16 @@ def _serve() -> int:
         if child == 0:
             try:
                 eng.lib.espeak_ng_SetRandSeed(request["seed"])
-                audio = eng.synthesize(
-                    request["text"], request["voice"], request["rate"], request["pitch"]
-                )
-                answer = b"A" + struct.pack("<I", audio.nbytes) + audio.astype("<i2").tobytes()
+                arguments = (request["text"], request["voice"], request["rate"], request["pitch"])
+                if request.get("phones"):
+                    audio, (phones, end) = eng.synthesize_with_events(*arguments)
+                    events = json.dumps({"phones": phones, "end": end}).encode("utf-8")
+                    answer = (
+                        _block(b"P", audio.astype("<i2").tobytes()) + _block(b"J", events)
+                    )
+                else:
+                    audio = eng.synthesize(*arguments)
+                    answer = b"A" + struct.pack("<I", audio.nbytes) + audio.astype("<i2").tobytes()
             except Exception as err:
                 message = str(err).encode("utf-8")
                 answer = b"E" + struct.pack("<I", len(message)) + message
@@ -290,10 +416,35 @@ def synthesize(
     makes the audio start and end with speech, so the offsets of utterances placed into
     long recordings are the true speech boundaries.
     """
-    from scipy.signal import resample_poly
-
     with _LOCK:
         raw = _server().synthesize(text, voice, rate, pitch, seed)
+    audio, _ = _resample_and_trim(raw, text, voice, trim_pad_s)
+    return audio
+
+
+def synthesize_with_phones(
+    text: str, voice: str, rate: int = 170, pitch: int = 50, trim_pad_s: float = 0.05, seed: int = 0
+) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """:func:`synthesize`'s audio (the same samples) and its phones ``(IPA name, start s,
+    end s)`` on that audio's time line, from espeak-ng's own phoneme events.
+
+    Exact phone timings for ABX, where a forced alignment with a trained model would be
+    a guess. See the module docstring for what the names look like and how pauses are
+    treated (:func:`phone_segments`).
+    """
+    with _LOCK:
+        raw, (events, end) = _server().synthesize_with_events(text, voice, rate, pitch, seed)
+    audio, start = _resample_and_trim(raw, text, voice, trim_pad_s)
+    return audio, phone_segments(events, end, start / SAMPLE_RATE, len(audio) / SAMPLE_RATE)
+
+
+def _resample_and_trim(
+    raw: np.ndarray, text: str, voice: str, trim_pad_s: float
+) -> tuple[np.ndarray, int]:
+    """Float audio at 16 kHz trimmed to ``trim_pad_s`` around the speech, and the index of its
+    first sample in the untrimmed 16 kHz audio."""
+    from scipy.signal import resample_poly
+
     if raw.size == 0:
         raise EspeakError(f"espeak-ng produced no audio for {text!r} with voice {voice!r}")
     audio = resample_poly(raw.astype(np.float32) / 32768.0, SAMPLE_RATE, ESPEAK_SAMPLE_RATE).astype(
@@ -301,7 +452,31 @@ def synthesize(
     )
     loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max())
     pad = int(trim_pad_s * SAMPLE_RATE)
-    return audio[max(0, loud[0] - pad) : loud[-1] + pad + 1]
+    start = max(0, loud[0] - pad)
+    return audio[start : loud[-1] + pad + 1], int(start)
+
+
+def phone_segments(
+    events: list[tuple[str, int]], end_sample: int, offset_s: float, duration_s: float
+) -> list[tuple[str, float, float]]:
+    """Phoneme events (name, 22,050 Hz sample) -> phones ``(name, start s, end s)``.
+
+    A phone runs from its event to the next event, pause or not (so a pause's time is
+    no phone's), the last one to ``end_sample``. Pauses (empty names) are dropped, stress
+    marks removed. Times: ``sample / 22050 - offset_s`` (zero-phase polyphase resampling
+    keeps a time instant where it was, so a 22,050 Hz position maps to 16 kHz exactly as
+    the samples do), clipped to ``[0, duration_s]``; phones with nothing left (e.g. the
+    zero-length ones at word joins, or cut by the trimming) are dropped.
+    """
+    bounds = [sample for _, sample in events[1:]] + [end_sample]
+    phones = []
+    for (name, sample), next_sample in zip(events, bounds):
+        name = name.translate(_STRESS_MARKS)
+        start = min(max(sample / ESPEAK_SAMPLE_RATE - offset_s, 0.0), duration_s)
+        end = min(max(next_sample / ESPEAK_SAMPLE_RATE - offset_s, 0.0), duration_s)
+        if name and end > start:
+            phones.append((name, start, end))
+    return phones
 
 
 def phonemes(text: str, voice: str) -> str:

@@ -81,7 +81,11 @@ class RenderResult:
 
 
 def _speak(text: str, voice: VoiceSettings, level_db: float) -> np.ndarray:
-    audio = espeak.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch)
+    return at_level(espeak.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch), level_db)
+
+
+def at_level(audio: np.ndarray, level_db: float) -> np.ndarray:
+    """Synthesised speech scaled to an active speech power of ``level_db`` dBFS."""
     power = augment.active_power(audio)
     return (audio * np.sqrt(10 ** (level_db / 10) / max(power, 1e-12))).astype(np.float32)
 
@@ -90,6 +94,12 @@ def _speak(text: str, voice: VoiceSettings, level_db: float) -> np.ndarray:
 def _rir(room: augment.Room) -> np.ndarray:
     """Computed once per room and process, then reused by every utterance in that room."""
     return augment.room_impulse_response(room)
+
+
+def direct_path_samples(room: augment.Room) -> int:
+    """Delay of the direct sound in the room's (cached) impulse response: reverberation
+    shifts the speech by this many samples (a few ms)."""
+    return int(np.argmax(np.abs(_rir(room))))
 
 
 def _noise(condition: WildCondition, num_samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,6 +128,11 @@ def _finish(
     return augment.apply_gain(speech + noise, condition.gain_db)[0]
 
 
+def lead_samples(spec: UtteranceSpec) -> int:
+    """Samples of silence :func:`utterance_audio` puts before the speech."""
+    return int(round(spec.lead_s * SAMPLE_RATE))
+
+
 def write_flac(path: str | Path, audio: np.ndarray) -> None:
     import soundfile
 
@@ -128,17 +143,26 @@ def write_flac(path: str | Path, audio: np.ndarray) -> None:
 def render_utterance(spec: UtteranceSpec) -> RenderResult:
     """One segmented utterance: clean, or reverberated + noisy + gain-changed, with
     ``lead_s`` / ``tail_s`` of silence around the speech (as a recorded utterance has)."""
+    audio = utterance_audio(spec)
+    write_flac(spec.audio_path, audio)
+    return RenderResult(spec.audio_path, len(audio), [(0.0, len(audio) / SAMPLE_RATE)])
+
+
+def utterance_audio(spec: UtteranceSpec, speech: np.ndarray | None = None) -> np.ndarray:
+    """The float audio :func:`render_utterance` writes. ``speech``: the dry speech at
+    ``spec.level_db`` when the caller synthesised it already (phone alignments re-render an
+    utterance from :func:`espeak.synthesize_with_phones`' audio, the same samples)."""
     rng = np.random.default_rng(spec.seed)
-    speech = _speak(spec.text, spec.voice, spec.level_db)
+    if speech is None:
+        speech = _speak(spec.text, spec.voice, spec.level_db)
     if spec.condition is not None and spec.condition.room is not None:
         speech = augment.reverberate(speech, _rir(spec.condition.room))
     power = augment.active_power(speech)
     if spec.lead_s > 0 or spec.tail_s > 0:
-        lead, tail = (np.zeros(int(round(t * SAMPLE_RATE)), dtype=np.float32) for t in (spec.lead_s, spec.tail_s))
+        lead = np.zeros(lead_samples(spec), dtype=np.float32)
+        tail = np.zeros(int(round(spec.tail_s * SAMPLE_RATE)), dtype=np.float32)
         speech = np.concatenate([lead, speech, tail])
-    audio = _finish(speech, power, spec.condition, rng)
-    write_flac(spec.audio_path, audio)
-    return RenderResult(spec.audio_path, len(audio), [(0.0, len(audio) / SAMPLE_RATE)])
+    return _finish(speech, power, spec.condition, rng)
 
 
 def render_long_recording(spec: LongRecordingSpec) -> RenderResult:
