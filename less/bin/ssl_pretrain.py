@@ -15,6 +15,32 @@ Methods (details and the choices behind every default: :mod:`less.ssl.model`):
   and the CTC head: ``--model-overrides '{"unit_encoder_layers": 2}' --init-encoder-from
   <exp>/epoch-N.pt --init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output.``
 
+Speech-image grounding beside any of the first two (FaST-VGS+-style, as in arXiv
+2509.17523; :mod:`less.ssl.grounding`): ``--visual-images DIR`` (the output of
+``less.bin.render_scenes``) and ``--visual-cuts`` (cut sets with features whose utterances
+have scenes, e.g. ``train_sup`` of one or both languages) add, on every ``--visual-every``-th
+step, a paired batch of (utterance, scene image) to the step: its loss becomes
+``ssl(audio batch) + --visual-weight * InfoNCE(paired batch)``.  The InfoNCE is symmetric,
+on an attention pooling of the ``--visual-stack`` frames (unmasked input, encoder in eval
+mode: no channel masking or layer skipping on this pass) and a small image encoder, with a
+learnable temperature; utterances of the same scene are no negatives of each other.  The paired audio gets no SSL loss by default
+(``--visual-ssl-weight 0``: the SSL stream, hence the audio the SSL objective sees, is the
+same with and without grounding, so the two runs differ by the grounding alone; FaST-VGS+
+trains its paired speech with both objectives: ``--visual-ssl-weight 1``).  With
+``--visual-valid-cuts`` every validation also logs the InfoNCE and speech -> image R@1/R@5.
+
+Languages: several ``--train-cuts`` are interleaved by ``CutSet.mux`` (weights
+``--train-weights``, default equal: the smaller set is exhausted first and the rest of the
+epoch is the larger one); several ``--visual-cuts`` are concatenated and shuffled together
+each pass (each language contributes in proportion to its size), e.g. a bilingual run::
+
+    python -m less.bin.ssl_pretrain --method bestrq \
+        --train-cuts data/fbank/mini-asr_cuts_unsup_wild.jsonl.gz \
+        --train-cuts data/fbank/mini-ast_cuts_unsup_wild.jsonl.gz \
+        --visual-images data/scenes --visual-cuts data/fbank/mini-asr_cuts_train_sup.jsonl.gz \
+        --visual-cuts data/fbank/mini-ast_cuts_train_sup.jsonl.gz \
+        --visual-valid-cuts data/fbank/mini-asr_cuts_dev.jsonl.gz --exp-dir exp/ssl/bestrq-vgs
+
 Cuts need features (stage 2) and one supervision each; ``text`` may be None.
 
 Files in ``--exp-dir`` as for ``less.bin.train``: ``epoch-N.pt``, ``checkpoint-<batch>.pt``,
@@ -37,6 +63,7 @@ from dataclasses import fields
 
 from less.data.datamodule import DataConfig
 from less.loop import add_loop_arguments
+from less.ssl.grounding import GroundingConfig
 from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
 from less.ssl.speechlm import SpeechLmConfig
@@ -51,6 +78,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, default=o.method)
     p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
     p.add_argument("--train-cuts", action="append", required=True, help="cut set with features (repeatable)")
+    p.add_argument("--train-weights", type=lambda s: [float(x) for x in s.split(",")],
+                   help="comma-separated sampling weights of the --train-cuts (CutSet.mux; default equal)")
     p.add_argument("--valid-cuts", help="cut set for a validation loss after each epoch")
     p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
     p.add_argument("--model-overrides", type=json.loads, default={},
@@ -129,9 +158,34 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument("--swap-span", type=int, default=sd.swap_span)
     s.add_argument("--text-weight", type=float, default=sd.text_weight,
                    help="weight of UCTC on the text batches (0: SpeechLM-P without text)")
+
+    v = p.add_argument_group("speech-image grounding (less.ssl.grounding; bestrq and birq)")
+    vd = GroundingConfig()
+    v.add_argument("--visual-images", help="output directory of less.bin.render_scenes (scenes.jsonl, images/)")
+    v.add_argument("--visual-cuts", action="append", default=[],
+                   help="cut set with features whose utterances have scenes (repeatable: concatenated)")
+    v.add_argument("--visual-valid-cuts", action="append", default=[],
+                   help="validation pairs: InfoNCE and speech->image R@1/R@5 after each validation (repeatable)")
+    v.add_argument("--visual-weight", type=float, default=vd.weight, help="loss += this * InfoNCE on paired steps")
+    v.add_argument("--visual-every", type=int, default=vd.every,
+                   help="a paired batch on every K-th step (2: alternating paired and audio-only steps)")
+    v.add_argument("--visual-stack", default=vd.stack,
+                   help="encoder layer pooled into the speech embedding: final (25 Hz output), embed, or a "
+                        "stack index 0..num_stacks-1 (50 Hz)")
+    v.add_argument("--visual-dim", type=int, default=vd.dim, help="shared speech/image embedding dimension")
+    v.add_argument("--visual-temperature", type=float, default=vd.temperature,
+                   help="initial InfoNCE temperature (learned, clamped to >= 0.01 as in CLIP)")
+    v.add_argument("--visual-ssl-weight", type=float, default=vd.ssl_weight,
+                   help="SSL loss on the paired audio too, with this weight (0: only the --train-cuts stream)")
+    v.add_argument("--visual-max-duration", type=float, default=vd.max_duration,
+                   help="seconds of audio per paired batch (0: --max-duration)")
     return p
 
 
+VISUAL_FLAGS = {"images": "visual_images", "cuts": "visual_cuts", "valid_cuts": "visual_valid_cuts",
+                "weight": "visual_weight", "every": "visual_every", "stack": "visual_stack", "dim": "visual_dim",
+                "temperature": "visual_temperature", "ssl_weight": "visual_ssl_weight",
+                "max_duration": "visual_max_duration"}
 SPEECHLM_FLAGS = {"unit_encoder_layers": "unit_encoder_layers", "mask_prob": "unit_mask_prob",
                   "mask_span": "unit_mask_span", "swap_prob": "swap_prob", "swap_span": "swap_span",
                   "text_weight": "text_weight", "mask_noise_std": "mask_noise_std"}
@@ -142,8 +196,9 @@ def config_from_args(args: argparse.Namespace) -> SslConfig:
     objective = SslObjectiveConfig(**{f.name: values[f.name] for f in fields(SslObjectiveConfig)})
     data = DataConfig(spec_augment=False, **{f.name: values[f.name] for f in fields(DataConfig) if f.name in values})
     speechlm = SpeechLmConfig(**{field: values[flag] for field, flag in SPEECHLM_FLAGS.items()})
-    names = {f.name for f in fields(SslConfig)} - {"objective", "data", "speechlm"}
-    return SslConfig(objective=objective, data=data, speechlm=speechlm,
+    grounding = GroundingConfig(**{field: values[flag] for field, flag in VISUAL_FLAGS.items()})
+    names = {f.name for f in fields(SslConfig)} - {"objective", "data", "speechlm", "grounding"}
+    return SslConfig(objective=objective, data=data, speechlm=speechlm, grounding=grounding,
                      **{k: v for k, v in values.items() if k in names})
 
 

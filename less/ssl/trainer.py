@@ -12,6 +12,14 @@ Checkpoints keep the encoder under the names of :class:`less.model.CtcAedModel`
 (``encoder_embed.*``, ``encoder.*``) in ``"model"``, next to the heads and quantizer
 buffers, so ``python -m less.bin.train --init-encoder-from <exp>/epoch-N.pt`` starts a
 supervised model from the pretrained encoder.
+
+Speech-image grounding (``--visual-images``, :mod:`less.ssl.grounding`): every
+``--visual-every``-th step also takes a paired batch from the ``--visual-cuts``; the step's
+loss becomes ``ssl(audio batch) + visual_weight * InfoNCE(paired batch)`` (plus
+``visual_ssl_weight * ssl(paired audio)``, off by default).  The paired batch is a function
+of the step index (:class:`~less.ssl.grounding.PairedBatches`), so exact resume needs no
+extra state; the grounding parameters live under ``grounding.*`` in ``"model"`` (and in the
+optimizer), which ``--init-encoder-from`` does not take.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from less.checkpoint import (
 )
 from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
 from less.loop import EpochLoop
+from less.ssl.grounding import GroundingConfig
 from less.ssl.model import SslModel, SslObjectiveConfig
 from less.ssl.speechlm import SpeechLmConfig
 from less.utils import environment_info, seed_everything, setup_logging
@@ -39,7 +48,8 @@ from less.utils import environment_info, seed_everything, setup_logging
 log = logging.getLogger("less.ssl")
 
 STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl",
-             "speech_ce", "speech_acc", "unit_ce", "unit_acc", "text_ctc")
+             "speech_ce", "speech_acc", "unit_ce", "unit_acc", "text_ctc",
+             "visual_infonce", "visual_acc", "visual_temp", "visual_ssl_loss", "visual_r1", "visual_r5")
 
 # Enhanced-label perplexity below this fraction of the anchoring labels' counts as a collapse.
 # On the mini corpus (8192-code books) the anchoring labels' perplexity per logged window is
@@ -67,6 +77,8 @@ def collapse_warning(stats: dict[str, float], ratio: float = COLLAPSE_RATIO) -> 
 class SslConfig:
     exp_dir: str = "exp/ssl/bestrq"
     train_cuts: list[str] = field(default_factory=list)
+    # several --train-cuts (languages) are interleaved by CutSet.mux with these weights (default equal)
+    train_weights: list[float] | None = None
     valid_cuts: str | None = None
     model: str = "xs"
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -93,14 +105,20 @@ class SslConfig:
     unit_dir: str | None = None
     lang_dir: str | None = None
     data: DataConfig = field(default_factory=lambda: DataConfig(spec_augment=False))
+    # speech-image grounding on a fraction of the steps (less.ssl.grounding); off without images
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.objective, dict):
             self.objective = SslObjectiveConfig(**self.objective)
         if isinstance(self.speechlm, dict):
             self.speechlm = SpeechLmConfig(**self.speechlm)
+        if isinstance(self.grounding, dict):
+            self.grounding = GroundingConfig(**self.grounding)
         if self.objective.method == "speechlm" and not (self.unit_dir and self.lang_dir):
             raise ValueError("--method speechlm needs --unit-dir (less.bin.speechlm_units) and --lang-dir")
+        if self.objective.method == "speechlm" and self.grounding.enabled:
+            raise ValueError("--visual-images goes with --method bestrq or birq (SpeechLM is not wired for it)")
         if isinstance(self.data, dict):
             self.data = DataConfig(**self.data)
         self.data.spec_augment = False
@@ -126,6 +144,12 @@ class SslTrainer(EpochLoop):
             self.model = self.build_speechlm()
         else:
             self.model = SslModel(cfg.objective, cfg.model, cfg.model_overrides)
+        if cfg.grounding.enabled:
+            from less.ssl.grounding import GroundingHead, frame_dim
+
+            g = cfg.grounding
+            self.model.add_module("grounding", GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim,
+                                                             g.temperature))
         log.info("%s on model %s: %.2fM parameters (encoder %.2fM)", cfg.objective.method, cfg.model,
                  sum(p.numel() for p in self.model.parameters()) / 1e6,
                  sum(v.numel() for v in self.model.encoder_state().values()) / 1e6)
@@ -143,14 +167,67 @@ class SslTrainer(EpochLoop):
             saved_speechlm = ckpt["config"].get("speechlm")
             if cfg.objective.method == "speechlm" and saved_speechlm != asdict(self.model.cfg):
                 raise ValueError(f"{resume} was trained with another SpeechLM configuration: {saved_speechlm}")
+            saved_grounding = GroundingConfig(**ckpt["config"].get("grounding") or {}).architecture()
+            if saved_grounding != cfg.grounding.architecture():
+                raise ValueError(f"{resume} was trained with another grounding set-up: {saved_grounding} "
+                                 f"(now {cfg.grounding.architecture()}); use the same --visual-* flags")
             self.model.load_state_dict(ckpt["model"])
             self.restore_position(ckpt, resume)
-        self.train_cuts = load_cuts(cfg.train_cuts, seed=cfg.seed)
+        self.train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
         self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
         if self.units is not None:
             self.train_cuts = self.with_units(self.train_cuts, "training")
             if self.valid_cuts is not None:
                 self.valid_cuts = self.with_units(self.valid_cuts, "validation")
+        self.visual_valid = None
+        if cfg.grounding.enabled:
+            self.setup_grounding()
+
+    def setup_grounding(self) -> None:
+        """Scene images, the paired training stream and the validation pairs."""
+        from less.data.datamodule import SpeechDataset
+        from less.ssl.grounding import PairedBatches, SceneImages
+
+        cfg, g = self.cfg, self.cfg.grounding
+        self.scenes = SceneImages(g.images)
+        self.scene_keys: dict[str, str] = {}  # paired cut id -> scene key
+        self.paired_max_duration = g.max_duration or cfg.data.max_duration
+        self.paired = PairedBatches(self.paired_cuts(g.cuts, "training"), self.paired_max_duration, cfg.seed)
+        if g.valid_cuts:
+            self.visual_valid = self.paired_cuts(g.valid_cuts, "validation")
+            if self.valid_cuts is None:  # the loop validates when it has validation cuts
+                self.valid_cuts = self.visual_valid
+        # paired audio as validation audio: no SpecAugment, noise or volume perturbation
+        self.collate = SpeechDataset(cfg.data, training=False, seed=cfg.seed)
+        log.info("grounding: InfoNCE x %g on every %d-th step, %d paired batches per pass (%g s each), pooled "
+                 "from the %s layer", g.weight, g.every, len(self.paired), self.paired_max_duration, g.stack)
+
+    def paired_cuts(self, paths: list[str], what: str) -> list:
+        """The cuts of ``paths`` (concatenated) that have a scene and a usable duration."""
+        from lhotse import CutSet
+
+        data = self.cfg.data
+        kept, counts = [], {"cuts": 0, "no scene": 0, "duration": 0}
+        for path in paths:
+            for cut in CutSet.from_file(path):
+                counts["cuts"] += 1
+                key = self.scenes.key(cut)
+                if key is None:
+                    counts["no scene"] += 1
+                elif not data.min_cut_duration <= cut.duration <= data.max_cut_duration:
+                    counts["duration"] += 1
+                else:
+                    if self.scene_keys.setdefault(cut.id, key) != key:
+                        raise ValueError(f"cut {cut.id} appears twice in the paired cuts with different scenes")
+                    kept.append(cut)
+        if not kept:
+            raise ValueError(f"none of the {counts['cuts']} {what} cuts of {', '.join(paths)} has a scene in "
+                             f"{self.scenes.index} and a duration in [{data.min_cut_duration}, "
+                             f"{data.max_cut_duration}] s")
+        log.info("grounding %s pairs: %d of %d cuts (%d distinct scenes); %d without a scene, %d outside the "
+                 "duration range", what, len(kept), counts["cuts"], len({self.scene_keys[c.id] for c in kept}),
+                 counts["no scene"], counts["duration"])
+        return kept
 
     def build_speechlm(self):
         """SpeechLM's model, its speech units per cut and its text batches (from --unit-dir)."""
@@ -210,12 +287,54 @@ class SslTrainer(EpochLoop):
             return self.model(feats, feat_lens, frame_units, text, generator)
         return self.model(feats, feat_lens, generator, self.batch_count())
 
+    def paired_index(self) -> int | None:
+        """This step's paired batch: every ``--visual-every``-th step (``batch_idx_train``
+        counts from 1), so the stream's position is the step index itself."""
+        g = self.cfg.grounding
+        step = self.state["batch_idx_train"]
+        if not g.enabled or step % g.every:
+            return None
+        return step // g.every - 1
+
+    def grounding_outputs(self, cuts: list, epoch: int, with_ssl: bool) -> dict[str, Any]:
+        """InfoNCE (and statistics, embeddings, scene keys) of one batch of paired cuts;
+        ``with_ssl``: also the SSL loss of their audio (``visual_ssl_loss``)."""
+        from lhotse import CutSet
+
+        from less.ssl.grounding import eval_mode
+
+        g = self.cfg.grounding
+        batch = self.collate[CutSet.from_cuts(cuts)]
+        feats = batch["inputs"].to(self.device)
+        feat_lens = batch["input_lens"].to(self.device)
+        keys = [self.scene_keys[cut_id] for cut_id in batch["cut_ids"]]
+        with eval_mode(self.model.encoder_embed, self.model.encoder):  # see eval_mode: why
+            frames, frame_lens = self.model.representation(feats, feat_lens, g.stack)
+        out = self.model.grounding(frames, frame_lens, self.scenes.images(keys).to(self.device), keys)
+        out["keys"] = keys
+        if with_ssl:
+            out["visual_ssl_loss"] = self.compute(batch, epoch)["loss"]
+        return out
+
+    def add_grounding(self, out: dict[str, Any], index: int, epoch: int) -> dict[str, Any]:
+        """The SSL step's outputs with the paired batch ``index``'s losses added."""
+        g = self.cfg.grounding
+        visual = self.grounding_outputs(self.paired[index], epoch, with_ssl=g.ssl_weight > 0)
+        loss = out["loss"] + g.weight * visual["visual_infonce"]
+        if "visual_ssl_loss" in visual:
+            loss = loss + g.ssl_weight * visual["visual_ssl_loss"]
+        stats = {k: v for k, v in visual.items() if k.startswith("visual_")}
+        return {**out, **stats, "loss": loss, "visual_pairs": len(visual["keys"])}
+
     def train_step(self, batch: dict[str, Any], epoch: int) -> dict[str, float] | None:
         from less.model import set_batch_count
 
         self.model.train()
         set_batch_count(self.model, self.batch_count())
         out = self.compute(batch, epoch)
+        index = self.paired_index()
+        if index is not None:
+            out = self.add_grounding(out, index, epoch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             log.warning("batch %d: loss is %s; skipped. Cuts: %s", self.state["batch_idx_train"], float(loss),
@@ -234,6 +353,34 @@ class SslTrainer(EpochLoop):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """SSL losses on ``--valid-cuts`` and grounding statistics on ``--visual-valid-cuts``;
+        without the former, ``loss`` (best-valid-loss.pt) is the validation InfoNCE."""
+        stats = self.validate_ssl() if self.cfg.valid_cuts else {}
+        if self.visual_valid is not None:
+            stats.update(self.validate_grounding(self.visual_valid))
+            stats.setdefault("loss", stats["visual_infonce"])
+        return stats
+
+    @torch.no_grad()
+    def validate_grounding(self, cuts: list) -> dict[str, float]:
+        """InfoNCE (mean per pair over fixed batches) and speech -> image R@1 / R@5 over all
+        of ``cuts`` (the gallery: their distinct scenes), in eval mode."""
+        from less.ssl.grounding import PairedBatches, retrieval_recall
+
+        self.model.eval()
+        batches = PairedBatches(cuts, self.paired_max_duration, shuffle=False)
+        speech, image, keys, total = [], [], [], 0.0
+        for index in range(len(batches)):
+            out = self.grounding_outputs(batches[index], 0, with_ssl=False)
+            total += float(out["visual_infonce"]) * len(out["keys"])
+            speech.append(out["speech_emb"])
+            image.append(out["image_emb"])
+            keys += out["keys"]
+        recall = retrieval_recall(torch.cat(speech), torch.cat(image), keys)
+        return {"visual_infonce": total / len(keys), "visual_r1": recall["r1"], "visual_r5": recall["r5"]}
+
+    @torch.no_grad()
+    def validate_ssl(self) -> dict[str, float]:
         """Mean losses over the validation set, masks seeded as in training (epoch 0)."""
         self.model.eval()
         loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False)
@@ -263,8 +410,8 @@ class SslTrainer(EpochLoop):
         if not self.counts:
             return
         means = self.means()
-        progress.set_postfix({k: f"{means[k]:.3g}" for k in ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc")
-                              if k in means})
+        shown = ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc", "visual_infonce")
+        progress.set_postfix({k: f"{means[k]:.3g}" for k in shown if k in means})
         if n % self.cfg.log_interval == 0:
             log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
                      self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
