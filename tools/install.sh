@@ -49,8 +49,8 @@ else
   "${pip[@]}" $torch_spec
 fi
 
-extras=""
-if [ "$dev" = true ]; then extras="[dev]"; fi
+extras="[recipes]"  # every optional dependency the recipes use (pyproject.toml)
+if [ "$dev" = true ]; then extras="[dev]"; fi  # [dev] includes [recipes]
 echo "install.sh: installing the less package${extras} and its dependencies"
 "${pip[@]}" -e "$root$extras"
 # The offline English instruct LLM (SmolLM2-135M-Instruct as GGUF) used by the mini recipe.
