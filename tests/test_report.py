@@ -126,7 +126,9 @@ def make_seeds(tmp_path: Path, name: str, n_errors: tuple[int, ...], l_errors: t
     for seed, (n_err, l_err) in enumerate(zip(n_errors, l_errors)):
         run = tmp_path / f"{name}_s{seed}"
         runs.append(run)
-        items = lambda k: [(f"utt{i}", ref, drop_chars(ref, k if i % 2 else 0)) for i, ref in enumerate(ZH_REFS)]  # noqa: E731
+        def items(k):
+            return [(f"utt{i}", ref, drop_chars(ref, k if i % 2 else 0)) for i, ref in enumerate(ZH_REFS)]
+
         decoded(run, "asr/iter0/attention-decoder-rescoring", "test_wild", {"": items(3)})
         # two attention scales; dev picks scale_1.0, whose recogs must be the ones read
         decoded(run, "asr/N/iter1/attention-decoder-rescoring", "dev", {"scale_0.5": items(2), "scale_1.0": items(1)})
