@@ -75,9 +75,17 @@ def rng_state() -> dict[str, Any]:
     import numpy as np
 
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -88,14 +96,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python[0], tuple(python[1]), python[2]))
     saved = state["numpy"]
     if isinstance(saved, dict):
-        saved = (saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
-                 saved["cached_gaussian"])
+        saved = (
+            saved["kind"],
+            saved["keys"].numpy().astype(np.uint32),
+            saved["pos"],
+            saved["has_gauss"],
+            saved["cached_gaussian"],
+        )
     np.random.set_state(saved)
 
 
 @torch.no_grad()
-def update_averaged_model(model_avg: torch.nn.Module, model: torch.nn.Module, average_period: int,
-                          batch_idx_train: int) -> None:
+def update_averaged_model(
+    model_avg: torch.nn.Module, model: torch.nn.Module, average_period: int, batch_idx_train: int
+) -> None:
     """``avg = avg * (1 - p) + model * p`` with ``p = average_period / batch_idx_train``."""
     weight = average_period / batch_idx_train
     avg_params = model_avg.state_dict()
@@ -131,15 +145,19 @@ def averaged_samples(ckpt: dict[str, Any]) -> int:
     return n // period
 
 
-def average_with_averaged_model(start: dict[str, Any] | None, end: dict[str, Any]) -> dict[str, torch.Tensor]:
+def average_with_averaged_model(
+    start: dict[str, Any] | None, end: dict[str, Any]
+) -> dict[str, torch.Tensor]:
     """Mean of the models sampled into the running average between two checkpoints (``start``
     None: since the first batch)."""
     k_start = averaged_samples(start) if start is not None else 0
     k_end = averaged_samples(end)
     if k_end <= k_start:
         n_start = start["train_state"]["batch_idx_train"] if start is not None else 0
-        raise ValueError(f"no model was sampled into the running average between batch {n_start} and "
-                         f"batch {end['train_state']['batch_idx_train']}")
+        raise ValueError(
+            f"no model was sampled into the running average between batch {n_start} and "
+            f"batch {end['train_state']['batch_idx_train']}"
+        )
     out: dict[str, torch.Tensor] = {}
     for name, avg_end in end["model_avg"].items():
         if avg_end.is_floating_point():
@@ -156,8 +174,9 @@ def epoch_path(exp_dir: Path, epoch: int) -> Path:
     return Path(exp_dir) / f"epoch-{epoch}.pt"
 
 
-def averaged_model_state(exp_dir: str | Path, epoch: int, avg: int,
-                         use_averaged_model: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def averaged_model_state(
+    exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Model weights for decoding ``--epoch E --avg A`` and the config of the last checkpoint."""
     exp_dir = Path(exp_dir)
     end = load_checkpoint(epoch_path(exp_dir, epoch))
@@ -173,12 +192,19 @@ def averaged_model_state(exp_dir: str | Path, epoch: int, avg: int,
         if samples >= epoch - first + 1:
             log.info("averaged model over epochs %d..%d (%d sampled models)", first, epoch, samples)
             return average_with_averaged_model(start, end), end["config"]
-        log.info("the running average holds %d sampled models over epochs %d..%d (epochs shorter than "
-                 "average_period); averaging the epoch checkpoints instead", samples, first, epoch)
+        log.info(
+            "the running average holds %d sampled models over epochs %d..%d (epochs shorter than "
+            "average_period); averaging the epoch checkpoints instead",
+            samples,
+            first,
+            epoch,
+        )
         avg = epoch - first + 1
     first = epoch - avg + 1
     if first < 1:
-        raise ValueError(f"--avg {avg} needs epochs {first}..{epoch}; epoch-{first}.pt cannot exist")
+        raise ValueError(
+            f"--avg {avg} needs epochs {first}..{epoch}; epoch-{first}.pt cannot exist"
+        )
     states = [load_checkpoint(epoch_path(exp_dir, e))["model"] for e in range(first, epoch + 1)]
     log.info("averaged epochs %d..%d", first, epoch)
     return average_state_dicts(states), end["config"]

@@ -80,7 +80,9 @@ def decide(pl: PseudoLabelRecord | dict[str, Any], duration: float, cfg: FilterC
             return Decision(False, "hypo_wer", wer)
     if cfg.max_lm_cer is not None:
         if pl.lm is None:
-            raise ValueError("--max-lm-cer needs the LM decoding of each cut (less.bin.pseudo_label --lm)")
+            raise ValueError(
+                "--max-lm-cer needs the LM decoding of each cut (less.bin.pseudo_label --lm)"
+            )
         if hypo_wer(teacher, pl.lm.get("text") or "", cfg.lang) > cfg.max_lm_cer:
             return Decision(False, "lm_cer", wer)
     if pl.confidence < cfg.min_confidence:
@@ -103,7 +105,9 @@ class FilterReport:
     cuts_kept: int = 0
     hours_kept: float = 0.0
     dropped_by: dict[str, int] = field(default_factory=dict)
-    label_error: dict[str, float] = field(default_factory=dict)  # true error rates (hidden references)
+    label_error: dict[str, float] = field(
+        default_factory=dict
+    )  # true error rates (hidden references)
     mean_hypo_wer: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,7 +117,8 @@ class FilterReport:
         out = [
             f"cuts kept: {self.cuts_kept} of {self.cuts_in} ({100 * self.cuts_kept / max(self.cuts_in, 1):.1f}%)",
             f"hours kept: {self.hours_kept:.3f} of {self.hours_in:.3f}",
-            "dropped by: " + (", ".join(f"{k} {v}" for k, v in sorted(self.dropped_by.items())) or "nothing"),
+            "dropped by: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.dropped_by.items())) or "nothing"),
         ]
         if self.mean_hypo_wer is not None:
             out.append(f"mean hypo_wer: {self.mean_hypo_wer:.4f}")
@@ -150,7 +155,9 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
 
     report = FilterReport(config=asdict(cfg))
     kept, annotated = [], []
-    refs: dict[str, list[str]] = {k: [] for k in ("teacher_all", "llm_all", "label_kept", "teacher_dropped")}
+    refs: dict[str, list[str]] = {
+        k: [] for k in ("teacher_all", "llm_all", "label_kept", "teacher_dropped")
+    }
     hyps: dict[str, list[str]] = {k: [] for k in refs}
     wers = []
     for cut in cuts:
@@ -159,7 +166,11 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
         sup = cut.supervisions[0]
         pl = PseudoLabelRecord.from_custom(sup.custom["pl"], f"cut {cut.id}")
         decision = decide(pl, cut.duration, cfg)
-        pl.hypo_wer, pl.kept, pl.drop_reason = decision.hypo_wer, decision.kept, decision.reason or None
+        pl.hypo_wer, pl.kept, pl.drop_reason = (
+            decision.hypo_wer,
+            decision.kept,
+            decision.reason or None,
+        )
         cut = with_record(cut, pl)
         sup = cut.supervisions[0]
         annotated.append(cut)
@@ -185,8 +196,12 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
             key = "label_kept" if decision.kept else "teacher_dropped"
             refs[key].append(ref)
             hyps[key].append(label if decision.kept else pl.hyp)
-    names = {"teacher_all": "teacher label error, all cuts", "llm_all": "LLM label error, all cuts",
-             "label_kept": "training label error, kept cuts", "teacher_dropped": "teacher label error, dropped cuts"}
+    names = {
+        "teacher_all": "teacher label error, all cuts",
+        "llm_all": "LLM label error, all cuts",
+        "label_kept": "training label error, kept cuts",
+        "teacher_dropped": "teacher label error, dropped cuts",
+    }
     for key, name in names.items():
         if refs[key]:
             report.label_error[name] = error_rate(refs[key], hyps[key], cfg.lang).rate

@@ -32,9 +32,9 @@ def iter_name(iteration: int) -> str:
 
 def parse_iter(name: str) -> int | None:
     """``iter<k>`` -> k; anything else -> None."""
-    if not name.startswith(ITER_PREFIX) or not name[len(ITER_PREFIX):].isdigit():
+    if not name.startswith(ITER_PREFIX) or not name[len(ITER_PREFIX) :].isdigit():
         return None
-    return int(name[len(ITER_PREFIX):])
+    return int(name[len(ITER_PREFIX) :])
 
 
 def model_dir(exp: str | Path, task: str, system: str, iteration: int) -> Path:

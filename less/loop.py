@@ -39,8 +39,13 @@ class EpochLoop:
         self.cfg = cfg
         self.exp_dir = Path(cfg.exp_dir)
         self.state: dict[str, Any] = {
-            "epoch": 1, "batch_idx_in_epoch": 0, "batch_idx_train": 0, "epoch_done": False,
-            "best_valid_loss": math.inf, "best_valid_epoch": 0, **extra_state,
+            "epoch": 1,
+            "batch_idx_in_epoch": 0,
+            "batch_idx_train": 0,
+            "epoch_done": False,
+            "best_valid_loss": math.inf,
+            "best_valid_epoch": 0,
+            **extra_state,
         }
         self.tb = None
         self.valid_cuts = None
@@ -88,8 +93,13 @@ class EpochLoop:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state.update(ckpt["train_state"])
         set_rng_state(ckpt["rng"])
-        self.log.info("resumed from %s: epoch %d, batch %d of the epoch, %d batches in all", path,
-                      self.state["epoch"], self.state["batch_idx_in_epoch"], self.state["batch_idx_train"])
+        self.log.info(
+            "resumed from %s: epoch %d, batch %d of the epoch, %d batches in all",
+            path,
+            self.state["epoch"],
+            self.state["batch_idx_in_epoch"],
+            self.state["batch_idx_train"],
+        )
 
     def resume_checkpoint(self) -> Path | None:
         cfg = self.cfg
@@ -125,8 +135,16 @@ class EpochLoop:
 
     def run(self) -> None:
         cfg = self.cfg
-        if epoch_path(self.exp_dir, cfg.num_epochs).is_file() and cfg.start_epoch == 0 and cfg.start_batch == 0:
-            self.log.info("%s exists: %s already finished", epoch_path(self.exp_dir, cfg.num_epochs), self.what)
+        if (
+            epoch_path(self.exp_dir, cfg.num_epochs).is_file()
+            and cfg.start_epoch == 0
+            and cfg.start_batch == 0
+        ):
+            self.log.info(
+                "%s exists: %s already finished",
+                epoch_path(self.exp_dir, cfg.num_epochs),
+                self.what,
+            )
             return
         self.setup()
         if self.is_main:
@@ -150,16 +168,27 @@ class EpochLoop:
                     self.save(self.exp_dir / "best-valid-loss.pt")
             self.save(epoch_path(self.exp_dir, epoch))
             self.state.update(epoch=epoch + 1, batch_idx_in_epoch=0, epoch_done=False)
-        self.log.info("done: %d epochs, %d batches, %.1f min; %s", cfg.num_epochs, self.state["batch_idx_train"],
-                      (time.time() - begin) / 60, self.summary())
+        self.log.info(
+            "done: %d epochs, %d batches, %.1f min; %s",
+            cfg.num_epochs,
+            self.state["batch_idx_train"],
+            (time.time() - begin) / 60,
+            self.summary(),
+        )
         if self.tb is not None:
             self.tb.close()
 
     def train_one_epoch(self, epoch: int) -> None:
         cfg = self.cfg
         skip = self.state["batch_idx_in_epoch"]
-        loader, sampler, dataset = make_loader(self.train_cuts, cfg.data, training=True, seed=cfg.seed,
-                                               skip_batches=skip, **self.loader_kwargs())
+        loader, sampler, dataset = make_loader(
+            self.train_cuts,
+            cfg.data,
+            training=True,
+            seed=cfg.seed,
+            skip_batches=skip,
+            **self.loader_kwargs(),
+        )
         sampler.set_epoch(epoch)
         dataset.epoch = epoch
         self.scheduler.step_epoch(self.state.get("schedule_epochs", 0) + epoch - 1)
@@ -168,10 +197,18 @@ class EpochLoop:
         self.reset_totals()
         self.seconds = 0.0
         self.epoch_start = time.time()
-        progress = progress_bar(loader, desc=f"{self.progress_label()}epoch {epoch}", unit="batch", initial=skip,
-                        disable=not self.is_main)
+        progress = progress_bar(
+            loader,
+            desc=f"{self.progress_label()}epoch {epoch}",
+            unit="batch",
+            initial=skip,
+            disable=not self.is_main,
+        )
         for batch in progress:
-            if cfg.max_batches_per_epoch and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch:
+            if (
+                cfg.max_batches_per_epoch
+                and self.state["batch_idx_in_epoch"] >= cfg.max_batches_per_epoch
+            ):
                 break
             self.state["batch_idx_in_epoch"] += 1
             self.state["batch_idx_train"] += 1
@@ -185,8 +222,13 @@ class EpochLoop:
                 self.save(self.exp_dir / f"checkpoint-{n}.pt")
                 if self.is_main:
                     remove_old_checkpoints(self.exp_dir, cfg.keep_last_k)
-        self.log.info("epoch %d: %d batches, %.1f min of audio in %.1f min", epoch,
-                      self.state["batch_idx_in_epoch"], self.seconds / 60, (time.time() - self.epoch_start) / 60)
+        self.log.info(
+            "epoch %d: %d batches, %.1f min of audio in %.1f min",
+            epoch,
+            self.state["batch_idx_in_epoch"],
+            self.seconds / 60,
+            (time.time() - self.epoch_start) / 60,
+        )
 
     def progress_label(self) -> str:
         return ""
@@ -196,24 +238,44 @@ def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
     """Options of the epoch loop (less.loop) that training and SSL pretraining share; ``d``: defaults."""
     dd = DataConfig()
     p.add_argument("--num-epochs", type=int, default=d.num_epochs)
-    p.add_argument("--start-epoch", type=int, default=d.start_epoch,
-                   help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)")
-    p.add_argument("--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt")
+    p.add_argument(
+        "--start-epoch",
+        type=int,
+        default=d.start_epoch,
+        help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)",
+    )
+    p.add_argument(
+        "--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt"
+    )
     p.add_argument("--base-lr", type=float, default=d.base_lr)
-    p.add_argument("--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay")
+    p.add_argument(
+        "--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay"
+    )
     p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
     p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--save-every-n", type=int, default=d.save_every_n)
     p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
     p.add_argument("--log-interval", type=int, default=d.log_interval)
-    p.add_argument("--valid-every-epochs", type=int, default=d.valid_every_epochs,
-                   help="validate after every N-th epoch and after the last one")
+    p.add_argument(
+        "--valid-every-epochs",
+        type=int,
+        default=d.valid_every_epochs,
+        help="validate after every N-th epoch and after the last one",
+    )
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
-    p.add_argument("--num-threads", type=int, default=d.num_threads,
-                   help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each")
-    p.add_argument("--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)")
-    p.add_argument("--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch")
+    p.add_argument(
+        "--num-threads",
+        type=int,
+        default=d.num_threads,
+        help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each",
+    )
+    p.add_argument(
+        "--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)"
+    )
+    p.add_argument(
+        "--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch"
+    )
     p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
     p.add_argument("--num-workers", type=int, default=dd.num_workers)
     p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)

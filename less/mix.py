@@ -32,9 +32,11 @@ class MixStats:
 
     def __str__(self) -> str:
         total = self.sup_hours + self.pl_hours
-        return (f"{self.sup_cuts} supervised cuts ({self.sup_hours:.2f} h) + {self.pl_cuts} pseudo-labelled cuts "
-                f"({self.pl_hours:.2f} h of {self.pl_available_hours:.2f} h kept): "
-                f"{100 * self.pl_hours / max(total, 1e-9):.0f}% pseudo-labelled")
+        return (
+            f"{self.sup_cuts} supervised cuts ({self.sup_hours:.2f} h) + {self.pl_cuts} pseudo-labelled cuts "
+            f"({self.pl_hours:.2f} h of {self.pl_available_hours:.2f} h kept): "
+            f"{100 * self.pl_hours / max(total, 1e-9):.0f}% pseudo-labelled"
+        )
 
 
 def _tag(cut, origin: str, new_id: str | None = None):
@@ -62,7 +64,9 @@ def mix_cuts(sup_cuts, pl_cuts, pl_ratio: float = 0.0, sup_repeat: int = 1, seed
     if not sup:
         raise ValueError("the supervised cut set is empty")
     if not pl:
-        log.warning("no pseudo-labelled cuts were kept: the student trains on the supervised cuts only")
+        log.warning(
+            "no pseudo-labelled cuts were kept: the student trains on the supervised cuts only"
+        )
     sup_hours = sum(c.duration for c in sup) / 3600
     available = sum(c.duration for c in pl) / 3600
     if pl_ratio > 0:
@@ -76,8 +80,11 @@ def mix_cuts(sup_cuts, pl_cuts, pl_ratio: float = 0.0, sup_repeat: int = 1, seed
             chosen.append(cut)
             total += cut.duration
         if total < target:
-            log.warning("asked for %.2f h of pseudo-labelled audio, only %.2f h were kept: using all",
-                        target / 3600, total / 3600)
+            log.warning(
+                "asked for %.2f h of pseudo-labelled audio, only %.2f h were kept: using all",
+                target / 3600,
+                total / 3600,
+            )
         pl = sorted(chosen, key=lambda c: c.id)
     mixed = []
     for k in range(sup_repeat):
@@ -85,7 +92,10 @@ def mix_cuts(sup_cuts, pl_cuts, pl_ratio: float = 0.0, sup_repeat: int = 1, seed
             mixed.append(_tag(cut, "sup", cut.id if k == 0 else f"{cut.id}_rep{k}"))
     mixed.extend(_tag(cut, "pl") for cut in pl)
     stats = MixStats(
-        sup_cuts=len(sup) * sup_repeat, sup_hours=sup_hours * sup_repeat, pl_cuts=len(pl),
-        pl_hours=sum(c.duration for c in pl) / 3600, pl_available_hours=available,
+        sup_cuts=len(sup) * sup_repeat,
+        sup_hours=sup_hours * sup_repeat,
+        pl_cuts=len(pl),
+        pl_hours=sum(c.duration for c in pl) / 3600,
+        pl_available_hours=available,
     )
     return CutSet.from_cuts(mixed), stats

@@ -72,8 +72,9 @@ def error_rate_stats(errors: Sequence[int], ref_units: Sequence[int]) -> np.ndar
     """``(n, 2)`` statistics (errors, reference units) of ``n`` utterances for CER/WER."""
     if len(errors) != len(ref_units):
         raise ValueError(f"{len(errors)} error counts but {len(ref_units)} reference lengths")
-    return np.stack([np.asarray(errors, dtype=np.float64), np.asarray(ref_units, dtype=np.float64)],
-                    axis=-1).reshape(len(errors), 2)
+    return np.stack(
+        [np.asarray(errors, dtype=np.float64), np.asarray(ref_units, dtype=np.float64)], axis=-1
+    ).reshape(len(errors), 2)
 
 
 def error_rate_percent(stats: np.ndarray) -> np.ndarray:
@@ -127,13 +128,16 @@ def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     """
     stats = np.asarray(stats, dtype=np.float64)
     if stats.shape[-1] != BLEU_STATS_COLUMNS:
-        raise ValueError(f"BLEU statistics need {BLEU_STATS_COLUMNS} columns, got {stats.shape[-1]}")
+        raise ValueError(
+            f"BLEU statistics need {BLEU_STATS_COLUMNS} columns, got {stats.shape[-1]}"
+        )
     sys_len, ref_len = stats[..., 0], stats[..., 1]
-    correct = stats[..., 2:2 + MAX_NGRAM_ORDER]
-    total = stats[..., 2 + MAX_NGRAM_ORDER:]
+    correct = stats[..., 2 : 2 + MAX_NGRAM_ORDER]
+    total = stats[..., 2 + MAX_NGRAM_ORDER :]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        brevity = np.where(sys_len >= ref_len, 1.0,
-                           np.where(sys_len > 0, np.exp(1.0 - ref_len / sys_len), 0.0))
+        brevity = np.where(
+            sys_len >= ref_len, 1.0, np.where(sys_len > 0, np.exp(1.0 - ref_len / sys_len), 0.0)
+        )
         unmatched = correct == 0
         smoothing = 2.0 ** np.cumsum(unmatched, axis=-1)
         precision = np.where(unmatched, 100.0 / (smoothing * total), 100.0 * correct / total)
@@ -154,8 +158,9 @@ def higher_is_better(metric: str) -> bool:
     return metric.upper() == "BLEU"
 
 
-def corpus_metric(stats: np.ndarray, metric: CorpusMetric,
-                  weights: np.ndarray | None = None) -> np.ndarray:
+def corpus_metric(
+    stats: np.ndarray, metric: CorpusMetric, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Corpus metric of ``(n, k)`` per-utterance statistics under resampling weights.
 
     ``weights`` ``(n,)`` or ``(B, n)`` count how often each utterance was drawn; ``None`` is
@@ -225,16 +230,22 @@ def paired_bootstrap(
         Identical systems give difference 0, interval [0, 0] and p = 1.
     """
     if len(system_a) != len(system_b) or not system_a:
-        raise ValueError(f"need the same, non-zero number of seeds: {len(system_a)} vs {len(system_b)}")
+        raise ValueError(
+            f"need the same, non-zero number of seeds: {len(system_a)} vs {len(system_b)}"
+        )
     a = [np.asarray(x, dtype=np.float64) for x in system_a]
     b = [np.asarray(x, dtype=np.float64) for x in system_b]
     for index, (x, y) in enumerate(zip(a, b)):
         if x.shape != y.shape or x.ndim != 2 or not len(x):
-            raise ValueError(f"seed {index}: statistics of shapes {x.shape} and {y.shape} are not paired")
+            raise ValueError(
+                f"seed {index}: statistics of shapes {x.shape} and {y.shape} are not paired"
+            )
     sizes = [len(x) for x in a]
     if shared_utterances and len(set(sizes)) != 1:
         raise ValueError(f"shared utterances but seeds have {sizes} utterances")
-    observed = float(np.mean([corpus_metric(x, metric) - corpus_metric(y, metric) for x, y in zip(a, b)]))
+    observed = float(
+        np.mean([corpus_metric(x, metric) - corpus_metric(y, metric) for x, y in zip(a, b)])
+    )
     rng = np.random.default_rng(seed)
     chunk = max(1, chunk_cells // max(sizes))
     differences = np.empty(num_resamples, dtype=np.float64)
@@ -246,12 +257,16 @@ def paired_bootstrap(
             if weights is None or not shared_utterances:
                 weights = _resample_weights(rng, num, len(x))
             total += corpus_metric(x, metric, weights) - corpus_metric(y, metric, weights)
-        differences[start:start + num] = total / len(a)
+        differences[start : start + num] = total / len(a)
     low, high = np.percentile(differences, [2.5, 97.5])
     far_side = min(np.mean(differences <= 0), np.mean(differences >= 0))
     return BootstrapResult(
-        difference=observed, low=float(low), high=float(high), p_value=float(min(1.0, 2.0 * far_side)),
-        num_resamples=num_resamples, shared_utterances=shared_utterances,
+        difference=observed,
+        low=float(low),
+        high=float(high),
+        p_value=float(min(1.0, 2.0 * far_side)),
+        num_resamples=num_resamples,
+        shared_utterances=shared_utterances,
     )
 
 
@@ -278,7 +293,7 @@ def binomial_two_sided(successes: int, trials: int) -> float:
     if trials == 0:
         return 1.0
     tail = sum(math.comb(trials, k) for k in range(min(successes, trials - successes) + 1))
-    return min(1.0, 2.0 * tail / 2.0 ** trials)
+    return min(1.0, 2.0 * tail / 2.0**trials)
 
 
 def sign_test(differences: Iterable[float]) -> SignTest:
@@ -289,8 +304,12 @@ def sign_test(differences: Iterable[float]) -> SignTest:
     """
     values = np.asarray(list(differences), dtype=np.float64)
     positive, negative = int(np.sum(values > 0)), int(np.sum(values < 0))
-    return SignTest(positive, negative, len(values) - positive - negative,
-                    binomial_two_sided(positive, positive + negative))
+    return SignTest(
+        positive,
+        negative,
+        len(values) - positive - negative,
+        binomial_two_sided(positive, positive + negative),
+    )
 
 
 __all__ = [

@@ -64,7 +64,9 @@ class TrainConfig:
     dtype: str = "auto"  # fp32, bf16, fp16 autocast; auto: bf16 on CPUs with native bf16, else fp32
     device: str = "auto"
     init_from: str | None = None
-    init_avg: int = 1  # >1: init from the average decoding uses (--init-from epoch-E.pt, epochs E-A+1..E)
+    init_avg: int = (
+        1  # >1: init from the average decoding uses (--init-from epoch-E.pt, epochs E-A+1..E)
+    )
     init_encoder_from: str | None = None
     # with init_encoder_from: the module names taken from it (default: ENCODER_PREFIXES); SpeechLM
     # adds its unit encoder and CTC head: encoder_embed.,encoder.,unit_encoder.,ctc_output.
@@ -86,8 +88,12 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
 
 
-def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
-                     prefixes: tuple[str, ...] | None = None) -> None:
+def load_state_into(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    prefixes: tuple[str, ...] | None = None,
+) -> None:
     """Load weights with errors that say which checkpoint and which tensors disagree.
 
     ``prefixes``: only the tensors under these module names, each of which must be in the
@@ -96,17 +102,26 @@ def load_state_into(model: torch.nn.Module, state: dict[str, torch.Tensor], sour
         state = {k: v for k, v in state.items() if k.startswith(prefixes)}
         absent = [p for p in prefixes if not any(k.startswith(p) for k in state)]
         if absent:
-            raise ValueError(f"{source}: no weights under {', '.join(p + '*' for p in absent)} found")
+            raise ValueError(
+                f"{source}: no weights under {', '.join(p + '*' for p in absent)} found"
+            )
     own = model.state_dict()
-    mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
+    mismatched = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if mismatched:
-        raise ValueError(f"{source}: tensor shapes differ (another configuration or vocabulary?): {mismatched[:5]}")
+        raise ValueError(
+            f"{source}: tensor shapes differ (another configuration or vocabulary?): {mismatched[:5]}"
+        )
     missing, unexpected = model.load_state_dict(state, strict=False)
     if prefixes is not None:
         missing = [k for k in missing if k.startswith(prefixes)]
     if missing or unexpected:
-        raise ValueError(f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+        raise ValueError(
+            f"{source}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
+        )
 
 
 def init_weights(path: str, avg: int = 1) -> dict[str, torch.Tensor]:
@@ -123,7 +138,9 @@ def init_weights(path: str, avg: int = 1) -> dict[str, torch.Tensor]:
     match = re.fullmatch(r"epoch-(\d+)\.pt", Path(path).name)
     if match is None:
         raise ValueError(f"--init-avg {avg} needs --init-from .../epoch-E.pt, got {path}")
-    state, _ = averaged_model_state(Path(path).parent, int(match.group(1)), avg, use_averaged_model=True)
+    state, _ = averaged_model_state(
+        Path(path).parent, int(match.group(1)), avg, use_averaged_model=True
+    )
     return state
 
 
@@ -134,26 +151,38 @@ def schedule_position(path: str) -> dict[str, float]:
     ckpt = load_checkpoint(path)
     state, config = ckpt.get("train_state"), ckpt.get("config")
     if not state or not config:
-        raise ValueError(f"{path}: no training state in this checkpoint (an export?); its schedules cannot "
-                         "be continued: use --init-schedule restart")
+        raise ValueError(
+            f"{path}: no training state in this checkpoint (an export?); its schedules cannot "
+            "be continued: use --init-schedule restart"
+        )
     batches = int(state["batch_idx_train"])
     count = state.get("batch_count")
     if count is None:  # checkpoints written before batch_count was kept: one process
-        count = (state.get("schedule_count", 0.0)
-                 + batches * config["data"]["max_duration"] / config["ref_duration"])
+        count = (
+            state.get("schedule_count", 0.0)
+            + batches * config["data"]["max_duration"] / config["ref_duration"]
+        )
     # an epoch-E.pt is saved after its epoch; a mid-epoch checkpoint counts the started epoch partly
     epochs = int(state["epoch"]) if state.get("epoch_done") else int(state["epoch"]) - 1
-    return {"schedule_batches": int(state.get("schedule_batches", 0)) + batches,
-            "schedule_epochs": int(state.get("schedule_epochs", 0)) + epochs,
-            "schedule_count": float(count)}
+    return {
+        "schedule_batches": int(state.get("schedule_batches", 0)) + batches,
+        "schedule_epochs": int(state.get("schedule_epochs", 0)) + epochs,
+        "schedule_count": float(count),
+    }
 
 
 class Trainer(EpochLoop):
     def __init__(self, cfg: TrainConfig):
         # schedule_*: where the LR and regularisation schedules start (the teacher's end with
         # init_schedule "continue"); batch_count: the Zipformer's schedule count of the last step
-        super().__init__(cfg, skipped_batches=0, schedule_batches=0, schedule_epochs=0, schedule_count=0.0,
-                         batch_count=0.0)
+        super().__init__(
+            cfg,
+            skipped_batches=0,
+            schedule_batches=0,
+            schedule_epochs=0,
+            schedule_count=0.0,
+            batch_count=0.0,
+        )
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.is_main = self.rank == 0
@@ -169,15 +198,19 @@ class Trainer(EpochLoop):
         else:
             raise SystemExit(f"unknown task {cfg.task!r} (asr or ast)")
         if cfg.unsup_cuts and cfg.task != "asr":
-            raise SystemExit("--unsup-cuts needs --task asr: for AST the N-best and LLM texts are English "
-                             "translations, not targets of the (source-language) CTC head")
+            raise SystemExit(
+                "--unsup-cuts needs --task asr: for AST the N-best and LLM texts are English "
+                "translations, not targets of the (source-language) CTC head"
+            )
         self.unsup = None
 
     # ---------------------------------------------------------------- set-up
     def build_model(self) -> torch.nn.Module:
         from less.model.spec import ModelSpec
 
-        return ModelSpec.from_train_config(asdict(self.cfg)).build(self.ctc_tokenizer, self.decoder_tokenizer)
+        return ModelSpec.from_train_config(asdict(self.cfg)).build(
+            self.ctc_tokenizer, self.decoder_tokenizer
+        )
 
     def setup(self) -> None:
         from less.model import Eden, ScaledAdam
@@ -187,10 +220,18 @@ class Trainer(EpochLoop):
         self.model = self.build_model()
         self.model_avg = copy.deepcopy(self.model).to(torch.float64) if self.is_main else None
         num_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model %s: %.2fM parameters; %s on %s", cfg.model, num_params / 1e6, self.dtype, self.device)
+        log.info(
+            "model %s: %.2fM parameters; %s on %s",
+            cfg.model,
+            num_params / 1e6,
+            self.dtype,
+            self.device,
+        )
         self.model.to(self.device)
         self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
-        self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
+        self.scheduler = Eden(
+            self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
 
         resume = self.resume_checkpoint()
@@ -211,16 +252,28 @@ class Trainer(EpochLoop):
             load_state_into(self.model, init_weights(path, cfg.init_avg), path, prefixes=prefixes)
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
-            what = "model" if prefixes is None else "encoder" if prefixes == ENCODER_PREFIXES else ", ".join(prefixes)
+            what = (
+                "model"
+                if prefixes is None
+                else "encoder"
+                if prefixes == ENCODER_PREFIXES
+                else ", ".join(prefixes)
+            )
             log.info("initialised the %s from %s", what, path)
             if cfg.init_from and cfg.init_schedule == "continue":
                 self.state.update(schedule_position(path))
-                log.info("schedules continue from %s: Eden at batch %d, epoch %d; batch count %.0f", path,
-                         self.state["schedule_batches"], self.state["schedule_epochs"], self.state["schedule_count"])
+                log.info(
+                    "schedules continue from %s: Eden at batch %d, epoch %d; batch count %.0f",
+                    path,
+                    self.state["schedule_batches"],
+                    self.state["schedule_epochs"],
+                    self.state["schedule_count"],
+                )
 
         if self.world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
         else:
@@ -246,7 +299,9 @@ class Trainer(EpochLoop):
         aed = []
         for cut_id, translation in zip(batch["cut_ids"], batch["translations"]):
             if not translation:
-                raise ValueError(f"cut {cut_id}: no translation (supervision.custom['translated_text']['en'])")
+                raise ValueError(
+                    f"cut {cut_id}: no translation (supervision.custom['translated_text']['en'])"
+                )
             aed.append(self.decoder_tokenizer.encode(translation))
         return ctc, aed
 
@@ -258,7 +313,9 @@ class Trainer(EpochLoop):
         if not text:
             return True  # reported with the cut id when the batch is built
         num_frames = cut.num_frames if cut.has_features else round(cut.duration * 100)
-        return int(output_lengths(torch.tensor([num_frames]))[0]) >= len(self.ctc_tokenizer.encode(text))
+        return int(output_lengths(torch.tensor([num_frames]))[0]) >= len(
+            self.ctc_tokenizer.encode(text)
+        )
 
     def autocast(self):
         if self.dtype == "fp32":
@@ -266,7 +323,9 @@ class Trainer(EpochLoop):
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def compute_loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def compute_loss(
+        self, model: torch.nn.Module, batch: dict[str, Any]
+    ) -> dict[str, torch.Tensor]:
         ctc_targets, aed_targets = self.targets(batch)
         feats = batch["inputs"].to(self.device)
         feat_lens = batch["input_lens"].to(self.device)
@@ -281,26 +340,44 @@ class Trainer(EpochLoop):
 
         cfg = self.cfg
         self.model.train()
-        batch_count = (self.state["schedule_count"]
-                       + self.state["batch_idx_train"] * cfg.data.max_duration * self.world_size / cfg.ref_duration)
+        batch_count = (
+            self.state["schedule_count"]
+            + self.state["batch_idx_train"]
+            * cfg.data.max_duration
+            * self.world_size
+            / cfg.ref_duration
+        )
         self.state["batch_count"] = batch_count
         set_batch_count(self.model, batch_count)
         try:
             out = self.compute_loss(self.ddp_model, batch)
             if self.unsup is not None:  # one unlabeled batch per step (system U)
                 unsup = self.unsup.loss(self.model, self.device, self.autocast)
-                out = {**out, **unsup, "loss": out["loss"] + self.unsup.weight * unsup["unsup_loss"]}
+                out = {
+                    **out,
+                    **unsup,
+                    "loss": out["loss"] + self.unsup.weight * unsup["unsup_loss"],
+                }
             loss = out["loss"]
             if not torch.isfinite(loss):
                 self.state["skipped_batches"] += 1
-                log.warning("batch %d: loss is %s; skipped (%d so far). Cuts: %s", self.state["batch_idx_train"],
-                            loss.item(), self.state["skipped_batches"], ", ".join(batch["cut_ids"]))
+                log.warning(
+                    "batch %d: loss is %s; skipped (%d so far). Cuts: %s",
+                    self.state["batch_idx_train"],
+                    loss.item(),
+                    self.state["skipped_batches"],
+                    ", ".join(batch["cut_ids"]),
+                )
                 self.optimizer.zero_grad(set_to_none=True)
                 return None
             self.scaler.scale(loss).backward()
         except torch.OutOfMemoryError:
-            log.error("out of memory on batch %d with %d cuts: %s", self.state["batch_idx_train"],
-                      len(batch["cut_ids"]), self.describe_batch(batch))
+            log.error(
+                "out of memory on batch %d with %d cuts: %s",
+                self.state["batch_idx_train"],
+                len(batch["cut_ids"]),
+                self.describe_batch(batch),
+            )
             raise
         self.scheduler.step_batch(self.state["schedule_batches"] + self.state["batch_idx_train"])
         self.scaler.step(self.optimizer)
@@ -312,8 +389,14 @@ class Trainer(EpochLoop):
     def validate(self) -> dict[str, float]:
         """Validation loss per output frame (all ranks contribute)."""
         self.model.eval()
-        loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False,
-                                   world_size=self.world_size, rank=self.rank, keep=self.ctc_fits)
+        loader, _, _ = make_loader(
+            self.valid_cuts,
+            self.cfg.data,
+            training=False,
+            world_size=self.world_size,
+            rank=self.rank,
+            keep=self.ctc_fits,
+        )
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         skipped = 0
         for batch in loader:
@@ -343,7 +426,10 @@ class Trainer(EpochLoop):
             train_state=dict(self.state),
             rng=rng_state(),
             config=asdict(self.cfg),
-            tokens={"ctc": self.cfg.lang_dir, "decoder": self.cfg.decoder_lang_dir or self.cfg.lang_dir},
+            tokens={
+                "ctc": self.cfg.lang_dir,
+                "decoder": self.cfg.decoder_lang_dir or self.cfg.lang_dir,
+            },
         )
 
     def loader_kwargs(self) -> dict[str, Any]:
@@ -362,16 +448,29 @@ class Trainer(EpochLoop):
         if self.is_main and n % cfg.log_interval == 0 and self.totals.get("frames"):
             totals, frames = self.totals, self.totals["frames"]
             lr = self.scheduler.get_last_lr()[0]
-            stats = {"loss": totals["loss"] / frames, "ctc_loss": totals["ctc_loss"] / frames,
-                     "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
-                     "lr": lr, "audio_per_second": self.audio_per_second()}
+            stats = {
+                "loss": totals["loss"] / frames,
+                "ctc_loss": totals["ctc_loss"] / frames,
+                "aed_loss": totals["aed_loss"] / max(totals["aed_tokens"], 1.0),
+                "lr": lr,
+                "audio_per_second": self.audio_per_second(),
+            }
             unsup = ""
             if "unsup_loss" in totals:
                 stats["unsup_loss"] = totals["unsup_loss"] / max(totals["unsup_frames"], 1.0)
                 unsup = f" unsup {stats['unsup_loss']:.4f}/frame"
-            log.info("epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token%s lr %.2e, %.1f s audio/s",
-                     epoch, self.state["batch_idx_in_epoch"], n, stats["loss"], stats["ctc_loss"],
-                     stats["aed_loss"], unsup, lr, stats["audio_per_second"])
+            log.info(
+                "epoch %d batch %d (global %d): loss %.4f/frame ctc %.4f aed %.4f/token%s lr %.2e, %.1f s audio/s",
+                epoch,
+                self.state["batch_idx_in_epoch"],
+                n,
+                stats["loss"],
+                stats["ctc_loss"],
+                stats["aed_loss"],
+                unsup,
+                lr,
+                stats["audio_per_second"],
+            )
             progress.set_postfix(loss=f"{stats['loss']:.3f}", lr=f"{lr:.1e}")
             self.log_scalars("train", stats)
             self.reset_totals()
@@ -385,14 +484,28 @@ def check_ranks_agree(model: torch.nn.Module) -> None:
     """DDP: every rank must hold the same weights after training (all-reduced gradients and
     identical optimizer steps); compares per-tensor sums and sums of squares across ranks."""
     with torch.no_grad():
-        stats = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()])
-                             for p in model.parameters()]).flatten().cpu()
+        stats = (
+            torch.stack(
+                [
+                    torch.stack([p.double().sum(), p.double().square().sum()])
+                    for p in model.parameters()
+                ]
+            )
+            .flatten()
+            .cpu()
+        )
     gathered = [torch.empty_like(stats) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(gathered, stats)
     differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
     if differing:
-        raise RuntimeError(f"DDP: the weights of rank(s) {differing} differ from rank 0's after training")
-    log.info("DDP: the %d ranks hold identical weights (%d tensors compared)", len(gathered), stats.numel() // 2)
+        raise RuntimeError(
+            f"DDP: the weights of rank(s) {differing} differ from rank 0's after training"
+        )
+    log.info(
+        "DDP: the %d ranks hold identical weights (%d tensors compared)",
+        len(gathered),
+        stats.numel() // 2,
+    )
 
 
 def run_training(cfg: TrainConfig) -> None:

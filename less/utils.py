@@ -104,8 +104,12 @@ def _remove_stale(directory: Path, target: str | None) -> list[Path]:
             size = entry.stat(follow_symlinks=False).st_size
             os.unlink(entry.path)
             removed.append(Path(entry.path))
-            logger.info("removed %s (%.1f MB), left by an interrupted write of %s", entry.path, size / 1e6,
-                        parsed[0])
+            logger.info(
+                "removed %s (%.1f MB), left by an interrupted write of %s",
+                entry.path,
+                size / 1e6,
+                parsed[0],
+            )
     return removed
 
 
@@ -155,8 +159,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_once(path.parent)
     suffix = _full_suffix(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=f".tmp{suffix}",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600 files; outputs get the permissions a plain open() would give.

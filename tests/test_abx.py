@@ -55,9 +55,14 @@ def test_dtw_matches_libri_light_definition():
     n_max, m_max = 9, 7
     dist = torch.rand(len(shapes), n_max, m_max, generator=rng, dtype=torch.float64)
     dist[-1] = (dist[-1] * 4).round() / 4  # ties exercise the tie-breaking order
-    got = _dtw_batch(dist, torch.tensor([s[0] for s in shapes]), torch.tensor([s[1] for s in shapes]))
+    got = _dtw_batch(
+        dist, torch.tensor([s[0] for s in shapes]), torch.tensor([s[1] for s in shapes])
+    )
     for k, (n, m) in enumerate(shapes):
-        assert float(got[k]) == pytest.approx(reference_dtw(dist[k, :n, :m].tolist()), abs=1e-12), (n, m)
+        assert float(got[k]) == pytest.approx(reference_dtw(dist[k, :n, :m].tolist()), abs=1e-12), (
+            n,
+            m,
+        )
 
 
 def test_pairwise_dtw_is_zero_on_identical_sequences_and_symmetric():
@@ -80,13 +85,22 @@ def synthetic_items(shuffle: bool, seed: int = 0):
         for speaker, shift in speaker_shift.items():
             for unit in units:
                 for k in range(5):
-                    frames = centres[unit] + shift + 0.3 * torch.randn(rng.randint(3, 8), dim, generator=gen)
-                    items.append(AbxItem(f"{speaker}-{context}-{unit}-{k}", speaker, unit, context, 0.0, 1.0))
+                    frames = (
+                        centres[unit]
+                        + shift
+                        + 0.3 * torch.randn(rng.randint(3, 8), dim, generator=gen)
+                    )
+                    items.append(
+                        AbxItem(f"{speaker}-{context}-{unit}-{k}", speaker, unit, context, 0.0, 1.0)
+                    )
                     feats.append(frames)
     if shuffle:
         labels = [it.unit for it in items]
         rng.shuffle(labels)
-        items = [AbxItem(it.cut_id, it.speaker, lab, it.context, it.start, it.end) for it, lab in zip(items, labels)]
+        items = [
+            AbxItem(it.cut_id, it.speaker, lab, it.context, it.start, it.end)
+            for it, lab in zip(items, labels)
+        ]
     return items, feats
 
 
@@ -102,11 +116,14 @@ def test_abx_is_near_zero_on_separable_units_and_near_half_when_shuffled():
 
 
 def test_abx_items_are_triphones_sharing_context():
-    utt = UtteranceAlignment("u1", "spk", 1.0, [("一", 0.0, 0.2), ("二", 0.2, 0.5), ("三", 0.5, 0.7),
-                                                 ("四", 0.7, 1.0)])
+    utt = UtteranceAlignment(
+        "u1", "spk", 1.0, [("一", 0.0, 0.2), ("二", 0.2, 0.5), ("三", 0.5, 0.7), ("四", 0.7, 1.0)]
+    )
     items = make_items([utt], "triphone")
     assert [(i.unit, i.context, i.start, i.end) for i in items] == [
-        ("二", "一_三", 0.0, 0.7), ("三", "二_四", 0.2, 1.0)]
+        ("二", "一_三", 0.0, 0.7),
+        ("三", "二_四", 0.2, 1.0),
+    ]
     assert len(make_items([utt], "any")) == 4
     assert make_items([utt], "triphone", {"二": "er"})[0].unit == "er"
 
@@ -116,7 +133,9 @@ def brute_force_best_path(log_probs: torch.Tensor, tokens: list[int], blank: int
     num_frames, vocab = log_probs.shape
     best, best_path = -math.inf, None
     for labels in itertools.product(range(vocab), repeat=num_frames):
-        collapsed = [k for i, k in enumerate(labels) if k != blank and (i == 0 or labels[i - 1] != k)]
+        collapsed = [
+            k for i, k in enumerate(labels) if k != blank and (i == 0 or labels[i - 1] != k)
+        ]
         if collapsed != tokens:
             continue
         score = sum(float(log_probs[t, k]) for t, k in enumerate(labels))
@@ -134,7 +153,9 @@ def test_ctc_forced_alignment_is_the_best_path():
         assert path is not None
         # token index per frame -> token id per frame (blank 0) must give the optimal labelling
         assert [0 if k < 0 else tokens[k] for k in path] == list(labels)
-    assert ctc_forced_align(torch.zeros(2, 3), [1, 1]) is None  # repeated tokens need a blank between
+    assert (
+        ctc_forced_align(torch.zeros(2, 3), [1, 1]) is None
+    )  # repeated tokens need a blank between
 
 
 def test_forced_alignment_finds_planted_spikes_and_segments():
@@ -168,21 +189,58 @@ def test_abx_cli_on_the_tiny_corpus(mini_data: Path, tmp_path: Path):
         text = cut.supervisions[0].text
         step = cut.duration / len(text)
         # two "speakers" of two utterances each, so that both within and across have pairs
-        alignments.append(UtteranceAlignment(cut.id, f"spk{i % 2}", cut.duration,
-                                             [(ch, i * step, (i + 1) * step) for i, ch in enumerate(text)]))
+        alignments.append(
+            UtteranceAlignment(
+                cut.id,
+                f"spk{i % 2}",
+                cut.duration,
+                [(ch, i * step, (i + 1) * step) for i, ch in enumerate(text)],
+            )
+        )
     save_alignments(tmp_path / "align.jsonl", alignments)
     assert load_alignments(tmp_path / "align.jsonl")[0].units[0][0] == alignments[0].units[0][0]
     model = SslModel(SslObjectiveConfig(codebook_size=64), "xs")
-    save_checkpoint(tmp_path / "ssl.pt", model=model.state_dict(), config={"model": "xs", "model_overrides": {}})
+    save_checkpoint(
+        tmp_path / "ssl.pt", model=model.state_dict(), config={"model": "xs", "model_overrides": {}}
+    )
     out = tmp_path / "abx.json"
-    abx_cli.main(["--cuts", str(cuts_path), "--alignments", str(tmp_path / "align.jsonl"),
-                  "--checkpoint", str(tmp_path / "ssl.pt"), "--layer", "fbank", "--layer", "2",
-                  "--layer", "final", "--context", "any", "--max-group-size", "3", "--out", str(out)])
+    abx_cli.main(
+        [
+            "--cuts",
+            str(cuts_path),
+            "--alignments",
+            str(tmp_path / "align.jsonl"),
+            "--checkpoint",
+            str(tmp_path / "ssl.pt"),
+            "--layer",
+            "fbank",
+            "--layer",
+            "2",
+            "--layer",
+            "final",
+            "--context",
+            "any",
+            "--max-group-size",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert set(result["layers"]) == {"fbank", "2", "final"}
     for layer in result["layers"].values():
         assert 0.0 <= layer["within"] <= 1.0 and 0.0 <= layer["across"] <= 1.0
         assert layer["within_pairs"] > 0 and layer["items"] > 0
     with pytest.raises(SystemExit, match="align-checkpoint"):
-        abx_cli.main(["--cuts", str(cuts_path), "--alignments", str(tmp_path / "missing.jsonl"),
-                      "--layer", "fbank", "--out", str(out)])
+        abx_cli.main(
+            [
+                "--cuts",
+                str(cuts_path),
+                "--alignments",
+                str(tmp_path / "missing.jsonl"),
+                "--layer",
+                "fbank",
+                "--out",
+                str(out),
+            ]
+        )

@@ -25,7 +25,14 @@ RATE = 16000
 
 
 def supervision_line(sup_id: str, text: str) -> bytes:
-    record = {"id": sup_id, "recording_id": "rec", "start": 0.0, "duration": 1.0, "channel": 0, "text": "@@"}
+    record = {
+        "id": sup_id,
+        "recording_id": "rec",
+        "start": 0.0,
+        "duration": 1.0,
+        "channel": 0,
+        "text": "@@",
+    }
     return json.dumps(record).encode("utf-8").replace(b"@@", text.encode("latin-1")) + b"\n"
 
 
@@ -50,7 +57,9 @@ def test_a_latin1_transcript_names_the_manifest_line_and_id(tmp_path) -> None:
         assert f"supervision manifest {path}: line 2 (id 'sup-b'): byte 0xf1" in message
         assert "mañana" in message and "UTF-8" in message
     with pytest.raises(ManifestError, match=r"sups\.jsonl\.gz: line 2"):
-        list(prepare_lang.supervision_texts(tmp_path / "sups.jsonl.gz", "text", "es"))  # read lazily
+        list(
+            prepare_lang.supervision_texts(tmp_path / "sups.jsonl.gz", "text", "es")
+        )  # read lazily
 
 
 def test_a_cut_set_cut_short_or_not_utf8_names_the_file(tmp_path) -> None:
@@ -75,9 +84,25 @@ def test_a_cut_set_cut_short_or_not_utf8_names_the_file(tmp_path) -> None:
 def test_stages_name_the_bad_manifest(tmp_path) -> None:
     """The stage CLIs read through these helpers (here llm_correct's --in-cuts)."""
     bad = write_gz(tmp_path / "pl.jsonl.gz", supervision_line("sup-b", "mañana"))
-    result = subprocess.run([sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(bad), "--out-cuts",
-                             str(tmp_path / "out.jsonl.gz"), "--backend", "openai", "--model", "m"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "less.bin.llm_correct",
+            "--in-cuts",
+            str(bad),
+            "--out-cuts",
+            str(tmp_path / "out.jsonl.gz"),
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode != 0
     assert f"ManifestError: cut set {bad}: line 1 (id 'sup-b')" in result.stderr
 
@@ -86,7 +111,9 @@ def test_a_corpus_transcript_that_is_not_utf8_names_file_and_line(tmp_path) -> N
     from less.local.aishell import check_transcript_audio
 
     transcript = tmp_path / "aishell_transcript_v0.8.txt"
-    transcript.write_bytes("BAC009S0002W0122 而 对 楼市\n".encode() + "BAC009S0002W0123 caf\xe9\n".encode("latin-1"))
+    transcript.write_bytes(
+        "BAC009S0002W0122 而 对 楼市\n".encode() + "BAC009S0002W0123 caf\xe9\n".encode("latin-1")
+    )
     with pytest.raises(ManifestError, match=f"{transcript}: line 2: byte 0xe9"):
         check_transcript_audio(transcript, tmp_path, {}, "skip")
 
@@ -107,7 +134,9 @@ def audio_dir(tmp_path: Path) -> Path:
     (directory / "broken.wav").write_bytes(b"RIFF this is not audio at all")
     sf.write(directory / "sub" / "cut.wav", speechlike(2.0, 1), RATE, subtype="PCM_16")
     data = (directory / "sub" / "cut.wav").read_bytes()
-    (directory / "sub" / "cut.wav").write_bytes(data[: len(data) // 2])  # a copy that was interrupted
+    (directory / "sub" / "cut.wav").write_bytes(
+        data[: len(data) // 2]
+    )  # a copy that was interrupted
     sf.write(directory / "click.wav", speechlike(0.05), RATE, subtype="PCM_16")
     return directory
 
@@ -119,14 +148,27 @@ def test_one_unreadable_file_stops_the_directory_unless_skipped(tmp_path, caplog
         vad_segment.main(["--audio-dir", str(directory), "--out-cuts", str(out)])
     log_file = tmp_path / "vad.log"
     caplog.set_level(logging.INFO)
-    vad_segment.main(["--audio-dir", str(directory), "--out-cuts", str(out), "--skip-bad-audio",
-                      "--log-file", str(log_file)])
+    vad_segment.main(
+        [
+            "--audio-dir",
+            str(directory),
+            "--out-cuts",
+            str(out),
+            "--skip-bad-audio",
+            "--log-file",
+            str(log_file),
+        ]
+    )
     cuts = read_cuts(out)  # (Silero hears no speech in these tones: what matters is what was read)
     assert {cut.recording.id for cut in cuts} <= {"good", "sub_cut", "click"}
     log = log_file.read_text()
     assert "3 recordings (0.00 h) ->" in log  # the three readable files were segmented
-    assert "skipped 1 unreadable audio file(s)" in log and f"skipped {directory / 'broken.wav'}" in log
-    assert "recording sub_cut" in log and "cut short: its header announces 64000 bytes of audio" in log
+    assert (
+        "skipped 1 unreadable audio file(s)" in log and f"skipped {directory / 'broken.wav'}" in log
+    )
+    assert (
+        "recording sub_cut" in log and "cut short: its header announces 64000 bytes of audio" in log
+    )
     assert "recording click" in log and "too short for a word" in log
     assert "recording good" not in log
 
@@ -172,18 +214,35 @@ def test_temporary_files_of_killed_writes_are_removed_by_the_next_write(tmp_path
     other_host = target.parent / ".epoch-3.pt.otherhost-12.b1b2b3b4.tmp.pt"
     other_target = target.parent / f".epoch-4.pt.{_HOST}-{dead_pid()}.x0x0x0x0.tmp.pt"
     unrelated = target.parent / ".epoch-3.pt.notes.txt"
-    for path in (killed_here, running_here, old_unnamed, recent_unnamed, other_host, other_target, unrelated):
+    for path in (
+        killed_here,
+        running_here,
+        old_unnamed,
+        recent_unnamed,
+        other_host,
+        other_target,
+        unrelated,
+    ):
         path.write_bytes(b"x" * 100)
     an_hour_ago = time.time() - 2 * 3600
     os.utime(old_unnamed, (an_hour_ago, an_hour_ago))
 
     with atomic_path(target) as tmp:
-        assert tmp.name.startswith(f".epoch-3.pt.{_HOST}-{os.getpid()}.") and tmp.name.endswith(".tmp.pt")
+        assert tmp.name.startswith(f".epoch-3.pt.{_HOST}-{os.getpid()}.") and tmp.name.endswith(
+            ".tmp.pt"
+        )
         tmp.write_bytes(b"checkpoint")
     assert target.read_bytes() == b"checkpoint"
     assert not killed_here.exists() and not old_unnamed.exists() and not other_target.exists()
-    assert running_here.exists() and recent_unnamed.exists() and other_host.exists() and unrelated.exists()
-    assert not any(p.name.startswith(f".epoch-3.pt.{_HOST}-{os.getpid()}") for p in target.parent.iterdir())
+    assert (
+        running_here.exists()
+        and recent_unnamed.exists()
+        and other_host.exists()
+        and unrelated.exists()
+    )
+    assert not any(
+        p.name.startswith(f".epoch-3.pt.{_HOST}-{os.getpid()}") for p in target.parent.iterdir()
+    )
 
     # the same for one target, and for a whole directory at a trainer's start
     again = target.parent / f".epoch-3.pt.{_HOST}-{dead_pid()}.zzzzzzzz.tmp.pt"

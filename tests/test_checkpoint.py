@@ -26,8 +26,13 @@ def toy_model(seed: int) -> torch.nn.Module:
 def test_average_is_arithmetic_mean_of_epochs(tmp_path):
     models = [toy_model(s) for s in range(1, 5)]
     for epoch, model in enumerate(models, 1):
-        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(), model_avg=None,
-                        train_state={"batch_idx_train": epoch * 10}, config={"x": epoch})
+        save_checkpoint(
+            tmp_path / f"epoch-{epoch}.pt",
+            model=model.state_dict(),
+            model_avg=None,
+            train_state={"batch_idx_train": epoch * 10},
+            config={"x": epoch},
+        )
     state, config = averaged_model_state(tmp_path, epoch=4, avg=3, use_averaged_model=False)
     for name in ("0.weight", "0.bias", "1.running_mean"):
         expected = sum(m.state_dict()[name] for m in models[1:]) / 3
@@ -40,7 +45,9 @@ def test_average_is_arithmetic_mean_of_epochs(tmp_path):
         averaged_model_state(tmp_path, epoch=2, avg=3, use_averaged_model=False)
 
 
-def simulate_training(tmp_path, average_period: int, batches_per_epoch: int, epochs: int) -> tuple[list, list]:
+def simulate_training(
+    tmp_path, average_period: int, batches_per_epoch: int, epochs: int
+) -> tuple[list, list]:
     """Epoch checkpoints of a random walk with the running average; returns the models sampled
     into the average (with their batch) and the model at the end of every epoch."""
     model = toy_model(0)
@@ -56,8 +63,13 @@ def simulate_training(tmp_path, average_period: int, batches_per_epoch: int, epo
                 update_averaged_model(model_avg, model, average_period, batch)
                 sampled.append((batch, model.state_dict()["0.weight"].clone()))
         at_epoch_end.append(model.state_dict()["0.weight"].clone())
-        save_checkpoint(tmp_path / f"epoch-{epoch}.pt", model=model.state_dict(), model_avg=model_avg.state_dict(),
-                        train_state={"batch_idx_train": batch}, config={"average_period": average_period})
+        save_checkpoint(
+            tmp_path / f"epoch-{epoch}.pt",
+            model=model.state_dict(),
+            model_avg=model_avg.state_dict(),
+            train_state={"batch_idx_train": batch},
+            config={"average_period": average_period},
+        )
     return sampled, at_epoch_end
 
 
@@ -82,14 +94,18 @@ def test_averaged_model_when_epochs_do_not_end_on_the_period(tmp_path):
     state, _ = averaged_model_state(tmp_path, epoch=5, avg=3, use_averaged_model=True)
     inside = [w for batch, w in sampled if 14 < batch <= 35]  # epochs 3..5: batches 15..35
     assert len(inside) == 5
-    torch.testing.assert_close(state["0.weight"].float(), torch.stack(inside).mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        state["0.weight"].float(), torch.stack(inside).mean(0), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_epochs_shorter_than_the_period_average_the_epoch_checkpoints(tmp_path):
     """A student fine-tuned for a few short epochs: 41 batches per epoch, one sample every 200
     batches. The running average holds 1 model over the last 5 epochs, so the decoder
     averages the 5 epoch checkpoints (the batch-weighted formula gave 1.6 x model - 0.6 x init)."""
-    sampled, at_epoch_end = simulate_training(tmp_path, average_period=200, batches_per_epoch=41, epochs=8)
+    sampled, at_epoch_end = simulate_training(
+        tmp_path, average_period=200, batches_per_epoch=41, epochs=8
+    )
     assert len(sampled) == 1
     state, _ = averaged_model_state(tmp_path, epoch=8, avg=5, use_averaged_model=True)
     torch.testing.assert_close(state["0.weight"], torch.stack(at_epoch_end[3:]).mean(0))
@@ -144,7 +160,10 @@ def test_checkpoints_load_weights_only_and_refuse_pickled_objects(tmp_path):
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
 
     # checkpoints written before (numpy's state pickled as an array) still load
-    torch.save({"model": {"w": torch.ones(2)}, "rng": {"numpy": np.random.get_state()}}, tmp_path / "old.pt")
+    torch.save(
+        {"model": {"w": torch.ones(2)}, "rng": {"numpy": np.random.get_state()}},
+        tmp_path / "old.pt",
+    )
     assert load_checkpoint(tmp_path / "old.pt")["rng"]["numpy"][0] == "MT19937"
 
     torch.save({"model": {"w": torch.ones(2)}, "extra": _Payload()}, tmp_path / "evil.pt")

@@ -29,22 +29,35 @@ def test_noise_corpus_is_deterministic_and_varied(tmp_path: Path):
     from lhotse import load_manifest
 
     recordings = load_manifest(manifest)
-    assert len(recordings) == 2 and all(r.sampling_rate == 16000 and r.duration == 1.0 for r in recordings)
+    assert len(recordings) == 2 and all(
+        r.sampling_rate == 16000 and r.duration == 1.0 for r in recordings
+    )
 
 
 @pytest.fixture(scope="module")
 def noise_cuts(mini_data: Path) -> Path:
     out = mini_data / "fbank" / "mini-noise_cuts.jsonl.gz"
-    compute_fbank.main(["--recordings", str(mini_data / "manifests" / "mini-noise_recordings.jsonl.gz"),
-                        "--out-cuts", str(out)])
+    compute_fbank.main(
+        [
+            "--recordings",
+            str(mini_data / "manifests" / "mini-noise_recordings.jsonl.gz"),
+            "--out-cuts",
+            str(out),
+        ]
+    )
     return out
 
 
-def test_noise_mixing_keeps_labels_fills_silence_and_is_reproducible(mini_data: Path, noise_cuts: Path):
-    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(first=3)
+def test_noise_mixing_keeps_labels_fills_silence_and_is_reproducible(
+    mini_data: Path, noise_cuts: Path
+):
+    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(
+        first=3
+    )
     clean = SpeechDataset(DataConfig(spec_augment=False), training=True)[cuts]
-    noisy_ds = SpeechDataset(DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=1.0),
-                             training=True)
+    noisy_ds = SpeechDataset(
+        DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=1.0), training=True
+    )
     noisy = noisy_ds[cuts]
     assert noisy["cut_ids"] == clean["cut_ids"] and noisy["texts"] == clean["texts"]
     assert torch.equal(noisy["input_lens"], clean["input_lens"])
@@ -56,12 +69,14 @@ def test_noise_mixing_keeps_labels_fills_silence_and_is_reproducible(mini_data: 
     assert torch.equal(noisy_ds[cuts]["inputs"], noisy["inputs"])  # same batch, same noise
     noisy_ds.epoch = 2
     assert not torch.equal(noisy_ds[cuts]["inputs"], noisy["inputs"])  # another epoch, other noise
-    never = SpeechDataset(DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=0.0),
-                          training=True)[cuts]
+    never = SpeechDataset(
+        DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=0.0), training=True
+    )[cuts]
     assert torch.equal(never["inputs"], clean["inputs"])
     # decoding never adds noise
-    evaluation = SpeechDataset(DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=1.0),
-                               training=False)[cuts]
+    evaluation = SpeechDataset(
+        DataConfig(spec_augment=False, noise_cuts=str(noise_cuts), noise_prob=1.0), training=False
+    )[cuts]
     assert torch.equal(evaluation["inputs"], clean["inputs"])
 
 
@@ -83,7 +98,9 @@ def test_spec_augment_masks_within_bounds():
 
 
 def test_volume_perturbation_is_a_per_utterance_gain_in_range(mini_data: Path):
-    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(first=4)
+    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(
+        first=4
+    )
     clean = SpeechDataset(DataConfig(spec_augment=False), training=True)[cuts]
     ds = SpeechDataset(DataConfig(spec_augment=False, volume_db=(-18.0, 6.0)), training=True)
     loud = ds[cuts]
@@ -95,12 +112,16 @@ def test_volume_perturbation_is_a_per_utterance_gain_in_range(mini_data: Path):
         gain_db = diff[0, 0].item() * 10 / math.log(10)
         assert -18.0 - 1e-3 <= gain_db <= 6.0 + 1e-3
         offsets.append(gain_db)
-        assert torch.equal(loud["inputs"][b, length:], clean["inputs"][b, length:])  # padding untouched
+        assert torch.equal(
+            loud["inputs"][b, length:], clean["inputs"][b, length:]
+        )  # padding untouched
     assert len({round(o, 3) for o in offsets}) == len(offsets)  # drawn per utterance
     assert torch.equal(ds[cuts]["inputs"], loud["inputs"])  # reproducible per batch and epoch
     ds.epoch = 1
     assert not torch.equal(ds[cuts]["inputs"], loud["inputs"])
-    evaluation = SpeechDataset(DataConfig(spec_augment=False, volume_db=(-18.0, 6.0)), training=False)[cuts]
+    evaluation = SpeechDataset(
+        DataConfig(spec_augment=False, volume_db=(-18.0, 6.0)), training=False
+    )[cuts]
     assert torch.equal(evaluation["inputs"], clean["inputs"])  # never at decoding time
 
 
@@ -128,7 +149,9 @@ def test_train_cli_reads_volume_range():
 
     base = ["--task", "asr", "--exp-dir", "x", "--lang-dir", "y", "--train-cuts", "z"]
     assert config_from_args(get_parser().parse_args(base)).data.volume_db is None
-    assert config_from_args(get_parser().parse_args(base + ["--volume-db=-18,6"])).data.volume_db == (-18.0, 6.0)
+    assert config_from_args(
+        get_parser().parse_args(base + ["--volume-db=-18,6"])
+    ).data.volume_db == (-18.0, 6.0)
     with pytest.raises(SystemExit):
         get_parser().parse_args(base + ["--volume-db=6,-18"])
 
@@ -137,7 +160,11 @@ def test_training_loader_over_fewer_cuts_than_buckets(mini_data: Path):
     """lhotse refuses more duration buckets than cuts: a tiny set still trains, every cut once."""
     from less.data.datamodule import make_loader
 
-    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz").subset(first=3).to_eager()
+    cuts = (
+        CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz")
+        .subset(first=3)
+        .to_eager()
+    )
     cfg = DataConfig(spec_augment=False, num_buckets=10, num_workers=0, max_duration=1000.0)
     loader, _, _ = make_loader(cuts, cfg, training=True, seed=1)
     seen = [cut_id for batch in loader for cut_id in batch["cut_ids"]]

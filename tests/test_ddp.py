@@ -22,9 +22,22 @@ def free_port() -> int:
 
 
 def torchrun(data: Path, exp_dir: Path, epochs: int) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), "-m", "less.bin.train",
-               *train_args(data, exp_dir, "--num-epochs", str(epochs), "--num-threads", "1", "--dtype", "fp32")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "less.bin.train",
+        *train_args(
+            data, exp_dir, "--num-epochs", str(epochs), "--num-threads", "1", "--dtype", "fp32"
+        ),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
@@ -57,7 +70,9 @@ def test_two_cpu_processes_train_in_sync_and_resume(mini_data: Path, tmp_path: P
 def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> None:
     from less.training import check_ranks_agree
 
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
+    )
     try:
         torch.manual_seed(0)
         model = torch.nn.Linear(4, 3)
@@ -82,6 +97,10 @@ def test_the_rank_check_finds_a_rank_that_drifted(tmp_path: Path, differ: bool):
         mp.spawn(_agree_worker, args=(str(tmp_path / "init"), differ, results), nprocs=2, join=True)
         results = dict(results)
     if differ:
-        assert results[0] == results[1] == "DDP: the weights of rank(s) [1] differ from rank 0's after training"
+        assert (
+            results[0]
+            == results[1]
+            == "DDP: the weights of rank(s) [1] differ from rank 0's after training"
+        )
     else:
         assert results == {0: "agree", 1: "agree"}

@@ -452,14 +452,25 @@ def test_incremental_beam_search_equals_full_prefix_recompute():
     from less.model.attention_decoder import AttentionDecoder
 
     torch.manual_seed(0)
-    decoder = AttentionDecoder(vocab_size=23, decoder_dim=32, num_layers=2, num_heads=4,
-                               feedforward_dim=64, memory_dim=16).eval()
+    decoder = AttentionDecoder(
+        vocab_size=23, decoder_dim=32, num_layers=2, num_heads=4, feedforward_dim=64, memory_dim=16
+    ).eval()
     memory = torch.randn(3, 17, 16)
     memory_lens = torch.tensor([17, 11, 6])
-    full = attention_beam_search(memory, memory_lens, decoder, sos_id=1, eos_id=1, beam_size=4, nbest=3,
-                                 max_len=12)
-    cached = attention_beam_search(memory, memory_lens, decoder, sos_id=1, eos_id=1, beam_size=4, nbest=3,
-                                   max_len=12, incremental=decoder)
+    full = attention_beam_search(
+        memory, memory_lens, decoder, sos_id=1, eos_id=1, beam_size=4, nbest=3, max_len=12
+    )
+    cached = attention_beam_search(
+        memory,
+        memory_lens,
+        decoder,
+        sos_id=1,
+        eos_id=1,
+        beam_size=4,
+        nbest=3,
+        max_len=12,
+        incremental=decoder,
+    )
     assert [[h for h, _ in utt] for utt in full] == [[h for h, _ in utt] for utt in cached]
     for a, b in zip(full, cached):
         assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-4)

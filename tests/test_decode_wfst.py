@@ -77,13 +77,22 @@ def test_the_lm_decides_what_the_acoustics_leave_open_and_repeats_need_a_blank(a
         decoder = build_graph(TOKENS, arpa, topo=topo, lm_scale=1.0)
         ids = TOKENS.index
         # after 一, 二 is what the LM saw (3 times), 三 never: a 45/55 acoustic split goes to 二
-        assert decoder.decode(frames({"一": .9}, {"<blk>": .9}, {"二": .45, "三": .55})) == [ids("一"), ids("二")]
+        assert decoder.decode(frames({"一": 0.9}, {"<blk>": 0.9}, {"二": 0.45, "三": 0.55})) == [
+            ids("一"),
+            ids("二"),
+        ]
         # without the LM's pull, greedy would take 三
         weak = build_graph(TOKENS, arpa, topo=topo, lm_scale=0.01)
-        assert weak.decode(frames({"一": .9}, {"<blk>": .9}, {"二": .45, "三": .55})) == [ids("一"), ids("三")]
+        assert weak.decode(frames({"一": 0.9}, {"<blk>": 0.9}, {"二": 0.45, "三": 0.55})) == [
+            ids("一"),
+            ids("三"),
+        ]
         # CTC: a unit's repeated frames are one unit, a blank between them makes two
-        assert decoder.decode(frames({"一": .9}, {"一": .9})) == [ids("一")]
-        assert decoder.decode(frames({"一": .9}, {"<blk>": .9}, {"一": .9})) == [ids("一"), ids("一")]
+        assert decoder.decode(frames({"一": 0.9}, {"一": 0.9})) == [ids("一")]
+        assert decoder.decode(frames({"一": 0.9}, {"<blk>": 0.9}, {"一": 0.9})) == [
+            ids("一"),
+            ids("一"),
+        ]
 
     bpe = ["<blk>", "<sos/eos>", "<unk>", "\u2581the", "\u2581a", "s"]
     with pytest.raises(ValueError, match="not the CTC vocabulary"):
@@ -102,13 +111,43 @@ def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path
     exp = tmp_path / "exp"
     train_cli.main(train_args(mini_data, exp, "--num-epochs", "1"))
     lm = tmp_path / "lm.arpa"
-    train_ngram.main(["--lang", "zh", "--order", "2", "--text", str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
-                      "--extra-tokens", str(mini_data / "lang_char" / "tokens.txt"), "--out", str(lm)])
+    train_ngram.main(
+        [
+            "--lang",
+            "zh",
+            "--order",
+            "2",
+            "--text",
+            str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
+            "--extra-tokens",
+            str(mini_data / "lang_char" / "tokens.txt"),
+            "--out",
+            str(lm),
+        ]
+    )
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
     with pytest.raises(SystemExit, match="needs --lm"):
-        decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "ctc-wfst", "--test", f"t={test}"])
-    decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "ctc-wfst", "--method", "ctc-greedy-search",
-                     "--lm", str(lm), "--lm-scales", "0.5,2.0", "--test", f"t={test}"])
+        decode_cli.main(
+            ["--exp-dir", str(exp), "--epoch", "1", "--method", "ctc-wfst", "--test", f"t={test}"]
+        )
+    decode_cli.main(
+        [
+            "--exp-dir",
+            str(exp),
+            "--epoch",
+            "1",
+            "--method",
+            "ctc-wfst",
+            "--method",
+            "ctc-greedy-search",
+            "--lm",
+            str(lm),
+            "--lm-scales",
+            "0.5,2.0",
+            "--test",
+            f"t={test}",
+        ]
+    )
     summary = json.loads((exp / "ctc-wfst" / "results-t-epoch-1_avg-1.json").read_text())
     assert summary["metric"] == "CER" and "lm_scale_0.5" in json.dumps(summary)
     recogs = (exp / "ctc-wfst" / "recogs-t-lm_scale_0.5-epoch-1_avg-1.txt").read_text()

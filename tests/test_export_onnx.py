@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-onnx = pytest.importorskip("onnx", reason="the exporter needs the onnx package (pip install 'less[export]')")
+onnx = pytest.importorskip(
+    "onnx", reason="the exporter needs the onnx package (pip install 'less[export]')"
+)
 ort = pytest.importorskip("onnxruntime", reason="the export is checked with onnxruntime")
 
 from less.bin import export_onnx  # noqa: E402
@@ -29,9 +31,17 @@ def test_asr_and_ast_exports_match_torch_on_other_lengths(tmp_path: Path):
         assert max(diffs.values()) < 1e-3
 
         meta = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
-        assert meta["model_type"] == "zipformer2_ctc" and meta["vocab_size"] == "40" and meta["task"] == task
+        assert (
+            meta["model_type"] == "zipformer2_ctc"
+            and meta["vocab_size"] == "40"
+            and meta["task"] == task
+        )
         session = ort.InferenceSession(str(out / "model.onnx"))
-        assert [o.name for o in session.get_outputs()] == ["log_probs", "log_probs_len", "encoder_out"]
+        assert [o.name for o in session.get_outputs()] == [
+            "log_probs",
+            "log_probs_len",
+            "encoder_out",
+        ]
         assert session.get_outputs()[0].shape[2] == 40  # sherpa-onnx reads the vocabulary size here
 
         # three utterances, lengths never seen at export time
@@ -48,16 +58,27 @@ def test_asr_and_ast_exports_match_torch_on_other_lengths(tmp_path: Path):
         decoder = ort.InferenceSession(str(out / "decoder.onnx"))
         ys = torch.tensor([[model.sos_id, 5, 6, 7, 8, 9, 10], [model.sos_id, 3, 0, 0, 0, 0, 0]])
         ys_lens = torch.tensor([7, 2])
-        (logits,) = decoder.run(None, {"encoder_out": enc[:2], "encoder_out_lens": lens[:2],
-                                       "ys_in": ys.numpy(), "ys_in_lens": ys_lens.numpy()})
+        (logits,) = decoder.run(
+            None,
+            {
+                "encoder_out": enc[:2],
+                "encoder_out_lens": lens[:2],
+                "ys_in": ys.numpy(),
+                "ys_in_lens": ys_lens.numpy(),
+            },
+        )
         assert logits.shape == (2, 7, decoder_vocab)
         with torch.no_grad():
-            ref = model.decoder_logits(torch.from_numpy(enc[:2]), torch.from_numpy(lens[:2]), ys, ys_lens)
+            ref = model.decoder_logits(
+                torch.from_numpy(enc[:2]), torch.from_numpy(lens[:2]), ys, ys_lens
+            )
         assert np.abs(logits[0] - ref[0].numpy()).max() < 1e-3
         assert np.abs(logits[1, :2] - ref[1, :2].numpy()).max() < 1e-3
 
 
-def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(mini_data: Path, tmp_path: Path, monkeypatch):
+def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(
+    mini_data: Path, tmp_path: Path, monkeypatch
+):
     from less.bin import train as train_cli
     from tests.test_train import train_args
 
@@ -65,9 +86,15 @@ def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(mini_data: Path,
     train_cli.main(train_args(mini_data, exp, "--num-epochs", "1", task="ast"))
     out = tmp_path / "onnx"
     export_onnx.main(["--exp-dir", str(exp), "--epoch", "1", "--out-dir", str(out)])
-    assert sorted(p.name for p in out.iterdir()) == ["decoder.onnx", "decoder_tokens.txt", "model.onnx",
-                                                      "tokens.txt"]
-    assert (out / "decoder_tokens.txt").read_text() == (mini_data / "lang_bpe_96_en" / "tokens.txt").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "decoder.onnx",
+        "decoder_tokens.txt",
+        "model.onnx",
+        "tokens.txt",
+    ]
+    assert (out / "decoder_tokens.txt").read_text() == (
+        mini_data / "lang_bpe_96_en" / "tokens.txt"
+    ).read_text()
     meta = {p.key: p.value for p in onnx.load(str(out / "decoder.onnx")).metadata_props}
     assert meta["vocab_size"] == "96" and meta["task"] == "ast" and "epoch 1" in meta["source"]
 
@@ -94,10 +121,15 @@ def test_sherpa_onnx_decodes_the_export_as_we_do(mini_data: Path, tmp_path: Path
     (kaldi-native-fbank) and greedy-decodes; our path (lhotse Fbank -> onnxruntime -> CTC
     greedy) must give the same text on real mini-corpus audio. A random model with a sharpened
     CTC head emits many non-blank tokens, so the comparison is not of empty outputs."""
-    sherpa_onnx = pytest.importorskip("sherpa_onnx", reason="pip install sherpa-onnx (less[export])")
+    sherpa_onnx = pytest.importorskip(
+        "sherpa_onnx", reason="pip install sherpa-onnx (less[export])"
+    )
     from lhotse import Fbank, FbankConfig, RecordingSet
 
-    symbols = [line.split()[0] for line in (mini_data / "lang_char" / "tokens.txt").read_text().splitlines()]
+    symbols = [
+        line.split()[0]
+        for line in (mini_data / "lang_char" / "tokens.txt").read_text().splitlines()
+    ]
     torch.manual_seed(0)
     model = build_model("xs", ctc_vocab_size=len(symbols), decoder_vocab_size=None, **TINY)
     with torch.no_grad():
@@ -106,11 +138,14 @@ def test_sherpa_onnx_decodes_the_export_as_we_do(mini_data: Path, tmp_path: Path
     export_onnx.export_model(model, out, {"task": "asr"})
     (out / "tokens.txt").write_text((mini_data / "lang_char" / "tokens.txt").read_text())
 
-    recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(model=str(out / "model.onnx"),
-                                                                  tokens=str(out / "tokens.txt"))
+    recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(
+        model=str(out / "model.onnx"), tokens=str(out / "tokens.txt")
+    )
     session = ort.InferenceSession(str(out / "model.onnx"))
     fbank = Fbank(FbankConfig(num_mel_bins=80))
-    recordings = RecordingSet.from_file(mini_data / "manifests" / "mini-asr_recordings_test_clean.jsonl.gz")
+    recordings = RecordingSet.from_file(
+        mini_data / "manifests" / "mini-asr_recordings_test_clean.jsonl.gz"
+    )
     lengths = []
     for recording in list(recordings)[:6]:
         audio = recording.load_audio()[0]

@@ -26,11 +26,24 @@ from less.ssl.grounding import (
 )
 
 # a narrow Zipformer (as tests/test_ssl.py) so that a run takes seconds
-SMALL = {"encoder_dim": [48, 64, 64, 64, 64, 64], "encoder_unmasked_dim": [48] * 6,
-         "feedforward_dim": [96, 128, 128, 128, 128, 128], "num_heads": [2] * 6, "subsampling_channels": [4, 8, 16]}
+SMALL = {
+    "encoder_dim": [48, 64, 64, 64, 64, 64],
+    "encoder_unmasked_dim": [48] * 6,
+    "feedforward_dim": [96, 128, 128, 128, 128, 128],
+    "num_heads": [2] * 6,
+    "subsampling_channels": [4, 8, 16],
+}
 NUM_SCENES = 8
-PALETTE = [(220, 30, 30), (30, 160, 30), (30, 30, 220), (230, 160, 0), (150, 0, 150), (0, 170, 170),
-           (90, 90, 90), (240, 100, 180)]
+PALETTE = [
+    (220, 30, 30),
+    (30, 160, 30),
+    (30, 30, 220),
+    (230, 160, 0),
+    (150, 0, 150),
+    (0, 170, 170),
+    (90, 90, 90),
+    (240, 100, 180),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -56,11 +69,15 @@ def test_same_scene_pairs_are_not_negatives():
     # (with the other pair as a negative it would be log 2)
     two = vector.expand(2, 16)
     assert info_nce(two, two.clone(), ["a", "a"], 10.0).item() == pytest.approx(0.0, abs=1e-6)
-    assert info_nce(two, two.clone(), ["a", "b"], 10.0).item() == pytest.approx(math.log(2), abs=1e-5)
+    assert info_nce(two, two.clone(), ["a", "b"], 10.0).item() == pytest.approx(
+        math.log(2), abs=1e-5
+    )
     # equal embeddings, keys a a b c: rows/columns of a count 3 candidates, those of b and c 4
     four = vector.expand(4, 16)
     expected = (2 * math.log(3) + 2 * math.log(4)) / 4
-    assert info_nce(four, four.clone(), ["a", "a", "b", "c"], 3.0).item() == pytest.approx(expected, abs=1e-5)
+    assert info_nce(four, four.clone(), ["a", "a", "b", "c"], 3.0).item() == pytest.approx(
+        expected, abs=1e-5
+    )
     # the loss does not depend on the similarity of an utterance to another utterance's
     # image of its own scene: zero gradient there, and not with distinct scenes
     logits = torch.randn(4, 4, requires_grad=True)
@@ -81,7 +98,9 @@ def test_retrieval_recall_is_one_for_identical_embeddings_and_chance_for_random(
     assert random_recall["r1"] < 0.03 and random_recall["r5"] < 0.06  # chance: 1/300 and 5/300
     # a scene shared by two utterances is one gallery entry; retrieving it is correct for both
     speech = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
-    image = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])  # utterance 1's own image is never looked at
+    image = torch.tensor(
+        [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]
+    )  # utterance 1's own image is never looked at
     assert retrieval_recall(speech, image, ["a", "a", "b"], ks=(1,)) == {"r1": 1.0}
     assert retrieval_recall(speech, image, ["a", "b", "c"], ks=(1, 2))["r1"] == pytest.approx(2 / 3)
 
@@ -126,7 +145,11 @@ def write_scenes(root: Path, rows: list[tuple[str, int]]) -> Path:
         key = f"{scene:04x}"
         if not (root / "images" / f"{key}.png").is_file():
             draw_scene(root / "images" / f"{key}.png", scene)
-        lines.append(json.dumps({"id": uid, "scene": key, "image": f"images/{key}.png", "split": "train_sup"}))
+        lines.append(
+            json.dumps(
+                {"id": uid, "scene": key, "image": f"images/{key}.png", "split": "train_sup"}
+            )
+        )
     (root / "scenes.jsonl").write_text("\n".join(lines) + "\n")
     return root
 
@@ -144,7 +167,9 @@ def test_scene_images_map_cuts_by_supervision_id_and_name_missing_files(tmp_path
     assert int(image[:, 0, 63].min()) == 255  # the white background, as drawn
 
     (root / "images" / "0002.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"scenes.jsonl:3: the image .*0002.png of utterance cut-3"):
+    with pytest.raises(
+        FileNotFoundError, match=r"scenes.jsonl:3: the image .*0002.png of utterance cut-3"
+    ):
         SceneImages(root)
     with (root / "scenes.jsonl").open("a") as f:
         f.write('{"id": "utt-9", "scene": "0009"}\n')
@@ -164,7 +189,9 @@ def test_paired_batches_depend_on_the_index_alone_and_mix_both_languages():
         assert sorted(ids) == sorted(c.id for c in cuts)
     assert [c.id for c in batches[0]] != [c.id for c in batches[5]]
     langs = [{c.id[:2] for c in batches[i]} for i in range(5)]
-    assert sum(len(s) == 2 for s in langs) >= 3  # shuffled together, not one language after the other
+    assert (
+        sum(len(s) == 2 for s in langs) >= 3
+    )  # shuffled together, not one language after the other
     with pytest.raises(ValueError, match="cannot hold"):
         PairedBatches(cuts, max_duration=1.0)
 
@@ -185,16 +212,30 @@ def synthetic_corpus(root: Path) -> dict[str, Path]:
                 frames = 170 + 20 * (i % 4)
                 feats = (rng.normal(0.0, 0.5, (frames, 80)) - 5.0).astype(np.float32)
                 band = 8 * scene + 2 if lang_index == 0 else 72 - 8 * scene
-                feats[:, band:band + 5] += 3.0
+                feats[:, band : band + 5] += 3.0
                 if lang_index == 1:
                     feats[::20, :] += 1.0
                 key = writer.write(uid, feats)
                 duration = frames * 0.01
-                features = Features(type="fbank", num_frames=frames, num_features=80, frame_shift=0.01,
-                                    sampling_rate=16000, start=0.0, duration=duration, storage_type=writer.name,
-                                    storage_path=str(writer.storage_path), storage_key=key, recording_id=uid)
-                sup = SupervisionSegment(id=uid, recording_id=uid, start=0.0, duration=duration, language=lang)
-                cuts.append(MonoCut(f"{uid}-0", 0.0, duration, 0, features=features, supervisions=[sup]))
+                features = Features(
+                    type="fbank",
+                    num_frames=frames,
+                    num_features=80,
+                    frame_shift=0.01,
+                    sampling_rate=16000,
+                    start=0.0,
+                    duration=duration,
+                    storage_type=writer.name,
+                    storage_path=str(writer.storage_path),
+                    storage_key=key,
+                    recording_id=uid,
+                )
+                sup = SupervisionSegment(
+                    id=uid, recording_id=uid, start=0.0, duration=duration, language=lang
+                )
+                cuts.append(
+                    MonoCut(f"{uid}-0", 0.0, duration, 0, features=features, supervisions=[sup])
+                )
                 if i < 12:
                     rows.append((uid, scene))
         paths[lang] = root / f"cuts_{lang}.jsonl.gz"
@@ -205,15 +246,54 @@ def synthetic_corpus(root: Path) -> dict[str, Path]:
 
 def pretrain_args(data: dict[str, Path], exp_dir: Path, *extra: str) -> list[str]:
     return [
-        "--method", "bestrq", "--train-cuts", str(data["zh"]), "--train-cuts", str(data["es"]),
-        "--exp-dir", str(exp_dir), "--model", "xs", "--model-overrides", json.dumps(SMALL),
-        "--max-duration", "5", "--num-buckets", "2", "--num-workers", "0", "--codebook-size", "128",
+        "--method",
+        "bestrq",
+        "--train-cuts",
+        str(data["zh"]),
+        "--train-cuts",
+        str(data["es"]),
+        "--exp-dir",
+        str(exp_dir),
+        "--model",
+        "xs",
+        "--model-overrides",
+        json.dumps(SMALL),
+        "--max-duration",
+        "5",
+        "--num-buckets",
+        "2",
+        "--num-workers",
+        "0",
+        "--codebook-size",
+        "128",
         # the schedule batch count starts at its end: the Zipformer's early-training layer skipping
         # and dropout would otherwise hide every pattern from a 20-step run
-        "--log-interval", "5", "--seed", "3", "--ref-duration", "0.001",
-        "--visual-images", str(data["scenes"]), "--visual-cuts", str(data["zh"]), "--visual-cuts", str(data["es"]),
-        "--visual-valid-cuts", str(data["zh"]), "--visual-every", "1", "--visual-dim", "64",
-        "--visual-max-duration", "16", "--num-epochs", "3", "--max-batches-per-epoch", "10", "--save-every-n", "5",
+        "--log-interval",
+        "5",
+        "--seed",
+        "3",
+        "--ref-duration",
+        "0.001",
+        "--visual-images",
+        str(data["scenes"]),
+        "--visual-cuts",
+        str(data["zh"]),
+        "--visual-cuts",
+        str(data["es"]),
+        "--visual-valid-cuts",
+        str(data["zh"]),
+        "--visual-every",
+        "1",
+        "--visual-dim",
+        "64",
+        "--visual-max-duration",
+        "16",
+        "--num-epochs",
+        "3",
+        "--max-batches-per-epoch",
+        "10",
+        "--save-every-n",
+        "5",
         *extra,
     ]
 
@@ -247,8 +327,13 @@ def test_grounded_pretraining_learns_saves_resumes_and_fine_tunes_the_encoder_on
 
     # the grounding parameters are in the checkpoint (model and optimizer) and were trained
     grounding = [k for k in final["model"] if k.startswith("grounding.")]
-    assert {k.split(".")[1] for k in grounding} == {"image_encoder", "pool", "logit_scale", "speech_norm",
-                                                     "image_norm"}
+    assert {k.split(".")[1] for k in grounding} == {
+        "image_encoder",
+        "pool",
+        "logit_scale",
+        "speech_norm",
+        "image_norm",
+    }
     assert all(not torch.equal(final["model"][k], fresh[k]) for k in grounding)
     assert len(final["optimizer"]["state"]) > 0 and final["config"]["grounding"]["every"] == 1
     log_text = next((straight / "log").glob("log-ssl-*.txt")).read_text()
@@ -279,16 +364,34 @@ def test_grounded_pretraining_learns_saves_resumes_and_fine_tunes_the_encoder_on
 def test_paired_steps_alternate_and_can_add_the_ssl_loss_of_the_paired_audio(tmp_path: Path):
     data = synthetic_corpus(tmp_path / "data")
     exp = tmp_path / "exp"
-    args = pretrain_args(data, exp, "--num-epochs", "1", "--max-batches-per-epoch", "4", "--visual-every", "2",
-                         "--visual-ssl-weight", "0.5", "--valid-cuts", str(data["es"]), "--log-interval", "1")
+    args = pretrain_args(
+        data,
+        exp,
+        "--num-epochs",
+        "1",
+        "--max-batches-per-epoch",
+        "4",
+        "--visual-every",
+        "2",
+        "--visual-ssl-weight",
+        "0.5",
+        "--valid-cuts",
+        str(data["es"]),
+        "--log-interval",
+        "1",
+    )
     ssl_pretrain.main(args)
     lines = next((exp / "log").glob("log-ssl-*.txt")).read_text().splitlines()
     steps = [line for line in lines if "(global " in line]
     assert len(steps) == 4
     for n, line in enumerate(steps, 1):  # steps 2 and 4 carry a paired batch, 1 and 3 do not
-        assert ("visual_infonce" in line) == (n % 2 == 0) and ("visual_ssl_loss" in line) == (n % 2 == 0), line
+        assert ("visual_infonce" in line) == (n % 2 == 0) and ("visual_ssl_loss" in line) == (
+            n % 2 == 0
+        ), line
     (valid,) = [line for line in lines if "validation" in line and "visual_r1" in line]
-    assert "anchor_loss" in valid  # SSL validation on --valid-cuts and grounding on --visual-valid-cuts
+    assert (
+        "anchor_loss" in valid
+    )  # SSL validation on --valid-cuts and grounding on --visual-valid-cuts
 
 
 def test_grounding_flags_are_checked():

@@ -22,7 +22,10 @@ def _abx(path: Path, within: float, across: float) -> None:
 def test_report_pairs_the_gap_by_seed(tmp_path: Path):
     from less.bin.report_grounding import report
 
-    for seed, (mono, bi, mono_vg, bi_vg) in {"1": (0.10, 0.15, 0.10, 0.11), "2": (0.20, 0.26, 0.20, 0.21)}.items():
+    for seed, (mono, bi, mono_vg, bi_vg) in {
+        "1": (0.10, 0.15, 0.10, 0.11),
+        "2": (0.20, 0.26, 0.20, 0.21),
+    }.items():
         for enc, value in (("zh", mono), ("zhes", bi), ("zh_vg", mono_vg), ("zhes_vg", bi_vg)):
             _abx(tmp_path / f"{enc}_s{seed}" / "abx_zh.json", value, 2 * value)
     log = tmp_path / "zhes_vg_s1" / "log" / "log-train-x.txt"
@@ -39,11 +42,32 @@ def test_report_pairs_the_gap_by_seed(tmp_path: Path):
 @pytest.mark.slow
 def test_grounding_recipe_trains_grounded_and_bilingual_encoders(mini_data: Path, tmp_path: Path):
     out = tmp_path / "exp_vg"
-    args = [str(SCRIPT), "--data", str(mini_data), "--scenes", str(tmp_path / "scenes"), "--out", str(out),
-            "--encoders", "zh zhes_vg", "--seeds", "1", "--ssl-epochs", "1", "--max-duration", "20",
-            "--abx-layers", "final", "--abx-opts", "--context any --max-group-size 3",
-            "--ssl-opts", "--codebook-size 64 --visual-dim 32"]
-    result = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    args = [
+        str(SCRIPT),
+        "--data",
+        str(mini_data),
+        "--scenes",
+        str(tmp_path / "scenes"),
+        "--out",
+        str(out),
+        "--encoders",
+        "zh zhes_vg",
+        "--seeds",
+        "1",
+        "--ssl-epochs",
+        "1",
+        "--max-duration",
+        "20",
+        "--abx-layers",
+        "final",
+        "--abx-opts",
+        "--context any --max-group-size 3",
+        "--ssl-opts",
+        "--codebook-size 64 --visual-dim 32",
+    ]
+    result = subprocess.run(
+        args, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     logs = "".join(p.read_text() for p in out.glob("*.log"))
     assert result.returncode == 0, result.stderr[-3000:] + logs[-3000:]
     grounded = torch.load(out / "zhes_vg_s1" / "epoch-1.pt", map_location="cpu", weights_only=False)
@@ -52,8 +76,11 @@ def test_grounding_recipe_trains_grounded_and_bilingual_encoders(mini_data: Path
     assert not any(k.startswith("grounding.") for k in plain["model"])
     # the bilingual encoder pretrained on both languages' halves, the monolingual on all of zh
     assert "mini-ast_cuts_unsup_wild_half" in (out / "zhes_vg_s1.log").read_text()
-    assert "mini-ast" not in "".join(json.loads((out / "zh_s1.log").read_text().split("configuration: ")[1]
-                                                .splitlines()[0])["train_cuts"])
+    assert "mini-ast" not in "".join(
+        json.loads((out / "zh_s1.log").read_text().split("configuration: ")[1].splitlines()[0])[
+            "train_cuts"
+        ]
+    )
     for enc in ("zh_s1", "zhes_vg_s1"):
         for lang in ("zh", "es"):
             layer = json.loads((out / enc / f"abx_{lang}.json").read_text())["layers"]["final"]

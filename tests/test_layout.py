@@ -10,11 +10,19 @@ import pytest
 from less import layout
 
 STAGES = Path(__file__).resolve().parents[1] / "tools" / "less_stages.sh"
-CASES = [(task, system, it) for task in ("asr", "ast") for system in ("N", "L", "L_0.3", "U") for it in (1, 2, 3)]
+CASES = [
+    (task, system, it)
+    for task in ("asr", "ast")
+    for system in ("N", "L", "L_0.3", "U")
+    for it in (1, 2, 3)
+]
 
 
 def _shell(lines: list[str]) -> list[str]:
-    script = "set -eu\nexp=/e data=/d pl_dir=/p seed_epochs=14 student_epochs=4\n" f". {STAGES}\n" + "\n".join(lines)
+    script = (
+        "set -eu\nexp=/e data=/d pl_dir=/p seed_epochs=14 student_epochs=4\n"
+        f". {STAGES}\n" + "\n".join(lines)
+    )
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
@@ -23,34 +31,57 @@ def _shell(lines: list[str]) -> list[str]:
 def test_shell_and_python_agree_on_every_path() -> None:
     lines = []
     for task, system, it in CASES:
-        lines += [f'read -r t e <<<"$(less_teacher {task} {system} {it})"; echo "$t"',
-                  f"less_pl_dir {task} {system} {it}", f"less_system_dir {task} {system} {it}"]
+        lines += [
+            f'read -r t e <<<"$(less_teacher {task} {system} {it})"; echo "$t"',
+            f"less_pl_dir {task} {system} {it}",
+            f"less_system_dir {task} {system} {it}",
+        ]
     out = _shell(lines)
     expected = []
     for task, system, it in CASES:
-        expected += [str(layout.teacher_dir("/e", task, system, it)), str(layout.teacher_pl_dir("/p", task, system, it)),
-                     str(layout.system_pl_dir("/p", task, system, it))]
+        expected += [
+            str(layout.teacher_dir("/e", task, system, it)),
+            str(layout.teacher_pl_dir("/p", task, system, it)),
+            str(layout.system_pl_dir("/p", task, system, it)),
+        ]
     assert out == expected
 
 
 def test_students_train_where_the_report_looks(tmp_path) -> None:
     # less_train_student's --exp-dir, with python replaced by an echo
-    out = _shell(['train_cmd="echo"', "student_init=scratch ssl=none pl_ratio=0 unsup_part=u",
-                  f"pl_dir={tmp_path}",
-                  "python() { :; }", "mkdir -p $pl_dir/asr/N/iter2",
-                  ": >$pl_dir/asr/N/iter2/u_cuts_kept.jsonl.gz",
-                  "less_train_student asr N 2 sup.jsonl.gz dev.jsonl.gz"])
+    out = _shell(
+        [
+            'train_cmd="echo"',
+            "student_init=scratch ssl=none pl_ratio=0 unsup_part=u",
+            f"pl_dir={tmp_path}",
+            "python() { :; }",
+            "mkdir -p $pl_dir/asr/N/iter2",
+            ": >$pl_dir/asr/N/iter2/u_cuts_kept.jsonl.gz",
+            "less_train_student asr N 2 sup.jsonl.gz dev.jsonl.gz",
+        ]
+    )
     words = out[-1].split()
     exp_dir = words[words.index("--exp-dir") + 1]
     assert Path(exp_dir) == layout.model_dir("/e", "asr", "N", 2)
-    where = layout.parse_result_path(Path(exp_dir).relative_to("/e") / "ctc-greedy-search" / "results-dev.json")
+    where = layout.parse_result_path(
+        Path(exp_dir).relative_to("/e") / "ctc-greedy-search" / "results-dev.json"
+    )
     assert where == layout.ResultPath("asr", "N", 2, "ctc-greedy-search")
 
 
 def test_result_paths_parse_and_reject() -> None:
-    assert layout.parse_result_path(Path("asr/iter0/m/r.json")) == layout.ResultPath("asr", "S", 0, "m")
-    assert layout.parse_result_path(Path("ast/L_0.3/iter1/m/r.json")) == layout.ResultPath("ast", "L_0.3", 1, "m")
-    for bad in ("asr/iterX/m/r.json", "asr/N/iter0/m/r.json", "asr/N/iteration1/m/r.json", "asr/m/r.json"):
+    assert layout.parse_result_path(Path("asr/iter0/m/r.json")) == layout.ResultPath(
+        "asr", "S", 0, "m"
+    )
+    assert layout.parse_result_path(Path("ast/L_0.3/iter1/m/r.json")) == layout.ResultPath(
+        "ast", "L_0.3", 1, "m"
+    )
+    for bad in (
+        "asr/iterX/m/r.json",
+        "asr/N/iter0/m/r.json",
+        "asr/N/iteration1/m/r.json",
+        "asr/m/r.json",
+    ):
         assert layout.parse_result_path(Path(bad)) is None, bad
     with pytest.raises(ValueError, match="seed model S"):
         layout.model_dir("/e", "asr", "N", 0)

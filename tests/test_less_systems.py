@@ -14,30 +14,45 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stages(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", f'. "{ROOT}/tools/less_stages.sh"; max_hypo_wer=0.1; {script}'],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["bash", "-c", f'. "{ROOT}/tools/less_stages.sh"; max_hypo_wer=0.1; {script}'],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_threshold_of_each_system():
     out = stages('for s in L U N L_0.3 L_.25 L_1; do echo "$s $(less_threshold $s)"; done')
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[:6] == ["L 0.1", "U 0.1", "N 0.1", "L_0.3 0.3", "L_.25 .25", "L_1 1"]
+    assert out.stdout.split("\n")[:6] == [
+        "L 0.1",
+        "U 0.1",
+        "N 0.1",
+        "L_0.3 0.3",
+        "L_.25 .25",
+        "L_1 1",
+    ]
 
 
 def test_which_systems_need_the_llm():
-    out = stages('for s in "N" "S_cont N" "N L" "N L_0.3" "U"; do less_any_llm "$s" && echo yes || echo no; done')
+    out = stages(
+        'for s in "N" "S_cont N" "N L" "N L_0.3" "U"; do less_any_llm "$s" && echo yes || echo no; done'
+    )
     assert out.stdout.split() == ["no", "no", "yes", "yes", "yes"]
 
 
-@pytest.mark.parametrize(("systems", "iters", "message"), [
-    ("S_cont N L L_0.3 L_0.5 U", 1, None),
-    ("N L", 3, None),
-    ("N L_x", 1, "system L_x: L_<threshold> needs a number after L_ (e.g. L_0.3), not 'x'"),
-    ("N L_", 1, "needs a number after L_"),
-    ("N Lx", 1, "unknown system 'Lx' (known: S_cont N L L_<threshold> U)"),
-    ("N L_0.3", 2, "system L_0.3 runs one iteration (--num-iters 1)"),
-    ("L U", 2, "system U runs one iteration (--num-iters 1)"),
-])
+@pytest.mark.parametrize(
+    ("systems", "iters", "message"),
+    [
+        ("S_cont N L L_0.3 L_0.5 U", 1, None),
+        ("N L", 3, None),
+        ("N L_x", 1, "system L_x: L_<threshold> needs a number after L_ (e.g. L_0.3), not 'x'"),
+        ("N L_", 1, "needs a number after L_"),
+        ("N Lx", 1, "unknown system 'Lx' (known: S_cont N L L_<threshold> U)"),
+        ("N L_0.3", 2, "system L_0.3 runs one iteration (--num-iters 1)"),
+        ("L U", 2, "system U runs one iteration (--num-iters 1)"),
+    ],
+)
 def test_system_names_are_checked_before_any_work(systems: str, iters: int, message: str | None):
     out = stages(f'less_check_systems "{systems}" {iters}; echo checked')
     if message is None:
@@ -49,4 +64,14 @@ def test_system_names_are_checked_before_any_work(systems: str, iters: int, mess
 
 def test_report_orders_threshold_variants_after_l():
     names = ["U", "L_0.5", "N", "X", "L", "S_cont", "L_0.3", "S", "L_abc"]
-    assert sorted(names, key=system_rank) == ["S", "S_cont", "N", "L", "L_0.3", "L_0.5", "U", "L_abc", "X"]
+    assert sorted(names, key=system_rank) == [
+        "S",
+        "S_cont",
+        "N",
+        "L",
+        "L_0.3",
+        "L_0.5",
+        "U",
+        "L_abc",
+        "X",
+    ]

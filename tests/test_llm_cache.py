@@ -19,7 +19,9 @@ WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "melon", "olive
 
 
 def entry(cut_id: str, answer: str, sha: str = "in") -> CacheEntry:
-    return CacheEntry(cut_id=cut_id, model="m", prompt_sha="p", mode="correct", input_sha=sha, answer=answer)
+    return CacheEntry(
+        cut_id=cut_id, model="m", prompt_sha="p", mode="correct", input_sha=sha, answer=answer
+    )
 
 
 def test_appends_survive_a_reload_and_a_torn_last_line(tmp_path, caplog) -> None:
@@ -53,9 +55,29 @@ def test_an_entry_for_another_input_is_stale(tmp_path) -> None:
 
 def _cli(in_cuts: Path, out_cuts: Path, base_url: str) -> list[str]:
     return [
-        sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
-        "--task", "ast", "--lang", "en", "--backend", "openai", "--model", "fake-llm", "--base-url", base_url,
-        "--max-concurrency", "3", "--timeout", "30", "--backoff-base", "0.01",
+        sys.executable,
+        "-m",
+        "less.bin.llm_correct",
+        "--in-cuts",
+        str(in_cuts),
+        "--out-cuts",
+        str(out_cuts),
+        "--task",
+        "ast",
+        "--lang",
+        "en",
+        "--backend",
+        "openai",
+        "--model",
+        "fake-llm",
+        "--base-url",
+        base_url,
+        "--max-concurrency",
+        "3",
+        "--timeout",
+        "30",
+        "--backoff-base",
+        "0.01",
     ]
 
 
@@ -76,13 +98,21 @@ def _answer(request_id: str, body: dict) -> str:
 
 
 def test_resume_after_sigkill_loses_no_answer_and_repeats_none(tmp_path) -> None:
-    cuts = make_pl_cuts([f"i eated the {WORDS[n % 10]} {n:02d}" for n in range(30)], prefix="cut", language="es")
-    in_cuts, out_cuts = tmp_path / "unsup_cuts_pl.jsonl.gz", tmp_path / "pl" / "unsup_cuts_llm.jsonl.gz"
+    cuts = make_pl_cuts(
+        [f"i eated the {WORDS[n % 10]} {n:02d}" for n in range(30)], prefix="cut", language="es"
+    )
+    in_cuts, out_cuts = (
+        tmp_path / "unsup_cuts_pl.jsonl.gz",
+        tmp_path / "pl" / "unsup_cuts_llm.jsonl.gz",
+    )
     cache_path = out_cuts.parent / "llm_cache.jsonl"
     cuts.to_file(in_cuts)
     with FakeChatServer(answer_fn=_answer, latency=0.02, hold_after=10) as server:
-        process = subprocess.Popen(_cli(in_cuts, out_cuts, server.base_url), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _cli(in_cuts, out_cuts, server.base_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             # 10 answers delivered and cached, further requests in flight (held by the server).
             _wait_for(lambda: _lines(cache_path) == 10 and server.in_flight >= 1)
@@ -92,11 +122,14 @@ def test_resume_after_sigkill_loses_no_answer_and_repeats_none(tmp_path) -> None
         assert not out_cuts.exists()
         answered_before_kill = {cut_id for cut_id, n in server.answered.items() if n}
         assert len(answered_before_kill) == 10
-        with open(cache_path, "ab") as f:  # and, for good measure, a torn line from a kill mid-write
+        with open(
+            cache_path, "ab"
+        ) as f:  # and, for good measure, a torn line from a kill mid-write
             f.write(b'{"cut_id": "cut-0029", "mod')
         server.hold_after = None  # new requests pass; the held ones never answer the dead client
-        result = subprocess.run(_cli(in_cuts, out_cuts, server.base_url), capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            _cli(in_cuts, out_cuts, server.base_url), capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert "truncated last line" in result.stderr
         requests, answered = dict(server.requests), dict(server.answered)
@@ -104,7 +137,9 @@ def test_resume_after_sigkill_loses_no_answer_and_repeats_none(tmp_path) -> None
         assert answered.get(cut.id) == 1, f"{cut.id} answered {answered.get(cut.id)} times"
     for cut_id in answered_before_kill:
         assert requests[cut_id] == 1, f"{cut_id} was asked again after its answer was cached"
-    assert sum(requests.values()) - len(cuts) <= 3  # only requests in flight at the kill (concurrency 3)
+    assert (
+        sum(requests.values()) - len(cuts) <= 3
+    )  # only requests in flight at the kill (concurrency 3)
     records = {c.id: c.supervisions[0].custom["pl"]["llm"] for c in CutSet.from_file(out_cuts)}
     assert len(records) == 30
     for n in range(30):
@@ -119,20 +154,29 @@ def _default_sigint() -> None:
 
 
 def test_ctrl_c_exits_promptly_and_the_rerun_finishes(tmp_path) -> None:
-    cuts = make_pl_cuts([f"i eated the {WORDS[n % 10]} {n:02d}" for n in range(8)], prefix="cut", language="es")
+    cuts = make_pl_cuts(
+        [f"i eated the {WORDS[n % 10]} {n:02d}" for n in range(8)], prefix="cut", language="es"
+    )
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     cache_path = tmp_path / "llm_cache.jsonl"
     cuts.to_file(in_cuts)
     with FakeChatServer(answer_fn=_answer, hold_after=3) as server:
         # A shell without job control starts background jobs with SIGINT ignored, and children
         # inherit that (CI launched with `&`): give the CLI the default Ctrl-C disposition.
-        process = subprocess.Popen(_cli(in_cuts, out_cuts, server.base_url), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+        process = subprocess.Popen(
+            _cli(in_cuts, out_cuts, server.base_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_sigint,
+        )
         try:
             _wait_for(lambda: _lines(cache_path) == 3 and server.in_flight >= 1)
             start = time.monotonic()
             process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=20)  # held requests would block for --timeout 30
+            _, stderr = process.communicate(
+                timeout=20
+            )  # held requests would block for --timeout 30
         finally:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGKILL)
@@ -140,8 +184,9 @@ def test_ctrl_c_exits_promptly_and_the_rerun_finishes(tmp_path) -> None:
         assert time.monotonic() - start < 15
         assert "rerun the same command to resume" in stderr
         server.hold_after = None
-        result = subprocess.run(_cli(in_cuts, out_cuts, server.base_url), capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            _cli(in_cuts, out_cuts, server.base_url), capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         assert all(n == 1 for n in server.answered.values()) and len(server.answered) == 8
     assert len(CutSet.from_file(out_cuts)) == 8

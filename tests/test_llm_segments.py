@@ -36,18 +36,44 @@ SEGMENTS = [
 def _vad_cuts(segments=SEGMENTS) -> CutSet:
     """Cuts shaped like less.bin.vad_segment's: one recording, many segments with their start."""
     recordings = {
-        rec: Recording(id=rec, sources=[AudioSource(type="file", channels=[0], source=f"/nonexistent/{rec}.wav")],
-                       sampling_rate=16000, num_samples=16000 * 60, duration=60.0)
+        rec: Recording(
+            id=rec,
+            sources=[AudioSource(type="file", channels=[0], source=f"/nonexistent/{rec}.wav")],
+            sampling_rate=16000,
+            num_samples=16000 * 60,
+            duration=60.0,
+        )
         for rec, _, _ in segments
     }
     cuts = []
     for rec, start, hypothesis in segments:
         cut_id = f"{rec}-{round(start * 100):07d}-{round((start + 2) * 100):07d}"
-        pl = {"iter": 1, "teacher": "t", "hyp": hypothesis, "nbest": [[hypothesis, -1.0]], "confidence": 0.9}
-        supervision = SupervisionSegment(id=cut_id, recording_id=rec, start=0.0, duration=2.0, channel=0,
-                                         language="es", custom={"pl": pl})
-        cuts.append(MonoCut(id=cut_id, start=start, duration=2.0, channel=0, recording=recordings[rec],
-                            supervisions=[supervision]))
+        pl = {
+            "iter": 1,
+            "teacher": "t",
+            "hyp": hypothesis,
+            "nbest": [[hypothesis, -1.0]],
+            "confidence": 0.9,
+        }
+        supervision = SupervisionSegment(
+            id=cut_id,
+            recording_id=rec,
+            start=0.0,
+            duration=2.0,
+            channel=0,
+            language="es",
+            custom={"pl": pl},
+        )
+        cuts.append(
+            MonoCut(
+                id=cut_id,
+                start=start,
+                duration=2.0,
+                channel=0,
+                recording=recordings[rec],
+                supervisions=[supervision],
+            )
+        )
     return CutSet.from_cuts(cuts)
 
 
@@ -66,15 +92,24 @@ def test_groups_are_consecutive_segments_of_one_recording_in_time_order() -> Non
 
 
 def test_split_back_maps_lines_by_number_and_rejects_what_it_cannot_map() -> None:
-    good = split_numbered_answer("Here are the corrections:\n1. first one\n2) second one\n\n3: third\nDone.", 3)
+    good = split_numbered_answer(
+        "Here are the corrections:\n1. first one\n2) second one\n\n3: third\nDone.", 3
+    )
     assert good.accepted and good.texts == ["first one", "second one", "third"]
     shuffled = split_numbered_answer("2. second\n1. first\n3. third", 3)
-    assert shuffled.accepted and shuffled.texts == ["first", "second", "third"]  # by number, not position
+    assert shuffled.accepted and shuffled.texts == [
+        "first",
+        "second",
+        "third",
+    ]  # by number, not position
     assert split_numbered_answer("1. first\n2. second", 3).reason == "group_count"
     assert split_numbered_answer("1. a\n2. b\n3. c\n4. d", 3).reason == "group_count"
     assert split_numbered_answer("1. a\n1. b\n3. c", 3).reason == "group_numbering"
     assert split_numbered_answer("1. a\n2. b\n4. c", 3).reason == "group_numbering"
-    assert split_numbered_answer("1. a\nwrapped rest of a\n2. b\n3. c", 3).reason == "group_unnumbered_line"
+    assert (
+        split_numbered_answer("1. a\nwrapped rest of a\n2. b\n3. c", 3).reason
+        == "group_unnumbered_line"
+    )
     assert split_numbered_answer("first\nsecond\nthird", 3).reason == "group_count"
     assert split_numbered_answer("  \n", 3).reason == "empty"
     assert numbered_answer_complete("1. a\n2. b\n3. c\n", 3)
@@ -95,7 +130,10 @@ def test_group_prompt_numbers_the_segments_in_time_order() -> None:
         PromptBuilder(plain, "ast", "en", context_segments=3)
     assert builder.prompt_sha != PromptBuilder(template, "ast", "en", context_segments=2).prompt_sha
     with pytest.raises(ValueError, match="--mode correct"):
-        Corrector(_GroupLM(lambda s: ""), CorrectionConfig(task="ast", lang="en", mode="rescore", context_segments=3))
+        Corrector(
+            _GroupLM(lambda s: ""),
+            CorrectionConfig(task="ast", lang="en", mode="rescore", context_segments=3),
+        )
 
 
 class _GroupLM(LLMBackend):
@@ -124,7 +162,9 @@ def _records(cuts) -> dict[str, dict]:
 
 def test_corrector_splits_group_answers_back_per_cut_and_resumes_from_the_cache(tmp_path) -> None:
     def fix(segments: list[str]) -> str:
-        return "\n".join(f"{i}. {text.replace('segment', 'part')}" for i, text in enumerate(segments, start=1))
+        return "\n".join(
+            f"{i}. {text.replace('segment', 'part')}" for i, text in enumerate(segments, start=1)
+        )
 
     cuts = _vad_cuts()
     config = CorrectionConfig(task="ast", lang="en", context_segments=3, show_progress=False)
@@ -155,8 +195,10 @@ def test_a_wrong_number_of_answer_lines_rejects_the_whole_group() -> None:
         return "\n".join(f"{i}. fixed {text}" for i, text in enumerate(kept, start=1))
 
     cuts = _vad_cuts()
-    output = Corrector(_GroupLM(drop_last), CorrectionConfig(task="ast", lang="en", context_segments=3,
-                                                             show_progress=False)).run(cuts)
+    output = Corrector(
+        _GroupLM(drop_last),
+        CorrectionConfig(task="ast", lang="en", context_segments=3, show_progress=False),
+    ).run(cuts)
     for cut in output:
         record = cut.supervisions[0].custom["pl"]["llm"]
         hypothesis = cut.supervisions[0].custom["pl"]["hyp"]
@@ -180,7 +222,9 @@ def test_one_segment_per_request_is_unchanged() -> None:
     corrector.run(cuts)
     plain = PromptBuilder(load_template("ast", "en"), "ast", "en")
     assert corrector.prompt_sha == plain.prompt_sha
-    assert [p.user for p in prompts] == [plain.build(h).user for h in ("we was happy", "they is here")]
+    assert [p.user for p in prompts] == [
+        plain.build(h).user for h in ("we was happy", "they is here")
+    ]
     assert all(p.answer_lines == 1 and not p.completion for p in prompts)
 
 
@@ -195,8 +239,20 @@ def test_llm_correct_sends_groups_and_resumes_them_from_its_cache(tmp_path) -> N
         segments = re.findall(r"^\d+\. (.*)$", body["messages"][-1]["content"], flags=re.MULTILINE)
         return "\n".join(f"{i}. {text} fixed" for i, text in enumerate(segments, start=1))
 
-    command = ["--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts), "--task", "ast", "--backend", "openai",
-               "--model", "m", "--llm-context-segments", "3"]
+    command = [
+        "--in-cuts",
+        str(in_cuts),
+        "--out-cuts",
+        str(out_cuts),
+        "--task",
+        "ast",
+        "--backend",
+        "openai",
+        "--model",
+        "m",
+        "--llm-context-segments",
+        "3",
+    ]
     with FakeChatServer(answer_fn=numbered) as server:
         assert llm_correct.main(command + ["--base-url", server.base_url]) == 0
         assert server.total_requests == 3
@@ -219,15 +275,27 @@ def test_few_shot_group_prompt_shows_the_examples_in_numbered_groups() -> None:
     # five examples, three at a time: a group of three, then one of two, then the question
     first = "Translations:\n1. noisy 1\n2. noisy 2\n3. noisy 3\nCorrected:\n1. clean 1\n2. clean 2\n3. clean 3"
     second = "Translations:\n1. noisy 4\n2. noisy 5\nCorrected:\n1. clean 4\n2. clean 5"
-    assert prompt.user == f"{first}\n\n{second}\n\nTranslations:\n1. segment one\n2. segment two\nCorrected:"
-    assert prompt.plain_text().endswith("Corrected:")  # the model continues with the numbered answer
+    assert (
+        prompt.user
+        == f"{first}\n\n{second}\n\nTranslations:\n1. segment one\n2. segment two\nCorrected:"
+    )
+    assert prompt.plain_text().endswith(
+        "Corrected:"
+    )  # the model continues with the numbered answer
     single = PromptBuilder(template, "ast", "en", examples=EXAMPLES, context_segments=2)
     assert single.prompt_sha != builder.prompt_sha
     # a few-shot template without the group form says which template has it
     with pytest.raises(ValueError, match=r"\[example_group\].*fewshot_segments"):
-        PromptBuilder(load_template("ast", "en", variant="fewshot"), "ast", "en", examples=EXAMPLES,
-                      context_segments=3)
-    with pytest.raises(ValueError, match=r"\[example_group\] section needs \[example\] and \[user_group\]"):
+        PromptBuilder(
+            load_template("ast", "en", variant="fewshot"),
+            "ast",
+            "en",
+            examples=EXAMPLES,
+            context_segments=3,
+        )
+    with pytest.raises(
+        ValueError, match=r"\[example_group\] section needs \[example\] and \[user_group\]"
+    ):
         parse_template("[user]\n{hypothesis}\n[example_group]\n{segments} {corrected_segments}\n")
 
 
@@ -241,7 +309,9 @@ class _CompletionLM(_GroupLM):
             question = prompt.user.rsplit("Translations:\n", 1)[1]
             segments = re.findall(r"^\d+\. (.*)$", question, flags=re.MULTILINE)
             answer = self.answer(segments)
-            results.append(GenerationResult(text=f"\n{answer}\n\nTranslations:\n1. made up\nCorrected:\n1. x"))
+            results.append(
+                GenerationResult(text=f"\n{answer}\n\nTranslations:\n1. made up\nCorrected:\n1. x")
+            )
         return results
 
 
@@ -252,8 +322,13 @@ def test_few_shot_groups_are_split_back_up_to_the_end_of_the_first_numbered_bloc
         return "\n".join(f"{i}. {text} ok" for i, text in enumerate(segments, start=1))
 
     cuts = _vad_cuts()
-    config = CorrectionConfig(task="ast", lang="en", context_segments=3, show_progress=False,
-                              few_shot=FewShotConfig(count=5))
+    config = CorrectionConfig(
+        task="ast",
+        lang="en",
+        context_segments=3,
+        show_progress=False,
+        few_shot=FewShotConfig(count=5),
+    )
     backend = _CompletionLM(fix)
     examples = [FewShotExample(h, c, source="train") for h, c in EXAMPLES]
     output = Corrector(backend, config, few_shot_examples=examples).run(cuts)
@@ -270,4 +345,6 @@ def test_few_shot_groups_are_split_back_up_to_the_end_of_the_first_numbered_bloc
 def test_first_numbered_block_stops_at_the_made_up_next_example() -> None:
     raw = "\n1. a\n\n2. b\nTranslations:\n1. c\n"
     assert split_numbered_answer(first_numbered_block(raw), 2).texts == ["a", "b"]
-    assert first_numbered_block("Sure:\n1. a\n2. b") == "Sure:\n1. a\n2. b"  # a preamble stays (split drops it)
+    assert (
+        first_numbered_block("Sure:\n1. a\n2. b") == "Sure:\n1. a\n2. b"
+    )  # a preamble stays (split drops it)

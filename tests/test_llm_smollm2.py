@@ -15,7 +15,10 @@ from less.llm.testing import make_pl_cuts
 BROKEN = [
     ("we was very happy for see you", "we were very happy to see you"),
     ("the weather are very cold in this winter", "the weather is very cold this winter"),
-    ("i has went to the the store yesterday for buy milk", "i went to the store yesterday to buy milk"),
+    (
+        "i has went to the the store yesterday for buy milk",
+        "i went to the store yesterday to buy milk",
+    ),
 ]
 
 
@@ -42,7 +45,9 @@ def test_smollm2_gguf_corrects_broken_english_toward_the_reference() -> None:
         pytest.skip("transformers needs accelerate to load GGUF files")
     from less.llm.hf import HFBackend, HFConfig
 
-    backend = HFBackend(HFConfig(model="builtin:smollm2", batch_size=len(BROKEN), device="cpu", num_threads=1))
+    backend = HFBackend(
+        HFConfig(model="builtin:smollm2", batch_size=len(BROKEN), device="cpu", num_threads=1)
+    )
     assert backend.uses_chat_template
     cuts = make_pl_cuts([hypothesis for hypothesis, _ in BROKEN], language="es")
     corrector = Corrector(backend, CorrectionConfig(task="ast", lang="en", show_progress=False))

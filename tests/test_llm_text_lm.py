@@ -22,7 +22,10 @@ TIMES = ["今天", "昨天", "明天", "现在"]
 
 def grammar_sentences(count: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
-    return [rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS) for _ in range(count)]
+    return [
+        rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS)
+        for _ in range(count)
+    ]
 
 
 def test_character_tokenizer_round_trips_and_adds_bos() -> None:
@@ -30,7 +33,10 @@ def test_character_tokenizer_round_trips_and_adds_bos() -> None:
     ids = tokenizer("今天很好")["input_ids"]
     assert ids[0] == tokenizer.bos_token_id and len(ids) == 5
     assert tokenizer.decode(ids, skip_special_tokens=True) == "今天很好"
-    assert tokenizer.decode(tokenizer("OK GOOGLE")["input_ids"], skip_special_tokens=True) == "OK GOOGLE"
+    assert (
+        tokenizer.decode(tokenizer("OK GOOGLE")["input_ids"], skip_special_tokens=True)
+        == "OK GOOGLE"
+    )
     assert tokenizer.convert_ids_to_tokens(tokenizer("鑫")["input_ids"])[1] == "<unk>"
 
 
@@ -48,9 +54,29 @@ def trained_lm(tmp_path_factory):
     text = work / "text.txt"
     text.write_text("\n".join(grammar_sentences(400)) + "\n", encoding="utf-8")
     out_dir = work / "lm"
-    command = [sys.executable, "-m", "less.bin.train_text_lm", "--text", str(text), "--lang", "zh",
-               "--out-dir", str(out_dir), "--config", "nano", "--max-steps", "60", "--batch-size", "32",
-               "--warmup-steps", "10", "--eval-every", "30", "--heldout-fraction", "0.05"]
+    command = [
+        sys.executable,
+        "-m",
+        "less.bin.train_text_lm",
+        "--text",
+        str(text),
+        "--lang",
+        "zh",
+        "--out-dir",
+        str(out_dir),
+        "--config",
+        "nano",
+        "--max-steps",
+        "60",
+        "--batch-size",
+        "32",
+        "--warmup-steps",
+        "10",
+        "--eval-every",
+        "30",
+        "--heldout-fraction",
+        "0.05",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return out_dir, command
@@ -64,7 +90,10 @@ def test_trained_lm_loads_with_auto_classes_and_perplexity_drops(trained_lm) -> 
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     model = AutoModelForCausalLM.from_pretrained(out_dir)
     assert 0.05e6 < sum(p.numel() for p in model.parameters()) < 5e6
-    assert tokenizer.decode(tokenizer("我喜欢苹果")["input_ids"], skip_special_tokens=True) == "我喜欢苹果"
+    assert (
+        tokenizer.decode(tokenizer("我喜欢苹果")["input_ids"], skip_special_tokens=True)
+        == "我喜欢苹果"
+    )
     assert (out_dir.parent / ".lm.done").exists()
     # A finished model is skipped: the rerun does not train again.
     modified = (out_dir / "model.safetensors").stat().st_mtime_ns
@@ -85,15 +114,41 @@ def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_pat
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     make_pl_cuts([wrong for wrong, _ in cases], nbest=nbest).to_file(in_cuts)
     result = subprocess.run(
-        [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
-         "--task", "asr", "--lang", "zh", "--mode", "rescore", "--backend", "hf", "--model", str(out_dir),
-         "--lm-weight", "1.0", "--batch-size", "4", "--num-threads", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "less.bin.llm_correct",
+            "--in-cuts",
+            str(in_cuts),
+            "--out-cuts",
+            str(out_cuts),
+            "--task",
+            "asr",
+            "--lang",
+            "zh",
+            "--mode",
+            "rescore",
+            "--backend",
+            "hf",
+            "--model",
+            str(out_dir),
+            "--lm-weight",
+            "1.0",
+            "--batch-size",
+            "4",
+            "--num-threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]
     assert [r["text"] for r in records] == [right for _, right in cases]
-    assert all(r["status"] == "ok" and r["mode"] == "rescore" and r["nbest_index"] == 1 for r in records)
+    assert all(
+        r["status"] == "ok" and r["mode"] == "rescore" and r["nbest_index"] == 1 for r in records
+    )
     assert json.loads((tmp_path / "out.report.json").read_text())["cache_hits"] == 0
 
 
@@ -107,12 +162,24 @@ def test_fast_path_trains_a_nano_model_whose_loss_decreases(tmp_path, precision)
     from less.llm.text_lm import TextLMTrainConfig, resolve_precision, train_text_lm
 
     torch.set_num_threads(1)
-    config = TextLMTrainConfig(size="nano", max_steps=40, batch_size=32, learning_rate=5e-3, warmup_steps=5,
-                               eval_every=20, heldout_fraction=0.05, precision=precision, seed=0)
+    config = TextLMTrainConfig(
+        size="nano",
+        max_steps=40,
+        batch_size=32,
+        learning_rate=5e-3,
+        warmup_steps=5,
+        eval_every=20,
+        heldout_fraction=0.05,
+        precision=precision,
+        seed=0,
+    )
     summary = train_text_lm(grammar_sentences(300, seed=6), tmp_path / "lm", config)
     assert summary["precision"] == resolve_precision(precision)
     assert summary["steps"] == 40 and summary["steps_per_second"] > 0
     losses = [h["train_loss"] for h in summary["history"][1:]]
-    assert losses[-1] < losses[0] and summary["final_heldout_ppl"] < 0.3 * summary["initial_heldout_ppl"], summary
+    assert (
+        losses[-1] < losses[0]
+        and summary["final_heldout_ppl"] < 0.3 * summary["initial_heldout_ppl"]
+    ), summary
     weights = load_file(str(tmp_path / "lm" / "model.safetensors"))
     assert {tensor.dtype for tensor in weights.values()} == {torch.float32}

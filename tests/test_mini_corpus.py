@@ -340,7 +340,9 @@ def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
         share = sum(u.sentence.domain == "conversational" for u in supervised) / len(supervised)
         assert abs(share - conditions.sup_conversational) < 0.01
         heard = {c for u in supervised for c in u.sentence.zh}
-        wild_chars = [c for utts in plan["test_wild"].utterances for u in utts for c in u.sentence.zh]
+        wild_chars = [
+            c for utts in plan["test_wild"].utterances for u in utts for c in u.sentence.zh
+        ]
         unseen[name] = sum(c not in heard for c in wild_chars) / len(wild_chars)
         voices = [u.voice for u in supervised]
         assert {v.voice for v in voices} == set(conditions.clean_voices["asr"])
@@ -355,9 +357,13 @@ def test_conditions_set_the_gap_between_supervised_and_wild_speech(tmp_path):
         assert all(conditions.rt60_s[0] <= r.rt60 <= conditions.rt60_s[1] for r in rooms)
         share = len(rooms) / len(wild)
         assert abs(share - conditions.reverb_probability) < 0.1, (name, share)
-    assert len({v for v in CONDITIONS["default"].clean_voices["asr"]}) > len(CONDITIONS["hard"].clean_voices["asr"])
-    mean_snr = {n: np.mean([u.wild.snr_db for utts in p["test_wild"].utterances for u in utts])
-                for n, p in plans.items()}
+    assert len({v for v in CONDITIONS["default"].clean_voices["asr"]}) > len(
+        CONDITIONS["hard"].clean_voices["asr"]
+    )
+    mean_snr = {
+        n: np.mean([u.wild.snr_db for utts in p["test_wild"].utterances for u in utts])
+        for n, p in plans.items()
+    }
     assert mean_snr["default"] > mean_snr["hard"] + 5
     # the supervised speech covers the wild speech's characters, not only its sounds
     assert unseen["default"] < 0.03 and unseen["hard"] > 0.2, unseen
@@ -387,7 +393,9 @@ def test_utterances_have_silence_around_the_speech(tmp_path):
     voice = VoiceSettings("cmn", 170, 50)
     text = "明天我们去北京吧"
     tight = render(UtteranceSpec(str(tmp_path / "tight.flac"), text, voice, 1))
-    padded = render(UtteranceSpec(str(tmp_path / "padded.flac"), text, voice, 1, lead_s=0.3, tail_s=0.2))
+    padded = render(
+        UtteranceSpec(str(tmp_path / "padded.flac"), text, voice, 1, lead_s=0.3, tail_s=0.2)
+    )
     assert padded.num_samples == tight.num_samples + int(0.5 * SAMPLE_RATE)
     import soundfile
 
@@ -395,10 +403,21 @@ def test_utterances_have_silence_around_the_speech(tmp_path):
     lead, speech = audio[: int(0.3 * SAMPLE_RATE)], audio[int(0.3 * SAMPLE_RATE) :]
     assert np.abs(lead).max() < 1e-3 < np.abs(speech[: int(0.2 * SAMPLE_RATE)]).max()
     assert np.abs(audio[-int(0.2 * SAMPLE_RATE) :]).max() < 1e-3
-    noisy = render(UtteranceSpec(str(tmp_path / "noisy.flac"), text, voice, 1, WildCondition("pink", 10.0, 0.0, None),
-                                 lead_s=0.3, tail_s=0.2))
+    noisy = render(
+        UtteranceSpec(
+            str(tmp_path / "noisy.flac"),
+            text,
+            voice,
+            1,
+            WildCondition("pink", 10.0, 0.0, None),
+            lead_s=0.3,
+            tail_s=0.2,
+        )
+    )
     audio, _ = soundfile.read(noisy.audio_path)
-    assert np.sqrt(np.mean(audio[: int(0.3 * SAMPLE_RATE)] ** 2)) > 1e-3  # the noise runs under the silence
+    assert (
+        np.sqrt(np.mean(audio[: int(0.3 * SAMPLE_RATE)] ** 2)) > 1e-3
+    )  # the noise runs under the silence
 
 
 def test_english_asr_task_speaks_the_english_side_and_hides_wild_transcripts(tmp_path):
@@ -407,13 +426,19 @@ def test_english_asr_task_speaks_the_english_side_and_hides_wild_transcripts(tmp
     (each task draws from its own seeds)."""
 
     prepare(tmp_path, profile="tiny", seed=SEED, tasks=("asr_en",), num_jobs=1)
-    texts = {split: {_source_text(s) for s in _load(tmp_path, "asr_en", split)[1]} for split in SPLITS}
+    texts = {
+        split: {_source_text(s) for s in _load(tmp_path, "asr_en", split)[1]} for split in SPLITS
+    }
     for split, sentences in texts.items():
         assert sentences and all(t == normalize(t, "en") and t.isascii() for t in sentences), split
-    text_only = set(text_only_paths(tmp_path, "asr_en")["en"].read_text(encoding="utf-8").splitlines())
+    text_only = set(
+        text_only_paths(tmp_path, "asr_en")["en"].read_text(encoding="utf-8").splitlines()
+    )
     assert len(text_only) == PROFILES["tiny"].text_only
     for held_out in ("dev", "test_clean", "test_wild"):
-        assert not texts[held_out] & (texts["train_sup"] | texts["unsup_wild"] | text_only), held_out
+        assert not texts[held_out] & (texts["train_sup"] | texts["unsup_wild"] | text_only), (
+            held_out
+        )
     for sup in _load(tmp_path, "asr_en", "unsup_wild")[1]:
         assert sup.text is None and sup.custom["ref_text"] and sup.language == "en"
     train = _load(tmp_path, "asr_en", "train_sup")[1]

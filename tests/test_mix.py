@@ -9,13 +9,17 @@ from less.mix import mix_cuts
 
 
 def cuts(prefix: str, n: int, duration: float) -> CutSet:
-    return CutSet.from_cuts(dummy_cut(i, duration=duration).with_id(f"{prefix}-{i}") for i in range(n))
+    return CutSet.from_cuts(
+        dummy_cut(i, duration=duration).with_id(f"{prefix}-{i}") for i in range(n)
+    )
 
 
 def test_all_kept_cuts_by_default():
     mixed, stats = mix_cuts(cuts("s", 4, 10.0), cuts("p", 6, 5.0))
     assert len(mixed) == 10
-    assert stats.sup_hours == pytest.approx(40 / 3600) and stats.pl_hours == pytest.approx(30 / 3600)
+    assert stats.sup_hours == pytest.approx(40 / 3600) and stats.pl_hours == pytest.approx(
+        30 / 3600
+    )
     assert sorted(c.custom["origin"] for c in mixed) == ["pl"] * 6 + ["sup"] * 4
 
 
@@ -47,8 +51,18 @@ def test_cli_writes_cuts_and_stats(tmp_path):
     cuts("s", 3, 4.0).to_file(tmp_path / "sup.jsonl.gz")
     cuts("p", 5, 2.0).to_file(tmp_path / "pl.jsonl.gz")
     out = tmp_path / "mix.jsonl.gz"
-    mix_cli.main(["--sup-cuts", str(tmp_path / "sup.jsonl.gz"), "--pl-cuts", str(tmp_path / "pl.jsonl.gz"),
-                  "--out-cuts", str(out), "--pl-ratio", "0.5"])
+    mix_cli.main(
+        [
+            "--sup-cuts",
+            str(tmp_path / "sup.jsonl.gz"),
+            "--pl-cuts",
+            str(tmp_path / "pl.jsonl.gz"),
+            "--out-cuts",
+            str(out),
+            "--pl-ratio",
+            "0.5",
+        ]
+    )
     assert len(CutSet.from_file(out)) == 3 + 3  # 6 s of 2 s cuts
     assert (tmp_path / "mix.stats.json").is_file()
 
@@ -57,6 +71,14 @@ def test_nothing_kept_gives_the_supervised_set(tmp_path):
     cuts("s", 3, 4.0).to_file(tmp_path / "sup.jsonl.gz")
     CutSet().to_file(tmp_path / "pl.jsonl.gz")  # every cut dropped by the filter
     out = tmp_path / "mix.jsonl.gz"
-    mix_cli.main(["--sup-cuts", str(tmp_path / "sup.jsonl.gz"), "--pl-cuts", str(tmp_path / "pl.jsonl.gz"),
-                  "--out-cuts", str(out)])
+    mix_cli.main(
+        [
+            "--sup-cuts",
+            str(tmp_path / "sup.jsonl.gz"),
+            "--pl-cuts",
+            str(tmp_path / "pl.jsonl.gz"),
+            "--out-cuts",
+            str(out),
+        ]
+    )
     assert [c.custom["origin"] for c in CutSet.from_file(out)] == ["sup"] * 3

@@ -21,8 +21,11 @@ def lang_dirs(tmp_path):
 
 
 def test_asr_spec_from_a_trainer_config_builds_the_model_the_trainer_builds(lang_dirs) -> None:
-    config = asdict(TrainConfig(task="asr", model="xs", lang_dir=str(lang_dirs / "zh"), ctc_scale=0.3,
-                                aed_scale=0.7))
+    config = asdict(
+        TrainConfig(
+            task="asr", model="xs", lang_dir=str(lang_dirs / "zh"), ctc_scale=0.3, aed_scale=0.7
+        )
+    )
     spec = ModelSpec.from_train_config(config)
     assert (spec.name, spec.task, spec.decoder_lang_dir, spec.ctc_scale) == ("xs", "asr", None, 0.3)
     ctc, dec = spec.tokenizers()
@@ -34,12 +37,20 @@ def test_asr_spec_from_a_trainer_config_builds_the_model_the_trainer_builds(lang
     assert a.ctc_output[1].out_features == ctc.vocab_size
     assert a.attention_decoder.sos_id == dec.sos_id
     assert a.config.ctc_scale == pytest.approx(0.3) and a.config.aed_scale == pytest.approx(0.7)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_ast_spec_uses_the_target_tokens_for_the_decoder_and_overrides_apply(lang_dirs) -> None:
-    config = {"model": "xs", "task": "ast", "lang_dir": str(lang_dirs / "es"),
-              "decoder_lang_dir": str(lang_dirs / "en"), "model_overrides": {"decoder_vocab_size": None}}
+    config = {
+        "model": "xs",
+        "task": "ast",
+        "lang_dir": str(lang_dirs / "es"),
+        "decoder_lang_dir": str(lang_dirs / "en"),
+        "model_overrides": {"decoder_vocab_size": None},
+    }
     spec = ModelSpec.from_train_config(config)
     ctc, dec = spec.tokenizers()
     assert ctc.lang == "es" and dec.lang == "en"

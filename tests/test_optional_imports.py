@@ -11,9 +11,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name of each distribution of the extras llm, vad, mini, plot, wfst
-IMPORT_NAMES = {"transformers": "transformers", "accelerate": "accelerate", "gguf": "gguf", "silero-vad": "silero_vad",
-                "espeakng-loader": "espeakng_loader", "pyroomacoustics": "pyroomacoustics", "pillow": "PIL",
-                "matplotlib": "matplotlib", "kaldilm": "kaldilm", "kaldifst": "kaldifst", "kaldi-decoder": "kaldi_decoder"}
+IMPORT_NAMES = {
+    "transformers": "transformers",
+    "accelerate": "accelerate",
+    "gguf": "gguf",
+    "silero-vad": "silero_vad",
+    "espeakng-loader": "espeakng_loader",
+    "pyroomacoustics": "pyroomacoustics",
+    "pillow": "PIL",
+    "matplotlib": "matplotlib",
+    "kaldilm": "kaldilm",
+    "kaldifst": "kaldifst",
+    "kaldi-decoder": "kaldi_decoder",
+}
 CHECK = """
 import importlib, pkgutil, sys
 BLOCK = set(sys.argv[1].split(","))
@@ -43,9 +53,15 @@ def _name(requirement: str) -> str:
 
 
 def test_every_module_imports_without_the_optional_packages():
-    result = subprocess.run([sys.executable, "-c", CHECK, ",".join(IMPORT_NAMES.values())],
-                            capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "", "modules importing an optional package at the top:\n" + result.stdout
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK, ",".join(IMPORT_NAMES.values())],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "", (
+        "modules importing an optional package at the top:\n" + result.stdout
+    )
 
 
 def test_the_extras_hold_the_hidden_packages_and_the_core_none_of_them():

@@ -34,7 +34,9 @@ def run(script: Path, *args: str) -> subprocess.CompletedProcess:
 def test_defaults_and_overrides(script):
     out = run(script).stdout.strip()
     assert out == "stage=0 stop_stage=100 use_gpu=false model_name=xs rest="
-    out = run(script, "--stage", "3", "--stop-stage", "5", "--model-name=small", "a", "b").stdout.strip()
+    out = run(
+        script, "--stage", "3", "--stop-stage", "5", "--model-name=small", "a", "b"
+    ).stdout.strip()
     assert out == "stage=3 stop_stage=5 use_gpu=false model_name=small rest=a b"
 
 
@@ -77,7 +79,9 @@ def test_help_lists_options_with_comments_and_values(script):
 
 def test_variables_defined_after_sourcing_are_not_options(tmp_path):
     path = tmp_path / "s.sh"
-    path.write_text(f"#!/usr/bin/env bash\nstage=0 # x\n. {ROOT}/tools/parse_options.sh\nlate=1\necho ok\n")
+    path.write_text(
+        f"#!/usr/bin/env bash\nstage=0 # x\n. {ROOT}/tools/parse_options.sh\nlate=1\necho ok\n"
+    )
     path.chmod(0o755)
     assert run(path, "--late", "2").returncode == 1
     assert "--late" not in run(path, "--help").stdout
@@ -97,13 +101,19 @@ def test_environment_variables_are_not_options(script):
     """Only the script's own assignments are options: `--PATH /x` used to be taken."""
     env = {**os.environ, "LESS_TEST_EXPORTED": "1"}
     for option in ("--PATH", "--HOME", "--LESS-TEST-EXPORTED", "--less-test-exported"):
-        result = subprocess.run([str(script), option, "/x"], capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            [str(script), option, "/x"], capture_output=True, text=True, env=env
+        )
         assert result.returncode == 1, option
         assert f"unknown option {option}" in result.stderr
         assert result.stdout == ""  # the script body did not run with PATH=/x
     # an option that is also in the environment is still an option (the script assigned it)
-    result = subprocess.run([str(script), "--stage", "4"], capture_output=True, text=True,
-                            env={**os.environ, "stage": "9"})
+    result = subprocess.run(
+        [str(script), "--stage", "4"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "stage": "9"},
+    )
     assert result.stdout.startswith("stage=4 ")
 
 
@@ -119,10 +129,13 @@ def test_only_assignments_at_the_start_of_a_line_before_sourcing_are_options(tmp
         "fi\n"
         "local_dir=a      # a directory\n"
         f". {ROOT}/tools/parse_options.sh\n"
-        "echo \"stage=$stage nested=$nested local_dir=$local_dir\"\n"
+        'echo "stage=$stage nested=$nested local_dir=$local_dir"\n'
     )
     path.chmod(0o755)
-    assert run(path, "--stage", "2", "--local-dir", "b").stdout.strip() == "stage=2 nested=1 local_dir=b"
+    assert (
+        run(path, "--stage", "2", "--local-dir", "b").stdout.strip()
+        == "stage=2 nested=1 local_dir=b"
+    )
     result = run(path, "--nested", "5")
     assert result.returncode == 1 and "unknown option --nested" in result.stderr
     help_text = run(path, "--help").stdout
@@ -132,13 +145,21 @@ def test_only_assignments_at_the_start_of_a_line_before_sourcing_are_options(tmp
 def test_a_caller_without_a_readable_file_gets_its_unexported_variables(tmp_path):
     """`bash -c` (no script file to scan): set, not exported, lower-case names only."""
     code = f'stage=0; model_name=xs; . {ROOT}/tools/parse_options.sh; echo "stage=$stage model_name=$model_name"'
-    result = subprocess.run(["bash", "-c", code, "no-such-file", "--stage", "3", "--model-name", "m"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        ["bash", "-c", code, "no-such-file", "--stage", "3", "--model-name", "m"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "stage=3 model_name=m"
     for option in ("--PATH", "--IFS", "--HOSTNAME"):
-        result = subprocess.run(["bash", "-c", code, "no-such-file", option, "x"], capture_output=True, text=True,
-                                cwd=tmp_path)
+        result = subprocess.run(
+            ["bash", "-c", code, "no-such-file", option, "x"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         assert result.returncode == 1 and "unknown option" in result.stderr, option
 
 
@@ -161,9 +182,27 @@ printf '[%s]' $(args)
 
 def test_mini_recipe_passes_a_star_on_to_training_literally(tmp_path: Path):
     recipe = ROOT / "egs" / "mini" / "less" / "run.sh"
-    result = subprocess.run([str(recipe), "--stage", "4", "--stop-stage", "4", "--tasks", "asr",
-                             "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"),
-                             "--train-cmd", "echo TRAIN", "--train-opts", "*"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(recipe),
+            "--stage",
+            "4",
+            "--stop-stage",
+            "4",
+            "--tasks",
+            "asr",
+            "--exp",
+            str(tmp_path / "exp"),
+            "--data",
+            str(tmp_path / "data"),
+            "--train-cmd",
+            "echo TRAIN",
+            "--train-opts",
+            "*",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("TRAIN"))
     assert line.endswith(" *") and "RESULTS.md" not in line and "run.sh" not in line

@@ -40,27 +40,53 @@ def test_event_struct_matches_speak_lib_h():
 
 def test_phone_segments_end_at_the_next_event_and_drop_pauses():
     rate = espeak.ESPEAK_SAMPLE_RATE
-    events = [("n", 0), ("ˈi", rate // 10), ("", rate // 5), ("m", rate // 5), ("a", rate // 2), ("", rate)]
+    events = [
+        ("n", 0),
+        ("ˈi", rate // 10),
+        ("", rate // 5),
+        ("m", rate // 5),
+        ("a", rate // 2),
+        ("", rate),
+    ]
     phones = espeak.phone_segments(events, end_sample=2 * rate, offset_s=0.05, duration_s=0.9)
-    assert [p[0] for p in phones] == ["n", "i", "m", "a"]  # stress mark gone; pauses and the zero-length join dropped
+    assert [p[0] for p in phones] == [
+        "n",
+        "i",
+        "m",
+        "a",
+    ]  # stress mark gone; pauses and the zero-length join dropped
     assert phones[0][1:] == (0.0, pytest.approx(0.05))  # clipped at the trimmed start
     assert phones[1][1:] == (pytest.approx(0.05), pytest.approx(0.15))
-    assert phones[-1][1:] == (pytest.approx(0.45), pytest.approx(0.9))  # ends at the pause, clipped to the audio
+    assert phones[-1][1:] == (
+        pytest.approx(0.45),
+        pytest.approx(0.9),
+    )  # ends at the pause, clipped to the audio
 
 
 def test_plain_synthesis_is_unchanged_by_phone_events():
     before = espeak.synthesize(ZH, "cmn+f3", rate=150, pitch=60)
     with_phones, _ = espeak.synthesize_with_phones(ZH, "cmn+f3", rate=150, pitch=60)
-    after = espeak.synthesize(ZH, "cmn+f3", rate=150, pitch=60)  # the server did not keep the events option
+    after = espeak.synthesize(
+        ZH, "cmn+f3", rate=150, pitch=60
+    )  # the server did not keep the events option
     assert np.array_equal(before, with_phones) and np.array_equal(before, after)
     spanish = espeak.synthesize(ES, "es-419+klatt", rate=200, pitch=30, seed=3)
-    assert np.array_equal(spanish, espeak.synthesize_with_phones(ES, "es-419+klatt", rate=200, pitch=30, seed=3)[0])
+    assert np.array_equal(
+        spanish, espeak.synthesize_with_phones(ES, "es-419+klatt", rate=200, pitch=30, seed=3)[0]
+    )
 
 
-@pytest.mark.parametrize("text, voice, expected", [
-    (ZH, "cmn", ["n", "i", "m", "i", "ŋ", "th", "iɛ", "n", "j", "iou", "kh", "onɡ", "m", "ɑ"]),  # no tones
-    (ES, "es", ["e", "l", "p", "ɾ", "o", "f", "e", "s", "o", "ɾ"]),
-])
+@pytest.mark.parametrize(
+    "text, voice, expected",
+    [
+        (
+            ZH,
+            "cmn",
+            ["n", "i", "m", "i", "ŋ", "th", "iɛ", "n", "j", "iou", "kh", "onɡ", "m", "ɑ"],
+        ),  # no tones
+        (ES, "es", ["e", "l", "p", "ɾ", "o", "f", "e", "s", "o", "ɾ"]),
+    ],
+)
 def test_mandarin_and_spanish_voices_give_ipa_phones(text, voice, expected):
     audio, phones = espeak.synthesize_with_phones(text, voice)
     _assert_well_formed(phones, len(audio) / espeak.SAMPLE_RATE)
@@ -85,8 +111,12 @@ def test_alignments_of_the_tiny_corpus_match_its_audio_and_manifests(mini_corpus
     from lhotse import load_manifest
 
     for task, split in (("asr", "test_clean"), ("ast", "test_wild")):
-        alignments = list(split_alignments(mini_corpus, task, split, progress=False))  # verifies every file
-        supervisions = load_manifest(mini_corpus / "manifests" / f"mini-{task}_supervisions_{split}.jsonl.gz")
+        alignments = list(
+            split_alignments(mini_corpus, task, split, progress=False)
+        )  # verifies every file
+        supervisions = load_manifest(
+            mini_corpus / "manifests" / f"mini-{task}_supervisions_{split}.jsonl.gz"
+        )
         by_id = {s.id: s for s in supervisions}
         assert [a.cut_id for a in alignments] == [s.id for s in supervisions]
         for a in alignments:
@@ -104,10 +134,17 @@ def test_a_tampered_flac_is_reported_with_its_recording(mini_corpus: Path, tmp_p
     data = tmp_path / "data"
     (data / "manifests").mkdir(parents=True)
     shutil.copy(mini_corpus / "manifests" / "mini-asr_build.json", data / "manifests")
-    shutil.copytree(mini_corpus / "audio" / "mini-asr" / "test_clean", data / "audio" / "mini-asr" / "test_clean")
+    shutil.copytree(
+        mini_corpus / "audio" / "mini-asr" / "test_clean",
+        data / "audio" / "mini-asr" / "test_clean",
+    )
     out = tmp_path / "phones.jsonl"
-    phone_alignments.main(["--data-dir", str(data), "--task", "asr", "--split", "test_clean", "--out", str(out)])
-    assert len(load_alignments(out)) == len(list((data / "audio" / "mini-asr" / "test_clean").glob("*.flac")))
+    phone_alignments.main(
+        ["--data-dir", str(data), "--task", "asr", "--split", "test_clean", "--out", str(out)]
+    )
+    assert len(load_alignments(out)) == len(
+        list((data / "audio" / "mini-asr" / "test_clean").glob("*.flac"))
+    )
     victim = sorted((data / "audio" / "mini-asr" / "test_clean").glob("*.flac"))[1]
     audio, rate = soundfile.read(victim, dtype="int16")
     audio[len(audio) // 2] += 1
@@ -115,11 +152,22 @@ def test_a_tampered_flac_is_reported_with_its_recording(mini_corpus: Path, tmp_p
     with pytest.raises(AudioMismatch, match=victim.stem):
         list(split_alignments(data, "asr", "test_clean", progress=False))
     with pytest.raises(SystemExit, match=victim.stem):
-        phone_alignments.main(["--data-dir", str(data), "--task", "asr", "--split", "test_clean",
-                               "--out", str(tmp_path / "again.jsonl")])
+        phone_alignments.main(
+            [
+                "--data-dir",
+                str(data),
+                "--task",
+                "asr",
+                "--split",
+                "test_clean",
+                "--out",
+                str(tmp_path / "again.jsonl"),
+            ]
+        )
     with pytest.raises(SystemExit, match="long multi-utterance"):
-        phone_alignments.main(["--data-dir", str(data), "--task", "asr", "--split", "unsup_wild",
-                               "--out", str(out)])
+        phone_alignments.main(
+            ["--data-dir", str(data), "--task", "asr", "--split", "unsup_wild", "--out", str(out)]
+        )
 
 
 def test_abx_on_fbank_through_the_phone_alignments(mini_corpus: Path, tmp_path: Path):
@@ -130,19 +178,64 @@ def test_abx_on_fbank_through_the_phone_alignments(mini_corpus: Path, tmp_path: 
     torch.set_num_threads(1)
     man = mini_corpus / "manifests"
     cuts = tmp_path / "cuts_test_clean.jsonl.gz"
-    compute_fbank.main(["--recordings", str(man / "mini-asr_recordings_test_clean.jsonl.gz"),
-                        "--supervisions", str(man / "mini-asr_supervisions_test_clean.jsonl.gz"),
-                        "--out-cuts", str(cuts)])
+    compute_fbank.main(
+        [
+            "--recordings",
+            str(man / "mini-asr_recordings_test_clean.jsonl.gz"),
+            "--supervisions",
+            str(man / "mini-asr_supervisions_test_clean.jsonl.gz"),
+            "--out-cuts",
+            str(cuts),
+        ]
+    )
     phones = tmp_path / "test_clean.phones.jsonl"
-    phone_alignments.main(["--data-dir", str(mini_corpus), "--task", "asr", "--split", "test_clean",
-                           "--out", str(phones)])
+    phone_alignments.main(
+        [
+            "--data-dir",
+            str(mini_corpus),
+            "--task",
+            "asr",
+            "--split",
+            "test_clean",
+            "--out",
+            str(phones),
+        ]
+    )
     out = tmp_path / "abx.json"
     # cut ids are "<recording>-<index>", the alignments name supervisions: abx maps them
-    abx.main(["--cuts", str(cuts), "--alignments", str(phones), "--units", "phone", "--layer", "fbank",
-              "--context", "any", "--max-group-size", "4", "--out", str(out)])
+    abx.main(
+        [
+            "--cuts",
+            str(cuts),
+            "--alignments",
+            str(phones),
+            "--units",
+            "phone",
+            "--layer",
+            "fbank",
+            "--context",
+            "any",
+            "--max-group-size",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())["layers"]["fbank"]
     assert result["items"] > 0 and result["within_pairs"] > 0 and result["across_pairs"] > 0
     assert result["within"] < 0.5 and result["across"] < 0.5
     with pytest.raises(SystemExit, match="phone_alignments"):
-        abx.main(["--cuts", str(cuts), "--alignments", str(tmp_path / "missing.jsonl"), "--units", "phone",
-                  "--layer", "fbank", "--out", str(out)])
+        abx.main(
+            [
+                "--cuts",
+                str(cuts),
+                "--alignments",
+                str(tmp_path / "missing.jsonl"),
+                "--units",
+                "phone",
+                "--layer",
+                "fbank",
+                "--out",
+                str(out),
+            ]
+        )

@@ -29,24 +29,49 @@ TRAIN_SPLITS = ("fisher_train", "callhome_train")
 EVAL_SPLITS = ("fisher_dev", "fisher_dev2", "fisher_test", "callhome_devtest", "callhome_evltest")
 BPE = 40  # the fake corpus has a few dozen words
 TINY_TRAINING = [
-    "--model", "xs", "--model-overrides", json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--dtype", "fp32",
-    "--train-workers", "0", "--num-threads", "1", "--train-opts", "--warmup-batches 5 --num-buckets 2",
-    "--bpe-vocab-size", str(BPE),
+    "--model",
+    "xs",
+    "--model-overrides",
+    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
+    "--seed-epochs",
+    "1",
+    "--student-epochs",
+    "1",
+    "--max-duration",
+    "20",
+    "--dtype",
+    "fp32",
+    "--train-workers",
+    "0",
+    "--num-threads",
+    "1",
+    "--train-opts",
+    "--warmup-batches 5 --num-buckets 2",
+    "--bpe-vocab-size",
+    str(BPE),
 ]
 # Fisher dev line 5 ("((mm))", channel B) becomes pure annotation: empty Spanish after stripping
 EMPTY_SPANISH_ID = f"{FISHER_CONVERSATIONS['fisher_dev']}-B-0005"
 
 
 def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def corpus_options(fake) -> list:
     return [
-        "--fisher-speech-dir", fake.fisher_speech_dir, "--fisher-transcript-dir", fake.fisher_transcript_dir,
-        "--callhome-speech-dir", fake.callhome_speech_dir, "--callhome-transcript-dir", fake.callhome_transcript_dir,
-        "--translation-dir", fake.translation_dir,
+        "--fisher-speech-dir",
+        fake.fisher_speech_dir,
+        "--fisher-transcript-dir",
+        fake.fisher_transcript_dir,
+        "--callhome-speech-dir",
+        fake.callhome_speech_dir,
+        "--callhome-transcript-dir",
+        fake.callhome_transcript_dir,
+        "--translation-dir",
+        fake.translation_dir,
     ]
 
 
@@ -84,8 +109,11 @@ def own_recordings(out_dir: Path) -> None:
         return np.concatenate([*parts, silence])
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    sf.write(out_dir / "uno.flac", recording(("Buenas tardes, me llamo Carmen.", "Vivo en Chicago con mi familia.")),
-             16000)
+    sf.write(
+        out_dir / "uno.flac",
+        recording(("Buenas tardes, me llamo Carmen.", "Vivo en Chicago con mi familia.")),
+        16000,
+    )
     slow = recording(("¿Qué tal? Yo también vivo allí.", "Mañana vamos al parque con los niños."))
     sf.write(out_dir / "dos.wav", resample_poly(slow, 1, 2).astype(np.float32), 8000)
 
@@ -97,14 +125,28 @@ def prepared(tmp_path_factory):
     fake = make_fisher_callhome(root / "ldc")
     blank_a_fisher_dev_transcript(fake)
     data = root / "data"
-    result = run_recipe("--stop-stage", 3, "--nj", 1, *corpus_options(fake), "--bpe-vocab-size", BPE,
-                        "--data", data, "--exp", root / "exp")
+    result = run_recipe(
+        "--stop-stage",
+        3,
+        "--nj",
+        1,
+        *corpus_options(fake),
+        "--bpe-vocab-size",
+        BPE,
+        "--data",
+        data,
+        "--exp",
+        root / "exp",
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root, data, fake
 
 
 def supervisions(data: Path, split: str):
-    return {s.id: s for s in load_manifest(data / "manifests" / f"{CORPUS}_supervisions_{split}.jsonl.gz")}
+    return {
+        s.id: s
+        for s in load_manifest(data / "manifests" / f"{CORPUS}_supervisions_{split}.jsonl.gz")
+    }
 
 
 def cuts(data: Path, split: str) -> list:
@@ -115,9 +157,19 @@ def test_run_sh_syntax_and_help():
     assert subprocess.run(["bash", "-n", str(RUN_SH)]).returncode == 0
     result = run_recipe("--help")
     assert result.returncode == 0, result.stderr
-    for option in ("--fisher-speech-dir", "--fisher-transcript-dir", "--callhome-speech-dir",
-                   "--callhome-transcript-dir", "--translation-dir", "--unsup-audio-dir", "--bpe-vocab-size",
-                   "--llm-model", "--llm-base-url", "--max-hypo-wer", "--model-overrides"):
+    for option in (
+        "--fisher-speech-dir",
+        "--fisher-transcript-dir",
+        "--callhome-speech-dir",
+        "--callhome-transcript-dir",
+        "--translation-dir",
+        "--unsup-audio-dir",
+        "--bpe-vocab-size",
+        "--llm-model",
+        "--llm-base-url",
+        "--max-hypo-wer",
+        "--model-overrides",
+    ):
         assert option in result.stdout, option
     assert re.search(r"--llm-backend\s.*\[openai\]", result.stdout)
     assert re.search(r"--llm-model\s.*Instruct\]", result.stdout)
@@ -128,16 +180,21 @@ def test_every_stage_is_a_guarded_block():
     """Stages 0-3 (the corpus's own) are blocks of run.sh; 4-10 are the shared less_loop's."""
     text = RUN_SH.read_text()
     shared = (ROOT / "tools" / "less_stages.sh").read_text()
-    loop = shared[shared.index("less_loop() {"):]
+    loop = shared[shared.index("less_loop() {") :]
     for number in range(11):
         guard = f'[ "$stage" -le {number} ] && [ "$stop_stage" -ge {number} ]'
         assert guard in (text if number < 4 else loop), f"no guarded block for stage {number}"
     assert "tools/less_stages.sh" in text and "\nless_loop " in text
-    for function in ("less_pseudo_label", "less_llm_correct", "less_filter", "less_train_student", "less_decode",
-                     "less_report"):
+    for function in (
+        "less_pseudo_label",
+        "less_llm_correct",
+        "less_filter",
+        "less_train_student",
+        "less_decode",
+        "less_report",
+    ):
         assert function in loop, function
     assert "--require-text true" not in text  # evaluation sets keep empty Spanish transcripts
-
 
 
 @pytest.mark.slow
@@ -164,9 +221,16 @@ def test_four_references_and_the_empty_spanish_segment(prepared):
             assert isinstance(references, list) and len(references) == 4
     kept = {c.id: c for c in cuts(data, "fisher_dev")}
     assert kept[EMPTY_SPANISH_ID].supervisions[0].text == ""
-    assert kept[EMPTY_SPANISH_ID].supervisions[0].custom["translated_text"]["en"] == ["mm", "hmm", "mhm", "mm hmm"]
+    assert kept[EMPTY_SPANISH_ID].supervisions[0].custom["translated_text"]["en"] == [
+        "mm",
+        "hmm",
+        "mhm",
+        "mm hmm",
+    ]
     assert kept[EMPTY_SPANISH_ID].has_features
-    assert isinstance(cuts(data, "callhome_evltest")[0].supervisions[0].custom["translated_text"]["en"], str)
+    assert isinstance(
+        cuts(data, "callhome_evltest")[0].supervisions[0].custom["translated_text"]["en"], str
+    )
     # training validates on Fisher dev without it: the CTC loss needs a transcript
     valid = cuts(data, "valid")
     assert {c.id for c in valid} == set(fake.segments["fisher_dev"]) - {EMPTY_SPANISH_ID}
@@ -178,7 +242,9 @@ def test_sph_converted_to_two_channel_flac(prepared):
     _, data, fake = prepared
     flacs = sorted((data / "flac").rglob("*.flac"))
     assert len(flacs) == len(fake.sph_paths)
-    assert all(sf.info(str(path)).channels == 2 and sf.info(str(path)).samplerate == 8000 for path in flacs)
+    assert all(
+        sf.info(str(path)).channels == 2 and sf.info(str(path)).samplerate == 8000 for path in flacs
+    )
 
 
 @pytest.mark.slow
@@ -192,7 +258,10 @@ def test_fbank_per_segment_on_its_channel(prepared):
             sup = cut.supervisions[0]
             assert cut.channel == sup.channel == fake.segments[split][cut.id].channel
             assert cut.sampling_rate == 16000 and cut.num_features == 80  # 8 kHz resampled
-            assert cut.duration == pytest.approx(sup.duration) and abs(cut.num_frames - cut.duration * 100) <= 2
+            assert (
+                cut.duration == pytest.approx(sup.duration)
+                and abs(cut.num_frames - cut.duration * 100) <= 2
+            )
             peaks.setdefault(cut.channel, []).append(int(cut.load_features().mean(axis=0).argmax()))
         # side A carries a 300 Hz tone, side B 710 Hz: each cut holds its own side's audio
         assert max(peaks[0]) < min(peaks[1]), (split, peaks)
@@ -219,8 +288,15 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
     assert "nothing to pseudo-label" in result.stdout
     assert not (data / "pl").exists()
     for split in EVAL_SPLITS:  # BLEU on every test set, the empty-Spanish segment included
-        summary = json.loads((exp / "ast" / "iter0" / "attention-beam-search" /
-                              f"results-{split}-epoch-1_avg-1.json").read_text())
+        summary = json.loads(
+            (
+                exp
+                / "ast"
+                / "iter0"
+                / "attention-beam-search"
+                / f"results-{split}-epoch-1_avg-1.json"
+            ).read_text()
+        )
         assert summary["metric"] == "BLEU"
     assert "| ast | S | 0 | callhome_evltest | BLEU |" in (exp / "RESULTS.md").read_text()
 
@@ -233,8 +309,23 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = run_recipe(
-            "--stage", 1, "--nj", 1, *TINY_TRAINING, "--data", data, "--exp", exp, "--unsup-audio-dir", root / "own",
-            "--num-iters", 2, "--llm-base-url", server.base_url, "--llm-model", "test-en-instruct",
+            "--stage",
+            1,
+            "--nj",
+            1,
+            *TINY_TRAINING,
+            "--data",
+            data,
+            "--exp",
+            exp,
+            "--unsup-audio-dir",
+            root / "own",
+            "--num-iters",
+            2,
+            "--llm-base-url",
+            server.base_url,
+            "--llm-model",
+            "test-en-instruct",
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     unlabeled = list(CutSet.from_file(data / "fbank" / "user_cuts_unsup_wild.jsonl.gz"))
@@ -247,23 +338,49 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
         pl_dir = data / "pl" / "ast" / ("iter1" if iteration == 1 else "L/iter2")
         labelled = list(CutSet.from_file(pl_dir / "unsup_wild_cuts_pl.jsonl.gz"))
         assert len(labelled) == len(unlabeled)
-        assert all("src_hyp" in c.supervisions[0].custom["pl"] for c in labelled)  # Spanish CTC target
-        assert (data / "pl" / "ast" / "L" / f"iter{iteration}" / "unsup_wild_cuts_kept.jsonl.gz").is_file()
+        assert all(
+            "src_hyp" in c.supervisions[0].custom["pl"] for c in labelled
+        )  # Spanish CTC target
+        assert (
+            data / "pl" / "ast" / "L" / f"iter{iteration}" / "unsup_wild_cuts_kept.jsonl.gz"
+        ).is_file()
         for split in EVAL_SPLITS:
-            assert (exp / "ast" / "L" / f"iter{iteration}" / "attention-beam-search" /
-                    f"bleu-summary-{split}-epoch-1_avg-1.txt").is_file()
+            assert (
+                exp
+                / "ast"
+                / "L"
+                / f"iter{iteration}"
+                / "attention-beam-search"
+                / f"bleu-summary-{split}-epoch-1_avg-1.txt"
+            ).is_file()
     results = (exp / "RESULTS.md").read_text()
     assert "| ast | L | 2 | fisher_test | BLEU |" in results
 
 
 def test_stage_with_missing_inputs_names_the_file(tmp_path):
     data = tmp_path / "data"
-    result = run_recipe("--stage", 4, "--stop-stage", 4, "--data", data, "--exp", tmp_path / "exp",
-                        "--bpe-vocab-size", BPE)
+    result = run_recipe(
+        "--stage",
+        4,
+        "--stop-stage",
+        4,
+        "--data",
+        data,
+        "--exp",
+        tmp_path / "exp",
+        "--bpe-vocab-size",
+        BPE,
+    )
     assert result.returncode != 0
-    assert f"stage 4 needs {data}/fbank/{CORPUS}_cuts_train_sup.jsonl.gz, which does not exist" in result.stderr
+    assert (
+        f"stage 4 needs {data}/fbank/{CORPUS}_cuts_train_sup.jsonl.gz, which does not exist"
+        in result.stderr
+    )
     result = run_recipe("--stage", 6, "--data", data, "--unsup-audio-dir", tmp_path)
-    assert result.returncode != 0 and f"stage 6 needs {data}/fbank/user_cuts_unsup_wild.jsonl.gz" in result.stderr
+    assert (
+        result.returncode != 0
+        and f"stage 6 needs {data}/fbank/user_cuts_unsup_wild.jsonl.gz" in result.stderr
+    )
 
 
 def test_loop_stages_without_unlabeled_audio_say_so(tmp_path):
@@ -288,25 +405,38 @@ def test_shorten_compressed_sphere_stops_stage_0_with_how_to_decompress(tmp_path
     fake = make_fisher_callhome(tmp_path / "ldc")
     packed = fake.fisher_speech_dir / "data" / "speech" / "20051101_000000_001_fsp.sph"
     write_sphere(packed, np.zeros((800, 2), np.int16), coding="pcm", shorten=True)
-    result = run_recipe("--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data"
+    )
     assert result.returncode != 0
     assert f"{packed} is shorten-compressed" in result.stderr and "sph2pipe" in result.stderr
-    assert not list((tmp_path / "data" / "flac").rglob("*.flac"))  # checked before converting anything
+    assert not list(
+        (tmp_path / "data" / "flac").rglob("*.flac")
+    )  # checked before converting anything
 
 
 def test_mapping_line_out_of_range_stops_stage_0(tmp_path):
     fake = make_fisher_callhome(tmp_path / "ldc", out_of_range_split="fisher_dev")
     mapping, line_number = fake.out_of_range
-    result = run_recipe("--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data"
+    )
     assert result.returncode != 0
-    assert f"{mapping}:{line_number}: transcript line" in result.stderr and "is out of range" in result.stderr
+    assert (
+        f"{mapping}:{line_number}: transcript line" in result.stderr
+        and "is out of range" in result.stderr
+    )
 
 
 def test_mapping_line_whose_audio_is_missing_stops_stage_0(tmp_path):
     fake = make_fisher_callhome(tmp_path / "ldc")
     conversation = FISHER_CONVERSATIONS["fisher_test"]
     fake.sph_paths[conversation].unlink()
-    result = run_recipe("--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage", 0, "--nj", 1, *corpus_options(fake), "--data", tmp_path / "data"
+    )
     assert result.returncode != 0
-    assert f"Fisher Spanish audio: no {conversation}.flac below {tmp_path / 'data' / 'flac' / 'fisher'}" \
+    assert (
+        f"Fisher Spanish audio: no {conversation}.flac below {tmp_path / 'data' / 'flac' / 'fisher'}"
         in result.stderr
+    )

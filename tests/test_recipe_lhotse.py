@@ -33,31 +33,71 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERIC = ROOT / "egs" / "lhotse" / "less" / "run.sh"
 LIBRISPEECH = ROOT / "egs" / "librispeech" / "less" / "run.sh"
 TINY_TRAINING = [
-    "--model", "xs", "--model-overrides", json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--dtype", "fp32", "--avg", "1",
-    "--beam-size", "2", "--train-workers", "0", "--num-threads", "1",
-    "--train-opts", "--warmup-batches 5 --num-buckets 2",
+    "--model",
+    "xs",
+    "--model-overrides",
+    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
+    "--seed-epochs",
+    "1",
+    "--student-epochs",
+    "1",
+    "--max-duration",
+    "20",
+    "--dtype",
+    "fp32",
+    "--avg",
+    "1",
+    "--beam-size",
+    "2",
+    "--train-workers",
+    "0",
+    "--num-threads",
+    "1",
+    "--train-opts",
+    "--warmup-batches 5 --num-buckets 2",
 ]
 
 ENGLISH = [
-    "the cat sat on the mat", "a dog runs in the park", "we went home after school",
-    "she reads a book every night", "the sun is warm today", "my friend plays the piano",
-    "they eat bread and cheese", "the river flows to the sea", "he opened the old door",
-    "birds sing in the morning", "the train leaves at noon", "we like green apples",
-    "the children draw a house", "it rained all day long", "the teacher speaks slowly",
-    "a small boat crossed the lake", "please close the window", "the market opens early",
+    "the cat sat on the mat",
+    "a dog runs in the park",
+    "we went home after school",
+    "she reads a book every night",
+    "the sun is warm today",
+    "my friend plays the piano",
+    "they eat bread and cheese",
+    "the river flows to the sea",
+    "he opened the old door",
+    "birds sing in the morning",
+    "the train leaves at noon",
+    "we like green apples",
+    "the children draw a house",
+    "it rained all day long",
+    "the teacher speaks slowly",
+    "a small boat crossed the lake",
+    "please close the window",
+    "the market opens early",
 ]
 MANDARIN = ["今天天气很好", "我们去公园", "他在看书", "她喜欢喝茶", "明天下雨", "我的朋友很高兴"]
 
 
-def tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1, freq: float = 220.0) -> None:
+def tone(
+    path: Path, seconds: float, rate: int = 16000, channels: int = 1, freq: float = 220.0
+) -> None:
     t = np.arange(int(seconds * rate)) / rate
     audio = (0.1 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
     sf.write(path, np.stack([audio] * channels, axis=1) if channels > 1 else audio, rate)
 
 
-def write_part(directory: Path, name: str, texts: list[str | None], prefix: str = "mine", rate: int = 16000,
-               seconds: float = 1.0, segments: bool = True, offset: int = 0) -> tuple[Path, Path]:
+def write_part(
+    directory: Path,
+    name: str,
+    texts: list[str | None],
+    prefix: str = "mine",
+    rate: int = 16000,
+    seconds: float = 1.0,
+    segments: bool = True,
+    offset: int = 0,
+) -> tuple[Path, Path]:
     """A part of recordings (tones) and one supervision each, as lhotse manifests."""
     directory.mkdir(parents=True, exist_ok=True)
     recordings, supervisions = [], []
@@ -66,8 +106,15 @@ def write_part(directory: Path, name: str, texts: list[str | None], prefix: str 
         tone(audio, seconds, rate, freq=200.0 + 20 * i)
         recording = Recording.from_file(audio, recording_id=f"{name}-{offset + i}")
         recordings.append(recording)
-        supervisions.append(SupervisionSegment(id=recording.id, recording_id=recording.id, start=0.0,
-                                               duration=recording.duration, text=text))
+        supervisions.append(
+            SupervisionSegment(
+                id=recording.id,
+                recording_id=recording.id,
+                start=0.0,
+                duration=recording.duration,
+                text=text,
+            )
+        )
     rec_path = directory / f"{prefix}_recordings_{name}.jsonl.gz"
     sup_path = directory / f"{prefix}_supervisions_{name}.jsonl.gz"
     RecordingSet.from_recordings(recordings).to_file(rec_path)
@@ -77,8 +124,23 @@ def write_part(directory: Path, name: str, texts: list[str | None], prefix: str 
 
 
 def stage0(tmp_path: Path, *extra: str, unsup: str = "wild") -> list[str]:
-    return ["--manifest-dir", str(tmp_path / "in"), "--prefix", "mine", "--train", "train", "--dev", "dev",
-            "--test", "test-a", "--unsup", unsup, "--output-dir", str(tmp_path / "out"), *extra]
+    return [
+        "--manifest-dir",
+        str(tmp_path / "in"),
+        "--prefix",
+        "mine",
+        "--train",
+        "train",
+        "--dev",
+        "dev",
+        "--test",
+        "test-a",
+        "--unsup",
+        unsup,
+        "--output-dir",
+        str(tmp_path / "out"),
+        *extra,
+    ]
 
 
 def good_corpus(tmp_path: Path) -> None:
@@ -113,7 +175,10 @@ def test_roles_written_and_unlabeled_text_hidden(tmp_path):
 def test_missing_part_lists_the_parts_found(tmp_path):
     good_corpus(tmp_path)
     message = error_of(stage0(tmp_path, unsup="train-other-500"))
-    assert "part 'train-other-500'" in message and "mine_recordings_train-other-500.jsonl.gz" in message
+    assert (
+        "part 'train-other-500'" in message
+        and "mine_recordings_train-other-500.jsonl.gz" in message
+    )
     assert "dev, test-a, train, wild" in message
 
 
@@ -128,7 +193,9 @@ def test_labelled_part_without_supervisions_or_text(tmp_path):
     good_corpus(tmp_path)
     write_part(tmp_path / "in", "test-a", ["six"], segments=False)
     (tmp_path / "in" / "mine_supervisions_test-a.jsonl.gz").unlink()
-    assert "part 'test-a'" in (message := error_of(stage0(tmp_path))) and "no supervisions" in message
+    assert (
+        "part 'test-a'" in (message := error_of(stage0(tmp_path))) and "no supervisions" in message
+    )
     write_part(tmp_path / "in", "test-a", [""])
     message = error_of(stage0(tmp_path))
     assert "supervision test-a-0 has no transcript" in message
@@ -144,10 +211,15 @@ def test_sampling_rate_of_the_file_disagrees_with_the_manifest(tmp_path):
 def test_channel_that_the_recording_lacks(tmp_path):
     good_corpus(tmp_path)
     path = tmp_path / "in" / "mine_supervisions_dev.jsonl.gz"
-    sups = SupervisionSet.from_segments([SupervisionSegment("dev-0", "dev-0", 0.0, 1.0, channel=1, text="five")])
+    sups = SupervisionSet.from_segments(
+        [SupervisionSegment("dev-0", "dev-0", 0.0, 1.0, channel=1, text="five")]
+    )
     sups.to_file(path)
     message = error_of(stage0(tmp_path))
-    assert "supervision dev-0 is on channel(s) [1] of recording dev-0, which has channels [0]" in message
+    assert (
+        "supervision dev-0 is on channel(s) [1] of recording dev-0, which has channels [0]"
+        in message
+    )
 
 
 def test_stereo_and_long_unlabeled_recordings_without_segments(tmp_path):
@@ -155,15 +227,21 @@ def test_stereo_and_long_unlabeled_recordings_without_segments(tmp_path):
     wild = tmp_path / "in"
     tone(wild / "stereo.wav", 1.0, channels=2)
     RecordingSet.from_recordings([Recording.from_file(wild / "stereo.wav")]).to_file(
-        wild / "mine_recordings_wild.jsonl.gz")
+        wild / "mine_recordings_wild.jsonl.gz"
+    )
     (wild / "mine_supervisions_wild.jsonl.gz").unlink()
-    assert "recording stereo has 2 channels and no supervision names one" in error_of(stage0(tmp_path))
+    assert "recording stereo has 2 channels and no supervision names one" in error_of(
+        stage0(tmp_path)
+    )
     tone(wild / "long.wav", 3.0)
     RecordingSet.from_recordings([Recording.from_file(wild / "long.wav")]).to_file(
-        wild / "mine_recordings_wild.jsonl.gz")
+        wild / "mine_recordings_wild.jsonl.gz"
+    )
     message = error_of(stage0(tmp_path, "--max-unsup-duration", "2"))
     assert "recording long lasts 3.0 s" in message and "--unsup-vad true" in message
-    lhotse_manifests.main(stage0(tmp_path, "--max-unsup-duration", "2", "--unsup-vad", "true"))  # VAD comes later
+    lhotse_manifests.main(
+        stage0(tmp_path, "--max-unsup-duration", "2", "--unsup-vad", "true")
+    )  # VAD comes later
     assert not (tmp_path / "out" / "corpus_supervisions_unsup.jsonl.gz").exists()
 
 
@@ -172,35 +250,50 @@ def test_unlabeled_recording_also_labelled(tmp_path):
     write_part(tmp_path / "in", "wild", ["x"], offset=0)
     (tmp_path / "in" / "wild-0.wav").rename(tmp_path / "in" / "train-0-copy.wav")
     recording = Recording.from_file(tmp_path / "in" / "train-0-copy.wav", recording_id="train-0")
-    RecordingSet.from_recordings([recording]).to_file(tmp_path / "in" / "mine_recordings_wild.jsonl.gz")
+    RecordingSet.from_recordings([recording]).to_file(
+        tmp_path / "in" / "mine_recordings_wild.jsonl.gz"
+    )
     SupervisionSet.from_segments([SupervisionSegment("w", "train-0", 0.0, 1.0, text="x")]).to_file(
-        tmp_path / "in" / "mine_supervisions_wild.jsonl.gz")
+        tmp_path / "in" / "mine_supervisions_wild.jsonl.gz"
+    )
     message = error_of(stage0(tmp_path))
     assert "recording train-0 is both unlabeled and in the train set" in message
 
 
 def test_supervision_after_the_end_of_its_recording(tmp_path):
     good_corpus(tmp_path)
-    SupervisionSet.from_segments([SupervisionSegment("dev-0", "dev-0", 0.5, 1.0, text="five")]).to_file(
-        tmp_path / "in" / "mine_supervisions_dev.jsonl.gz")
-    assert "supervision dev-0 ends at 1.50 s, after the end of recording dev-0 (1.00 s)" in error_of(stage0(tmp_path))
+    SupervisionSet.from_segments(
+        [SupervisionSegment("dev-0", "dev-0", 0.5, 1.0, text="five")]
+    ).to_file(tmp_path / "in" / "mine_supervisions_dev.jsonl.gz")
+    assert (
+        "supervision dev-0 ends at 1.50 s, after the end of recording dev-0 (1.00 s)"
+        in error_of(stage0(tmp_path))
+    )
 
 
 def test_cut_sets_as_parts(tmp_path):
     good_corpus(tmp_path)
-    rec, sup = tmp_path / "in" / "mine_recordings_dev.jsonl.gz", tmp_path / "in" / "mine_supervisions_dev.jsonl.gz"
+    rec, sup = (
+        tmp_path / "in" / "mine_recordings_dev.jsonl.gz",
+        tmp_path / "in" / "mine_supervisions_dev.jsonl.gz",
+    )
     CutSet.from_manifests(recordings=load_manifest(rec), supervisions=load_manifest(sup)).to_file(
-        tmp_path / "in" / "mine_cuts_dev.jsonl.gz")
+        tmp_path / "in" / "mine_cuts_dev.jsonl.gz"
+    )
     rec.unlink(), sup.unlink()
     lhotse_manifests.main(stage0(tmp_path))
-    assert [s.text for s in load_manifest(tmp_path / "out" / "corpus_supervisions_dev.jsonl.gz")] == ["five"]
+    assert [
+        s.text for s in load_manifest(tmp_path / "out" / "corpus_supervisions_dev.jsonl.gz")
+    ] == ["five"]
 
 
 # -- the generic recipe ---------------------------------------------------------------------------
 
 
 def run(script: Path, *args, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_generic_recipe_help_and_missing_options(tmp_path):
@@ -208,8 +301,16 @@ def test_generic_recipe_help_and_missing_options(tmp_path):
     assert subprocess.run(["bash", "-n", str(LIBRISPEECH)]).returncode == 0
     result = run(GENERIC, "--help")
     assert result.returncode == 0
-    for option in ("--manifest-dir", "--train-parts", "--unsup-parts", "--dev-part", "--test-parts", "--unsup-vad",
-                   "--token-type", "--llm-prompt-template"):
+    for option in (
+        "--manifest-dir",
+        "--train-parts",
+        "--unsup-parts",
+        "--dev-part",
+        "--test-parts",
+        "--unsup-vad",
+        "--token-type",
+        "--llm-prompt-template",
+    ):
         assert option in result.stdout, option
     result = run(GENERIC, "--stop-stage", 0, "--data", tmp_path / "data")
     assert result.returncode != 0 and "stage 0 needs --manifest-dir" in result.stderr
@@ -229,9 +330,31 @@ def test_generic_recipe_stages_0_to_3_on_mandarin_manifests(tmp_path):
             sf.write(inputs / f"{name}-{i}.wav", np.pad(synthesize(text, "cmn"), (0, 16000)), 16000)
         write_part_from_files(inputs, name, texts)
     data, exp = tmp_path / "data", tmp_path / "exp"
-    result = run(GENERIC, "--manifest-dir", inputs, "--prefix", "mine", "--lang", "zh", "--train-parts", "train",
-                 "--dev-part", "dev", "--test-parts", "test", "--stop-stage", 3, "--nj", 1, "--fbank-splits", 1,
-                 "--data", data, "--exp", exp)
+    result = run(
+        GENERIC,
+        "--manifest-dir",
+        inputs,
+        "--prefix",
+        "mine",
+        "--lang",
+        "zh",
+        "--train-parts",
+        "train",
+        "--dev-part",
+        "dev",
+        "--test-parts",
+        "test",
+        "--stop-stage",
+        3,
+        "--nj",
+        1,
+        "--fbank-splits",
+        1,
+        "--data",
+        data,
+        "--exp",
+        exp,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     train = CutSet.from_file(data / "fbank" / "corpus_cuts_train.jsonl.gz")
     assert len(train) == 4 and all(c.has_features for c in train)
@@ -241,11 +364,14 @@ def test_generic_recipe_stages_0_to_3_on_mandarin_manifests(tmp_path):
 
 
 def write_part_from_files(directory: Path, name: str, texts: list[str]) -> None:
-    recordings = [Recording.from_file(directory / f"{name}-{i}.wav", recording_id=f"{name}-{i}")
-                  for i in range(len(texts))]
+    recordings = [
+        Recording.from_file(directory / f"{name}-{i}.wav", recording_id=f"{name}-{i}")
+        for i in range(len(texts))
+    ]
     RecordingSet.from_recordings(recordings).to_file(directory / f"mine_recordings_{name}.jsonl.gz")
     SupervisionSet.from_segments(
-        SupervisionSegment(r.id, r.id, 0.0, r.duration, text=t) for r, t in zip(recordings, texts, strict=True)
+        SupervisionSegment(r.id, r.id, 0.0, r.duration, text=t)
+        for r, t in zip(recordings, texts, strict=True)
     ).to_file(directory / f"mine_supervisions_{name}.jsonl.gz")
 
 
@@ -276,29 +402,67 @@ def make_librispeech(root: Path, parts: dict[str, list[str]]) -> dict[str, dict[
 
 @pytest.mark.slow
 def test_librispeech_recipe_end_to_end_on_a_tiny_tree(tmp_path):
-    parts = {"train-clean-100": ENGLISH[:12], "train-clean-360": ENGLISH[12:16], "dev-clean": ENGLISH[16:17],
-             "test-clean": ENGLISH[17:18]}
+    parts = {
+        "train-clean-100": ENGLISH[:12],
+        "train-clean-360": ENGLISH[12:16],
+        "dev-clean": ENGLISH[16:17],
+        "test-clean": ENGLISH[17:18],
+    }
     texts = make_librispeech(tmp_path / "corpus", parts)
     data, exp = tmp_path / "data", tmp_path / "exp"
     with FakeChatServer(answer_fn=last_line_answer) as server:
-        result = run(LIBRISPEECH, "--librispeech-dir", tmp_path / "corpus", "--unsup-parts", "train-clean-360",
-                     "--test-parts", "test-clean", "--nj", 1, "--fbank-splits", 1, "--bpe-vocab-size", 40,
-                     *TINY_TRAINING, "--num-iters", 1, "--systems", "N L", "--data", data, "--exp", exp,
-                     "--llm-base-url", server.base_url, "--llm-model", "test-en-instruct")
+        result = run(
+            LIBRISPEECH,
+            "--librispeech-dir",
+            tmp_path / "corpus",
+            "--unsup-parts",
+            "train-clean-360",
+            "--test-parts",
+            "test-clean",
+            "--nj",
+            1,
+            "--fbank-splits",
+            1,
+            "--bpe-vocab-size",
+            40,
+            *TINY_TRAINING,
+            "--num-iters",
+            1,
+            "--systems",
+            "N L",
+            "--data",
+            data,
+            "--exp",
+            exp,
+            "--llm-base-url",
+            server.base_url,
+            "--llm-model",
+            "test-en-instruct",
+        )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     labelled = CutSet.from_file(data / "pl" / "asr" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
     assert len(labelled) == len(texts["train-clean-360"])
     # one request per cut the teacher gave words (an empty hypothesis is not sent)
-    assert server.total_answered == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in labelled) > 0
+    assert (
+        server.total_answered
+        == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in labelled)
+        > 0
+    )
     # lhotse's own preparer made the manifests the generic recipe read
-    lhotse_sups = load_manifest(data / "lhotse" / "librispeech_supervisions_train-clean-360.jsonl.gz")
+    lhotse_sups = load_manifest(
+        data / "lhotse" / "librispeech_supervisions_train-clean-360.jsonl.gz"
+    )
     assert {s.id: s.text for s in lhotse_sups} == texts["train-clean-360"]
     # the unlabeled references are hidden from stage 0 on, and never reach training
     unsup = CutSet.from_file(data / "fbank" / "librispeech_cuts_unsup.jsonl.gz")
-    assert {c.supervisions[0].custom["ref_text"] for c in unsup} == set(texts["train-clean-360"].values())
+    assert {c.supervisions[0].custom["ref_text"] for c in unsup} == set(
+        texts["train-clean-360"].values()
+    )
     assert all(c.supervisions[0].text is None for c in unsup)
     seed_train = CutSet.from_file(data / "fbank" / "librispeech_cuts_train.jsonl.gz")
-    assert {c.supervisions[0].recording_id.split("_sp")[0] for c in seed_train} == set(texts["train-clean-100"])
+    assert {c.supervisions[0].recording_id.split("_sp")[0] for c in seed_train} == set(
+        texts["train-clean-100"]
+    )
     assert len(seed_train) == 3 * len(texts["train-clean-100"])  # with the 0.9x and 1.1x copies
     hidden = set(texts["train-clean-360"].values())
     for system in ("N", "L"):
@@ -312,8 +476,14 @@ def test_librispeech_recipe_end_to_end_on_a_tiny_tree(tmp_path):
             label = record["llm"]["text"] if system == "L" else record["hyp"]
             assert sup.text == label and sup.text not in hidden
     # English ASR: the pseudo-labels' error is measured on the hidden transcripts (not on a translation)
-    report = json.loads((data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    report = json.loads(
+        (data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
+    )
     assert "teacher label error, all cuts" in report["label_error"]
     results = (exp / "RESULTS.md").read_text()
-    for row in ("| asr | S | 0 | test_clean | WER", "| asr | L | 1 | dev | WER", "| asr | N | 1 | test_clean | WER"):
+    for row in (
+        "| asr | S | 0 | test_clean | WER",
+        "| asr | L | 1 | dev | WER",
+        "| asr | N | 1 | test_clean | WER",
+    ):
         assert row in results, row

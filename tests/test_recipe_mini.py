@@ -29,11 +29,41 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
     data, exp = tmp_path / "data", tmp_path / "exp"
     with FakeChatServer() as server:
         args = [
-            str(RUN), "--profile", "tiny", "--data", str(data), "--exp", str(exp), "--nj", "1",
-            "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--beam-size", "2",
-            "--ast-beam-size", "2", "--avg", "1", "--num-threads", "1", "--train-workers", "0",
-            "--asr-lm-config", "nano", "--bpe-vocab-size", "128",
-            "--ast-llm-backend", "openai", "--ast-llm-base-url", server.base_url, "--ast-llm", "fake-llm",
+            str(RUN),
+            "--profile",
+            "tiny",
+            "--data",
+            str(data),
+            "--exp",
+            str(exp),
+            "--nj",
+            "1",
+            "--seed-epochs",
+            "1",
+            "--student-epochs",
+            "1",
+            "--max-duration",
+            "20",
+            "--beam-size",
+            "2",
+            "--ast-beam-size",
+            "2",
+            "--avg",
+            "1",
+            "--num-threads",
+            "1",
+            "--train-workers",
+            "0",
+            "--asr-lm-config",
+            "nano",
+            "--bpe-vocab-size",
+            "128",
+            "--ast-llm-backend",
+            "openai",
+            "--ast-llm-base-url",
+            server.base_url,
+            "--ast-llm",
+            "fake-llm",
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         result = subprocess.run(args, capture_output=True, text=True, env=env)
@@ -49,51 +79,110 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
         llm = CutSet.from_file(data / "pl" / task / "L" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz")
         assert all("llm" in c.supervisions[0].custom["pl"] for c in llm)
         assert not (data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz").exists()
-        with gzip.open(data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_kept.jsonl.gz", "rt") as f:
+        with gzip.open(
+            data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_kept.jsonl.gz", "rt"
+        ) as f:
             n_kept = sum(1 for line in f if line.strip())  # lhotse reads an empty manifest as None
-        n_report = json.loads((data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+        n_report = json.loads(
+            (data / "pl" / task / "N" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
+        )
         # no filter without an LLM: N drops only AST cuts whose teacher gave no source
         # transcript (the CTC target; a one-epoch tiny teacher often emits only blanks)
         assert n_kept == n_report["cuts_kept"] and n_report["cuts_in"] == len(pl)
-        assert set(n_report["dropped_by"]) <= ({"empty source transcript"} if task == "ast" else set())
+        assert set(n_report["dropped_by"]) <= (
+            {"empty source transcript"} if task == "ast" else set()
+        )
         assert n_kept + sum(n_report["dropped_by"].values()) == len(pl)
         for system in ("N", "L"):
-            mix = CutSet.from_file(data / "pl" / task / system / "iter1" / "train_mix_cuts.jsonl.gz")
+            mix = CutSet.from_file(
+                data / "pl" / task / system / "iter1" / "train_mix_cuts.jsonl.gz"
+            )
             assert {c.custom["origin"] for c in mix} >= {"sup"}
             assert (exp / task / system / "iter1" / "epoch-1.pt").is_file()
             method = "attention-decoder-rescoring" if task == "asr" else "attention-beam-search"
             for test in ("dev", "test_clean", "test_wild"):
-                summary = json.loads((exp / task / system / "iter1" / method /
-                                      f"results-{test}-epoch-1_avg-1.json").read_text())
+                summary = json.loads(
+                    (
+                        exp
+                        / task
+                        / system
+                        / "iter1"
+                        / method
+                        / f"results-{test}-epoch-1_avg-1.json"
+                    ).read_text()
+                )
                 assert summary["metric"] == ("CER" if task == "asr" else "BLEU")
     # the fake English LLM echoes the hypothesis: hypo_wer 0, so L keeps every accepted answer
-    report = json.loads((data / "pl" / "ast" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    report = json.loads(
+        (data / "pl" / "ast" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
+    )
     assert report["dropped_by"].get("hypo_wer", 0) == 0
     assert report["cuts_kept"] + sum(report["dropped_by"].values()) == report["cuts_in"]
 
     results = (exp / "RESULTS.md").read_text()
-    for row in ("| asr | S | 0 | test_wild | CER", "| asr | L | 1 | test_wild | CER", "| ast | N | 1 | test_clean | BLEU"):
+    for row in (
+        "| asr | S | 0 | test_wild | CER",
+        "| asr | L | 1 | test_wild | CER",
+        "| ast | N | 1 | test_clean | BLEU",
+    ):
         assert row in results
     assert (exp / "RESULTS-asr.png").stat().st_size > 1000
 
     # system U on the same teacher outputs and LLM answers: L's filter, an n-gram LM on the
     # text-only corpus + kept cuts, and a student with the unsupervised loss on the rejected cuts
-    u_args = [*args, "--tasks", "asr", "--systems", "U", "--stage", "7", "--stop-stage", "9", "--report", "false",
-              "--unsup-opts", "--unsup-max-duration=20 --log-interval=2"]  # batch lines show the unsup loss
+    u_args = [
+        *args,
+        "--tasks",
+        "asr",
+        "--systems",
+        "U",
+        "--stage",
+        "7",
+        "--stop-stage",
+        "9",
+        "--report",
+        "false",
+        "--unsup-opts",
+        "--unsup-max-duration=20 --log-interval=2",
+    ]  # batch lines show the unsup loss
     u_run = subprocess.run(u_args, capture_output=True, text=True, env=env)
     assert u_run.returncode == 0, u_run.stdout[-3000:] + u_run.stderr[-3000:]
     u_dir = data / "pl" / "asr" / "U" / "iter1"
     u_filtered = CutSet.from_file(u_dir / "unsup_wild_cuts_filtered.jsonl.gz")
     rejected = [c for c in u_filtered if not c.supervisions[0].custom["pl"]["kept"]]
-    l_report = json.loads((data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
+    l_report = json.loads(
+        (data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
+    )
     assert len(u_filtered) - len(rejected) == l_report["cuts_kept"]  # U keeps exactly what L keeps
     assert (u_dir / "ngram.arpa").read_text(encoding="utf-8").lstrip().startswith("\\data\\")
-    u_log = "".join(p.read_text() for p in (exp / "asr" / "U" / "iter1" / "log").glob("log-train-*.txt"))
-    assert rejected and f"unlabeled cuts {u_dir}/unsup_wild_cuts_filtered.jsonl.gz" in u_log and " unsup " in u_log
+    u_log = "".join(
+        p.read_text() for p in (exp / "asr" / "U" / "iter1" / "log").glob("log-train-*.txt")
+    )
+    assert (
+        rejected
+        and f"unlabeled cuts {u_dir}/unsup_wild_cuts_filtered.jsonl.gz" in u_log
+        and " unsup " in u_log
+    )
     assert (exp / "asr" / "U" / "iter1" / "epoch-1.pt").is_file()
     # U is ASR only: the recipe refuses it for translation before training anything
-    refused = subprocess.run([*args, "--tasks", "ast", "--systems", "U", "--stage", "8", "--stop-stage", "9",
-                              "--report", "false"], capture_output=True, text=True, env=env)
+    refused = subprocess.run(
+        [
+            *args,
+            "--tasks",
+            "ast",
+            "--systems",
+            "U",
+            "--stage",
+            "8",
+            "--stop-stage",
+            "9",
+            "--report",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert refused.returncode != 0 and "ASR only" in refused.stderr
 
     # a rerun finds everything done and changes nothing
@@ -117,18 +206,59 @@ def test_mini_recipe_english_asr_task(tmp_path: Path):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = subprocess.run(
-            [str(RUN), "--tasks", "asr_en", "--profile", "tiny", "--data", str(data), "--exp", str(exp), "--nj", "1",
-             "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--beam-size", "2", "--avg", "1",
-             "--num-threads", "1", "--bpe-vocab-size", "128", "--asr-en-llm-backend", "openai",
-             "--ast-llm-base-url", server.base_url, "--asr-en-llm", "fake-llm", "--asr-en-llm-few-shot", "0"],
-            capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                str(RUN),
+                "--tasks",
+                "asr_en",
+                "--profile",
+                "tiny",
+                "--data",
+                str(data),
+                "--exp",
+                str(exp),
+                "--nj",
+                "1",
+                "--seed-epochs",
+                "1",
+                "--student-epochs",
+                "1",
+                "--max-duration",
+                "20",
+                "--beam-size",
+                "2",
+                "--avg",
+                "1",
+                "--num-threads",
+                "1",
+                "--bpe-vocab-size",
+                "128",
+                "--asr-en-llm-backend",
+                "openai",
+                "--ast-llm-base-url",
+                server.base_url,
+                "--asr-en-llm",
+                "fake-llm",
+                "--asr-en-llm-few-shot",
+                "0",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     pl = CutSet.from_file(data / "pl" / "asr_en" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
     assert len(requests) == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in pl) > 0
     assert all("English transcript" in r for r in requests)  # the packaged English ASR prompt
-    report = json.loads((data / "pl" / "asr_en" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text())
-    assert "teacher label error, all cuts" in report["label_error"]  # against the hidden transcripts
+    report = json.loads(
+        (data / "pl" / "asr_en" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
+    )
+    assert (
+        "teacher label error, all cuts" in report["label_error"]
+    )  # against the hidden transcripts
     results = (exp / "RESULTS.md").read_text()
-    for row in ("| asr_en | S | 0 | test_wild | WER", "| asr_en | L | 1 | test_wild | WER",
-                "| asr_en | N | 1 | test_clean | WER"):
+    for row in (
+        "| asr_en | S | 0 | test_wild | WER",
+        "| asr_en | L | 1 | test_wild | WER",
+        "| asr_en | N | 1 | test_clean | WER",
+    ):
         assert row in results, row

@@ -41,21 +41,55 @@ def test_students_start_from_the_pretrained_encoder_or_their_teacher(tmp_path: P
     assert f"--init-encoder-from {tmp_path}/exp/asr/ssl_birq/epoch-7.pt" in scratch_ssl
     # a student initialised from its teacher already holds a pretrained encoder
     teacher = _student_command(tmp_path, "birq", "teacher")
-    assert f"--init-from {tmp_path}/exp/asr/iter0/epoch-4.pt" in teacher and "--init-encoder-from" not in teacher
+    assert (
+        f"--init-from {tmp_path}/exp/asr/iter0/epoch-4.pt" in teacher
+        and "--init-encoder-from" not in teacher
+    )
     plain = _student_command(tmp_path, "none", "scratch")
     assert "--init-" not in plain
 
 
 @pytest.mark.slow
-def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(mini_data: Path, tmp_path: Path):
+def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(
+    mini_data: Path, tmp_path: Path
+):
     exp = tmp_path / "exp"
     args = [
-        str(RUN), "--stage", "4", "--stop-stage", "5", "--tasks", "asr", "--data", str(mini_data),
-        "--exp", str(exp), "--ssl", "birq", "--ssl-epochs", "1",
-        "--ssl-opts", "--enhanced-start-batches=0 --enhanced-warmup-batches=1 --codebook-size=64",
-        "--seed-epochs", "1", "--max-duration", "20", "--avg", "1", "--beam-size", "2", "--num-threads", "1",
-        "--train-workers", "0", "--noise-aug", "false", "--abx-layers", "2 final",
-        "--abx-opts", "--context any --max-group-size 3",
+        str(RUN),
+        "--stage",
+        "4",
+        "--stop-stage",
+        "5",
+        "--tasks",
+        "asr",
+        "--data",
+        str(mini_data),
+        "--exp",
+        str(exp),
+        "--ssl",
+        "birq",
+        "--ssl-epochs",
+        "1",
+        "--ssl-opts",
+        "--enhanced-start-batches=0 --enhanced-warmup-batches=1 --codebook-size=64",
+        "--seed-epochs",
+        "1",
+        "--max-duration",
+        "20",
+        "--avg",
+        "1",
+        "--beam-size",
+        "2",
+        "--num-threads",
+        "1",
+        "--train-workers",
+        "0",
+        "--noise-aug",
+        "false",
+        "--abx-layers",
+        "2 final",
+        "--abx-opts",
+        "--context any --max-group-size 3",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(args, capture_output=True, text=True, env=env)
@@ -64,12 +98,18 @@ def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(mini_data: 
     pretrained = load_checkpoint(exp / "asr" / "ssl_birq" / "epoch-1.pt")
     assert pretrained["ssl_method"] == "birq"
     assert pretrained["config"]["objective"]["codebook_size"] == 64
-    log_text = "".join(p.read_text() for p in (exp / "asr" / "iter0" / "log").glob("log-train-*.txt"))
+    log_text = "".join(
+        p.read_text() for p in (exp / "asr" / "iter0" / "log").glob("log-train-*.txt")
+    )
     assert f"initialised the encoder from {exp}/asr/ssl_birq/epoch-1.pt" in log_text
     seed = load_checkpoint(exp / "asr" / "iter0" / "epoch-1.pt")
     assert seed["config"]["init_encoder_from"].endswith("ssl_birq/epoch-1.pt")
     # the seed trained on from the pretrained encoder: same tensors, moved by one epoch
-    key = next(k for k in pretrained["model"] if k.startswith("encoder.") and pretrained["model"][k].numel() > 1000)
+    key = next(
+        k
+        for k in pretrained["model"]
+        if k.startswith("encoder.") and pretrained["model"][k].numel() > 1000
+    )
     assert seed["model"][key].shape == pretrained["model"][key].shape
     assert not torch.equal(seed["model"][key], pretrained["model"][key])
 
@@ -92,13 +132,38 @@ def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(mini_data: 
 
 
 @pytest.mark.slow
-def test_speechlm_stage_makes_units_pretrains_and_fine_tunes_from_the_uctc_head(mini_data: Path, tmp_path: Path):
+def test_speechlm_stage_makes_units_pretrains_and_fine_tunes_from_the_uctc_head(
+    mini_data: Path, tmp_path: Path
+):
     exp = tmp_path / "exp"
     args = [
-        str(RUN), "--stage", "4", "--stop-stage", "4", "--tasks", "asr", "--data", str(mini_data),
-        "--exp", str(exp), "--ssl", "speechlm", "--ssl-epochs", "1", "--speechlm-unit-layers", "1",
-        "--seed-epochs", "1", "--max-duration", "20", "--num-threads", "1", "--train-workers", "0",
-        "--noise-aug", "false",
+        str(RUN),
+        "--stage",
+        "4",
+        "--stop-stage",
+        "4",
+        "--tasks",
+        "asr",
+        "--data",
+        str(mini_data),
+        "--exp",
+        str(exp),
+        "--ssl",
+        "speechlm",
+        "--ssl-epochs",
+        "1",
+        "--speechlm-unit-layers",
+        "1",
+        "--seed-epochs",
+        "1",
+        "--max-duration",
+        "20",
+        "--num-threads",
+        "1",
+        "--train-workers",
+        "0",
+        "--noise-aug",
+        "false",
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(args, capture_output=True, text=True, env=env)
@@ -109,11 +174,23 @@ def test_speechlm_stage_makes_units_pretrains_and_fine_tunes_from_the_uctc_head(
     assert pretrained["ssl_method"] == "speechlm"
     assert pretrained["config"]["speechlm"]["unit_encoder_layers"] == 1
     tokenizer = load_checkpoint(exp / "asr" / "speechlm_tokenizer" / "epoch-1.pt")
-    assert not any(k.startswith("unit_encoder.") for k in tokenizer["model"])  # a plain seed makes the units
+    assert not any(
+        k.startswith("unit_encoder.") for k in tokenizer["model"]
+    )  # a plain seed makes the units
     seed = load_checkpoint(exp / "asr" / "iter0" / "epoch-1.pt")
-    assert seed["config"]["init_prefixes"] == ["encoder_embed.", "encoder.", "unit_encoder.", "ctc_output."]
+    assert seed["config"]["init_prefixes"] == [
+        "encoder_embed.",
+        "encoder.",
+        "unit_encoder.",
+        "ctc_output.",
+    ]
     assert seed["config"]["model_overrides"] == {"unit_encoder_layers": 1}
-    assert seed["model"]["ctc_output.1.weight"].shape == pretrained["model"]["ctc_output.1.weight"].shape
+    assert (
+        seed["model"]["ctc_output.1.weight"].shape
+        == pretrained["model"]["ctc_output.1.weight"].shape
+    )
 
-    refused = subprocess.run([*args[:6], "asr ast", *args[7:]], capture_output=True, text=True, env=env)
+    refused = subprocess.run(
+        [*args[:6], "asr ast", *args[7:]], capture_output=True, text=True, env=env
+    )
     assert refused.returncode != 0 and "--ssl speechlm is Mandarin only" in refused.stderr

@@ -31,7 +31,9 @@ def write_timing(path: Path) -> None:
         ("ast", "9:N", 780.0, 1020.0, 240.0, 230.0),
         ("asr", "4", 2000.0, 2001.0, 1.0, 0.5),  # a rerun that found stage 4 done
     ]
-    lines = ["task\tstage\tstart\tend\twall_s\tcpu_s"] + ["\t".join(str(v) for v in row) for row in rows]
+    lines = ["task\tstage\tstart\tend\twall_s\tcpu_s"] + [
+        "\t".join(str(v) for v in row) for row in rows
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -65,8 +67,10 @@ def test_malformed_timing_names_the_line(tmp_path: Path):
 
 def test_run_sh_timing_helpers_write_what_the_report_reads(tmp_path: Path):
     exp = tmp_path / "exp"
-    script = (f'. "{ROOT}/tools/less_stages.sh"; exp="{exp}"; less_time_begin 4 asr; '
-              'python3 -c "sum(range(3000000))"; less_time_end')
+    script = (
+        f'. "{ROOT}/tools/less_stages.sh"; exp="{exp}"; less_time_begin 4 asr; '
+        'python3 -c "sum(range(3000000))"; less_time_end'
+    )
     subprocess.run(["bash", "-c", script], check=True)
     rows = load_module().read_timing(exp / "timing.tsv")
     assert len(rows) == 1 and rows[0].task == "asr" and rows[0].stage == "4"
@@ -84,11 +88,16 @@ def test_corpus_and_seed_timings_combine_into_one_run(tmp_path: Path):
     header = "task\tstage\tstart\tend\twall_s\tcpu_s\n"
     corpus.write_text(header + "asr+ast\t0\t0\t60\t60\t120\n")
     seed.write_text(header + "asr\t4\t60\t660\t600\t600\nast\t4\t60\t1260\t1200\t1200\n")
-    result = subprocess.run(["python", str(SCRIPT), str(corpus), str(seed)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["python", str(SCRIPT), str(corpus), str(seed)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     # elapsed from the corpus's start to the last seed stage's end: 1260 s = 21.0 min
     assert "elapsed (first stage start to last stage end): 21.0 min" in result.stdout
     assert "CPU time of all stages: 32.0 min" in result.stdout
-    missing = subprocess.run(["python", str(SCRIPT), str(corpus), str(tmp_path / "nope.tsv")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        ["python", str(SCRIPT), str(corpus), str(tmp_path / "nope.tsv")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0 and "nope.tsv not found" in missing.stderr

@@ -23,14 +23,31 @@ from tests.fake_corpora import make_aishell, make_wenetspeech
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "egs" / "wenetspeech" / "less" / "run.sh"
 TINY_TRAINING = [
-    "--model", "xs", "--model-overrides", json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs", "1", "--student-epochs", "1", "--max-duration", "20", "--dtype", "fp32",
-    "--train-workers", "0", "--num-threads", "1", "--train-opts", "--warmup-batches 5 --num-buckets 2",
+    "--model",
+    "xs",
+    "--model-overrides",
+    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
+    "--seed-epochs",
+    "1",
+    "--student-epochs",
+    "1",
+    "--max-duration",
+    "20",
+    "--dtype",
+    "fp32",
+    "--train-workers",
+    "0",
+    "--num-threads",
+    "1",
+    "--train-opts",
+    "--warmup-batches 5 --num-buckets 2",
 ]
 
 
 def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def own_recording(path: Path) -> None:
@@ -39,7 +56,11 @@ def own_recording(path: Path) -> None:
 
     silence = np.zeros(12000, np.float32)
     parts = []
-    for sentence in ("今天天气很好我们去公园散步吧", "这个问题我们明天再讨论", "我买了三斤苹果很便宜"):
+    for sentence in (
+        "今天天气很好我们去公园散步吧",
+        "这个问题我们明天再讨论",
+        "我买了三斤苹果很便宜",
+    ):
         parts += [silence, synthesize(sentence, "cmn")]
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, np.concatenate([*parts, silence]), 16000)
@@ -54,16 +75,30 @@ def prepared(tmp_path_factory):
     own_recording(root / "own" / "day1" / "talk.flac")
     data = root / "data"
     result = run_recipe(
-        "--stop-stage", 3, "--nj", 1, "--aishell-dir", aishell.corpus_dir,
-        "--wenetspeech-dir", wenetspeech.corpus_dir, "--unsup-audio-dir", root / "own",
-        "--data", data, "--exp", root / "exp",
+        "--stop-stage",
+        3,
+        "--nj",
+        1,
+        "--aishell-dir",
+        aishell.corpus_dir,
+        "--wenetspeech-dir",
+        wenetspeech.corpus_dir,
+        "--unsup-audio-dir",
+        root / "own",
+        "--data",
+        data,
+        "--exp",
+        root / "exp",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root, data, aishell, wenetspeech
 
 
 def supervisions(data: Path, corpus: str, split: str):
-    return {s.id: s for s in load_manifest(data / "manifests" / f"{corpus}_supervisions_{split}.jsonl.gz")}
+    return {
+        s.id: s
+        for s in load_manifest(data / "manifests" / f"{corpus}_supervisions_{split}.jsonl.gz")
+    }
 
 
 def cuts(data: Path, name: str) -> list:
@@ -74,9 +109,22 @@ def test_run_sh_syntax_and_help():
     assert subprocess.run(["bash", "-n", str(RUN_SH)]).returncode == 0
     result = run_recipe("--help")
     assert result.returncode == 0, result.stderr
-    for option in ("--aishell-dir", "--wenetspeech-dir", "--wenetspeech-subset", "--unsup-audio-dir",
-                   "--min-utt-duration", "--max-utt-duration", "--model ", "--num-iters", "--llm-backend",
-                   "--llm-base-url", "--llm-model", "--llm-api-key-env", "--max-hypo-wer", "--model-overrides"):
+    for option in (
+        "--aishell-dir",
+        "--wenetspeech-dir",
+        "--wenetspeech-subset",
+        "--unsup-audio-dir",
+        "--min-utt-duration",
+        "--max-utt-duration",
+        "--model ",
+        "--num-iters",
+        "--llm-backend",
+        "--llm-base-url",
+        "--llm-model",
+        "--llm-api-key-env",
+        "--max-hypo-wer",
+        "--model-overrides",
+    ):
         assert option in result.stdout, option
     assert re.search(r"--model\s.*\[medium\]", result.stdout)
     assert re.search(r"--num-iters\s.*\[3\]", result.stdout)
@@ -89,15 +137,20 @@ def test_every_stage_is_a_guarded_block():
     """Stages 0-3 (the corpus's own) are blocks of run.sh; 4-10 are the shared less_loop's."""
     text = RUN_SH.read_text()
     shared = (ROOT / "tools" / "less_stages.sh").read_text()
-    loop = shared[shared.index("less_loop() {"):]
+    loop = shared[shared.index("less_loop() {") :]
     for number in range(11):
         guard = f'[ "$stage" -le {number} ] && [ "$stop_stage" -ge {number} ]'
         assert guard in (text if number < 4 else loop), f"no guarded block for stage {number}"
     assert "tools/less_stages.sh" in text and "\nless_loop " in text
-    for function in ("less_pseudo_label", "less_llm_correct", "less_filter", "less_train_student", "less_decode",
-                     "less_report"):
+    for function in (
+        "less_pseudo_label",
+        "less_llm_correct",
+        "less_filter",
+        "less_train_student",
+        "less_decode",
+        "less_report",
+    ):
         assert function in loop, function
-
 
 
 @pytest.mark.slow
@@ -117,11 +170,17 @@ def test_wenetspeech_manifests(prepared):
     assert {i: s.custom["ref_text"] for i, s in unlabeled.items()} == wenetspeech.texts["M"]
     assert all(s.text is None for s in unlabeled.values())  # labels hidden: reporting only
     for split in ("DEV", "TEST_NET", "TEST_MEETING"):
-        assert {i: s.text for i, s in supervisions(data, "wenetspeech", split).items()} == wenetspeech.texts[split]
-    every_id = set().union(*(supervisions(data, "wenetspeech", s) for s in ("M", "DEV", "TEST_NET", "TEST_MEETING")))
+        assert {
+            i: s.text for i, s in supervisions(data, "wenetspeech", split).items()
+        } == wenetspeech.texts[split]
+    every_id = set().union(
+        *(supervisions(data, "wenetspeech", s) for s in ("M", "DEV", "TEST_NET", "TEST_MEETING"))
+    )
     tagged = {i for i, why in wenetspeech.dropped.items() if why.startswith("text tagged")}
     assert len(tagged) == 4 and not tagged & every_id
-    assert not (data / "manifests" / "wenetspeech_supervisions_L.jsonl.gz").exists()  # --wenetspeech-subset M
+    assert not (
+        data / "manifests" / "wenetspeech_supervisions_L.jsonl.gz"
+    ).exists()  # --wenetspeech-subset M
 
 
 @pytest.mark.slow
@@ -130,10 +189,13 @@ def test_fbank_of_supervised_and_test_sets(prepared):
     train = cuts(data, "aishell_cuts_train")
     assert len(train) == 3 * len(aishell.texts["train"])  # 0.9x / 1.0x / 1.1x speed perturbation
     assert sum(c.id.endswith("_sp0.9") for c in train) == len(aishell.texts["train"])
-    for name, expected in (("aishell_cuts_dev", aishell.texts["dev"]), ("aishell_cuts_test", aishell.texts["test"]),
-                           ("wenetspeech_cuts_TEST_NET", wenetspeech.texts["TEST_NET"]),
-                           ("wenetspeech_cuts_TEST_MEETING", wenetspeech.texts["TEST_MEETING"]),
-                           ("wenetspeech_cuts_DEV", wenetspeech.texts["DEV"])):
+    for name, expected in (
+        ("aishell_cuts_dev", aishell.texts["dev"]),
+        ("aishell_cuts_test", aishell.texts["test"]),
+        ("wenetspeech_cuts_TEST_NET", wenetspeech.texts["TEST_NET"]),
+        ("wenetspeech_cuts_TEST_MEETING", wenetspeech.texts["TEST_MEETING"]),
+        ("wenetspeech_cuts_DEV", wenetspeech.texts["DEV"]),
+    ):
         found = cuts(data, name)
         assert sorted(c.supervisions[0].text for c in found) == sorted(expected.values()), name
     for cut in train + cuts(data, "wenetspeech_cuts_TEST_NET"):
@@ -161,7 +223,9 @@ def test_unlabeled_set_is_wenetspeech_plus_own_vad_segments(prepared):
 @pytest.mark.slow
 def test_lang_char_covers_the_supervised_text(prepared):
     _, data, aishell, _ = prepared
-    tokens = dict(line.split() for line in (data / "lang_char" / "tokens.txt").read_text().splitlines())
+    tokens = dict(
+        line.split() for line in (data / "lang_char" / "tokens.txt").read_text().splitlines()
+    )
     assert tokens["<blk>"] == "0" and tokens["<sos/eos>"] == "1" and tokens["<unk>"] == "2"
     assert set("".join(aishell.texts["train"].values())) <= set(tokens)
 
@@ -178,9 +242,25 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = run_recipe(
-            "--stage", 4, "--nj", 1, "--unsup-audio-dir", root / "own", "--data", data, "--exp", exp,
-            *TINY_TRAINING, "--num-iters", 1, "--systems", "N L", "--llm-base-url", server.base_url,
-            "--llm-model", "test-zh-instruct",
+            "--stage",
+            4,
+            "--nj",
+            1,
+            "--unsup-audio-dir",
+            root / "own",
+            "--data",
+            data,
+            "--exp",
+            exp,
+            *TINY_TRAINING,
+            "--num-iters",
+            1,
+            "--systems",
+            "N L",
+            "--llm-base-url",
+            server.base_url,
+            "--llm-model",
+            "test-zh-instruct",
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     unlabeled = cuts(data, "unlabeled_cuts_unsup_wild")
@@ -189,20 +269,34 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
     assert "中文" in requests[0]["messages"][-1]["content"]  # the packaged Chinese prompt
 
     for test in ("aishell_test", "TEST_NET", "TEST_MEETING"):
-        for exp_dir in (exp / "asr" / "iter0", exp / "asr" / "N" / "iter1", exp / "asr" / "L" / "iter1"):
+        for exp_dir in (
+            exp / "asr" / "iter0",
+            exp / "asr" / "N" / "iter1",
+            exp / "asr" / "L" / "iter1",
+        ):
             for method in ("ctc-greedy-search", "attention-decoder-rescoring"):
-                summary = json.loads((exp_dir / method / f"results-{test}-epoch-1_avg-1.json").read_text())
+                summary = json.loads(
+                    (exp_dir / method / f"results-{test}-epoch-1_avg-1.json").read_text()
+                )
                 assert summary["metric"] == "CER" and summary["num_cuts"] >= 1
     pl = list(CutSet.from_file(data / "pl" / "asr" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz"))
     assert len(pl) == len(unlabeled) and all("pl" in c.supervisions[0].custom for c in pl)
-    corrected = list(CutSet.from_file(data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz"))
-    assert all(c.supervisions[0].custom["pl"]["llm"]["model"] == "test-zh-instruct" for c in corrected)
+    corrected = list(
+        CutSet.from_file(data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_llm.jsonl.gz")
+    )
+    assert all(
+        c.supervisions[0].custom["pl"]["llm"]["model"] == "test-zh-instruct" for c in corrected
+    )
     for system in ("N", "L"):
         assert (data / "pl" / "asr" / system / "iter1" / "unsup_wild_cuts_kept.jsonl.gz").is_file()
         assert (data / "pl" / "asr" / system / "iter1" / "train_mix_cuts.jsonl.gz").is_file()
         assert (exp / "asr" / system / "iter1" / "epoch-1.pt").is_file()
     results = (exp / "RESULTS.md").read_text()
-    for row in ("| asr | S | 0 | TEST_MEETING |", "| asr | N | 1 | TEST_MEETING |", "| asr | L | 1 | aishell_test |"):
+    for row in (
+        "| asr | S | 0 | TEST_MEETING |",
+        "| asr | N | 1 | TEST_MEETING |",
+        "| asr | L | 1 | aishell_test |",
+    ):
         assert row in results, row
 
 
@@ -210,7 +304,10 @@ def test_stage_with_missing_inputs_names_the_file(tmp_path):
     data = tmp_path / "data"
     result = run_recipe("--stage", 4, "--stop-stage", 4, "--data", data, "--exp", tmp_path / "exp")
     assert result.returncode != 0
-    assert f"stage 4 needs {data}/fbank/aishell_cuts_train.jsonl.gz, which does not exist" in result.stderr
+    assert (
+        f"stage 4 needs {data}/fbank/aishell_cuts_train.jsonl.gz, which does not exist"
+        in result.stderr
+    )
     result = run_recipe("--stage", 6, "--stop-stage", 6, "--data", data, "--exp", tmp_path / "exp")
     assert result.returncode != 0
     assert f"stage 6 needs {data}/fbank/wenetspeech_cuts_M.jsonl.gz" in result.stderr
@@ -224,8 +321,18 @@ def test_missing_options_and_corpus_dirs(tmp_path):
     result = run_recipe("--wenetspeech-subset", "XL")
     assert result.returncode != 0 and "--wenetspeech-subset must be S, M or L" in result.stderr
     missing = tmp_path / "no_such_aishell"
-    result = run_recipe("--stop-stage", 0, "--nj", 1, "--aishell-dir", missing, "--wenetspeech-dir", tmp_path,
-                        "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage",
+        0,
+        "--nj",
+        1,
+        "--aishell-dir",
+        missing,
+        "--wenetspeech-dir",
+        tmp_path,
+        "--data",
+        tmp_path / "data",
+    )
     assert result.returncode != 0
     assert f"AISHELL-1 corpus directory {missing} does not exist" in result.stderr
 
@@ -234,17 +341,43 @@ def test_transcript_line_with_missing_audio_stops_stage_0(tmp_path):
     aishell = make_aishell(tmp_path / "aishell", missing_audio=True)
     line_number, utt_id = aishell.missing_audio
     transcript = aishell.corpus_dir / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
-    result = run_recipe("--stop-stage", 0, "--nj", 1, "--aishell-dir", aishell.corpus_dir, "--wenetspeech-dir", tmp_path,
-                        "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage",
+        0,
+        "--nj",
+        1,
+        "--aishell-dir",
+        aishell.corpus_dir,
+        "--wenetspeech-dir",
+        tmp_path,
+        "--data",
+        tmp_path / "data",
+    )
     assert result.returncode != 0
-    assert f"{transcript}:{line_number}: the transcript of {utt_id} refers to audio file" in result.stderr
+    assert (
+        f"{transcript}:{line_number}: the transcript of {utt_id} refers to audio file"
+        in result.stderr
+    )
 
 
 def test_wenetspeech_audio_missing_stops_stage_0(tmp_path):
     aishell = make_aishell(tmp_path / "aishell")
     wenetspeech = make_wenetspeech(tmp_path / "WenetSpeech", missing_audio=True)
-    result = run_recipe("--stop-stage", 0, "--nj", 1, "--aishell-dir", aishell.corpus_dir,
-                        "--wenetspeech-dir", wenetspeech.corpus_dir, "--data", tmp_path / "data")
+    result = run_recipe(
+        "--stop-stage",
+        0,
+        "--nj",
+        1,
+        "--aishell-dir",
+        aishell.corpus_dir,
+        "--wenetspeech-dir",
+        wenetspeech.corpus_dir,
+        "--data",
+        tmp_path / "data",
+    )
     assert result.returncode != 0
-    assert f"{wenetspeech.corpus_dir / 'WenetSpeech.json'}: audio Y0000000000_--5llN02F84" in result.stderr
+    assert (
+        f"{wenetspeech.corpus_dir / 'WenetSpeech.json'}: audio Y0000000000_--5llN02F84"
+        in result.stderr
+    )
     assert "which does not exist" in result.stderr

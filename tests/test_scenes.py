@@ -36,7 +36,9 @@ def test_the_scene_ignores_the_language_of_the_rendering():
     """The scene comes from the drawn slots: replacing every rendered string (another
     language, another spelling) changes nothing, and equal slots give equal images."""
     for sentence in _sentences(100):
-        other = dataclasses.replace(sentence, zh="x", es="y", en="z", zh_display="x", es_display="y")
+        other = dataclasses.replace(
+            sentence, zh="x", es="y", en="z", zh_display="x", es_display="y"
+        )
         assert scene_of(other) == scene_of(sentence)
         assert png_bytes(scene_of(other)) == png_bytes(scene_of(sentence))
 
@@ -83,8 +85,13 @@ def test_rendering_is_deterministic_across_processes():
         "    s = SentenceSampler(d, 4); out += [s.sample() for _ in range(20)]\n"
         "print(hashlib.sha256(b''.join(png_bytes(scene_of(x)) for x in out)).hexdigest())"
     )
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    ).stdout.strip()
     assert other == here
 
 
@@ -100,13 +107,25 @@ def test_render_scenes_covers_every_supervision(mini_corpus: Path, tmp_path: Pat
     from less.bin.render_scenes import main
 
     out = tmp_path / "scenes"
-    main(["--data-dir", str(mini_corpus), "--tasks", "asr,ast", "--splits", "train_sup,test_clean",
-          "--out-dir", str(out)])
+    main(
+        [
+            "--data-dir",
+            str(mini_corpus),
+            "--tasks",
+            "asr,ast",
+            "--splits",
+            "train_sup,test_clean",
+            "--out-dir",
+            str(out),
+        ]
+    )
     rows = [json.loads(line) for line in (out / "scenes.jsonl").read_text().splitlines()]
     by_id = {r["id"]: r for r in rows}
     for task in ("asr", "ast"):
         for split in ("train_sup", "test_clean"):
-            sups = load_manifest(mini_corpus / "manifests" / f"mini-{task}_supervisions_{split}.jsonl.gz")
+            sups = load_manifest(
+                mini_corpus / "manifests" / f"mini-{task}_supervisions_{split}.jsonl.gz"
+            )
             assert {s.id for s in sups} <= set(by_id)
     assert len(by_id) == len(rows)
     for r in rows:
@@ -134,7 +153,9 @@ def test_the_images_carry_the_scene_a_bag_of_characters_retrieves_it():
     assert recall["r1"] > 0.5, recall
 
 
-def _bag_of_characters_recall(torch, nn, ImageEncoder, info_nce, retrieval_recall) -> dict[str, float]:
+def _bag_of_characters_recall(
+    torch, nn, ImageEncoder, info_nce, retrieval_recall
+) -> dict[str, float]:
     import random
 
     torch.manual_seed(0)
@@ -142,10 +163,16 @@ def _bag_of_characters_recall(torch, nn, ImageEncoder, info_nce, retrieval_recal
     random.Random(0).shuffle(sentences)
     index = {c: i + 1 for i, c in enumerate(sorted({c for s in sentences for c in s.zh}))}
     keys = [scene_of(s).key for s in sentences]
-    images = torch.tensor(np.stack([np.asarray(render(scene_of(s))) for s in sentences])).permute(0, 3, 1, 2)
-    text = nn.utils.rnn.pad_sequence([torch.tensor([index[c] for c in s.zh]) for s in sentences], batch_first=True)
+    images = torch.tensor(np.stack([np.asarray(render(scene_of(s))) for s in sentences])).permute(
+        0, 3, 1, 2
+    )
+    text = nn.utils.rnn.pad_sequence(
+        [torch.tensor([index[c] for c in s.zh]) for s in sentences], batch_first=True
+    )
     dim = 128
-    text_encoder = nn.Sequential(nn.EmbeddingBag(len(index) + 1, dim, mode="mean", padding_idx=0), nn.Linear(dim, dim))
+    text_encoder = nn.Sequential(
+        nn.EmbeddingBag(len(index) + 1, dim, mode="mean", padding_idx=0), nn.Linear(dim, dim)
+    )
     image_encoder = ImageEncoder(dim)
     norms = nn.BatchNorm1d(dim, affine=False), nn.BatchNorm1d(dim, affine=False)
     optimizer = torch.optim.Adam([*text_encoder.parameters(), *image_encoder.parameters()], 1e-3)
@@ -153,13 +180,20 @@ def _bag_of_characters_recall(torch, nn, ImageEncoder, info_nce, retrieval_recal
     train, test = 1600, list(range(1600, 1800))
     for _ in range(300):
         batch = torch.randperm(train, generator=generator)[:64]
-        loss = info_nce(norms[0](text_encoder(text[batch])), norms[1](image_encoder(images[batch])),
-                        [keys[i] for i in batch], 10.0)
+        loss = info_nce(
+            norms[0](text_encoder(text[batch])),
+            norms[1](image_encoder(images[batch])),
+            [keys[i] for i in batch],
+            10.0,
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     for module in (text_encoder, image_encoder, *norms):
         module.eval()
     with torch.no_grad():
-        return retrieval_recall(norms[0](text_encoder(text[test])), norms[1](image_encoder(images[test])),
-                                [keys[i] for i in test])
+        return retrieval_recall(
+            norms[0](text_encoder(text[test])),
+            norms[1](image_encoder(images[test])),
+            [keys[i] for i in test],
+        )

@@ -83,8 +83,10 @@ def test_frame_labels_match_the_encoder_frame_count_and_the_segments() -> None:
 
 def test_durations_are_measured_from_alignments() -> None:
     lexicon = UnitLexicon({"a": "x", "b": "y"})
-    alignments = [(UtteranceAlignment(f"c{i}", "s", 2.0, [("a", 0.2, 0.6), ("b", 0.6, 0.8)]), 49)
-                  for i in range(6)]
+    alignments = [
+        (UtteranceAlignment(f"c{i}", "s", 2.0, [("a", 0.2, 0.6), ("b", 0.6, 0.8)]), 49)
+        for i in range(6)
+    ]
     model = DurationModel.fit(alignments, lexicon, min_count=5)
     assert model.per_unit[lexicon.index["x"]][0] == pytest.approx(10, abs=1)  # 0.4 s = 10 frames
     assert model.per_unit[lexicon.index["y"]][0] == pytest.approx(5, abs=1)
@@ -224,8 +226,13 @@ def test_default_model_has_no_unit_encoder_and_checkpoints_are_unchanged() -> No
     assert out.shape[1] == int(lens.max()) and out.shape[-1] == with_units.config.encoder.output_dim
 
 
-SMALL = {"encoder_dim": [48, 64, 64, 64, 64, 64], "encoder_unmasked_dim": [48] * 6,
-         "feedforward_dim": [96, 128, 128, 128, 128, 128], "num_heads": [2] * 6, "subsampling_channels": [4, 8, 16]}
+SMALL = {
+    "encoder_dim": [48, 64, 64, 64, 64, 64],
+    "encoder_unmasked_dim": [48] * 6,
+    "feedforward_dim": [96, 128, 128, 128, 128, 128],
+    "num_heads": [2] * 6,
+    "subsampling_channels": [4, 8, 16],
+}
 
 
 @pytest.mark.slow
@@ -243,17 +250,55 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     torch.set_num_threads(1)
     fbank = mini_data / "fbank"
     lang = str(mini_data / "lang_char")
-    common = ["--task", "asr", "--lang-dir", lang, "--model", "xs", "--max-duration", "20", "--num-workers", "0",
-              "--seed", "5", "--valid-cuts", str(fbank / "mini-asr_cuts_dev.jsonl.gz")]
-    train_cli.main([*common, "--model-overrides", json.dumps(SMALL), "--num-epochs", "1",
-                    "--max-batches-per-epoch", "2", "--train-cuts", str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-                    "--exp-dir", str(tmp_path / "seed")])
+    common = [
+        "--task",
+        "asr",
+        "--lang-dir",
+        lang,
+        "--model",
+        "xs",
+        "--max-duration",
+        "20",
+        "--num-workers",
+        "0",
+        "--seed",
+        "5",
+        "--valid-cuts",
+        str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+    ]
+    train_cli.main(
+        [
+            *common,
+            "--model-overrides",
+            json.dumps(SMALL),
+            "--num-epochs",
+            "1",
+            "--max-batches-per-epoch",
+            "2",
+            "--train-cuts",
+            str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+            "--exp-dir",
+            str(tmp_path / "seed"),
+        ]
+    )
 
     units_dir = tmp_path / "units"
-    units_args = ["--checkpoint", str(tmp_path / "seed" / "epoch-1.pt"), "--lang-dir", lang,
-                  "--ref-cuts", str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"), "--ref-speech", "true",
-                  "--hyp-cuts", str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
-                  "--text", str(mini_data / "text" / "mini-asr_text_only.zh.txt"), "--out-dir", str(units_dir)]
+    units_args = [
+        "--checkpoint",
+        str(tmp_path / "seed" / "epoch-1.pt"),
+        "--lang-dir",
+        lang,
+        "--ref-cuts",
+        str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+        "--ref-speech",
+        "true",
+        "--hyp-cuts",
+        str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+        "--text",
+        str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
+        "--out-dir",
+        str(units_dir),
+    ]
     speechlm_units.main(units_args)
     lexicon = UnitLexicon.load(units_dir)
     assert lexicon.unit_of("他") == lexicon.unit_of("她")  # homophones of the corpus share a unit
@@ -268,13 +313,47 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     assert gzip.open(units_dir / "text_units.jsonl.gz", "rt").read() == text_rows
 
     def pretrain(exp_dir, *extra):
-        ssl_pretrain.main(["--method", "speechlm", "--unit-dir", str(units_dir), "--lang-dir", lang,
-                           "--train-cuts", str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-                           "--valid-cuts", str(fbank / "mini-asr_cuts_dev.jsonl.gz"), "--exp-dir", str(exp_dir),
-                           "--model", "xs", "--model-overrides", json.dumps(SMALL), "--unit-encoder-layers", "1",
-                           "--max-duration", "8", "--max-cut-duration", "10", "--num-buckets", "2",
-                           "--num-workers", "0", "--log-interval", "1", "--seed", "3", "--num-epochs", "2",
-                           "--max-batches-per-epoch", "3", "--save-every-n", "2", *extra])
+        ssl_pretrain.main(
+            [
+                "--method",
+                "speechlm",
+                "--unit-dir",
+                str(units_dir),
+                "--lang-dir",
+                lang,
+                "--train-cuts",
+                str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+                "--valid-cuts",
+                str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+                "--exp-dir",
+                str(exp_dir),
+                "--model",
+                "xs",
+                "--model-overrides",
+                json.dumps(SMALL),
+                "--unit-encoder-layers",
+                "1",
+                "--max-duration",
+                "8",
+                "--max-cut-duration",
+                "10",
+                "--num-buckets",
+                "2",
+                "--num-workers",
+                "0",
+                "--log-interval",
+                "1",
+                "--seed",
+                "3",
+                "--num-epochs",
+                "2",
+                "--max-batches-per-epoch",
+                "3",
+                "--save-every-n",
+                "2",
+                *extra,
+            ]
+        )
 
     straight = tmp_path / "straight"
     pretrain(straight)
@@ -291,10 +370,25 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     assert "text_ctc" in log_text and "unit_acc" in log_text
 
     overrides = json.dumps({**SMALL, "unit_encoder_layers": 1})
-    train_cli.main([*common, "--model-overrides", overrides, "--num-epochs", "1", "--max-batches-per-epoch", "1",
-                    "--train-cuts", str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-                    "--init-encoder-from", str(straight / "epoch-2.pt"),
-                    "--init-prefixes", ",".join(SPEECHLM_PREFIXES), "--exp-dir", str(tmp_path / "fine")])
+    train_cli.main(
+        [
+            *common,
+            "--model-overrides",
+            overrides,
+            "--num-epochs",
+            "1",
+            "--max-batches-per-epoch",
+            "1",
+            "--train-cuts",
+            str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+            "--init-encoder-from",
+            str(straight / "epoch-2.pt"),
+            "--init-prefixes",
+            ",".join(SPEECHLM_PREFIXES),
+            "--exp-dir",
+            str(tmp_path / "fine"),
+        ]
+    )
     tuned = load_checkpoint(tmp_path / "fine" / "epoch-1.pt")
     assert any(k.startswith("unit_encoder.") for k in tuned["model"])
     assert tuned["config"]["init_prefixes"] == list(SPEECHLM_PREFIXES)

@@ -28,8 +28,13 @@ from less.ssl.quantizer import (
 from less.ssl.trainer import collapse_warning
 
 # a narrow Zipformer (same six stacks) so that tests train in seconds
-SMALL = {"encoder_dim": [48, 64, 64, 64, 64, 64], "encoder_unmasked_dim": [48] * 6,
-         "feedforward_dim": [96, 128, 128, 128, 128, 128], "num_heads": [2] * 6, "subsampling_channels": [4, 8, 16]}
+SMALL = {
+    "encoder_dim": [48, 64, 64, 64, 64, 64],
+    "encoder_unmasked_dim": [48] * 6,
+    "feedforward_dim": [96, 128, 128, 128, 128, 128],
+    "num_heads": [2] * 6,
+    "subsampling_channels": [4, 8, 16],
+}
 
 
 def load_batch(mini_data: Path, split: str, count: int, max_seconds: float = 6.0):
@@ -64,7 +69,10 @@ def test_normalisation_spreads_the_labels_over_the_codebook(mini_data: Path):
         perplexity[mode] = code_perplexity(codes, real, 8192)
     frames = int(real.sum())
     # hundreds of codes over a few hundred frames vs a collapsed handful
-    assert perplexity["utterance"] > 0.15 * frames and perplexity["batch"] > 0.15 * frames, (perplexity, frames)
+    assert perplexity["utterance"] > 0.15 * frames and perplexity["batch"] > 0.15 * frames, (
+        perplexity,
+        frames,
+    )
     assert perplexity["none"] < 30 and perplexity["utterance"] > 5 * perplexity["none"], perplexity
 
 
@@ -73,7 +81,9 @@ def test_masked_fraction_matches_the_flags(prob: float, span: int):
     gen = torch.Generator().manual_seed(0)
     lens = torch.full((64,), 2000)
     mask = span_mask(lens, 2000, prob, span, gen)
-    assert float(mask.float().mean()) == pytest.approx(expected_mask_fraction(prob, span), abs=0.015)
+    assert float(mask.float().mean()) == pytest.approx(
+        expected_mask_fraction(prob, span), abs=0.015
+    )
     # spans: every masked run is at least `span` long, except one cut by the end
     runs = torch.diff(torch.nn.functional.pad(mask.int(), (1, 1)), dim=1)
     starts, ends = (runs == 1).nonzero(), (runs == -1).nonzero()
@@ -92,7 +102,7 @@ def test_masked_input_frames_become_quiet_noise():
     expected = torch.zeros_like(changed)
     for b in range(2):
         for j in mask[b].nonzero().flatten().tolist():
-            expected[b, 4 * j + 3: 4 * j + 7] = True
+            expected[b, 4 * j + 3 : 4 * j + 7] = True
     expected &= valid_mask(lens, 403)
     assert torch.equal(changed, expected)
     utterance_mean = feats[0, :403].mean(dim=0)
@@ -103,18 +113,29 @@ def test_enhanced_labels_pass_gradients_into_the_lower_stacks():
     torch.manual_seed(0)
     feats, lens = torch.randn(2, 300, 80), torch.tensor([300, 260])
     n = int(output_lengths(lens).max())
-    model = SslModel(SslObjectiveConfig(method="birq", enhanced_stack=2, codebook_size=64,
-                                        enhanced_codebook_size=64), "xs", SMALL)
+    model = SslModel(
+        SslObjectiveConfig(
+            method="birq", enhanced_stack=2, codebook_size=64, enhanced_codebook_size=64
+        ),
+        "xs",
+        SMALL,
+    )
     # the enhanced loss through the labels alone: a fixed prediction, the labels as the only variable
     stacked = model.enhanced_features(feats, lens, n)
-    codes, one_hot = model.enhanced_quantizer.gumbel_select(stacked, 0.5, torch.Generator().manual_seed(0))
+    codes, one_hot = model.enhanced_quantizer.gumbel_select(
+        stacked, 0.5, torch.Generator().manual_seed(0)
+    )
     fixed_log_probs = torch.randn(64).log_softmax(-1)
     (-(one_hot * fixed_log_probs).sum()).backward()
     lower = model.encoder.encoders[0].layers[0].feed_forward1.in_proj.weight
     assert lower.grad is not None and float(lower.grad.abs().sum()) > 0
     assert float(model.encoder_embed.out.weight.grad.abs().sum()) > 0
-    assert all(p.grad is None for p in model.encoder.encoders[3].parameters())  # above the label stack
-    assert torch.equal(codes[0], model.enhanced_quantizer.codes(stacked.detach())[0])  # hard labels = nearest
+    assert all(
+        p.grad is None for p in model.encoder.encoders[3].parameters()
+    )  # above the label stack
+    assert torch.equal(
+        codes[0], model.enhanced_quantizer.codes(stacked.detach())[0]
+    )  # hard labels = nearest
 
     # the whole objective with the anchoring term off: the label path changes the lower-stack gradient
     grads = {}
@@ -123,7 +144,9 @@ def test_enhanced_labels_pass_gradients_into_the_lower_stacks():
         model.objective.enhanced_label_grad = label_grad
         model.objective.anchor_weight = 0.0
         torch.manual_seed(1)
-        out = model(feats, lens, torch.Generator().manual_seed(2), batch_count=1e4)  # past the warm-up
+        out = model(
+            feats, lens, torch.Generator().manual_seed(2), batch_count=1e4
+        )  # past the warm-up
         out["loss"].backward()
         grads[label_grad] = lower.grad.clone()
     assert not torch.allclose(grads[True], grads[False])
@@ -132,20 +155,42 @@ def test_enhanced_labels_pass_gradients_into_the_lower_stacks():
 
 
 def test_enhanced_labels_start_after_a_best_rq_phase():
-    objective = SslObjectiveConfig(method="birq", enhanced_start_batches=100, enhanced_warmup_batches=50,
-                                   codebook_size=64, enhanced_codebook_size=64)
-    assert [objective.enhanced_scale(b) for b in (0, 99, 125, 150, 1000)] == [0.0, 0.0, 0.5, 1.0, 1.0]
-    assert objective.gumbel_temperature(0) == 1.0 and objective.gumbel_temperature(1e9) == pytest.approx(0.5)
+    objective = SslObjectiveConfig(
+        method="birq",
+        enhanced_start_batches=100,
+        enhanced_warmup_batches=50,
+        codebook_size=64,
+        enhanced_codebook_size=64,
+    )
+    assert [objective.enhanced_scale(b) for b in (0, 99, 125, 150, 1000)] == [
+        0.0,
+        0.0,
+        0.5,
+        1.0,
+        1.0,
+    ]
+    assert objective.gumbel_temperature(0) == 1.0 and objective.gumbel_temperature(
+        1e9
+    ) == pytest.approx(0.5)
     model = SslModel(objective, "xs", SMALL)
     feats, lens = torch.randn(2, 200, 80), torch.tensor([200, 180])
     before = model(feats, lens, torch.Generator().manual_seed(0), batch_count=50)
     after = model(feats, lens, torch.Generator().manual_seed(0), batch_count=125)
     assert "enhanced_loss" not in before and torch.equal(before["loss"], before["anchor_loss"])
-    assert float(after["loss"]) == pytest.approx(float(after["anchor_loss"] + 0.5 * after["enhanced_loss"]), rel=1e-5)
+    assert float(after["loss"]) == pytest.approx(
+        float(after["anchor_loss"] + 0.5 * after["enhanced_loss"]), rel=1e-5
+    )
     # a penalty schedule: the anchor weight grows geometrically once the enhanced labels start
-    grows = SslObjectiveConfig(method="birq", enhanced_start_batches=100, anchor_weight=1.0, anchor_weight_end=16.0,
-                               anchor_weight_batches=400)
-    assert [grows.anchor_scale(b) for b in (0, 100, 200, 300, 500, 10**6)] == pytest.approx([1, 1, 2, 4, 16, 16])
+    grows = SslObjectiveConfig(
+        method="birq",
+        enhanced_start_batches=100,
+        anchor_weight=1.0,
+        anchor_weight_end=16.0,
+        anchor_weight_batches=400,
+    )
+    assert [grows.anchor_scale(b) for b in (0, 100, 200, 300, 500, 10**6)] == pytest.approx(
+        [1, 1, 2, 4, 16, 16]
+    )
     assert objective.anchor_scale(10**6) == 1.0  # constant without it
     with pytest.raises(ValueError, match="anchor_weight > 0"):
         SslObjectiveConfig(method="birq", anchor_weight=0.0, anchor_weight_end=4.0)
@@ -153,12 +198,21 @@ def test_enhanced_labels_start_after_a_best_rq_phase():
 
 def test_momentum_labels_get_no_gradient_and_follow_the_encoder():
     torch.manual_seed(0)
-    objective = SslObjectiveConfig(method="birq", codebook_size=64, enhanced_codebook_size=64, anchor_weight=0.0,
-                                   enhanced_label_source="ema", ema_decay=0.75, enhanced_start_batches=10)
+    objective = SslObjectiveConfig(
+        method="birq",
+        codebook_size=64,
+        enhanced_codebook_size=64,
+        anchor_weight=0.0,
+        enhanced_label_source="ema",
+        ema_decay=0.75,
+        enhanced_start_batches=10,
+    )
     model = SslModel(objective, "xs", SMALL)
     generator = model.label_generator_parameters()
     assert generator and not any(p.requires_grad for p in generator)
-    assert not any(k.startswith("ema_") for k in model.encoder_state())  # fine-tuning takes the online encoder
+    assert not any(
+        k.startswith("ema_") for k in model.encoder_state()
+    )  # fine-tuning takes the online encoder
     feats, lens = torch.randn(2, 300, 80), torch.tensor([300, 260])
     out = model(feats, lens, torch.Generator().manual_seed(2), batch_count=1e4)
     assert not model.enhanced_features(feats, lens, int(output_lengths(lens).max())).requires_grad
@@ -180,14 +234,24 @@ def test_momentum_labels_get_no_gradient_and_follow_the_encoder():
         SslObjectiveConfig(method="birq", enhanced_label_source="teacher")
 
 
-def enhanced_perplexity_curve(feats, lens, anchor_weight: float, seed: int, steps: int,
-                              **objective_args) -> list[float]:
+def enhanced_perplexity_curve(
+    feats, lens, anchor_weight: float, seed: int, steps: int, **objective_args
+) -> list[float]:
     torch.manual_seed(seed)
-    objective = SslObjectiveConfig(method="birq", codebook_size=256, enhanced_codebook_size=256,
-                                   anchor_weight=anchor_weight, gumbel_temp_start=0.1, gumbel_temp_end=0.1,
-                                   enhanced_start_batches=0, **objective_args)
+    objective = SslObjectiveConfig(
+        method="birq",
+        codebook_size=256,
+        enhanced_codebook_size=256,
+        anchor_weight=anchor_weight,
+        gumbel_temp_start=0.1,
+        gumbel_temp_end=0.1,
+        enhanced_start_batches=0,
+        **objective_args,
+    )
     model = SslModel(objective, "xs", SMALL)
-    optimizer = ScaledAdam([(n, p) for n, p in model.named_parameters() if p.requires_grad], lr=0.045)
+    optimizer = ScaledAdam(
+        [(n, p) for n, p in model.named_parameters() if p.requires_grad], lr=0.045
+    )
     num = int(output_lengths(lens).max())
     real = valid_mask(output_lengths(lens), num)
     curve = []
@@ -223,13 +287,17 @@ def test_anchoring_slows_the_collapse_of_enhanced_labels(mini_data: Path):
     assert sum(late_anchored) > 1.5 * sum(late_free), (late_free, late_anchored)
     # momentum labels, no anchoring: the encoder moves as fast (a fast momentum of 0.9), but nothing
     # pulls the labels towards predictability, and they stay spread where the online ones collapsed
-    momentum = enhanced_perplexity_curve(feats, lens, 0.0, 0, 16, enhanced_label_source="ema", ema_decay=0.9)
+    momentum = enhanced_perplexity_curve(
+        feats, lens, 0.0, 0, 16, enhanced_label_source="ema", ema_decay=0.9
+    )
     assert min(momentum) > 0.5 * momentum[0], momentum
     assert sum(momentum[8:]) / 8 > 2 * late_free[0], (momentum, late_free[0])
 
 
 def test_collapse_warning_names_the_perplexities_and_the_remedies():
-    assert collapse_warning({"anchor_ppl": 380.0}) is None  # BEST-RQ, or BiRQ before its enhanced labels
+    assert (
+        collapse_warning({"anchor_ppl": 380.0}) is None
+    )  # BEST-RQ, or BiRQ before its enhanced labels
     assert collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 160.0}) is None
     assert collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 40.0}) is None  # just above 0.1 x
     message = collapse_warning({"anchor_ppl": 380.0, "enhanced_ppl": 2.9})
@@ -239,21 +307,59 @@ def test_collapse_warning_names_the_perplexities_and_the_remedies():
 
 
 def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
-    return ["--method", "birq", "--train-cuts", str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
-            "--exp-dir", str(exp_dir), "--model", "xs", "--model-overrides", json.dumps(SMALL),
-            "--max-duration", "6", "--max-cut-duration", "10", "--num-buckets", "2", "--num-workers", "0", "--codebook-size", "128", "--enhanced-codebook-size", "128",
-            "--log-interval", "1", "--seed", "3", "--enhanced-start-batches", "0", "--enhanced-warmup-batches", "2",
-            *extra]
+    return [
+        "--method",
+        "birq",
+        "--train-cuts",
+        str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
+        "--exp-dir",
+        str(exp_dir),
+        "--model",
+        "xs",
+        "--model-overrides",
+        json.dumps(SMALL),
+        "--max-duration",
+        "6",
+        "--max-cut-duration",
+        "10",
+        "--num-buckets",
+        "2",
+        "--num-workers",
+        "0",
+        "--codebook-size",
+        "128",
+        "--enhanced-codebook-size",
+        "128",
+        "--log-interval",
+        "1",
+        "--seed",
+        "3",
+        "--enhanced-start-batches",
+        "0",
+        "--enhanced-warmup-batches",
+        "2",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("labels", ["online", "ema"])
 def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatch, labels: str):
     torch.set_num_threads(1)
-    monkeypatch.setattr(ssl_trainer, "COLLAPSE_RATIO", 1e6)  # every window "collapses": the warning is wired
+    monkeypatch.setattr(
+        ssl_trainer, "COLLAPSE_RATIO", 1e6
+    )  # every window "collapses": the warning is wired
     straight = tmp_path / "straight"
-    args = ("--num-epochs", "2", "--max-batches-per-epoch", "3", "--save-every-n", "2",
-            "--enhanced-label-source", labels)
+    args = (
+        "--num-epochs",
+        "2",
+        "--max-batches-per-epoch",
+        "3",
+        "--save-every-n",
+        "2",
+        "--enhanced-label-source",
+        labels,
+    )
     ssl_pretrain.main(pretrain_args(mini_data, straight, *args))
     final = load_checkpoint(straight / "epoch-2.pt")
     assert final["train_state"]["batch_idx_train"] == 6
@@ -265,7 +371,9 @@ def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatc
         again = load_checkpoint(resumed / "epoch-2.pt")["model"]
         assert all(torch.equal(again[k], final["model"][k]) for k in final["model"]), kept
     ema_keys = [k for k in final["model"] if k.startswith("ema_")]
-    assert bool(ema_keys) == (labels == "ema")  # the label generator is in the checkpoint, resumed with it
+    assert bool(ema_keys) == (
+        labels == "ema"
+    )  # the label generator is in the checkpoint, resumed with it
     if labels == "ema":  # and it moved away from its initial copy
         start = load_checkpoint(straight / "checkpoint-2.pt")["model"]
         assert any(not torch.equal(start[k], final["model"][k]) for k in ema_keys)
@@ -282,17 +390,41 @@ def test_pretrained_encoder_initialises_training(mini_data: Path, tmp_path: Path
 
     torch.set_num_threads(1)
     ssl_dir = tmp_path / "ssl"
-    ssl_pretrain.main(pretrain_args(mini_data, ssl_dir, "--num-epochs", "1", "--max-batches-per-epoch", "2"))
+    ssl_pretrain.main(
+        pretrain_args(mini_data, ssl_dir, "--num-epochs", "1", "--max-batches-per-epoch", "2")
+    )
     pretrained = load_checkpoint(ssl_dir / "epoch-1.pt")["model"]
     train_args = [
-        "--task", "asr", "--lang-dir", str(mini_data / "lang_char"),
-        "--train-cuts", str(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz"),
-        "--model", "xs", "--model-overrides", json.dumps(SMALL), "--max-duration", "20", "--num-workers", "0",
-        "--seed", "5", "--num-epochs", "1", "--max-batches-per-epoch", "1",
-        "--init-encoder-from", str(ssl_dir / "epoch-1.pt"),
+        "--task",
+        "asr",
+        "--lang-dir",
+        str(mini_data / "lang_char"),
+        "--train-cuts",
+        str(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz"),
+        "--model",
+        "xs",
+        "--model-overrides",
+        json.dumps(SMALL),
+        "--max-duration",
+        "20",
+        "--num-workers",
+        "0",
+        "--seed",
+        "5",
+        "--num-epochs",
+        "1",
+        "--max-batches-per-epoch",
+        "1",
+        "--init-encoder-from",
+        str(ssl_dir / "epoch-1.pt"),
     ]
-    trainer = Trainer(train_cli.config_from_args(train_cli.get_parser().parse_args(
-        [*train_args, "--exp-dir", str(tmp_path / "setup-only")])))
+    trainer = Trainer(
+        train_cli.config_from_args(
+            train_cli.get_parser().parse_args(
+                [*train_args, "--exp-dir", str(tmp_path / "setup-only")]
+            )
+        )
+    )
     trainer.setup()
     state = trainer.model.state_dict()
     encoder_keys = {k for k in state if k.startswith(("encoder_embed.", "encoder."))}
@@ -304,7 +436,9 @@ def test_pretrained_encoder_initialises_training(mini_data: Path, tmp_path: Path
     fresh_state = fresh.build_model().state_dict()
     others = set(state) - encoder_keys
     assert others and all(torch.equal(state[k], fresh_state[k]) for k in others)
-    assert not any(torch.equal(state[k], fresh_state[k]) for k in encoder_keys if state[k].numel() > 100)
+    assert not any(
+        torch.equal(state[k], fresh_state[k]) for k in encoder_keys if state[k].numel() > 100
+    )
 
     train_cli.main([*train_args, "--exp-dir", str(tmp_path / "asr")])
     assert load_checkpoint(tmp_path / "asr" / "epoch-1.pt")["train_state"]["batch_idx_train"] == 1

@@ -50,7 +50,9 @@ def test_vad_resumes_from_partial_progress(mini_data: Path, tmp_path: Path):
     first = load_manifest(recordings)[0]
     # a previous run finished one recording (with made-up segments) and died mid-write
     partial = tmp_path / "vad.jsonl.gz.partial.jsonl"
-    partial.write_text(json.dumps({"recording_id": first.id, "segments": [[1.0, 2.5]]}) + "\n{\"recording_")
+    partial.write_text(
+        json.dumps({"recording_id": first.id, "segments": [[1.0, 2.5]]}) + '\n{"recording_'
+    )
     vad_segment.main(["--recordings", str(recordings), "--out-cuts", str(out)])
     cuts = CutSet.from_file(out)
     mine = [c for c in cuts if c.recording_id == first.id]
@@ -70,7 +72,9 @@ def test_fbank_shapes_and_frame_counts(mini_data: Path):
                 assert abs(cut.num_frames - round(cut.duration * 100)) <= 1
                 assert feats.std() > 0.5  # real speech, not a constant
     sup = load_manifest(mini_data / "manifests" / "mini-asr_supervisions_train_sup.jsonl.gz")
-    assert len(CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz")) == len(sup)
+    assert len(CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz")) == len(
+        sup
+    )
 
 
 def test_lang_dirs(mini_data: Path):
@@ -108,26 +112,53 @@ def test_fbank_missing_audio_names_cut_and_file(mini_corpus: Path, tmp_path: Pat
     from lhotse import RecordingSet
 
     relocated = RecordingSet.from_recordings(
-        r.__class__(**{**r.__dict__, "sources": [s.__class__(type=s.type, channels=s.channels,
-                                                             source=str(audio / Path(s.source).name))
-                                                    for s in r.sources]}) for r in recs
+        r.__class__(
+            **{
+                **r.__dict__,
+                "sources": [
+                    s.__class__(
+                        type=s.type, channels=s.channels, source=str(audio / Path(s.source).name)
+                    )
+                    for s in r.sources
+                ],
+            }
+        )
+        for r in recs
     )
     victim = relocated[0]
     (audio / Path(victim.sources[0].source).name).unlink()
     relocated.to_file(tmp_path / "recs.jsonl.gz")
     sups.to_file(tmp_path / "sups.jsonl.gz")
     with pytest.raises(FileNotFoundError, match=victim.sources[0].source.replace("/", ".")) as err:
-        compute_fbank.main(["--recordings", str(tmp_path / "recs.jsonl.gz"), "--supervisions",
-                            str(tmp_path / "sups.jsonl.gz"), "--out-cuts", str(tmp_path / "out.jsonl.gz")])
+        compute_fbank.main(
+            [
+                "--recordings",
+                str(tmp_path / "recs.jsonl.gz"),
+                "--supervisions",
+                str(tmp_path / "sups.jsonl.gz"),
+                "--out-cuts",
+                str(tmp_path / "out.jsonl.gz"),
+            ]
+        )
     assert "cut " in str(err.value) and not (tmp_path / "out.jsonl.gz").exists()
 
     # an unreadable (corrupt) file is an error naming the cut and the file
     bad = Path(relocated[1].sources[0].source)
     bad.write_bytes(b"fLaC not really")
-    (audio / Path(victim.sources[0].source).name).write_bytes(Path(recs[0].sources[0].source).read_bytes())
+    (audio / Path(victim.sources[0].source).name).write_bytes(
+        Path(recs[0].sources[0].source).read_bytes()
+    )
     with pytest.raises(RuntimeError, match=r"cut .*" + bad.name.replace(".", r"\.")):
-        compute_fbank.main(["--recordings", str(tmp_path / "recs.jsonl.gz"), "--supervisions",
-                            str(tmp_path / "sups.jsonl.gz"), "--out-cuts", str(tmp_path / "out.jsonl.gz")])
+        compute_fbank.main(
+            [
+                "--recordings",
+                str(tmp_path / "recs.jsonl.gz"),
+                "--supervisions",
+                str(tmp_path / "sups.jsonl.gz"),
+                "--out-cuts",
+                str(tmp_path / "out.jsonl.gz"),
+            ]
+        )
 
 
 def test_fbank_empty_transcript_and_short_cuts(mini_corpus: Path, tmp_path: Path):
@@ -136,14 +167,25 @@ def test_fbank_empty_transcript_and_short_cuts(mini_corpus: Path, tmp_path: Path
     broken = sups.map(lambda s: s.transform_text(lambda t: "") if s.id == sups[0].id else s)
     broken.to_file(tmp_path / "sups.jsonl.gz")
     with pytest.raises(ValueError, match=f"empty transcript.*{sups[0].id}"):
-        compute_fbank.main(["--recordings", str(tmp_path / "recs.jsonl.gz"), "--supervisions",
-                            str(tmp_path / "sups.jsonl.gz"), "--require-text", "true",
-                            "--out-cuts", str(tmp_path / "out.jsonl.gz")])
+        compute_fbank.main(
+            [
+                "--recordings",
+                str(tmp_path / "recs.jsonl.gz"),
+                "--supervisions",
+                str(tmp_path / "sups.jsonl.gz"),
+                "--require-text",
+                "true",
+                "--out-cuts",
+                str(tmp_path / "out.jsonl.gz"),
+            ]
+        )
     # a cut shorter than the analysis window is skipped and counted, not fatal
     cuts = CutSet.from_manifests(recordings=recs, supervisions=sups).to_eager()
     tiny = cuts[0].truncate(duration=0.02).with_id("too-short")
     CutSet.from_cuts([tiny, *cuts]).to_file(tmp_path / "in.jsonl.gz")
-    compute_fbank.main(["--in-cuts", str(tmp_path / "in.jsonl.gz"), "--out-cuts", str(tmp_path / "ok.jsonl.gz")])
+    compute_fbank.main(
+        ["--in-cuts", str(tmp_path / "in.jsonl.gz"), "--out-cuts", str(tmp_path / "ok.jsonl.gz")]
+    )
     out = CutSet.from_file(tmp_path / "ok.jsonl.gz")
     assert len(out) == len(cuts) and "too-short" not in {c.id for c in out}
 
@@ -153,8 +195,16 @@ def test_fbank_pieces_resume(mini_corpus: Path, tmp_path: Path):
     recs.to_file(tmp_path / "recs.jsonl.gz")
     sups.to_file(tmp_path / "sups.jsonl.gz")
     out = tmp_path / "fbank" / "cuts.jsonl.gz"
-    args = ["--recordings", str(tmp_path / "recs.jsonl.gz"), "--supervisions", str(tmp_path / "sups.jsonl.gz"),
-            "--out-cuts", str(out), "--num-splits", "2"]
+    args = [
+        "--recordings",
+        str(tmp_path / "recs.jsonl.gz"),
+        "--supervisions",
+        str(tmp_path / "sups.jsonl.gz"),
+        "--out-cuts",
+        str(out),
+        "--num-splits",
+        "2",
+    ]
     compute_fbank.main([*args, "--split-index", "1"])  # one scheduler job finished, the other died
     assert not out.exists()
     part1 = tmp_path / "fbank" / "cuts.parts" / "cuts.1.jsonl.gz"

@@ -49,10 +49,22 @@ def test_cer_of_identity_and_of_a_resample_equal_direct_computation():
     assert batch == pytest.approx([direct, resampled])
 
 
-HYPS_EN = ["The cat sat on the mat.", "there is 2 dogs here", "hello world", "", "a b c d e f",
-           "I like green tea very much"]
-REFS_EN = [["The cat is on the mat.", "A cat sat on the mat"], ["There are two dogs here."], ["Hello, world!"],
-           ["Nothing here"], ["a b c d e f"], ["I really like green tea"]]
+HYPS_EN = [
+    "The cat sat on the mat.",
+    "there is 2 dogs here",
+    "hello world",
+    "",
+    "a b c d e f",
+    "I like green tea very much",
+]
+REFS_EN = [
+    ["The cat is on the mat.", "A cat sat on the mat"],
+    ["There are two dogs here."],
+    ["Hello, world!"],
+    ["Nothing here"],
+    ["a b c d e f"],
+    ["I really like green tea"],
+]
 
 
 def test_bleu_sufficient_statistics_sum_to_sacrebleu_corpus_bleu():
@@ -77,12 +89,16 @@ def test_bleu_corner_cases_follow_sacrebleu():
     import sacrebleu
 
     compute = sacrebleu.metrics.BLEU.compute_bleu
-    for correct, total, sys_len, ref_len in (([1, 0, 0, 0], [3, 2, 1, 1], 3, 4),  # exp smoothing, brevity
-                                             ([0, 0, 0, 0], [3, 2, 1, 0], 3, 3),  # no match
-                                             ([2, 1, 0, 0], [2, 1, 0, 0], 2, 5),  # too short for 3-grams
-                                             ([4, 3, 1, 0], [4, 3, 2, 1], 4, 3)):
+    for correct, total, sys_len, ref_len in (
+        ([1, 0, 0, 0], [3, 2, 1, 1], 3, 4),  # exp smoothing, brevity
+        ([0, 0, 0, 0], [3, 2, 1, 0], 3, 3),  # no match
+        ([2, 1, 0, 0], [2, 1, 0, 0], 2, 5),  # too short for 3-grams
+        ([4, 3, 1, 0], [4, 3, 2, 1], 4, 3),
+    ):
         expected = compute(list(correct), list(total), sys_len, ref_len, smooth_method="exp").score
-        assert bleu_from_stats(np.array([sys_len, ref_len, *correct, *total])) == pytest.approx(expected)
+        assert bleu_from_stats(np.array([sys_len, ref_len, *correct, *total])) == pytest.approx(
+            expected
+        )
 
 
 def test_bootstrap_one_system_always_better():
@@ -91,14 +107,16 @@ def test_bootstrap_one_system_always_better():
     errors_n = rng.integers(1, 5, size=40)
     seeds_l = [error_rate_stats(errors_n - 1, ref_units) for _ in range(3)]
     seeds_n = [error_rate_stats(errors_n, ref_units) for _ in range(3)]
-    result = paired_bootstrap(seeds_l, seeds_n, error_rate_percent, num_resamples=500, seed=0,
-                              shared_utterances=True)
+    result = paired_bootstrap(
+        seeds_l, seeds_n, error_rate_percent, num_resamples=500, seed=0, shared_utterances=True
+    )
     assert result.difference == pytest.approx(-100 * 40 / ref_units.sum())
     assert result.low <= result.difference <= result.high < 0
     assert result.p_value == 0.0
     # and the other way round: the sign of the difference flips, the p-value does not
-    flipped = paired_bootstrap(seeds_n, seeds_l, error_rate_percent, num_resamples=500, seed=0,
-                               shared_utterances=True)
+    flipped = paired_bootstrap(
+        seeds_n, seeds_l, error_rate_percent, num_resamples=500, seed=0, shared_utterances=True
+    )
     assert flipped.difference == pytest.approx(-result.difference)
     assert 0 < flipped.low and flipped.p_value == 0.0
 
@@ -115,8 +133,12 @@ def test_bootstrap_identical_systems_and_determinism():
     assert first != paired_bootstrap([a], [b], error_rate_percent, num_resamples=300, seed=8)
     assert 0 < first.p_value <= 1 and first.low < first.difference < first.high
     # chunking (a memory bound) does not change the draws' statistics
-    chunked = paired_bootstrap([a], [b], error_rate_percent, num_resamples=300, seed=7, chunk_cells=600)
-    assert chunked.low == pytest.approx(first.low, abs=0.5) and chunked.high == pytest.approx(first.high, abs=0.5)
+    chunked = paired_bootstrap(
+        [a], [b], error_rate_percent, num_resamples=300, seed=7, chunk_cells=600
+    )
+    assert chunked.low == pytest.approx(first.low, abs=0.5) and chunked.high == pytest.approx(
+        first.high, abs=0.5
+    )
 
 
 def test_shared_utterances_are_one_sampling_unit_across_seeds():
@@ -126,8 +148,9 @@ def test_shared_utterances_are_one_sampling_unit_across_seeds():
     a = error_rate_stats(rng.integers(0, 5, 200), np.full(200, 10))
     b = error_rate_stats(rng.integers(0, 5, 200), np.full(200, 10))
     one = paired_bootstrap([a], [b], error_rate_percent, num_resamples=2000, seed=0)
-    shared = paired_bootstrap([a] * 3, [b] * 3, error_rate_percent, num_resamples=2000, seed=0,
-                              shared_utterances=True)
+    shared = paired_bootstrap(
+        [a] * 3, [b] * 3, error_rate_percent, num_resamples=2000, seed=0, shared_utterances=True
+    )
     independent = paired_bootstrap([a] * 3, [b] * 3, error_rate_percent, num_resamples=2000, seed=0)
     assert shared.difference == independent.difference == one.difference
     assert (shared.low, shared.high) == (one.low, one.high)

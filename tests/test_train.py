@@ -23,13 +23,39 @@ def train_args(data: Path, exp_dir: Path, *extra: str, task: str = "asr") -> lis
     if task == "asr":
         lang = ["--lang-dir", str(data / "lang_char")]
     else:
-        lang = ["--lang-dir", str(data / "lang_bpe_128_es"), "--decoder-lang-dir", str(data / "lang_bpe_96_en")]
+        lang = [
+            "--lang-dir",
+            str(data / "lang_bpe_128_es"),
+            "--decoder-lang-dir",
+            str(data / "lang_bpe_96_en"),
+        ]
     return [
-        "--task", task, "--exp-dir", str(exp_dir), *lang,
-        "--train-cuts", str(data / "fbank" / f"mini-{task}_cuts_train_sup.jsonl.gz"),
-        "--valid-cuts", str(data / "fbank" / f"mini-{task}_cuts_dev.jsonl.gz"),
-        "--model", "xs", "--model-overrides", TINY_MODEL, "--max-duration", "20", "--num-workers", "0",
-        "--log-interval", "1", "--average-period", "2", "--warmup-batches", "5", "--seed", "7", *extra,
+        "--task",
+        task,
+        "--exp-dir",
+        str(exp_dir),
+        *lang,
+        "--train-cuts",
+        str(data / "fbank" / f"mini-{task}_cuts_train_sup.jsonl.gz"),
+        "--valid-cuts",
+        str(data / "fbank" / f"mini-{task}_cuts_dev.jsonl.gz"),
+        "--model",
+        "xs",
+        "--model-overrides",
+        TINY_MODEL,
+        "--max-duration",
+        "20",
+        "--num-workers",
+        "0",
+        "--log-interval",
+        "1",
+        "--average-period",
+        "2",
+        "--warmup-batches",
+        "5",
+        "--seed",
+        "7",
+        *extra,
     ]
 
 
@@ -70,9 +96,15 @@ def test_nan_batch_is_skipped_counted_and_named(mini_data: Path, tmp_path: Path)
     feats[5:9] = np.nan
     with NumpyFilesWriter(tmp_path / "nan_feats") as writer:
         key = writer.write(victim.id, feats)
-        storage = fastcopy(victim.features, storage_path=str(tmp_path / "nan_feats"), storage_key=key,
-                           storage_type=writer.name)
-    broken = CutSet.from_cuts([fastcopy(victim, features=storage), *cuts.subset(last=len(cuts) - 1)])
+        storage = fastcopy(
+            victim.features,
+            storage_path=str(tmp_path / "nan_feats"),
+            storage_key=key,
+            storage_type=writer.name,
+        )
+    broken = CutSet.from_cuts(
+        [fastcopy(victim, features=storage), *cuts.subset(last=len(cuts) - 1)]
+    )
     broken.to_file(tmp_path / "train.jsonl.gz")
     args = train_args(mini_data, tmp_path / "exp", "--num-epochs", "1")
     args[args.index("--train-cuts") + 1] = str(tmp_path / "train.jsonl.gz")
@@ -80,7 +112,11 @@ def test_nan_batch_is_skipped_counted_and_named(mini_data: Path, tmp_path: Path)
     state = load_checkpoint(tmp_path / "exp" / "epoch-1.pt")["train_state"]
     assert state["skipped_batches"] == 1
     (log_file,) = (tmp_path / "exp" / "log").glob("log-train-*.txt")
-    warnings = [line for line in log_file.read_text().splitlines() if "skipped" in line and "WARNING" in line]
+    warnings = [
+        line
+        for line in log_file.read_text().splitlines()
+        if "skipped" in line and "WARNING" in line
+    ]
     assert len(warnings) == 1 and victim.id in warnings[0]
     assert "1 skipped (inf/NaN)" in log_file.read_text()
     weights = load_checkpoint(tmp_path / "exp" / "epoch-1.pt")["model"]
@@ -92,8 +128,18 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Pa
     teacher = tmp_path / "teacher"
     train_cli.main(train_args(mini_data, teacher, "--num-epochs", "1"))
     student = tmp_path / "student"
-    train_cli.main(train_args(mini_data, student, "--num-epochs", "1", "--max-batches-per-epoch", "1",
-                              "--init-from", str(teacher / "epoch-1.pt")))
+    train_cli.main(
+        train_args(
+            mini_data,
+            student,
+            "--num-epochs",
+            "1",
+            "--max-batches-per-epoch",
+            "1",
+            "--init-from",
+            str(teacher / "epoch-1.pt"),
+        )
+    )
     t = load_checkpoint(teacher / "epoch-1.pt")["model"]
     s = load_checkpoint(student / "epoch-1.pt")["model"]
     # one small step from the teacher: close to it, far from a fresh initialisation
@@ -112,15 +158,31 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Pa
     teacher_batches, teacher_epochs = t_state["batch_idx_train"], 1
     for generation in ("continued", "continued2"):
         out = tmp_path / generation
-        train_cli.main(train_args(mini_data, out, "--num-epochs", "1", "--max-batches-per-epoch", "2",
-                                  "--init-from", str(parent), "--init-schedule", "continue"))
+        train_cli.main(
+            train_args(
+                mini_data,
+                out,
+                "--num-epochs",
+                "1",
+                "--max-batches-per-epoch",
+                "2",
+                "--init-from",
+                str(parent),
+                "--init-schedule",
+                "continue",
+            )
+        )
         ckpt = load_checkpoint(out / "epoch-1.pt")
         # its 2nd (last) step: the teacher's batches + 2
         assert ckpt["scheduler"]["batch"] == teacher_batches + 2
         assert ckpt["scheduler"]["epoch"] == teacher_epochs
         assert ckpt["train_state"]["batch_count"] == pytest.approx((teacher_batches + 2) * 20 / 600)
         assert ckpt["train_state"]["schedule_batches"] == teacher_batches
-        parent, teacher_batches, teacher_epochs = out / "epoch-1.pt", teacher_batches + 2, teacher_epochs + 1
+        parent, teacher_batches, teacher_epochs = (
+            out / "epoch-1.pt",
+            teacher_batches + 2,
+            teacher_epochs + 1,
+        )
     from less.model.optim import Eden
 
     # its LR: Eden at the teacher's batches + 2 and epoch 1 (no warm-up again)
@@ -132,20 +194,52 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Pa
     assert restarted["optimizer"]["param_groups"][0]["lr"] != pytest.approx(probe.get_last_lr()[0])
     with pytest.raises(ValueError, match="no training state"):
         torch.save({"model": t}, tmp_path / "export.pt")
-        train_cli.main(train_args(mini_data, tmp_path / "bad", "--num-epochs", "1", "--init-from",
-                                  str(tmp_path / "export.pt"), "--init-schedule", "continue"))
+        train_cli.main(
+            train_args(
+                mini_data,
+                tmp_path / "bad",
+                "--num-epochs",
+                "1",
+                "--init-from",
+                str(tmp_path / "export.pt"),
+                "--init-schedule",
+                "continue",
+            )
+        )
 
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
-    decode_cli.main(["--exp-dir", str(teacher), "--epoch", "1", "--avg", "1", "--method", "ctc-greedy-search",
-                     "--method", "attention-decoder-rescoring", "--attention-scales", "0.5,1.0",
-                     "--test", f"test_clean={test}"])
-    summary = json.loads((teacher / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
+    decode_cli.main(
+        [
+            "--exp-dir",
+            str(teacher),
+            "--epoch",
+            "1",
+            "--avg",
+            "1",
+            "--method",
+            "ctc-greedy-search",
+            "--method",
+            "attention-decoder-rescoring",
+            "--attention-scales",
+            "0.5,1.0",
+            "--test",
+            f"test_clean={test}",
+        ]
+    )
+    summary = json.loads(
+        (teacher / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text()
+    )
     assert summary["metric"] == "CER" and summary["num_cuts"] == len(CutSet.from_file(test))
     recogs = (teacher / "ctc-greedy-search" / "recogs-test_clean-epoch-1_avg-1.txt").read_text()
     assert recogs.count("ref=") == summary["num_cuts"]
-    assert (teacher / "attention-decoder-rescoring" / "errs-test_clean-attention_scale_0.5-epoch-1_avg-1.txt").is_file()
-    assert (teacher / "attention-decoder-rescoring" / "wer-summary-test_clean-epoch-1_avg-1.txt").read_text().count(
-        "attention_scale_") == 2
+    assert (
+        teacher
+        / "attention-decoder-rescoring"
+        / "errs-test_clean-attention_scale_0.5-epoch-1_avg-1.txt"
+    ).is_file()
+    assert (
+        teacher / "attention-decoder-rescoring" / "wer-summary-test_clean-epoch-1_avg-1.txt"
+    ).read_text().count("attention_scale_") == 2
 
 
 def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path):
@@ -158,15 +252,43 @@ def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path
     assert ckpt["model"]["ctc_output.1.weight"].shape[0] == 128
     assert ckpt["model"]["attention_decoder.output_layer.weight"].shape[0] == 96
     test = mini_data / "fbank" / "mini-ast_cuts_test_clean.jsonl.gz"
-    decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "attention-beam-search",
-                     "--method", "ctc-greedy-search", "--beam-size", "2", "--test", f"test_clean={test}"])
-    aed = json.loads((exp / "attention-beam-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
-    ctc = json.loads((exp / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text())
+    decode_cli.main(
+        [
+            "--exp-dir",
+            str(exp),
+            "--epoch",
+            "1",
+            "--method",
+            "attention-beam-search",
+            "--method",
+            "ctc-greedy-search",
+            "--beam-size",
+            "2",
+            "--test",
+            f"test_clean={test}",
+        ]
+    )
+    aed = json.loads(
+        (exp / "attention-beam-search" / "results-test_clean-epoch-1_avg-1.json").read_text()
+    )
+    ctc = json.loads(
+        (exp / "ctc-greedy-search" / "results-test_clean-epoch-1_avg-1.json").read_text()
+    )
     assert aed["metric"] == "BLEU" and ctc["metric"] == "WER"
     assert (exp / "attention-beam-search" / "bleu-summary-test_clean-epoch-1_avg-1.txt").is_file()
     with pytest.raises(ValueError, match="attention-beam-search"):
-        decode_cli.main(["--exp-dir", str(exp), "--epoch", "1", "--method", "attention-decoder-rescoring",
-                         "--test", f"test_clean={test}"])
+        decode_cli.main(
+            [
+                "--exp-dir",
+                str(exp),
+                "--epoch",
+                "1",
+                "--method",
+                "attention-decoder-rescoring",
+                "--test",
+                f"test_clean={test}",
+            ]
+        )
 
 
 def test_same_seed_same_weights_and_init_from_the_averaged_teacher(mini_data: Path, tmp_path: Path):
@@ -184,7 +306,9 @@ def test_same_seed_same_weights_and_init_from_the_averaged_teacher(mini_data: Pa
         random.seed(len(name) * 1000 + ord(name))  # a different global state before each run
         np.random.seed(ord(name))
         torch.manual_seed(ord(name))
-        train_cli.main(train_args(mini_data, tmp_path / name, "--num-epochs", "2", "--valid-every-epochs", "2"))
+        train_cli.main(
+            train_args(mini_data, tmp_path / name, "--num-epochs", "2", "--valid-every-epochs", "2")
+        )
         runs.append(load_checkpoint(tmp_path / name / "epoch-2.pt"))
     assert same_weights(runs[0]["model"], runs[1]["model"])
     assert same_weights(runs[0]["model_avg"], runs[1]["model_avg"])

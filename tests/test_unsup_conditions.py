@@ -25,7 +25,9 @@ def planted_text(seed: int = 0, count: int = 3000, plant: bool = True) -> list[l
         state = int(rng.choice(len(chars), p=start))
         sentence = []
         for _ in range(int(rng.integers(6, 11))):
-            sentence.append("乙" if plant and chars[state] == "甲" and rng.random() < 0.5 else chars[state])
+            sentence.append(
+                "乙" if plant and chars[state] == "甲" and rng.random() < 0.5 else chars[state]
+            )
             state = int(rng.choice(len(chars), p=trans[state]))
         out.append(sentence)
     return out
@@ -49,9 +51,14 @@ def test_full_rank_without_the_plant():
 def test_context_items_swap_roles_over_the_central_span():
     from less.ssl.alignment import UtteranceAlignment
 
-    utt = UtteranceAlignment("c1", "spk", 1.0, [("a", 0.0, 0.2), ("b", 0.2, 0.5), ("c", 0.5, 0.7), ("d", 0.7, 1.0)])
+    utt = UtteranceAlignment(
+        "c1", "spk", 1.0, [("a", 0.0, 0.2), ("b", 0.2, 0.5), ("c", 0.5, 0.7), ("d", 0.7, 1.0)]
+    )
     items = context_items([utt])
-    assert [(i.unit, i.context, i.start, i.end) for i in items] == [("a_c", "b", 0.2, 0.5), ("b_d", "c", 0.5, 0.7)]
+    assert [(i.unit, i.context, i.start, i.end) for i in items] == [
+        ("a_c", "b", 0.2, 0.5),
+        ("b_d", "c", 0.5, 0.7),
+    ]
     assert [(i.unit, i.context) for i in unit_items([utt])] == [("b", "a_c"), ("c", "b_d")]
 
 
@@ -69,13 +76,34 @@ def test_cli_checks_c2_on_text_and_c1_on_aligned_features(mini_data: Path, tmp_p
     for cut in CutSet.from_file(cuts_path):
         chars = list(cut.supervisions[0].text)
         step = cut.duration / len(chars)
-        alignments.append(UtteranceAlignment(cut.id, cut.supervisions[0].speaker, cut.duration,
-                                             [(ch, i * step, (i + 1) * step) for i, ch in enumerate(chars)]))
+        alignments.append(
+            UtteranceAlignment(
+                cut.id,
+                cut.supervisions[0].speaker,
+                cut.duration,
+                [(ch, i * step, (i + 1) * step) for i, ch in enumerate(chars)],
+            )
+        )
     save_alignments(tmp_path / "align_train_sup.jsonl", alignments)
     out = tmp_path / "report.json"
-    check_unsup_conditions.main(["--lang", "zh", "--text", str(text), "--min-count", "5", "--threshold", "0.95",
-                                 "--cuts", f"train_sup={cuts_path}", "--alignments-dir", str(tmp_path),
-                                 "--out", str(out)])
+    check_unsup_conditions.main(
+        [
+            "--lang",
+            "zh",
+            "--text",
+            str(text),
+            "--min-count",
+            "5",
+            "--threshold",
+            "0.95",
+            "--cuts",
+            f"train_sup={cuts_path}",
+            "--alignments-dir",
+            str(tmp_path),
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "甲 乙" in printed or "乙 甲" in printed
     report = json.loads(out.read_text())
@@ -84,4 +112,6 @@ def test_cli_checks_c2_on_text_and_c1_on_aligned_features(mini_data: Path, tmp_p
     assert c1["unit"]["within_pairs"] == 0 or 0.0 <= c1["unit"]["within"] <= 1.0
     assert report["c2"]["groups"] == [["甲", "乙"]] or report["c2"]["groups"] == [["乙", "甲"]]
     with pytest.raises(SystemExit, match="align-checkpoint"):
-        check_unsup_conditions.main(["--cuts", f"test_wild={cuts_path}", "--alignments-dir", str(tmp_path / "none")])
+        check_unsup_conditions.main(
+            ["--cuts", f"test_wild={cuts_path}", "--alignments-dir", str(tmp_path / "none")]
+        )

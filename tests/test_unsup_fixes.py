@@ -16,10 +16,17 @@ def test_reference_status_marks_substitutions_and_deletions_not_insertions():
 def test_fixes_are_split_by_the_label_groups():
     groups = [["一", "二", "三"], ["红", "绿"]]
     ref = list("我买了一个红球")
-    base = {"u1": (ref, list("我买了二个蓝球")),  # 一->二 inside a group; 红->蓝 outside (蓝 in no group)
-            "u2": (list("三只猫"), list("三只"))}  # a deletion: outside
-    other = {"u1": (ref, list("我买了二个红球")),  # fixes the outside error only
-             "u2": (list("三只猫"), list("二只猫"))}  # fixes the deletion, breaks 三
+    base = {
+        "u1": (
+            ref,
+            list("我买了二个蓝球"),
+        ),  # 一->二 inside a group; 红->蓝 outside (蓝 in no group)
+        "u2": (list("三只猫"), list("三只")),
+    }  # a deletion: outside
+    other = {
+        "u1": (ref, list("我买了二个红球")),  # fixes the outside error only
+        "u2": (list("三只猫"), list("二只猫")),
+    }  # fixes the deletion, breaks 三
     counts = compare_fixes(base, other, groups)
     assert (counts.errors_inside, counts.fixed_inside) == (1, 0)
     assert (counts.errors_outside, counts.fixed_outside) == (2, 2)

@@ -17,9 +17,15 @@ from less.unsup.loss import (
 )
 
 
-def random_log_probs(batch: int = 3, frames: int = 14, vocab: int = 7, seed: int = 0) -> torch.Tensor:
+def random_log_probs(
+    batch: int = 3, frames: int = 14, vocab: int = 7, seed: int = 0
+) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, frames, vocab, generator=generator, dtype=torch.float64).log_softmax(-1).float()
+    return (
+        torch.randn(batch, frames, vocab, generator=generator, dtype=torch.float64)
+        .log_softmax(-1)
+        .float()
+    )
 
 
 def test_one_hypothesis_without_lm_and_prior_is_the_ctc_loss():
@@ -27,8 +33,13 @@ def test_one_hypothesis_without_lm_and_prior_is_the_ctc_loss():
     lens = torch.tensor([14, 11, 9])
     targets = [[1, 2, 3], [4, 4, 5], [6]]
     ours = sequence_level_loss(log_probs, lens, [[t] for t in targets])
-    reference = F.ctc_loss(log_probs.transpose(0, 1), torch.tensor([x for t in targets for x in t]), lens,
-                           torch.tensor([len(t) for t in targets]), reduction="none")
+    reference = F.ctc_loss(
+        log_probs.transpose(0, 1),
+        torch.tensor([x for t in targets for x in t]),
+        lens,
+        torch.tensor([len(t) for t in targets]),
+        reduction="none",
+    )
     assert torch.allclose(ours, reference, atol=1e-5)
     (grad_ours,) = torch.autograd.grad(ours.sum(), log_probs)
     (grad_reference,) = torch.autograd.grad(reference.sum(), log_probs)
@@ -41,22 +52,45 @@ def test_the_loss_is_the_log_sum_over_hypotheses_and_ignores_their_order():
     hyps = [[[1, 2], [2, 1], [1, 2, 3]], [[5]], [[3, 3], [6, 5, 4], [2]]]
     lm = [[-3.0, -5.0, -4.0], [-2.0], [-7.0, -1.5, -2.5]]
     log_prior = batch_label_prior(log_probs, lens)
-    loss = sequence_level_loss(log_probs, lens, hyps, lm, log_prior, lm_weight=0.7, prior_weight=0.4)
+    loss = sequence_level_loss(
+        log_probs, lens, hyps, lm, log_prior, lm_weight=0.7, prior_weight=0.4
+    )
     # by hand: -log sum_j exp(-ctc_j - 0.4 log prior(c_j) + 0.7 lm_j)
     for b in range(3):
         terms = []
         for h, s in zip(hyps[b], lm[b]):
-            ctc = F.ctc_loss(log_probs[b: b + 1].transpose(0, 1), torch.tensor(h), lens[b: b + 1],
-                             torch.tensor([len(h)]), reduction="sum")
+            ctc = F.ctc_loss(
+                log_probs[b : b + 1].transpose(0, 1),
+                torch.tensor(h),
+                lens[b : b + 1],
+                torch.tensor([len(h)]),
+                reduction="sum",
+            )
             terms.append(-ctc - 0.4 * log_prior[h].sum() + 0.7 * s)
-        assert float(loss[b]) == pytest.approx(float(-torch.logsumexp(torch.stack(terms), 0)), abs=1e-4)
+        assert float(loss[b]) == pytest.approx(
+            float(-torch.logsumexp(torch.stack(terms), 0)), abs=1e-4
+        )
     # reversed hypotheses (and their scores) in every utterance: the same losses
-    reversed_loss = sequence_level_loss(log_probs, lens, [h[::-1] for h in hyps], [s[::-1] for s in lm], log_prior,
-                                        lm_weight=0.7, prior_weight=0.4)
+    reversed_loss = sequence_level_loss(
+        log_probs,
+        lens,
+        [h[::-1] for h in hyps],
+        [s[::-1] for s in lm],
+        log_prior,
+        lm_weight=0.7,
+        prior_weight=0.4,
+    )
     assert torch.allclose(loss, reversed_loss, atol=1e-5)
     # more hypotheses never raise the loss (a partial sum bounds the full one from above)
-    fewer = sequence_level_loss(log_probs, lens, [h[:1] for h in hyps], [s[:1] for s in lm], log_prior,
-                                lm_weight=0.7, prior_weight=0.4)
+    fewer = sequence_level_loss(
+        log_probs,
+        lens,
+        [h[:1] for h in hyps],
+        [s[:1] for s in lm],
+        log_prior,
+        lm_weight=0.7,
+        prior_weight=0.4,
+    )
     assert bool((loss <= fewer + 1e-6).all())
 
 
@@ -73,7 +107,11 @@ def test_hypotheses_that_cannot_fit_are_left_out_without_nan_gradients():
 
 
 def test_hypothesis_sets_are_deduplicated_and_include_the_llm_text():
-    pl = {"hyp": "你好", "nbest": [["你好", -1.0], ["你号", -2.0], ["你 好", -3.0]], "llm": {"text": "你好"}}
+    pl = {
+        "hyp": "你好",
+        "nbest": [["你好", -1.0], ["你号", -2.0], ["你 好", -3.0]],
+        "llm": {"text": "你好"},
+    }
     texts = hypothesis_texts(PseudoLabelRecord.from_custom(pl))
     assert texts == ["你好", "你号", "你 好", "你好"]
     encode = {"你": 3, "好": 4, "号": 5}

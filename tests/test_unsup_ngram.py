@@ -64,15 +64,21 @@ def test_bigram_matches_the_kneser_ney_formula():
     # unigram continuation counts: a {<s>, b} 2, b {a, <s>} 2, </s> {b, a} 2 -> n1 = 0: D = 0.5
     d1 = 0.5
     vocabulary = ["</s>", "<unk>", "a", "b"]
-    p1 = {w: max(c - d1, 0) / 6 + d1 * 3 / 6 / len(vocabulary) for w, c in {"a": 2, "b": 2, "</s>": 2, UNK: 0}.items()}
+    p1 = {
+        w: max(c - d1, 0) / 6 + d1 * 3 / 6 / len(vocabulary)
+        for w, c in {"a": 2, "b": 2, "</s>": 2, UNK: 0}.items()
+    }
     total_a = 3  # a b (2), a </s> (1)
     p_b_a = (2 - d2) / total_a + d2 * 2 / total_a * p1["b"]
     p_unk_a = d2 * 2 / total_a * p1[UNK]
     assert 10 ** scorer.log10_prob("b", ("a",)) == pytest.approx(p_b_a, rel=1e-6)
     assert 10 ** scorer.log10_prob(UNK, ("a",)) == pytest.approx(p_unk_a, rel=1e-6)
     assert 10 ** scorer.log10_prob("a", ()) == pytest.approx(p1["a"], rel=1e-6)
-    expected = math.log(10 ** scorer.log10_prob("a", (BOS,))) + math.log(p_b_a) \
+    expected = (
+        math.log(10 ** scorer.log10_prob("a", (BOS,)))
+        + math.log(p_b_a)
         + math.log(10 ** scorer.log10_prob(EOS, ("b",)))
+    )
     assert scorer.log_prob(["a", "b"]) == pytest.approx(expected, rel=1e-6)
 
 
@@ -83,9 +89,16 @@ def test_scores_agree_with_the_kaldilm_fst(tmp_path: Path):
     kaldifst = pytest.importorskip("kaldifst")
     sentences = toy_sentences()
     write_arpa(train_kneser_ney(sentences, 3), tmp_path / "lm.arpa")
-    kaldilm.arpa2fst(str(tmp_path / "lm.arpa"), str(tmp_path / "G.fst"), write_symbol_table=str(tmp_path / "w.txt"))
+    kaldilm.arpa2fst(
+        str(tmp_path / "lm.arpa"),
+        str(tmp_path / "G.fst"),
+        write_symbol_table=str(tmp_path / "w.txt"),
+    )
     graph = kaldifst.StdVectorFst.read(str(tmp_path / "G.fst"))
-    symbols = {line.split()[0]: int(line.split()[1]) for line in (tmp_path / "w.txt").read_text().splitlines()}
+    symbols = {
+        line.split()[0]: int(line.split()[1])
+        for line in (tmp_path / "w.txt").read_text().splitlines()
+    }
     scorer = NgramScorer.from_arpa(tmp_path / "lm.arpa")
 
     def fst_cost(units: list[str]) -> float:
@@ -114,20 +127,43 @@ def test_train_ngram_cli(tmp_path: Path):
     text = tmp_path / "text.txt"
     text.write_text("\n".join("".join(s) for s in toy_sentences(50)) + "\n", encoding="utf-8")
     cut = dummy_cut(0, duration=1.0)
-    cut.supervisions = [SupervisionSegment("s", cut.recording_id, 0, 1.0, text="teacher words",
-                                           custom={"ref_text": "隐藏", "pl": {"hyp": "狗卖花", "llm": {"text": "狗买花"}}})]
+    cut.supervisions = [
+        SupervisionSegment(
+            "s",
+            cut.recording_id,
+            0,
+            1.0,
+            text="teacher words",
+            custom={"ref_text": "隐藏", "pl": {"hyp": "狗卖花", "llm": {"text": "狗买花"}}},
+        )
+    ]
     CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
     out = tmp_path / "lm" / "char.arpa"
     with_fst = importlib.util.find_spec("kaldilm") is not None
-    train_ngram.main(["--lang", "zh", "--order", "3", "--text", str(text), "--cuts", str(tmp_path / "cuts.jsonl.gz"),
-                      "--out", str(out)] + (["--fst-out", str(tmp_path / "lm" / "G.fst")] if with_fst else []))
+    train_ngram.main(
+        [
+            "--lang",
+            "zh",
+            "--order",
+            "3",
+            "--text",
+            str(text),
+            "--cuts",
+            str(tmp_path / "cuts.jsonl.gz"),
+            "--out",
+            str(out),
+        ]
+        + (["--fst-out", str(tmp_path / "lm" / "G.fst")] if with_fst else [])
+    )
     lm = read_arpa(out)
     assert ("狗", "买") in lm.log_probs[1]  # the LLM text was read ...
     assert ("隐",) not in lm.log_probs[0]  # ... the hidden reference was not
     stats = json.loads(out.with_suffix(".stats.json").read_text())
     assert stats["sentences"] == 51 and stats["order"] == 3
     if with_fst:
-        assert (tmp_path / "lm" / "G.fst").stat().st_size > 0 and (tmp_path / "lm" / "G.words.txt").is_file()
+        assert (tmp_path / "lm" / "G.fst").stat().st_size > 0 and (
+            tmp_path / "lm" / "G.words.txt"
+        ).is_file()
     stamp = out.stat().st_mtime_ns
     train_ngram.main(["--lang", "zh", "--text", str(text), "--out", str(out)])  # finished: skipped
     assert out.stat().st_mtime_ns == stamp

@@ -47,7 +47,9 @@ def test_c1_and_c2_hold_unpaired_audio_recovers_the_emissions():
     result = exact_fit(GOOD_LM, likelihoods(TRUE_EMISSIONS, ENUM) * seq_probs[None, :])
     assert result.marginal_l1 < 1e-5
     assert result.emission_l1 < 1e-3
-    assert result.error_mismatch < 1e-9  # (label errors may differ by MAP ties among equally likely sequences)
+    assert (
+        result.error_mismatch < 1e-9
+    )  # (label errors may differ by MAP ties among equally likely sequences)
 
 
 def test_c2_broken_marginals_match_but_labels_swap():
@@ -64,7 +66,9 @@ def test_c2_broken_marginals_match_but_labels_swap():
     assert permuted.error_mismatch > 0.3  # ... yet every 1 is read as 2 and back
     assert permuted.model_label_error > permuted.bayes_label_error + 0.3
     learned = exact_fit(INTERCHANGEABLE_LM, true_joint)
-    assert learned.marginal_l1 < 1e-5 and learned.emission_l1 > 0.05  # a perfect fit, the wrong emissions
+    assert (
+        learned.marginal_l1 < 1e-5 and learned.emission_l1 > 0.05
+    )  # a perfect fit, the wrong emissions
 
 
 @pytest.mark.slow
@@ -93,16 +97,27 @@ def test_the_derived_bounds_hold_for_any_emissions():
         lm = MarkovLM(rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3), size=3))
         seq_probs = lm.sequence_probs(ENUM)
         truth = rng.dirichlet(np.ones(4), size=3).T
-        model = rng.dirichlet(np.ones(4), size=3).T if trial % 2 else truth + 0.01 * (rng.dirichlet(np.ones(4), size=3).T - truth)
-        result = evaluate(likelihoods(truth, ENUM) * seq_probs[None, :], model, truth, seq_probs, ENUM)
+        model = (
+            rng.dirichlet(np.ones(4), size=3).T
+            if trial % 2
+            else truth + 0.01 * (rng.dirichlet(np.ones(4), size=3).T - truth)
+        )
+        result = evaluate(
+            likelihoods(truth, ENUM) * seq_probs[None, :], model, truth, seq_probs, ENUM
+        )
         assert 0 <= result.error_mismatch <= result.joint_l1 + 1e-12
         assert result.joint_l1 <= ENUM.length * result.emission_l1 + 1e-12
         assert result.marginal_l1 <= math.sqrt(2 * result.kl) + 1e-12
 
 
 def test_blend_moves_between_the_two_lms():
-    assert np.allclose(blend(1.0).trans, GOOD_LM.trans) and np.allclose(blend(0.0).trans, INTERCHANGEABLE_LM.trans)
-    spectra = [lm_matrix_spectrum(blend(eps).sequence_probs(ENUM), ENUM)[1] for eps in (1.0, 0.3, 0.1, 0.01)]
+    assert np.allclose(blend(1.0).trans, GOOD_LM.trans) and np.allclose(
+        blend(0.0).trans, INTERCHANGEABLE_LM.trans
+    )
+    spectra = [
+        lm_matrix_spectrum(blend(eps).sequence_probs(ENUM), ENUM)[1]
+        for eps in (1.0, 0.3, 0.1, 0.01)
+    ]
     assert spectra == sorted(spectra, reverse=True)
 
 
@@ -113,12 +128,29 @@ def test_simulation_table_is_deterministic_and_cli_prints_it(capsys, tmp_path):
     cfg = SimulationConfig(sweep=(1.0,), sample_seeds=1, coarticulation=(0.3,), restarts=4)
     first, second = run_simulation(cfg), run_simulation(cfg)
     assert first == second
-    assert [r.setting.split(":")[0] for r in first] == ["C1+C2 hold (exact)", "C2 broken", "C2 broken", "sigma_min",
-                                                       "C1 broken"]
+    assert [r.setting.split(":")[0] for r in first] == [
+        "C1+C2 hold (exact)",
+        "C2 broken",
+        "C2 broken",
+        "sigma_min",
+        "C1 broken",
+    ]
     assert all(r.bound_joint and r.bound_pinsker for r in first)
     assert "VIOLATED" not in format_table(first)
-    simulate_unsup.main(["--sweep", "1", "--sample-seeds", "1", "--coarticulation", "0.3", "--restarts", "4",
-                         "--out", str(tmp_path / "sim.json")])
+    simulate_unsup.main(
+        [
+            "--sweep",
+            "1",
+            "--sample-seeds",
+            "1",
+            "--coarticulation",
+            "0.3",
+            "--restarts",
+            "4",
+            "--out",
+            str(tmp_path / "sim.json"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "C2 broken: truth, 1<->2 swapped" in printed and "holds" in printed
     assert (tmp_path / "sim.txt").read_text().strip() == format_table(first).strip()

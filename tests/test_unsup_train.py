@@ -26,10 +26,21 @@ def annotated_unsup_cuts(data: Path, out: Path, num_cuts: int = 6) -> Path:
             break
         sup = cut.supervisions[0]
         ref = (sup.custom or {})["ref_text"]
-        pl = {"iter": 1, "teacher": "test", "hyp": ref[:-1], "nbest": [[ref[:-1], -1.0], [ref[1:], -2.0]],
-              "confidence": 0.5, "llm": {"model": "test", "prompt_sha": "", "text": ref, "status": "ok"},
-              "hypo_wer": 0.3, "kept": i % 3 == 0}
-        cuts.append(fastcopy(cut, supervisions=[fastcopy(sup, text=ref[:-1], custom={**sup.custom, "pl": pl})]))
+        pl = {
+            "iter": 1,
+            "teacher": "test",
+            "hyp": ref[:-1],
+            "nbest": [[ref[:-1], -1.0], [ref[1:], -2.0]],
+            "confidence": 0.5,
+            "llm": {"model": "test", "prompt_sha": "", "text": ref, "status": "ok"},
+            "hypo_wer": 0.3,
+            "kept": i % 3 == 0,
+        }
+        cuts.append(
+            fastcopy(
+                cut, supervisions=[fastcopy(sup, text=ref[:-1], custom={**sup.custom, "pl": pl})]
+            )
+        )
     CutSet.from_cuts(cuts).to_file(out)
     return out
 
@@ -41,11 +52,38 @@ def test_unsup_training_resumes_exactly(mini_data: Path, tmp_path: Path):
     torch.set_num_threads(1)
     unsup = annotated_unsup_cuts(mini_data, tmp_path / "unsup.jsonl.gz")
     lm = tmp_path / "lm.arpa"
-    train_ngram.main(["--lang", "zh", "--order", "2", "--text",
-                      str(mini_data / "text" / "mini-asr_text_only.zh.txt"), "--out", str(lm)])
-    extra = ("--num-epochs", "2", "--max-batches-per-epoch", "4", "--save-every-n", "3", "--unsup-cuts", str(unsup),
-             "--unsup-lm", str(lm), "--unsup-lm-weight", "0.5", "--unsup-prior-weight", "0.3", "--unsup-weight", "0.5",
-             "--unsup-max-duration", "10")
+    train_ngram.main(
+        [
+            "--lang",
+            "zh",
+            "--order",
+            "2",
+            "--text",
+            str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
+            "--out",
+            str(lm),
+        ]
+    )
+    extra = (
+        "--num-epochs",
+        "2",
+        "--max-batches-per-epoch",
+        "4",
+        "--save-every-n",
+        "3",
+        "--unsup-cuts",
+        str(unsup),
+        "--unsup-lm",
+        str(lm),
+        "--unsup-lm-weight",
+        "0.5",
+        "--unsup-prior-weight",
+        "0.3",
+        "--unsup-weight",
+        "0.5",
+        "--unsup-max-duration",
+        "10",
+    )
     straight = tmp_path / "straight"
     train_cli.main(train_args(mini_data, straight, *extra))
     final = load_checkpoint(straight / "epoch-2.pt")
@@ -57,7 +95,9 @@ def test_unsup_training_resumes_exactly(mini_data: Path, tmp_path: Path):
     written = list(CutSet.from_file(unsup))
     kept = sum(c.supervisions[0].custom["pl"]["kept"] for c in written)
     assert len(written) >= 4 and kept >= 1
-    assert f"{len(written) - kept} of {len(written)} used ({kept} kept by the filter skipped" in text
+    assert (
+        f"{len(written) - kept} of {len(written)} used ({kept} kept by the filter skipped" in text
+    )
     assert " unsup " in text and "/frame" in text
 
     for kept in ("checkpoint-3.pt", "epoch-1.pt", "checkpoint-6.pt"):
@@ -72,11 +112,15 @@ def test_unsup_training_resumes_exactly(mini_data: Path, tmp_path: Path):
 
     # the unlabeled batches changed the weights: a run without them ends elsewhere
     plain = tmp_path / "plain"
-    train_cli.main(train_args(mini_data, plain, "--num-epochs", "2", "--max-batches-per-epoch", "4"))
+    train_cli.main(
+        train_args(mini_data, plain, "--num-epochs", "2", "--max-batches-per-epoch", "4")
+    )
     assert not same_weights(load_checkpoint(plain / "epoch-2.pt")["model"], final["model"])
 
 
 def test_unsup_cuts_need_asr(mini_data: Path, tmp_path: Path):
     unsup = annotated_unsup_cuts(mini_data, tmp_path / "unsup.jsonl.gz", num_cuts=2)
     with pytest.raises(SystemExit, match="--task asr"):
-        train_cli.main(train_args(mini_data, tmp_path / "ast", "--unsup-cuts", str(unsup), task="ast"))
+        train_cli.main(
+            train_args(mini_data, tmp_path / "ast", "--unsup-cuts", str(unsup), task="ast")
+        )

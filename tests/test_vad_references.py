@@ -25,7 +25,9 @@ def _recording(tmp_path: Path) -> Recording:
     t = np.arange(5 * RATE) / RATE
     for _, start, duration, _, _ in UTTERANCES:
         burst = (t >= start) & (t < start + duration)
-        audio[burst] += 0.3 * np.sin(2 * np.pi * 220 * t[burst]) * rng.uniform(0.5, 1.0, burst.sum())
+        audio[burst] += (
+            0.3 * np.sin(2 * np.pi * 220 * t[burst]) * rng.uniform(0.5, 1.0, burst.sum())
+        )
     path = tmp_path / "long.wav"
     sf.write(path, audio.astype(np.float32), RATE)
     return Recording.from_file(path, recording_id="long")
@@ -33,18 +35,37 @@ def _recording(tmp_path: Path) -> Recording:
 
 def _references(language: str = "zh") -> list[SupervisionSegment]:
     return [
-        SupervisionSegment(id=uid, recording_id="long", start=start, duration=duration, text=None,
-                           language=language,
-                           custom={"ref_text": text, "ref_translated_text": {"en": en}})
+        SupervisionSegment(
+            id=uid,
+            recording_id="long",
+            start=start,
+            duration=duration,
+            text=None,
+            language=language,
+            custom={"ref_text": text, "ref_translated_text": {"en": en}},
+        )
         for uid, start, duration, text, en in UTTERANCES
     ]
 
 
 def _cut(recording: Recording, start: float, end: float, language: str | None = "zh") -> MonoCut:
-    sup = SupervisionSegment(id=f"c{start}", recording_id=recording.id, start=0.0,
-                             duration=end - start, text=None, language=language, custom={})
-    return MonoCut(id=f"c{start}", start=start, duration=end - start, channel=0,
-                   recording=recording, supervisions=[sup])
+    sup = SupervisionSegment(
+        id=f"c{start}",
+        recording_id=recording.id,
+        start=0.0,
+        duration=end - start,
+        text=None,
+        language=language,
+        custom={},
+    )
+    return MonoCut(
+        id=f"c{start}",
+        start=start,
+        duration=end - start,
+        channel=0,
+        recording=recording,
+        supervisions=[sup],
+    )
 
 
 def test_segment_cutting_an_utterance_gets_only_the_units_inside(tmp_path: Path):
@@ -98,9 +119,14 @@ def test_word_alignment_is_used_when_present(tmp_path: Path):
     recording = _recording(tmp_path)
     refs = _references()
     # the speaker says 你好世 quickly, then drags 界 to the end
-    refs[0] = refs[0].with_alignment("word", [
-        AlignmentItem("你好", 0.5, 0.4), AlignmentItem("世", 0.9, 0.2), AlignmentItem("界", 1.1, 1.4),
-    ])
+    refs[0] = refs[0].with_alignment(
+        "word",
+        [
+            AlignmentItem("你好", 0.5, 0.4),
+            AlignmentItem("世", 0.9, 0.2),
+            AlignmentItem("界", 1.1, 1.4),
+        ],
+    )
     cut = _cut(recording, 0.0, 1.6)
     vad_segment.attach_references(cut, refs)
     assert cut.supervisions[0].custom["ref_text"] == "你好世"  # uniform spreading would give 你好
@@ -114,10 +140,25 @@ def test_cli_attaches_partial_references(tmp_path: Path):
     out = tmp_path / "cuts.jsonl.gz"
     # segments given as finished progress, so the test does not depend on what Silero hears in tones
     partial = tmp_path / "cuts.jsonl.gz.partial.jsonl"
-    partial.write_text(json.dumps({"recording_id": "long", "segments": [[0.4, 1.6], [1.6, 4.1]]}) + "\n")
-    vad_segment.main(["--recordings", str(recordings), "--supervisions", str(supervisions),
-                      "--language", "zh", "--out-cuts", str(out)])
+    partial.write_text(
+        json.dumps({"recording_id": "long", "segments": [[0.4, 1.6], [1.6, 4.1]]}) + "\n"
+    )
+    vad_segment.main(
+        [
+            "--recordings",
+            str(recordings),
+            "--supervisions",
+            str(supervisions),
+            "--language",
+            "zh",
+            "--out-cuts",
+            str(out),
+        ]
+    )
     cuts = sorted(CutSet.from_file(out), key=lambda c: c.start)
     assert [c.supervisions[0].custom["ref_text"] for c in cuts] == ["你好", "世界再见"]
-    assert [c.supervisions[0].custom["ref_translated_text"]["en"] for c in cuts] == ["hello world", "goodbye"]
+    assert [c.supervisions[0].custom["ref_translated_text"]["en"] for c in cuts] == [
+        "hello world",
+        "goodbye",
+    ]
     assert all(c.supervisions[0].text is None for c in cuts)

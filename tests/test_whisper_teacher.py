@@ -29,7 +29,9 @@ def normalise(text: str) -> str:
 def test_builtin_model_is_assembled_once_from_its_two_halves(tmp_path: Path):
     out = fw.resolve_builtin("builtin:whisper-base", tmp_path)
     halves = [fw._package_data(n) for n in fw.BUILTIN["builtin:whisper-base"]]
-    expected = (halves[0] / "model.bin.part1").stat().st_size + (halves[1] / "model.bin.part2").stat().st_size
+    expected = (halves[0] / "model.bin.part1").stat().st_size + (
+        halves[1] / "model.bin.part2"
+    ).stat().st_size
     assert (out / "model.bin").stat().st_size == expected
     with open(out / "model.bin", "rb") as f, open(halves[1] / "model.bin.part2", "rb") as second:
         f.seek((halves[0] / "model.bin.part1").stat().st_size)
@@ -47,11 +49,30 @@ def test_builtin_model_is_assembled_once_from_its_two_halves(tmp_path: Path):
 def test_whisper_base_transcribes_real_arctic_speech(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("LESS_CACHE_DIR", str(tmp_path / "cache"))
     prompts = dict(line.split(" ", 1) for line in (ARCTIC / "prompts.txt").read_text().splitlines())
-    cuts = CutSet.from_cuts(Recording.from_file(ARCTIC / f"{name}.wav").to_cut() for name in sorted(prompts))
+    cuts = CutSet.from_cuts(
+        Recording.from_file(ARCTIC / f"{name}.wav").to_cut() for name in sorted(prompts)
+    )
     cuts.to_file(tmp_path / "in.jsonl.gz")
-    pseudo_label.main(["--in-cuts", str(tmp_path / "in.jsonl.gz"), "--out-cuts", str(tmp_path / "pl.jsonl.gz"),
-                       "--iter", "1", "--teacher", "faster-whisper", "--whisper-model", "builtin:whisper-base",
-                       "--language", "en", "--num-threads", "2", "--compute-type", "int8"])
+    pseudo_label.main(
+        [
+            "--in-cuts",
+            str(tmp_path / "in.jsonl.gz"),
+            "--out-cuts",
+            str(tmp_path / "pl.jsonl.gz"),
+            "--iter",
+            "1",
+            "--teacher",
+            "faster-whisper",
+            "--whisper-model",
+            "builtin:whisper-base",
+            "--language",
+            "en",
+            "--num-threads",
+            "2",
+            "--compute-type",
+            "int8",
+        ]
+    )
     labelled = CutSet.from_file(tmp_path / "pl.jsonl.gz")
     hyps, refs = [], []
     for cut in labelled:
@@ -71,16 +92,20 @@ def test_recipes_label_iteration_one_with_whisper_when_asked(tmp_path: Path):
     stages = Path(__file__).resolve().parents[1] / "tools" / "less_stages.sh"
 
     def pl_command(task: str, iteration: int, whisper: str) -> str:
-        script = (f'set -eu; exp={tmp_path}/exp data={tmp_path}/data unsup_part=unsup seed_epochs=4 '
-                  f'student_epochs=2 avg=2 beam_size=4 whisper_teacher="{whisper}" whisper_language=es; '
-                  f'python() {{ echo "$@"; }}; . {stages}; less_pseudo_label {task} L {iteration} in.jsonl.gz')
+        script = (
+            f"set -eu; exp={tmp_path}/exp data={tmp_path}/data unsup_part=unsup seed_epochs=4 "
+            f'student_epochs=2 avg=2 beam_size=4 whisper_teacher="{whisper}" whisper_language=es; '
+            f'python() {{ echo "$@"; }}; . {stages}; less_pseudo_label {task} L {iteration} in.jsonl.gz'
+        )
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
     first = pl_command("ast", 1, "builtin:whisper-base")
-    assert ("--teacher faster-whisper --whisper-model builtin:whisper-base --language es --whisper-task translate"
-            in first)
+    assert (
+        "--teacher faster-whisper --whisper-model builtin:whisper-base --language es --whisper-task translate"
+        in first
+    )
     assert "--whisper-task transcribe" in pl_command("asr", 1, "Systran/faster-whisper-large-v3")
     later = pl_command("ast", 2, "builtin:whisper-base")  # later iterations: the previous student
     assert "--teacher" not in later and f"--exp-dir {tmp_path}/exp/ast/L/iter1" in later

@@ -53,22 +53,49 @@ UNIT_TYPES = ("char", "espeak-cmn", "phone")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cuts", action="append", required=True, help="cut set with features and transcripts (repeatable)")
-    p.add_argument("--alignments", type=Path, required=True,
-                   help="unit alignments (JSON lines): read if present, else made with --align-checkpoint")
-    p.add_argument("--align-checkpoint", type=Path, help="trained CTC model checkpoint for the forced alignment")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--cuts",
+        action="append",
+        required=True,
+        help="cut set with features and transcripts (repeatable)",
+    )
+    p.add_argument(
+        "--alignments",
+        type=Path,
+        required=True,
+        help="unit alignments (JSON lines): read if present, else made with --align-checkpoint",
+    )
+    p.add_argument(
+        "--align-checkpoint",
+        type=Path,
+        help="trained CTC model checkpoint for the forced alignment",
+    )
     p.add_argument("--checkpoint", type=Path, help="model whose encoder layers are evaluated")
-    p.add_argument("--use-averaged-model", type=str2bool, default=False,
-                   help="evaluate the checkpoint's running averaged model (model_avg) when it has one")
-    p.add_argument("--layer", action="append", help="fbank, embed, 0..5, final (repeatable; default final)")
+    p.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=False,
+        help="evaluate the checkpoint's running averaged model (model_avg) when it has one",
+    )
+    p.add_argument(
+        "--layer", action="append", help="fbank, embed, 0..5, final (repeatable; default final)"
+    )
     p.add_argument("--units", choices=UNIT_TYPES, default="char")
     p.add_argument("--context", choices=CONTEXT_MODES, default="triphone")
-    p.add_argument("--max-group-size", type=int, default=10, help="tokens kept per (context, speaker, unit)")
+    p.add_argument(
+        "--max-group-size", type=int, default=10, help="tokens kept per (context, speaker, unit)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the group subsampling")
-    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per encoding batch")
+    p.add_argument(
+        "--max-duration", type=float, default=200.0, help="seconds of audio per encoding batch"
+    )
     p.add_argument("--device", default="cpu")
-    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument(
+        "--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
+    )
     p.add_argument("--out", type=Path, required=True, help="JSON results, one entry per layer")
     return p
 
@@ -80,7 +107,11 @@ def load_encoder(path: Path, use_averaged_model: bool, device: torch.device):
 
     ckpt = load_checkpoint(path)
     config = ckpt["config"]
-    state = ckpt["model_avg"] if use_averaged_model and ckpt.get("model_avg") is not None else ckpt["model"]
+    state = (
+        ckpt["model_avg"]
+        if use_averaged_model and ckpt.get("model_avg") is not None
+        else ckpt["model"]
+    )
     encoder = EncoderOnly(config["model"], config.get("model_overrides") or {})
     wanted = encoder.encoder_state().keys()
     missing = [k for k in wanted if k not in state]
@@ -117,18 +148,29 @@ def attach_to_cuts(alignments: list[UtteranceAlignment], cuts) -> list[Utterance
             out.append(a)
         elif a.cut_id in holders:
             cut, sup = holders[a.cut_id]
-            out.append(UtteranceAlignment(cut.id, a.speaker, cut.duration,
-                                          [(u, s + sup.start, e + sup.start) for u, s, e in a.units]))
+            out.append(
+                UtteranceAlignment(
+                    cut.id,
+                    a.speaker,
+                    cut.duration,
+                    [(u, s + sup.start, e + sup.start) for u, s, e in a.units],
+                )
+            )
     return out
 
 
 @torch.no_grad()
-def utterance_features(cuts, layer: str, encoder, device: torch.device, max_duration: float) -> dict[str, tuple]:
+def utterance_features(
+    cuts, layer: str, encoder, device: torch.device, max_duration: float
+) -> dict[str, tuple]:
     """cut id -> (frames (T, D), centre times (T,)) of one representation."""
     from less.data.datamodule import DataConfig, make_loader
 
-    loader, _, _ = make_loader(cuts, DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
-                               training=False)
+    loader, _, _ = make_loader(
+        cuts,
+        DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
+        training=False,
+    )
     rate = {"fbank": "100", "final": "25"}.get(layer, "50")
     out = {}
     for batch in tqdm(loader, desc=f"features {layer}", unit="batch"):
@@ -155,29 +197,49 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%d utterance alignments from %s", len(alignments), args.alignments)
     else:
         if args.units == "phone":
-            raise SystemExit(f"{args.alignments} does not exist: make the phone alignments with "
-                             "python -m less.bin.phone_alignments")
+            raise SystemExit(
+                f"{args.alignments} does not exist: make the phone alignments with "
+                "python -m less.bin.phone_alignments"
+            )
         if args.align_checkpoint is None:
-            raise SystemExit(f"{args.alignments} does not exist: give --align-checkpoint to make it")
+            raise SystemExit(
+                f"{args.alignments} does not exist: give --align-checkpoint to make it"
+            )
         from less.decode.recognizer import Recognizer
 
         recognizer = Recognizer.from_file(args.align_checkpoint, device)
         alignments, skipped = align_cuts(recognizer, cuts)
         save_alignments(args.alignments, alignments)
-        log.info("aligned %d cuts with %s (%d skipped) -> %s", len(alignments), args.align_checkpoint, skipped,
-                 args.alignments)
+        log.info(
+            "aligned %d cuts with %s (%d skipped) -> %s",
+            len(alignments),
+            args.align_checkpoint,
+            skipped,
+            args.alignments,
+        )
     matched = attach_to_cuts(alignments, cuts)
     if len(matched) < len(alignments):
-        log.warning("%d of %d alignments match no cut of %s", len(alignments) - len(matched), len(alignments),
-                    args.cuts)
+        log.warning(
+            "%d of %d alignments match no cut of %s",
+            len(alignments) - len(matched),
+            len(alignments),
+            args.cuts,
+        )
     if not matched:
-        raise SystemExit(f"no alignment of {args.alignments} matches a cut (or a supervision) of {args.cuts}")
+        raise SystemExit(
+            f"no alignment of {args.alignments} matches a cut (or a supervision) of {args.cuts}"
+        )
     alignments = matched
     aligned_ids = {a.cut_id for a in alignments}
     cuts = cuts.filter(lambda c: c.id in aligned_ids).to_eager()
     items = make_items(alignments, args.context, unit_map_for(alignments, args.units))
-    log.info("%d ABX items (%s context, %s units) from %d utterances", len(items), args.context, args.units,
-             len(alignments))
+    log.info(
+        "%d ABX items (%s context, %s units) from %d utterances",
+        len(items),
+        args.context,
+        args.units,
+        len(alignments),
+    )
 
     layers = args.layer or ["final"]
     encoder = None
@@ -194,13 +256,32 @@ def main(argv: list[str] | None = None) -> None:
         empty = sum(f is None for f in features)
         result = abx_error(items, features, args.max_group_size, args.seed)
         results[layer] = {**result.as_dict(), "items_without_frames": empty}
-        log.info("%s layer %s: ABX within %.2f%% (%d unit pairs), across %.2f%% (%d unit pairs); %d items, "
-                 "%d contexts, %d without frames", "input" if layer == "fbank" else args.checkpoint, layer, 100 * result.within,
-                 result.within_pairs, 100 * result.across, result.across_pairs, result.items, result.contexts, empty)
-    write_json_atomic(args.out, {"checkpoint": str(args.checkpoint) if args.checkpoint else None,
-                                 "use_averaged_model": args.use_averaged_model, "cuts": args.cuts,
-                                 "alignments": str(args.alignments), "units": args.units, "context": args.context,
-                                 "max_group_size": args.max_group_size, "layers": results})
+        log.info(
+            "%s layer %s: ABX within %.2f%% (%d unit pairs), across %.2f%% (%d unit pairs); %d items, "
+            "%d contexts, %d without frames",
+            "input" if layer == "fbank" else args.checkpoint,
+            layer,
+            100 * result.within,
+            result.within_pairs,
+            100 * result.across,
+            result.across_pairs,
+            result.items,
+            result.contexts,
+            empty,
+        )
+    write_json_atomic(
+        args.out,
+        {
+            "checkpoint": str(args.checkpoint) if args.checkpoint else None,
+            "use_averaged_model": args.use_averaged_model,
+            "cuts": args.cuts,
+            "alignments": str(args.alignments),
+            "units": args.units,
+            "context": args.context,
+            "max_group_size": args.max_group_size,
+            "layers": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -43,21 +43,61 @@ def _named(text: str) -> tuple[str, Path]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--text", type=Path, action="append", default=[], help="text corpus, one sentence a line (C2)")
-    p.add_argument("--lang", choices=["zh", "es", "en"], default="zh", help="normalisation and units of --text")
-    p.add_argument("--context-size", type=int, default=1, help="units of context on each side (1: bigram)")
-    p.add_argument("--min-count", type=int, default=20, help="labels rarer than this are left out of C2")
-    p.add_argument("--threshold", type=float, default=0.9, help="cosine joining labels into interchangeable groups")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--text",
+        type=Path,
+        action="append",
+        default=[],
+        help="text corpus, one sentence a line (C2)",
+    )
+    p.add_argument(
+        "--lang", choices=["zh", "es", "en"], default="zh", help="normalisation and units of --text"
+    )
+    p.add_argument(
+        "--context-size", type=int, default=1, help="units of context on each side (1: bigram)"
+    )
+    p.add_argument(
+        "--min-count", type=int, default=20, help="labels rarer than this are left out of C2"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.9,
+        help="cosine joining labels into interchangeable groups",
+    )
     p.add_argument("--max-pairs", type=int, default=30, help="collinear pairs printed")
-    p.add_argument("--cuts", type=_named, action="append", default=[], help="NAME=CUTS with features (C1; repeatable)")
-    p.add_argument("--alignments-dir", type=Path, help="where align_<NAME>.jsonl are read or written")
-    p.add_argument("--align-checkpoint", type=Path, help="trained CTC model for the forced alignment")
-    p.add_argument("--checkpoint", type=Path, help="model whose encoder layer is compared (with --layer)")
+    p.add_argument(
+        "--cuts",
+        type=_named,
+        action="append",
+        default=[],
+        help="NAME=CUTS with features (C1; repeatable)",
+    )
+    p.add_argument(
+        "--alignments-dir", type=Path, help="where align_<NAME>.jsonl are read or written"
+    )
+    p.add_argument(
+        "--align-checkpoint", type=Path, help="trained CTC model for the forced alignment"
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, help="model whose encoder layer is compared (with --layer)"
+    )
     p.add_argument("--layer", default="fbank", help="fbank (no checkpoint), embed, 0..5 or final")
-    p.add_argument("--units", choices=["char", "espeak-cmn"], default="char",
-                   help="C1 units: characters, or their espeak-ng syllables (homophones one category)")
-    p.add_argument("--max-group-size", type=int, default=10, help="ABX tokens kept per (context, speaker, unit)")
+    p.add_argument(
+        "--units",
+        choices=["char", "espeak-cmn"],
+        default="char",
+        help="C1 units: characters, or their espeak-ng syllables (homophones one category)",
+    )
+    p.add_argument(
+        "--max-group-size",
+        type=int,
+        default=10,
+        help="ABX tokens kept per (context, speaker, unit)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", type=Path, help="JSON report")
@@ -73,7 +113,9 @@ def check_c1(name: str, cuts_path: Path, args: argparse.Namespace) -> dict:
     from less.ssl.alignment import align_cuts, load_alignments, save_alignments
 
     if args.alignments_dir is None:
-        raise SystemExit("C1 (--cuts) needs --alignments-dir (and --align-checkpoint the first time)")
+        raise SystemExit(
+            "C1 (--cuts) needs --alignments-dir (and --align-checkpoint the first time)"
+        )
     cuts = CutSet.from_file(cuts_path).to_eager()
     path = args.alignments_dir / f"align_{name}.jsonl"
     if path.is_file():
@@ -85,8 +127,14 @@ def check_c1(name: str, cuts_path: Path, args: argparse.Namespace) -> dict:
 
         alignments, skipped = align_cuts(Recognizer.from_file(args.align_checkpoint, "cpu"), cuts)
         save_alignments(path, alignments)
-        log.info("%s: aligned %d cuts with %s (%d skipped) -> %s", name, len(alignments), args.align_checkpoint,
-                 skipped, path)
+        log.info(
+            "%s: aligned %d cuts with %s (%d skipped) -> %s",
+            name,
+            len(alignments),
+            args.align_checkpoint,
+            skipped,
+            path,
+        )
     aligned = {a.cut_id for a in alignments}
     cuts = cuts.filter(lambda c: c.id in aligned).to_eager()
     unit_map = unit_map_for(alignments, args.units)
@@ -97,15 +145,32 @@ def check_c1(name: str, cuts_path: Path, args: argparse.Namespace) -> dict:
         encoder = load_encoder(args.checkpoint, True, torch.device("cpu"))
     frames = utterance_features(cuts, args.layer, encoder, torch.device("cpu"), 200.0)
     result = {}
-    for kind, items in (("context", context_items(alignments, unit_map)), ("unit", unit_items(alignments, unit_map))):
+    for kind, items in (
+        ("context", context_items(alignments, unit_map)),
+        ("unit", unit_items(alignments, unit_map)),
+    ):
         features = [segment(*frames[item.cut_id], item.start, item.end) for item in items]
         abx = abx_error(items, features, args.max_group_size, args.seed)
         result[kind] = abx.as_dict()
-    log.info("C1 %s (%s, %s): context ABX %.2f%% over %d context pairs (50%% = context inaudible, C1 holds); "
-             "unit ABX %.2f%% over %d unit pairs", name, args.layer, args.units, 100 * result["context"]["within"],
-             result["context"]["within_pairs"], 100 * result["unit"]["within"], result["unit"]["within_pairs"])
-    return {"cuts": str(cuts_path), "alignments": str(path), "layer": args.layer, "units": args.units,
-            "utterances": len(alignments), **result}
+    log.info(
+        "C1 %s (%s, %s): context ABX %.2f%% over %d context pairs (50%% = context inaudible, C1 holds); "
+        "unit ABX %.2f%% over %d unit pairs",
+        name,
+        args.layer,
+        args.units,
+        100 * result["context"]["within"],
+        result["context"]["within_pairs"],
+        100 * result["unit"]["within"],
+        result["unit"]["within_pairs"],
+    )
+    return {
+        "cuts": str(cuts_path),
+        "alignments": str(path),
+        "layer": args.layer,
+        "units": args.units,
+        "utterances": len(alignments),
+        **result,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,21 +186,31 @@ def main(argv: list[str] | None = None) -> None:
         for path in args.text:
             with open(path, encoding="utf-8") as f:
                 sentences += [u for u in (sentence_units(line, args.lang) for line in f) if u]
-        c2 = check_c2(context_matrix(sentences, args.context_size, args.min_count), args.threshold,
-                      max(args.max_pairs, 50))
+        c2 = check_c2(
+            context_matrix(sentences, args.context_size, args.min_count),
+            args.threshold,
+            max(args.max_pairs, 50),
+        )
         print("\n".join(c2.lines(args.max_pairs)))
-        report["c2"] = {"text": [str(p) for p in args.text], "sentences": len(sentences),
-                        "context_size": args.context_size, "min_count": args.min_count,
-                        "threshold": args.threshold, **asdict(c2)}
+        report["c2"] = {
+            "text": [str(p) for p in args.text],
+            "sentences": len(sentences),
+            "context_size": args.context_size,
+            "min_count": args.min_count,
+            "threshold": args.threshold,
+            **asdict(c2),
+        }
     if args.cuts:
         import torch
 
         torch.set_num_threads(max(1, args.num_threads))
         report["c1"] = {name: check_c1(name, path, args) for name, path in args.cuts}
         for name, result in report["c1"].items():
-            print(f"C1 {name}: context ABX {100 * result['context']['within']:.2f}% "
-                  f"({result['context']['within_pairs']} context pairs; 50% = C1 holds), "
-                  f"unit ABX {100 * result['unit']['within']:.2f}% ({result['unit']['within_pairs']} unit pairs)")
+            print(
+                f"C1 {name}: context ABX {100 * result['context']['within']:.2f}% "
+                f"({result['context']['within_pairs']} context pairs; 50% = C1 holds), "
+                f"unit ABX {100 * result['unit']['within']:.2f}% ({result['unit']['within_pairs']} unit pairs)"
+            )
     if args.out:
         write_json_atomic(args.out, report)
         log.info("wrote %s", args.out)

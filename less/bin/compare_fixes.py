@@ -24,11 +24,21 @@ log = logging.getLogger("less.compare_fixes")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", type=Path, required=True, help="recogs file of system A (less.bin.decode)")
-    p.add_argument("--other", type=Path, required=True, help="recogs file of system B, same test set")
-    p.add_argument("--conditions", type=Path, required=True,
-                   help="less.bin.check_unsup_conditions output (its c2 groups)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--base", type=Path, required=True, help="recogs file of system A (less.bin.decode)"
+    )
+    p.add_argument(
+        "--other", type=Path, required=True, help="recogs file of system B, same test set"
+    )
+    p.add_argument(
+        "--conditions",
+        type=Path,
+        required=True,
+        help="less.bin.check_unsup_conditions output (its c2 groups)",
+    )
     p.add_argument("--out", type=Path, help="JSON of the counts")
     return p
 
@@ -42,16 +52,34 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     conditions = json.loads(args.conditions.read_text())
     if "groups" not in conditions.get("c2", {}):
-        raise SystemExit(f"{args.conditions}: no c2 groups (run check_unsup_conditions with --text)")
+        raise SystemExit(
+            f"{args.conditions}: no c2 groups (run check_unsup_conditions with --text)"
+        )
     groups = conditions["c2"]["groups"]
     counts = compare_fixes(_by_cut(args.base), _by_cut(args.other), groups)
-    log.info("%s -> %s: base errors inside groups %d (fixed %d, %.1f %%), outside %d (fixed %d, %.1f %%); "
-             "newly wrong %d", args.base, args.other, counts.errors_inside, counts.fixed_inside,
-             100 * counts.fix_rate_inside, counts.errors_outside, counts.fixed_outside,
-             100 * counts.fix_rate_outside, counts.broken)
+    log.info(
+        "%s -> %s: base errors inside groups %d (fixed %d, %.1f %%), outside %d (fixed %d, %.1f %%); "
+        "newly wrong %d",
+        args.base,
+        args.other,
+        counts.errors_inside,
+        counts.fixed_inside,
+        100 * counts.fix_rate_inside,
+        counts.errors_outside,
+        counts.fixed_outside,
+        100 * counts.fix_rate_outside,
+        counts.broken,
+    )
     if args.out:
-        write_json_atomic(args.out, {"base": str(args.base), "other": str(args.other), "groups": len(groups),
-                                     **counts.as_dict()})
+        write_json_atomic(
+            args.out,
+            {
+                "base": str(args.base),
+                "other": str(args.other),
+                "groups": len(groups),
+                **counts.as_dict(),
+            },
+        )
 
 
 if __name__ == "__main__":

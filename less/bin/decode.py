@@ -39,34 +39,73 @@ log = logging.getLogger("less.decode")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--exp-dir", type=Path, required=True)
-    p.add_argument("--epoch", type=int, required=True, help="decode epoch-E.pt (the last of the average)")
+    p.add_argument(
+        "--epoch", type=int, required=True, help="decode epoch-E.pt (the last of the average)"
+    )
     p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
-    p.add_argument("--use-averaged-model", type=str2bool, default=True,
-                   help="average with the running averaged model (icefall's default)")
-    p.add_argument("--method", action="append", choices=METHODS, help="decoding method (repeatable)")
+    p.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=True,
+        help="average with the running averaged model (icefall's default)",
+    )
+    p.add_argument(
+        "--method", action="append", choices=METHODS, help="decoding method (repeatable)"
+    )
     p.add_argument("--test", action="append", required=True, help="NAME=CUTS.jsonl.gz (repeatable)")
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--nbest", type=int, default=10, help="CTC N-best size for rescoring")
-    p.add_argument("--attention-scales", type=lambda s: [float(x) for x in s.split(",")], default=[1.0],
-                   help="comma-separated attention scales of attention-decoder-rescoring")
-    p.add_argument("--ctc-weight", type=float, default=0.0, help="joint CTC weight of attention-beam-search (ASR)")
-    p.add_argument("--lm", type=Path, help="ctc-wfst: ARPA n-gram LM over the CTC units (less.bin.train_ngram)")
-    p.add_argument("--lm-scales", type=lambda s: [float(x) for x in s.split(",")], default=[0.5],
-                   help="ctc-wfst: comma-separated LM weights against the CTC log-probs (one result each)")
-    p.add_argument("--wfst-beam", type=float, default=16.0, help="ctc-wfst: beam of the Viterbi search")
-    p.add_argument("--ctc-topo", choices=["auto", "standard", "compact"], default="auto",
-                   help="ctc-wfst: CTC topology of the graph (auto: standard up to 1000 units, else compact)")
-    p.add_argument("--max-len-ratio", type=float, default=0.5,
-                   help="max output tokens per encoder frame (25 Hz; speech has < 0.3)")
+    p.add_argument(
+        "--attention-scales",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[1.0],
+        help="comma-separated attention scales of attention-decoder-rescoring",
+    )
+    p.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=0.0,
+        help="joint CTC weight of attention-beam-search (ASR)",
+    )
+    p.add_argument(
+        "--lm", type=Path, help="ctc-wfst: ARPA n-gram LM over the CTC units (less.bin.train_ngram)"
+    )
+    p.add_argument(
+        "--lm-scales",
+        type=lambda s: [float(x) for x in s.split(",")],
+        default=[0.5],
+        help="ctc-wfst: comma-separated LM weights against the CTC log-probs (one result each)",
+    )
+    p.add_argument(
+        "--wfst-beam", type=float, default=16.0, help="ctc-wfst: beam of the Viterbi search"
+    )
+    p.add_argument(
+        "--ctc-topo",
+        choices=["auto", "standard", "compact"],
+        default="auto",
+        help="ctc-wfst: CTC topology of the graph (auto: standard up to 1000 units, else compact)",
+    )
+    p.add_argument(
+        "--max-len-ratio",
+        type=float,
+        default=0.5,
+        help="max output tokens per encoder frame (25 Hz; speech has < 0.3)",
+    )
     p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
-    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                   help="autocast of the encoder (searches and scores stay fp32); auto: bf16 on a CPU "
-                        "with native bf16, else fp32")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="autocast of the encoder (searches and scores stay fp32); auto: bf16 on a CPU "
+        "with native bf16, else fp32",
+    )
     return p
 
 
@@ -76,15 +115,18 @@ def references(cut, task: str, method: str) -> tuple[str, list[str] | str]:
     if task == "ast" and method == "attention-beam-search":
         refs = translation_references(sup, "en")
         if not refs:
-            raise ValueError(f"cut {cut.id}: no English reference (custom['translated_text']['en'])")
+            raise ValueError(
+                f"cut {cut.id}: no English reference (custom['translated_text']['en'])"
+            )
         return "translation", refs
     if not sup.text:
         raise ValueError(f"cut {cut.id}: no reference transcript to score against")
     return "transcript", sup.text
 
 
-def decode_test_set(recognizer: Recognizer, cuts, methods: list[str], opts: DecodeOptions,
-                    data_cfg: DataConfig) -> dict[str, tuple[dict[str, list[tuple[str, object, str]]], float]]:
+def decode_test_set(
+    recognizer: Recognizer, cuts, methods: list[str], opts: DecodeOptions, data_cfg: DataConfig
+) -> dict[str, tuple[dict[str, list[tuple[str, object, str]]], float]]:
     """``{method: ({setting: [(cut id, reference, hypothesis)]}, seconds)}``: every method
     decodes each batch from one encoder pass (the encoder is most of the cost of CTC
     greedy search and of attention rescoring)."""
@@ -105,9 +147,16 @@ def decode_test_set(recognizer: Recognizer, cuts, methods: list[str], opts: Deco
                     results[method].setdefault(setting, []).append((cut_id, hyp.text))
     by_id = {c.id: c for c in cuts}
     return {
-        method: ({setting: [(cut_id, references(by_id[cut_id], recognizer.task, method)[1], text)
-                            for cut_id, text in items] for setting, items in by_setting.items()},
-                 seconds[method] + encoder_seconds / len(methods))
+        method: (
+            {
+                setting: [
+                    (cut_id, references(by_id[cut_id], recognizer.task, method)[1], text)
+                    for cut_id, text in items
+                ]
+                for setting, items in by_setting.items()
+            },
+            seconds[method] + encoder_seconds / len(methods),
+        )
         for method, by_setting in results.items()
     }
 
@@ -119,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.num_threads)
 
     methods = args.method or ["ctc-greedy-search"]
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     tests = []
     for spec in args.test:
         name, sep, path = spec.partition("=")
@@ -128,9 +179,16 @@ def main(argv: list[str] | None = None) -> None:
         tests.append((name, Path(path)))
     suffix = f"epoch-{args.epoch}_avg-{args.avg}"
     recognizer = None
-    opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, attention_scales=args.attention_scales,
-                         ctc_weight=args.ctc_weight, max_len_ratio=args.max_len_ratio)
-    data_cfg = DataConfig(max_duration=args.max_duration, num_workers=args.num_workers, spec_augment=False)
+    opts = DecodeOptions(
+        beam_size=args.beam_size,
+        nbest=args.nbest,
+        attention_scales=args.attention_scales,
+        ctc_weight=args.ctc_weight,
+        max_len_ratio=args.max_len_ratio,
+    )
+    data_cfg = DataConfig(
+        max_duration=args.max_duration, num_workers=args.num_workers, spec_augment=False
+    )
     for name, path in tests:
         todo = []
         for method in methods:
@@ -142,16 +200,29 @@ def main(argv: list[str] | None = None) -> None:
         if not todo:
             continue
         if recognizer is None:
-            recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model,
-                                                 device, resolve_dtype(args.dtype, device))
+            recognizer = Recognizer.from_exp_dir(
+                args.exp_dir,
+                args.epoch,
+                args.avg,
+                args.use_averaged_model,
+                device,
+                resolve_dtype(args.dtype, device),
+            )
             log.info("decoding in %s (encoder autocast) on %s", recognizer.dtype, device)
         if "ctc-wfst" in todo and opts.wfst is None:
             if args.lm is None:
-                raise SystemExit("--method ctc-wfst needs --lm (an ARPA n-gram LM over the CTC units)")
+                raise SystemExit(
+                    "--method ctc-wfst needs --lm (an ARPA n-gram LM over the CTC units)"
+                )
             from less.decode.wfst import build_graph
 
-            opts.wfst = build_graph(recognizer.ctc_tokenizer.symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scales[0],
-                                    beam=args.wfst_beam)
+            opts.wfst = build_graph(
+                recognizer.ctc_tokenizer.symbols,
+                args.lm,
+                topo=args.ctc_topo,
+                lm_scale=args.lm_scales[0],
+                beam=args.wfst_beam,
+            )
             opts.lm_scales = tuple(args.lm_scales)
         cuts = read_cuts(path).to_eager()
         decoded = decode_test_set(recognizer, cuts, todo, opts, data_cfg)
@@ -160,9 +231,17 @@ def main(argv: list[str] | None = None) -> None:
             done = res_dir / f"results-{name}-{suffix}.json"
             results, elapsed = decoded[method]
             kind = references(cuts[0], recognizer.task, method)[0] if len(cuts) else "transcript"
-            summary = {"method": method, "test": name, "suffix": suffix, "num_cuts": len(cuts),
-                       "command": "python -m less.bin.decode " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-                       "hours": sum(c.duration for c in cuts) / 3600, "seconds": elapsed, "settings": {}}
+            summary = {
+                "method": method,
+                "test": name,
+                "suffix": suffix,
+                "num_cuts": len(cuts),
+                "command": "python -m less.bin.decode "
+                + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+                "hours": sum(c.duration for c in cuts) / 3600,
+                "seconds": elapsed,
+                "settings": {},
+            }
             if kind == "translation":
                 scores = save_bleu_results(res_dir, name, suffix, results)
                 summary["metric"] = "BLEU"
@@ -176,10 +255,20 @@ def main(argv: list[str] | None = None) -> None:
                 best = min(summary["settings"].items(), key=lambda kv: kv[1])
             summary["best_setting"], summary["value"] = best
             write_json_atomic(done, summary)
-            log.info("%s %s: %s %.2f (%s) on %d cuts in %.1f s -> %s", method, name, summary["metric"], best[1],
-                     best[0] or "-", len(cuts), elapsed,
-                     res_dir / result_filename("wer-summary" if kind != "translation" else "bleu-summary",
-                                               name, "", suffix))
+            log.info(
+                "%s %s: %s %.2f (%s) on %d cuts in %.1f s -> %s",
+                method,
+                name,
+                summary["metric"],
+                best[1],
+                best[0] or "-",
+                len(cuts),
+                elapsed,
+                res_dir
+                / result_filename(
+                    "wer-summary" if kind != "translation" else "bleu-summary", name, "", suffix
+                ),
+            )
 
 
 if __name__ == "__main__":

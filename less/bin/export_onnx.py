@@ -71,34 +71,64 @@ class DecoderExport(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, encoder_out: Tensor, encoder_out_lens: Tensor, ys_in: Tensor, ys_in_lens: Tensor) -> Tensor:
+    def forward(
+        self, encoder_out: Tensor, encoder_out_lens: Tensor, ys_in: Tensor, ys_in_lens: Tensor
+    ) -> Tensor:
         return self.model.decoder_logits(encoder_out, encoder_out_lens, ys_in, ys_in_lens)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--exp-dir", type=Path, help="training directory (with --epoch/--avg)")
     p.add_argument("--epoch", type=int, help="export epoch-E.pt (the last of the average)")
     p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
-    p.add_argument("--use-averaged-model", type=str2bool, default=True,
-                   help="average with the running averaged model (as decoding does)")
-    p.add_argument("--checkpoint", type=Path, help="or: any checkpoint/export with 'model' and 'config'")
+    p.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=True,
+        help="average with the running averaged model (as decoding does)",
+    )
+    p.add_argument(
+        "--checkpoint", type=Path, help="or: any checkpoint/export with 'model' and 'config'"
+    )
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--tolerance", type=float, default=1e-3,
-                   help="largest allowed |onnxruntime - torch| on the check batch")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="largest allowed |onnxruntime - torch| on the check batch",
+    )
     return p
 
 
-def _export(module: torch.nn.Module, args: tuple[Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
-            dynamic: dict[str, dict[int, str]], opset: int) -> None:
+def _export(
+    module: torch.nn.Module,
+    args: tuple[Tensor, ...],
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]],
+    opset: int,
+) -> None:
     module.eval()
     with warnings.catch_warnings():
         # the TorchScript-based exporter (the one icefall's export-onnx scripts use) is deprecated
         # in favour of torch.export, which needs onnxscript and cannot trace data-dependent shapes
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            do_constant_folding=True,
+        )
     module.eval()  # the exporter restores the wrapper's own (training) mode
 
 
@@ -118,8 +148,13 @@ def check_batch(feature_dim: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     return torch.randn(2, 301, feature_dim, generator=g), torch.tensor([301, 187])
 
 
-def export_model(model: torch.nn.Module, out_dir: Path, meta: dict[str, Any], opset: int = 17,
-                 tolerance: float = 1e-3) -> dict[str, float]:
+def export_model(
+    model: torch.nn.Module,
+    out_dir: Path,
+    meta: dict[str, Any],
+    opset: int = 17,
+    tolerance: float = 1e-3,
+) -> dict[str, float]:
     """Write ``model.onnx`` (+ ``decoder.onnx``) for ``model`` and check them against torch;
     the largest differences, by output."""
     import onnxruntime as ort
@@ -130,12 +165,31 @@ def export_model(model: torch.nn.Module, out_dir: Path, meta: dict[str, Any], op
     ctc = CtcExport(model)
     x, x_lens = check_batch(feature_dim)
     paths = [out_dir / "model.onnx"]
-    _export(ctc, (x[:, :200], torch.tensor([200, 150])), paths[0], ["x", "x_lens"],
-            ["log_probs", "log_probs_len", "encoder_out"],
-            {"x": {0: "N", 1: "T"}, "x_lens": {0: "N"}, "log_probs": {0: "N", 1: "T_out"},
-             "log_probs_len": {0: "N"}, "encoder_out": {0: "N", 1: "T_out"}}, opset)
-    _add_metadata(paths[0], {"model_type": "zipformer2_ctc", "subsampling_factor": 4, "feature_dim": feature_dim,
-                             "vocab_size": model.config.ctc_vocab_size, **meta})
+    _export(
+        ctc,
+        (x[:, :200], torch.tensor([200, 150])),
+        paths[0],
+        ["x", "x_lens"],
+        ["log_probs", "log_probs_len", "encoder_out"],
+        {
+            "x": {0: "N", 1: "T"},
+            "x_lens": {0: "N"},
+            "log_probs": {0: "N", 1: "T_out"},
+            "log_probs_len": {0: "N"},
+            "encoder_out": {0: "N", 1: "T_out"},
+        },
+        opset,
+    )
+    _add_metadata(
+        paths[0],
+        {
+            "model_type": "zipformer2_ctc",
+            "subsampling_factor": 4,
+            "feature_dim": feature_dim,
+            "vocab_size": model.config.ctc_vocab_size,
+            **meta,
+        },
+    )
     diffs: dict[str, float] = {}
     try:
         with torch.no_grad():
@@ -143,7 +197,9 @@ def export_model(model: torch.nn.Module, out_dir: Path, meta: dict[str, Any], op
         session = ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"])
         lp, lens, enc = session.run(None, {"x": x.numpy(), "x_lens": x_lens.numpy()})
         if lens.tolist() != ref_lens.tolist():
-            raise RuntimeError(f"{paths[0]}: output lengths {lens.tolist()} differ from torch's {ref_lens.tolist()}")
+            raise RuntimeError(
+                f"{paths[0]}: output lengths {lens.tolist()} differ from torch's {ref_lens.tolist()}"
+            )
         valid = torch.arange(ref_lp.shape[1])[None, :] < ref_lens[:, None]
         diffs["log_probs"] = float((torch.from_numpy(lp) - ref_lp).abs()[valid].max())
         diffs["encoder_out"] = float((torch.from_numpy(enc) - ref_enc).abs()[valid].max())
@@ -152,23 +208,50 @@ def export_model(model: torch.nn.Module, out_dir: Path, meta: dict[str, Any], op
             dec = DecoderExport(model)
             ys = torch.tensor([[model.sos_id, 3, 5, 7, 2], [model.sos_id, 4, 6, 0, 0]])
             ys_lens = torch.tensor([5, 3])
-            _export(dec, (ref_enc, ref_lens, ys[:, :4], torch.tensor([4, 2])), paths[1],
-                    ["encoder_out", "encoder_out_lens", "ys_in", "ys_in_lens"], ["logits"],
-                    {"encoder_out": {0: "N", 1: "T_out"}, "encoder_out_lens": {0: "N"}, "ys_in": {0: "N", 1: "U"},
-                     "ys_in_lens": {0: "N"}, "logits": {0: "N", 1: "U"}}, opset)
-            _add_metadata(paths[1], {"vocab_size": model.config.decoder_vocab_size, "sos_id": model.sos_id,
-                                     "eos_id": model.eos_id, **meta})
+            _export(
+                dec,
+                (ref_enc, ref_lens, ys[:, :4], torch.tensor([4, 2])),
+                paths[1],
+                ["encoder_out", "encoder_out_lens", "ys_in", "ys_in_lens"],
+                ["logits"],
+                {
+                    "encoder_out": {0: "N", 1: "T_out"},
+                    "encoder_out_lens": {0: "N"},
+                    "ys_in": {0: "N", 1: "U"},
+                    "ys_in_lens": {0: "N"},
+                    "logits": {0: "N", 1: "U"},
+                },
+                opset,
+            )
+            _add_metadata(
+                paths[1],
+                {
+                    "vocab_size": model.config.decoder_vocab_size,
+                    "sos_id": model.sos_id,
+                    "eos_id": model.eos_id,
+                    **meta,
+                },
+            )
             with torch.no_grad():
                 ref_logits = dec(ref_enc, ref_lens, ys, ys_lens)
             session = ort.InferenceSession(str(paths[1]), providers=["CPUExecutionProvider"])
-            (logits,) = session.run(None, {"encoder_out": ref_enc.numpy(), "encoder_out_lens": ref_lens.numpy(),
-                                           "ys_in": ys.numpy(), "ys_in_lens": ys_lens.numpy()})
+            (logits,) = session.run(
+                None,
+                {
+                    "encoder_out": ref_enc.numpy(),
+                    "encoder_out_lens": ref_lens.numpy(),
+                    "ys_in": ys.numpy(),
+                    "ys_in_lens": ys_lens.numpy(),
+                },
+            )
             valid = torch.arange(ys.shape[1])[None, :] < ys_lens[:, None]
             diffs["logits"] = float((torch.from_numpy(logits) - ref_logits).abs()[valid].max())
         worst = max(diffs, key=diffs.get)
         if diffs[worst] > tolerance:
-            raise RuntimeError(f"onnxruntime and torch differ by {diffs[worst]:.2e} on {worst} "
-                               f"(tolerance {tolerance:g}): the export is wrong")
+            raise RuntimeError(
+                f"onnxruntime and torch differ by {diffs[worst]:.2e} on {worst} "
+                f"(tolerance {tolerance:g}): the export is wrong"
+            )
     except Exception:
         for path in paths:
             path.unlink(missing_ok=True)
@@ -186,7 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         ckpt = load_checkpoint(args.checkpoint)
         state, config, source = ckpt["model"], ckpt["config"], str(args.checkpoint)
     elif args.exp_dir is not None and args.epoch is not None:
-        state, config = averaged_model_state(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+        state, config = averaged_model_state(
+            args.exp_dir, args.epoch, args.avg, args.use_averaged_model
+        )
         source = f"{args.exp_dir} epoch {args.epoch} avg {args.avg}"
     else:
         raise SystemExit("give --checkpoint, or --exp-dir with --epoch (and --avg)")
@@ -195,14 +280,19 @@ def main(argv: list[str] | None = None) -> None:
     decoder_lang = spec.decoder_lang_dir
     model = spec.build(ctc_tokenizer, decoder_tokenizer)
     model.load_state_dict(state)
-    diffs = export_model(model, args.out_dir, {"task": spec.task, "source": source}, args.opset,
-                         args.tolerance)
+    diffs = export_model(
+        model, args.out_dir, {"task": spec.task, "source": source}, args.opset, args.tolerance
+    )
     shutil.copyfile(Path(config["lang_dir"]) / "tokens.txt", args.out_dir / "tokens.txt")
     if decoder_lang:
         shutil.copyfile(Path(decoder_lang) / "tokens.txt", args.out_dir / "decoder_tokens.txt")
-    log.info("exported %s to %s (%s); onnxruntime vs torch, largest difference on valid frames: %s", source,
-             args.out_dir, ", ".join(sorted(p.name for p in args.out_dir.glob("*.onnx"))),
-             ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+    log.info(
+        "exported %s to %s (%s); onnxruntime vs torch, largest difference on valid frames: %s",
+        source,
+        args.out_dir,
+        ", ".join(sorted(p.name for p in args.out_dir.glob("*.onnx"))),
+        ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
+    )
 
 
 if __name__ == "__main__":

@@ -38,26 +38,62 @@ log = logging.getLogger("less.filter_pl")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--in-cuts", type=Path, required=True)
     p.add_argument("--out-cuts", type=Path, required=True, help="kept cuts, labels applied")
-    p.add_argument("--annotated-cuts", type=Path, help="all cuts with pl['hypo_wer'] and pl['kept']")
+    p.add_argument(
+        "--annotated-cuts", type=Path, help="all cuts with pl['hypo_wer'] and pl['kept']"
+    )
     p.add_argument("--task", choices=["asr", "ast"], required=True)
-    p.add_argument("--lang", choices=["zh", "es", "en"], required=True,
-                   help="language of the pseudo-label that the LLM corrected (zh; en for translations)")
-    p.add_argument("--max-hypo-wer", type=float, default=0.1,
-                   help="keep cuts with hypo_wer <= this (the paper: 0.1); negative: no hypo_wer filter")
-    p.add_argument("--label", choices=["llm", "teacher"], default="llm", help="which text the kept cuts train on")
-    p.add_argument("--keep-llm-failures", type=str2bool, default=False,
-                   help="keep cuts whose LLM answer was rejected/failed (with the teacher text)")
-    p.add_argument("--min-confidence", type=float, default=0.0, help="drop cuts with lower teacher confidence")
-    p.add_argument("--min-chars-per-second", type=float, default=0.0, help="units (chars zh, words otherwise) per s")
+    p.add_argument(
+        "--lang",
+        choices=["zh", "es", "en"],
+        required=True,
+        help="language of the pseudo-label that the LLM corrected (zh; en for translations)",
+    )
+    p.add_argument(
+        "--max-hypo-wer",
+        type=float,
+        default=0.1,
+        help="keep cuts with hypo_wer <= this (the paper: 0.1); negative: no hypo_wer filter",
+    )
+    p.add_argument(
+        "--label",
+        choices=["llm", "teacher"],
+        default="llm",
+        help="which text the kept cuts train on",
+    )
+    p.add_argument(
+        "--keep-llm-failures",
+        type=str2bool,
+        default=False,
+        help="keep cuts whose LLM answer was rejected/failed (with the teacher text)",
+    )
+    p.add_argument(
+        "--min-confidence", type=float, default=0.0, help="drop cuts with lower teacher confidence"
+    )
+    p.add_argument(
+        "--min-chars-per-second",
+        type=float,
+        default=0.0,
+        help="units (chars zh, words otherwise) per s",
+    )
     p.add_argument("--max-chars-per-second", type=float, default=float("inf"))
-    p.add_argument("--max-length-ratio", type=float, default=float("inf"),
-                   help="drop cuts whose label and teacher lengths differ by more than this factor")
-    p.add_argument("--max-lm-cer", type=float, default=-1.0,
-                   help="WeNet's LM filter: drop cuts whose teacher 1-best and LM decoding (pseudo_label --lm) "
-                        "differ by more than this edit-distance rate (negative: off)")
+    p.add_argument(
+        "--max-length-ratio",
+        type=float,
+        default=float("inf"),
+        help="drop cuts whose label and teacher lengths differ by more than this factor",
+    )
+    p.add_argument(
+        "--max-lm-cer",
+        type=float,
+        default=-1.0,
+        help="WeNet's LM filter: drop cuts whose teacher 1-best and LM decoding (pseudo_label --lm) "
+        "differ by more than this edit-distance rate (negative: off)",
+    )
     return p
 
 
@@ -70,17 +106,24 @@ def main(argv: list[str] | None = None) -> None:
     from lhotse import CutSet
 
     cfg = FilterConfig(
-        lang=args.lang, max_hypo_wer=None if args.max_hypo_wer < 0 else args.max_hypo_wer, label=args.label,
-        keep_llm_failures=args.keep_llm_failures, min_confidence=args.min_confidence,
-        min_chars_per_second=args.min_chars_per_second, max_chars_per_second=args.max_chars_per_second,
-        max_length_ratio=args.max_length_ratio, max_lm_cer=None if args.max_lm_cer < 0 else args.max_lm_cer,
+        lang=args.lang,
+        max_hypo_wer=None if args.max_hypo_wer < 0 else args.max_hypo_wer,
+        label=args.label,
+        keep_llm_failures=args.keep_llm_failures,
+        min_confidence=args.min_confidence,
+        min_chars_per_second=args.min_chars_per_second,
+        max_chars_per_second=args.max_chars_per_second,
+        max_length_ratio=args.max_length_ratio,
+        max_lm_cer=None if args.max_lm_cer < 0 else args.max_lm_cer,
     )
     kept, annotated, report = filter_cuts(read_cuts(args.in_cuts), cfg, args.task)
     if args.annotated_cuts:
         save_cuts_atomic(CutSet.from_cuts(annotated), args.annotated_cuts)
     stem = args.out_cuts.name.replace(".jsonl.gz", "")
     write_json_atomic(args.out_cuts.with_name(stem + ".report.json"), report.as_dict())
-    write_text_atomic(args.out_cuts.with_name(stem + ".report.txt"), "\n".join(report.lines()) + "\n")
+    write_text_atomic(
+        args.out_cuts.with_name(stem + ".report.txt"), "\n".join(report.lines()) + "\n"
+    )
     save_cuts_atomic(CutSet.from_cuts(kept), args.out_cuts)
     for line in report.lines():
         log.info("%s", line)

@@ -80,133 +80,299 @@ def get_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     io = parser.add_argument_group("input/output")
-    io.add_argument("--in-cuts", required=True, help="cuts with supervision.custom['pl'] (hyp, nbest)")
+    io.add_argument(
+        "--in-cuts", required=True, help="cuts with supervision.custom['pl'] (hyp, nbest)"
+    )
     io.add_argument("--out-cuts", required=True, help="output cuts with pl['llm'] added")
-    io.add_argument("--cache", default=None,
-                    help="answer cache (JSONL); default: llm_cache.jsonl in the output's directory")
+    io.add_argument(
+        "--cache",
+        default=None,
+        help="answer cache (JSONL); default: llm_cache.jsonl in the output's directory",
+    )
     io.add_argument("--no-cache", action="store_true", help="do not read or write a cache")
-    io.add_argument("--report", default=None,
-                    help="JSON report; default: the output name with .report.json instead of .jsonl.gz")
-    io.add_argument("--log-file", default=None, help="default: log/llm_correct[-<shard>].log beside the output")
-    io.add_argument("--num-shards", type=int, default=1, help="split the input into this many contiguous shards")
+    io.add_argument(
+        "--report",
+        default=None,
+        help="JSON report; default: the output name with .report.json instead of .jsonl.gz",
+    )
+    io.add_argument(
+        "--log-file", default=None, help="default: log/llm_correct[-<shard>].log beside the output"
+    )
+    io.add_argument(
+        "--num-shards", type=int, default=1, help="split the input into this many contiguous shards"
+    )
     io.add_argument("--shard-id", type=int, default=0, help="which shard to process (0-based)")
     io.add_argument("--overwrite", action="store_true", help="redo a finished output")
-    io.add_argument("--fail-fast", action="store_true",
-                    help="stop with an error at the first request that fails for good (default: mark the "
-                         "cut failed, keep the teacher's text, go on within --max-failed-fraction)")
-    io.add_argument("--max-failed-fraction", type=float, default=0.02,
-                    help="failure budget: when more than this fraction of the cuts fail to get an answer, stop "
-                         "asking and exit with status 1 without writing the output (answers received stay in "
-                         "the cache); 1 accepts any number of failures")
-    io.add_argument("--keep-rejected", action="store_true",
-                    help=f"keep cached answers rejected as possibly transient ({'/'.join(sorted(TRANSIENT_REJECTIONS))}) "
-                         "instead of asking them again on a rerun")
+    io.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop with an error at the first request that fails for good (default: mark the "
+        "cut failed, keep the teacher's text, go on within --max-failed-fraction)",
+    )
+    io.add_argument(
+        "--max-failed-fraction",
+        type=float,
+        default=0.02,
+        help="failure budget: when more than this fraction of the cuts fail to get an answer, stop "
+        "asking and exit with status 1 without writing the output (answers received stay in "
+        "the cache); 1 accepts any number of failures",
+    )
+    io.add_argument(
+        "--keep-rejected",
+        action="store_true",
+        help=f"keep cached answers rejected as possibly transient ({'/'.join(sorted(TRANSIENT_REJECTIONS))}) "
+        "instead of asking them again on a rerun",
+    )
 
     task = parser.add_argument_group("task and prompt")
-    task.add_argument("--task", choices=("asr", "ast"), default="asr",
-                      help="asr: transcripts (Mandarin prompt); ast: English translations (English prompt)")
-    task.add_argument("--lang", choices=("zh", "en", "es"), default=None,
-                      help="language of the pseudo-labels; default: zh for asr, en for ast")
-    task.add_argument("--mode", choices=MODES, default="correct",
-                      help="correct: the LLM rewrites the 1-best (paper); rescore: the LM scores the N-best")
-    task.add_argument("--prompt-template", default=None,
-                      help="template file replacing the packaged less/llm/prompts/<task>_<lang>.txt")
-    task.add_argument("--nbest-in-prompt", type=int, default=0,
-                      help="show up to N teacher hypotheses in the prompt (0: only the 1-best)")
-    task.add_argument("--few-shot", type=int, default=0,
-                      help="K worked examples in a plain completion prompt for base LMs (0: instruction prompt); "
-                           "template: --prompt-template or the packaged <task>_<lang>_fewshot.txt")
-    task.add_argument("--few-shot-source", default=None,
-                      help="training references the examples are made from, with simulated errors: a cut "
-                           "manifest (e.g. the train_sup cuts) or a text file, one sentence a line")
-    task.add_argument("--few-shot-examples", default=None,
-                      help="explicit examples instead: JSON lines {\"hypothesis\", \"corrected\", \"source\"}")
-    task.add_argument("--few-shot-seed", type=int, default=0, help="seed of the (deterministic) example draw")
-    task.add_argument("--exclude-cuts", nargs="+", action="extend", default=[],
-                      help="test cut manifests the few-shot examples must not come from or repeat (an example "
-                           "file that does is refused)")
-    task.add_argument("--llm-context-segments", type=int, default=1,
-                      help="K consecutive segments of one recording per request, numbered, answer split back "
-                           "per cut (a group whose answer cannot be split keeps the teacher's text); template: "
-                           "--prompt-template or the packaged <task>_<lang>_segments.txt")
-    task.add_argument("--min-length-ratio", type=float, default=0.5,
-                      help="reject answers shorter than this times the hypothesis (in scoring units)")
-    task.add_argument("--max-length-ratio", type=float, default=2.0,
-                      help="reject answers longer than this times the hypothesis (in scoring units)")
-    task.add_argument("--max-new-tokens-ratio", type=float, default=2.0,
-                      help="answer budget: margin + ratio * tokens of the hypothesis")
-    task.add_argument("--max-new-tokens-margin", type=int, default=16,
-                      help="answer budget: tokens allowed on top of ratio * tokens of the hypothesis")
-    task.add_argument("--max-new-tokens", type=int, default=512, help="upper bound of the answer budget")
+    task.add_argument(
+        "--task",
+        choices=("asr", "ast"),
+        default="asr",
+        help="asr: transcripts (Mandarin prompt); ast: English translations (English prompt)",
+    )
+    task.add_argument(
+        "--lang",
+        choices=("zh", "en", "es"),
+        default=None,
+        help="language of the pseudo-labels; default: zh for asr, en for ast",
+    )
+    task.add_argument(
+        "--mode",
+        choices=MODES,
+        default="correct",
+        help="correct: the LLM rewrites the 1-best (paper); rescore: the LM scores the N-best",
+    )
+    task.add_argument(
+        "--prompt-template",
+        default=None,
+        help="template file replacing the packaged less/llm/prompts/<task>_<lang>.txt",
+    )
+    task.add_argument(
+        "--nbest-in-prompt",
+        type=int,
+        default=0,
+        help="show up to N teacher hypotheses in the prompt (0: only the 1-best)",
+    )
+    task.add_argument(
+        "--few-shot",
+        type=int,
+        default=0,
+        help="K worked examples in a plain completion prompt for base LMs (0: instruction prompt); "
+        "template: --prompt-template or the packaged <task>_<lang>_fewshot.txt",
+    )
+    task.add_argument(
+        "--few-shot-source",
+        default=None,
+        help="training references the examples are made from, with simulated errors: a cut "
+        "manifest (e.g. the train_sup cuts) or a text file, one sentence a line",
+    )
+    task.add_argument(
+        "--few-shot-examples",
+        default=None,
+        help='explicit examples instead: JSON lines {"hypothesis", "corrected", "source"}',
+    )
+    task.add_argument(
+        "--few-shot-seed", type=int, default=0, help="seed of the (deterministic) example draw"
+    )
+    task.add_argument(
+        "--exclude-cuts",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="test cut manifests the few-shot examples must not come from or repeat (an example "
+        "file that does is refused)",
+    )
+    task.add_argument(
+        "--llm-context-segments",
+        type=int,
+        default=1,
+        help="K consecutive segments of one recording per request, numbered, answer split back "
+        "per cut (a group whose answer cannot be split keeps the teacher's text); template: "
+        "--prompt-template or the packaged <task>_<lang>_segments.txt",
+    )
+    task.add_argument(
+        "--min-length-ratio",
+        type=float,
+        default=0.5,
+        help="reject answers shorter than this times the hypothesis (in scoring units)",
+    )
+    task.add_argument(
+        "--max-length-ratio",
+        type=float,
+        default=2.0,
+        help="reject answers longer than this times the hypothesis (in scoring units)",
+    )
+    task.add_argument(
+        "--max-new-tokens-ratio",
+        type=float,
+        default=2.0,
+        help="answer budget: margin + ratio * tokens of the hypothesis",
+    )
+    task.add_argument(
+        "--max-new-tokens-margin",
+        type=int,
+        default=16,
+        help="answer budget: tokens allowed on top of ratio * tokens of the hypothesis",
+    )
+    task.add_argument(
+        "--max-new-tokens", type=int, default=512, help="upper bound of the answer budget"
+    )
 
     rescore = parser.add_argument_group("rescore mode")
-    rescore.add_argument("--lm-weight", type=float, default=0.5,
-                         help="combined score = teacher score + lm_weight * LM log-prob")
-    rescore.add_argument("--length-norm", action="store_true",
-                         help="divide the LM log-prob by the hypothesis length in scoring units")
-    rescore.add_argument("--score-prefix", default="", help="text the LM sees before each hypothesis")
-    rescore.add_argument("--no-normalize-for-scoring", action="store_true",
-                         help="score hypotheses as written instead of less.data.text.normalize()d")
-    rescore.add_argument("--no-score-eos", action="store_true",
-                         help="do not score the end-of-sentence token after each hypothesis")
+    rescore.add_argument(
+        "--lm-weight",
+        type=float,
+        default=0.5,
+        help="combined score = teacher score + lm_weight * LM log-prob",
+    )
+    rescore.add_argument(
+        "--length-norm",
+        action="store_true",
+        help="divide the LM log-prob by the hypothesis length in scoring units",
+    )
+    rescore.add_argument(
+        "--score-prefix", default="", help="text the LM sees before each hypothesis"
+    )
+    rescore.add_argument(
+        "--no-normalize-for-scoring",
+        action="store_true",
+        help="score hypotheses as written instead of less.data.text.normalize()d",
+    )
+    rescore.add_argument(
+        "--no-score-eos",
+        action="store_true",
+        help="do not score the end-of-sentence token after each hypothesis",
+    )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--backend", choices=("hf", "openai"), default="hf",
-                       help="hf: transformers in this process; openai: an OpenAI-compatible HTTP server")
-    model.add_argument("--model", required=True,
-                       help="hf: local dir, hub id, path to a .gguf, builtin:smollm2 (instruct) or "
-                            "builtin:gemma3-270m (base: use --few-shot); openai: served model name")
-    model.add_argument("--gguf-file", default=None, help="hf: GGUF file name inside --model (a dir or hub repo)")
+    model.add_argument(
+        "--backend",
+        choices=("hf", "openai"),
+        default="hf",
+        help="hf: transformers in this process; openai: an OpenAI-compatible HTTP server",
+    )
+    model.add_argument(
+        "--model",
+        required=True,
+        help="hf: local dir, hub id, path to a .gguf, builtin:smollm2 (instruct) or "
+        "builtin:gemma3-270m (base: use --few-shot); openai: served model name",
+    )
+    model.add_argument(
+        "--gguf-file", default=None, help="hf: GGUF file name inside --model (a dir or hub repo)"
+    )
     model.add_argument("--device", default="auto", help="hf: cpu, cuda, cuda:1, or auto")
-    model.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                       help="hf: auto = bf16 (fp16 without bf16) on GPU, fp32 on CPU; bfloat16 is 2-2.5x faster "
-                            "on CPUs with avx512_bf16/AMX but changes some answers")
-    model.add_argument("--no-prefix-cache", action="store_true",
-                       help="hf: recompute the prompt prefix all requests share in every batch (slower)")
-    model.add_argument("--gguf-cache-dir", default=None,
-                       help="hf: where dequantised copies of GGUF files are kept (None: hf_from_gguf/ in "
-                            "$LESS_CACHE_DIR, else in ~/.cache/less)")
-    model.add_argument("--no-gguf-cache", action="store_true",
-                       help="hf: dequantise a GGUF file in every run instead of loading a kept copy")
+    model.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="hf: auto = bf16 (fp16 without bf16) on GPU, fp32 on CPU; bfloat16 is 2-2.5x faster "
+        "on CPUs with avx512_bf16/AMX but changes some answers",
+    )
+    model.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="hf: recompute the prompt prefix all requests share in every batch (slower)",
+    )
+    model.add_argument(
+        "--gguf-cache-dir",
+        default=None,
+        help="hf: where dequantised copies of GGUF files are kept (None: hf_from_gguf/ in "
+        "$LESS_CACHE_DIR, else in ~/.cache/less)",
+    )
+    model.add_argument(
+        "--no-gguf-cache",
+        action="store_true",
+        help="hf: dequantise a GGUF file in every run instead of loading a kept copy",
+    )
     model.add_argument("--batch-size", type=int, default=8, help="hf: prompts per generate() batch")
-    model.add_argument("--num-threads", type=int, default=0,
-                       help="hf: torch CPU threads (0: torch's default); 1 is often faster on a busy machine")
-    model.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL up to /v1")
-    model.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="openai: NAME of the environment variable holding the API key (never logged; a key "
-                            "given here instead is refused); empty: send no key")
+    model.add_argument(
+        "--num-threads",
+        type=int,
+        default=0,
+        help="hf: torch CPU threads (0: torch's default); 1 is often faster on a busy machine",
+    )
+    model.add_argument(
+        "--base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL up to /v1"
+    )
+    model.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="openai: NAME of the environment variable holding the API key (never logged; a key "
+        "given here instead is refused); empty: send no key",
+    )
     model.add_argument("--max-concurrency", type=int, default=8, help="openai: requests in flight")
-    model.add_argument("--timeout", type=float, default=120.0, help="openai: read timeout of one attempt (s)")
-    model.add_argument("--connect-timeout", type=float, default=10.0, help="openai: connect timeout (s)")
-    model.add_argument("--max-retries", type=int, default=5,
-                       help="openai: retries after the first attempt (429/5xx/timeouts/bad JSON)")
-    model.add_argument("--backoff-base", type=float, default=1.0,
-                       help="openai: first retry waits ~this many seconds, doubling each time (with jitter)")
-    model.add_argument("--health-timeout", type=float, default=10.0,
-                       help="openai: timeout (s) of the one request (GET <base-url>/models, or a 1-token chat "
-                            "request) that checks the server before the run")
-    model.add_argument("--no-health-check", action="store_true",
-                       help="openai: skip that check (the first real requests then find a dead server)")
+    model.add_argument(
+        "--timeout", type=float, default=120.0, help="openai: read timeout of one attempt (s)"
+    )
+    model.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="openai: connect timeout (s)"
+    )
+    model.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        help="openai: retries after the first attempt (429/5xx/timeouts/bad JSON)",
+    )
+    model.add_argument(
+        "--backoff-base",
+        type=float,
+        default=1.0,
+        help="openai: first retry waits ~this many seconds, doubling each time (with jitter)",
+    )
+    model.add_argument(
+        "--health-timeout",
+        type=float,
+        default=10.0,
+        help="openai: timeout (s) of the one request (GET <base-url>/models, or a 1-token chat "
+        "request) that checks the server before the run",
+    )
+    model.add_argument(
+        "--no-health-check",
+        action="store_true",
+        help="openai: skip that check (the first real requests then find a dead server)",
+    )
     return parser
 
 
 def build_backend(args: argparse.Namespace) -> LLMBackend:
-    budget = LengthBudget(args.max_new_tokens_ratio, args.max_new_tokens_margin, args.max_new_tokens)
+    budget = LengthBudget(
+        args.max_new_tokens_ratio, args.max_new_tokens_margin, args.max_new_tokens
+    )
     if args.backend == "hf":
         from less.llm.hf import HFBackend, HFConfig
 
-        return HFBackend(HFConfig(model=args.model, gguf_file=args.gguf_file, device=args.device,
-                                  dtype=args.dtype, batch_size=args.batch_size, length_budget=budget,
-                                  num_threads=args.num_threads or None, prefix_cache=not args.no_prefix_cache,
-                                  gguf_cache_dir=args.gguf_cache_dir, gguf_cache=not args.no_gguf_cache))
+        return HFBackend(
+            HFConfig(
+                model=args.model,
+                gguf_file=args.gguf_file,
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=args.batch_size,
+                length_budget=budget,
+                num_threads=args.num_threads or None,
+                prefix_cache=not args.no_prefix_cache,
+                gguf_cache_dir=args.gguf_cache_dir,
+                gguf_cache=not args.no_gguf_cache,
+            )
+        )
     from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend
 
-    return OpenAIHTTPBackend(HTTPConfig(
-        base_url=args.base_url, model=args.model, api_key_env=args.api_key_env,
-        max_concurrency=args.max_concurrency, connect_timeout=args.connect_timeout, timeout=args.timeout,
-        max_retries=args.max_retries, backoff_base=args.backoff_base, length_budget=budget,
-        health_check=not args.no_health_check, health_timeout=args.health_timeout,
-    ))
+    return OpenAIHTTPBackend(
+        HTTPConfig(
+            base_url=args.base_url,
+            model=args.model,
+            api_key_env=args.api_key_env,
+            max_concurrency=args.max_concurrency,
+            connect_timeout=args.connect_timeout,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            backoff_base=args.backoff_base,
+            length_budget=budget,
+            health_check=not args.no_health_check,
+            health_timeout=args.health_timeout,
+        )
+    )
 
 
 def _shard(cuts: list, num_shards: int, shard_id: int) -> list:
@@ -243,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     marker = done_marker(out_path)
     if out_path.exists() and marker.exists() and not args.overwrite:
-        logger.info("%s is finished (%s exists); skipping (use --overwrite to redo)", out_path, marker.name)
+        logger.info(
+            "%s is finished (%s exists); skipping (use --overwrite to redo)", out_path, marker.name
+        )
         return 0
     marker.unlink(missing_ok=True)
 
@@ -253,35 +421,63 @@ def main(argv: list[str] | None = None) -> int:
 
     all_cuts = list(read_cuts(args.in_cuts))
     cuts = _shard(all_cuts, args.num_shards, args.shard_id)
-    logger.info("%s: %d cuts (shard %d of %d: %d cuts)", args.in_cuts, len(all_cuts), args.shard_id,
-                args.num_shards, len(cuts))
+    logger.info(
+        "%s: %d cuts (shard %d of %d: %d cuts)",
+        args.in_cuts,
+        len(all_cuts),
+        args.shard_id,
+        args.num_shards,
+        len(cuts),
+    )
     config = CorrectionConfig(
-        task=args.task, lang=lang, mode=args.mode, prompt_template=args.prompt_template,
+        task=args.task,
+        lang=lang,
+        mode=args.mode,
+        prompt_template=args.prompt_template,
         nbest_in_prompt=args.nbest_in_prompt,
-        few_shot=FewShotConfig(count=args.few_shot, source=args.few_shot_source, examples_file=args.few_shot_examples,
-                               exclude_cuts=tuple(args.exclude_cuts), seed=args.few_shot_seed),
+        few_shot=FewShotConfig(
+            count=args.few_shot,
+            source=args.few_shot_source,
+            examples_file=args.few_shot_examples,
+            exclude_cuts=tuple(args.exclude_cuts),
+            seed=args.few_shot_seed,
+        ),
         context_segments=args.llm_context_segments,
-        cleaning=CleaningConfig(min_length_ratio=args.min_length_ratio, max_length_ratio=args.max_length_ratio),
-        lm_weight=args.lm_weight, length_norm=args.length_norm, score_prefix=args.score_prefix,
-        normalize_for_scoring=not args.no_normalize_for_scoring, append_eos=not args.no_score_eos,
-        fail_fast=args.fail_fast, max_failed_fraction=args.max_failed_fraction,
+        cleaning=CleaningConfig(
+            min_length_ratio=args.min_length_ratio, max_length_ratio=args.max_length_ratio
+        ),
+        lm_weight=args.lm_weight,
+        length_norm=args.length_norm,
+        score_prefix=args.score_prefix,
+        normalize_for_scoring=not args.no_normalize_for_scoring,
+        append_eos=not args.no_score_eos,
+        fail_fast=args.fail_fast,
+        max_failed_fraction=args.max_failed_fraction,
         retry_rejected=not args.keep_rejected,
     )
     cache_path = None if args.no_cache else Path(args.cache or out_path.parent / "llm_cache.jsonl")
     # Drawn (and checked against the test sets) before the model loads: a refused example file fails at once.
-    examples = draw_examples(config.few_shot, config.task, config.lang) if config.mode == "correct" else []
+    examples = (
+        draw_examples(config.few_shot, config.task, config.lang) if config.mode == "correct" else []
+    )
     builtin = builtin_model(args.model) if args.backend == "hf" else None
     if builtin is not None and not builtin.instruct and not examples and config.mode == "correct":
-        logger.warning("%s is a base LM: without --few-shot it gets an instruction prompt it was not trained to "
-                       "follow", args.model)
+        logger.warning(
+            "%s is a base LM: without --few-shot it gets an instruction prompt it was not trained to "
+            "follow",
+            args.model,
+        )
     cache = AnswerCache(cache_path)
     backend = build_backend(args)
     try:
         corrector = Corrector(backend, config, cache, few_shot_examples=examples)
         corrected = corrector.run(cuts)
     except KeyboardInterrupt:
-        logger.warning("interrupted: %d answers are safe in %s; rerun the same command to resume",
-                       len(cache), cache_path)
+        logger.warning(
+            "interrupted: %d answers are safe in %s; rerun the same command to resume",
+            len(cache),
+            cache_path,
+        )
         logging.shutdown()
         # Threads may be blocked on the network for up to --timeout; answers are already
         # fsync-ed, so there is nothing left to flush: leave at once.
@@ -292,9 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except FailureBudgetExceeded as error:
         logger.error("%s", error)
-        logger.error("the output %s was not written; %d answers are safe in the cache %s: fix the cause and rerun "
-                     "the same command to ask only the rest (or raise --max-failed-fraction to accept failures)",
-                     out_path, len(cache), cache_path)
+        logger.error(
+            "the output %s was not written; %d answers are safe in the cache %s: fix the cause and rerun "
+            "the same command to ask only the rest (or raise --max-failed-fraction to accept failures)",
+            out_path,
+            len(cache),
+            cache_path,
+        )
         return 1
     except LLMRequestFailed as error:
         logger.error("%s", error)
@@ -306,19 +506,33 @@ def main(argv: list[str] | None = None) -> int:
     save_cuts_atomic(CutSet.from_cuts(corrected), out_path)
     report = corrector.report
     report.log()
-    report_path = Path(args.report) if args.report else out_path.parent / f"{_stem(out_path)}.report.json"
-    write_json_atomic(report_path, {
-        **report.to_dict(), "in_cuts": args.in_cuts, "out_cuts": str(out_path), "model": backend.model_id,
-        "mode": args.mode, "prompt_sha": corrector.prompt_sha, "shard": [args.shard_id, args.num_shards],
-        "context_segments": args.llm_context_segments,
-        "few_shot_examples": [asdict(example) for example in corrector.few_shot_examples],
-    })
+    report_path = (
+        Path(args.report) if args.report else out_path.parent / f"{_stem(out_path)}.report.json"
+    )
+    write_json_atomic(
+        report_path,
+        {
+            **report.to_dict(),
+            "in_cuts": args.in_cuts,
+            "out_cuts": str(out_path),
+            "model": backend.model_id,
+            "mode": args.mode,
+            "prompt_sha": corrector.prompt_sha,
+            "shard": [args.shard_id, args.num_shards],
+            "context_segments": args.llm_context_segments,
+            "few_shot_examples": [asdict(example) for example in corrector.few_shot_examples],
+        },
+    )
     logger.info("wrote %s (%d cuts) and %s", out_path, len(corrected), report_path)
     if report.failures:
-        logger.warning("%d cuts failed (%s)%s, within --max-failed-fraction %g; they keep the teacher's text. Rerun "
-                       "the same command to ask them again: answered cuts come from the cache", report.failures,
-                       report.failure_reasons, f" asking {backend.endpoint}" if backend.endpoint else "",
-                       args.max_failed_fraction)
+        logger.warning(
+            "%d cuts failed (%s)%s, within --max-failed-fraction %g; they keep the teacher's text. Rerun "
+            "the same command to ask them again: answered cuts come from the cache",
+            report.failures,
+            report.failure_reasons,
+            f" asking {backend.endpoint}" if backend.endpoint else "",
+            args.max_failed_fraction,
+        )
     else:
         marker.touch()
     return 0

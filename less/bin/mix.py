@@ -23,12 +23,20 @@ log = logging.getLogger("less.mix")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--sup-cuts", type=Path, required=True, help="supervised training cuts")
-    p.add_argument("--pl-cuts", type=Path, required=True, help="kept pseudo-labelled cuts (filter_pl output)")
+    p.add_argument(
+        "--pl-cuts", type=Path, required=True, help="kept pseudo-labelled cuts (filter_pl output)"
+    )
     p.add_argument("--out-cuts", type=Path, required=True)
-    p.add_argument("--pl-ratio", type=float, default=0.0,
-                   help="hours of pseudo-labelled audio per supervised hour (0: all kept cuts)")
+    p.add_argument(
+        "--pl-ratio",
+        type=float,
+        default=0.0,
+        help="hours of pseudo-labelled audio per supervised hour (0: all kept cuts)",
+    )
     p.add_argument("--sup-repeat", type=int, default=1, help="times each supervised cut appears")
     p.add_argument("--seed", type=int, default=0, help="seed of the pseudo-labelled subsampling")
     return p
@@ -40,11 +48,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_cuts.is_file():
         log.info("%s exists: nothing to do", args.out_cuts)
         return
-    mixed, stats = mix_cuts(read_cuts(args.sup_cuts), read_cuts(args.pl_cuts),
-                            pl_ratio=args.pl_ratio, sup_repeat=args.sup_repeat, seed=args.seed)
+    mixed, stats = mix_cuts(
+        read_cuts(args.sup_cuts),
+        read_cuts(args.pl_cuts),
+        pl_ratio=args.pl_ratio,
+        sup_repeat=args.sup_repeat,
+        seed=args.seed,
+    )
     save_cuts_atomic(mixed, args.out_cuts)
-    write_json_atomic(args.out_cuts.with_name(args.out_cuts.name.replace(".jsonl.gz", ".stats.json")),
-                      stats.__dict__)
+    write_json_atomic(
+        args.out_cuts.with_name(args.out_cuts.name.replace(".jsonl.gz", ".stats.json")),
+        stats.__dict__,
+    )
     log.info("wrote %s: %s", args.out_cuts, stats)
 
 

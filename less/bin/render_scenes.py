@@ -35,8 +35,15 @@ log = logging.getLogger("less.render_scenes")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", type=Path, required=True, help="the mini corpus (its manifests/ hold the build records)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="the mini corpus (its manifests/ hold the build records)",
+    )
     p.add_argument("--tasks", default="asr,ast", help=f"comma-separated, of {sorted(TASKS)}")
     p.add_argument("--splits", default=",".join(SPLITS), help=f"comma-separated, of {SPLITS}")
     p.add_argument("--out-dir", type=Path, required=True)
@@ -46,7 +53,9 @@ def get_parser() -> argparse.ArgumentParser:
 def _check_choices(values: list[str], allowed, what: str) -> None:
     unknown = [v for v in values if v not in allowed]
     if unknown:
-        raise SystemExit(f"render_scenes: unknown {what} {unknown}; expected some of {sorted(allowed)}")
+        raise SystemExit(
+            f"render_scenes: unknown {what} {unknown}; expected some of {sorted(allowed)}"
+        )
 
 
 def render_scenes(data_dir: Path, tasks: list[str], splits: list[str], out_dir: Path) -> list[dict]:
@@ -59,25 +68,39 @@ def render_scenes(data_dir: Path, tasks: list[str], splits: list[str], out_dir: 
         plans = replan(data_dir, task, tuple(splits))
         for split in splits:
             utterances = [u for recording in plans[split].utterances for u in recording]
-            for utterance in progress_bar(utterances, desc=f"{task} {split}", unit="utt", leave=False):
+            for utterance in progress_bar(
+                utterances, desc=f"{task} {split}", unit="utt", leave=False
+            ):
                 scene = scene_of(utterance.sentence)
                 path = images / f"{scene.key}.png"
                 if not path.is_file():
                     with atomic_path(path) as tmp:
                         tmp.write_bytes(png_bytes(scene))
                     written += 1
-                rows.append({
-                    "id": utterance.utterance_id, "scene": scene.key, "image": f"images/{scene.key}.png",
-                    "task": task, "split": split, "icons": scene.num_icons,
-                })
+                rows.append(
+                    {
+                        "id": utterance.utterance_id,
+                        "scene": scene.key,
+                        "image": f"images/{scene.key}.png",
+                        "task": task,
+                        "split": split,
+                        "icons": scene.num_icons,
+                    }
+                )
             log.info("%s %s: %d utterances", task, split, len(utterances))
-    write_text_atomic(out_dir / "scenes.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(
+        out_dir / "scenes.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
     scenes = Counter(r["scene"] for r in rows)
     log.info(
         "%d utterances, %d distinct scenes (%d new images), %.1f icons per utterance, "
         "%d scenes shared by more than one utterance -> %s",
-        len(rows), len(scenes), written, sum(r["icons"] for r in rows) / max(len(rows), 1),
-        sum(1 for c in scenes.values() if c > 1), out_dir / "scenes.jsonl",
+        len(rows),
+        len(scenes),
+        written,
+        sum(r["icons"] for r in rows) / max(len(rows), 1),
+        sum(1 for c in scenes.values() if c > 1),
+        out_dir / "scenes.jsonl",
     )
     return rows
 

@@ -101,8 +101,21 @@ def find_results(exp_dir: Path) -> list[Result]:
         if where is None:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
-        found.append(Result(where.task, where.system, where.iteration, where.method, data["test"], data["metric"], float(data["value"]),
-                            data.get("best_setting", ""), data.get("command", ""), path, data.get("settings")))
+        found.append(
+            Result(
+                where.task,
+                where.system,
+                where.iteration,
+                where.method,
+                data["test"],
+                data["metric"],
+                float(data["value"]),
+                data.get("best_setting", ""),
+                data.get("command", ""),
+                path,
+                data.get("settings"),
+            )
+        )
     return found
 
 
@@ -122,7 +135,9 @@ def select_settings(results: list[Result], select_on: str = "dev") -> list[Resul
         setting = chosen.get((r.task, r.system, r.iteration, r.method))
         if r.settings and len(r.settings) > 1:
             if setting is not None and setting in r.settings:
-                r = replace(r, value=float(r.settings[setting]), setting=f"{setting} (on {select_on})")
+                r = replace(
+                    r, value=float(r.settings[setting]), setting=f"{setting} (on {select_on})"
+                )
             else:
                 r = replace(r, setting=f"{r.setting} (best on this set)")
         out.append(r)
@@ -184,20 +199,30 @@ def markdown(results: list[Result], pl_dir: Path | None, primary: dict[str, str]
     for r in main:
         pl = pl_summary(pl_dir, r.task, r.system, r.iteration, part)
         hours = "-" if not pl else f"{pl['hours_kept']:.2f} / {pl['hours_in']:.2f}"
-        lines.append(f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.metric} | {r.value:.2f} | {r.setting or '-'} | {hours} | "
-                     f"{_pct(pl.get('teacher_error'))} | {_pct(pl.get('llm_error'))} | {_pct(pl.get('kept_error'))} |")
+        lines.append(
+            f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.metric} | {r.value:.2f} | {r.setting or '-'} | {hours} | "
+            f"{_pct(pl.get('teacher_error'))} | {_pct(pl.get('llm_error'))} | {_pct(pl.get('kept_error'))} |"
+        )
     others = sorted((r for r in results if r.method != primary.get(r.task, r.method)), key=key)
     if others:
-        lines += ["", "## Other decoding methods", "",
-                  "| task | system | iter | test | method | metric | value | setting |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.method} | {r.metric} | {r.value:.2f} "
-                  f"| {r.setting or '-'} |"
-                  for r in others]
+        lines += [
+            "",
+            "## Other decoding methods",
+            "",
+            "| task | system | iter | test | method | metric | value | setting |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r.task} | {r.system} | {r.iteration} | {r.test} | {r.method} | {r.metric} | {r.value:.2f} "
+            f"| {r.setting or '-'} |"
+            for r in others
+        ]
     lines += ["", "## Commands", ""]
     by_command: dict[str, list[str]] = {}
     for r in sorted(results, key=key):
-        by_command.setdefault(r.command, []).append(f"{r.task} {r.system} iter{r.iteration} {r.method} {r.test}")
+        by_command.setdefault(r.command, []).append(
+            f"{r.task} {r.system} iter{r.iteration} {r.method} {r.test}"
+        )
     for command, rows in by_command.items():
         lines.append(f"- `{command}`: {', '.join(rows)}")
     return "\n".join(lines) + "\n"
@@ -219,7 +244,9 @@ def plot(results: list[Result], primary: dict[str, str], out_dir: Path) -> list[
         seed = {r.test: r.value for r in rows if r.system == "S"}
         for ax, test in zip(axes[0], tests):
             for system in sorted({r.system for r in rows if r.system != "S"}):
-                points = sorted((r.iteration, r.value) for r in rows if r.system == system and r.test == test)
+                points = sorted(
+                    (r.iteration, r.value) for r in rows if r.system == system and r.test == test
+                )
                 if test in seed:
                     points = [(0, seed[test]), *points]
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=system)
@@ -242,7 +269,7 @@ def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]
     """(test, layer) -> {"within", "across"} of the run's pretrained encoder(s)."""
     out = {}
     for path in sorted(run.glob(f"{task}/ssl_*/abx_*.json")):
-        test = path.stem[len("abx_"):]
+        test = path.stem[len("abx_") :]
         for layer, values in json.loads(path.read_text(encoding="utf-8"))["layers"].items():
             out[(test, layer)] = {"within": values["within"], "across": values["across"]}
     return out
@@ -250,13 +277,19 @@ def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]
 
 def run_results(run: Path, task: str, primary: str, select_on: str = "dev") -> list[Result]:
     """One run's results of ``task`` with the ``primary`` method, at the settings chosen on ``select_on``."""
-    found = [r for r in select_settings(find_results(run), select_on) if r.task == task and r.method == primary]
+    found = [
+        r
+        for r in select_settings(find_results(run), select_on)
+        if r.task == task and r.method == primary
+    ]
     if not found:
         raise SystemExit(f"{run}: no {task} {primary} results (run the decoding stages first)")
     return found
 
 
-def _pl_rows(groups: dict[str, list[Path]], task: str, systems: set[tuple[str, int]], part: str) -> list[str]:
+def _pl_rows(
+    groups: dict[str, list[Path]], task: str, systems: set[tuple[str, int]], part: str
+) -> list[str]:
     """Markdown rows: per run (its pseudo-labels in ``<run>/pl``, the --seeds layout) and system,
     hours kept and label errors; then the mean over the group's runs."""
     out = []
@@ -265,29 +298,42 @@ def _pl_rows(groups: dict[str, list[Path]], task: str, systems: set[tuple[str, i
             found = [(run, pl_summary(run / "pl", task, system, iteration, part)) for run in runs]
             found = [(run, pl) for run, pl in found if pl]
             for run, pl in found:
-                out.append(f"| {name} | {run.name} | {system} | {iteration} | {pl['hours_kept']:.2f} / {pl['hours_in']:.2f} "
-                           f"| {_pct(pl['teacher_error'])} | {_pct(pl['llm_error'])} | {_pct(pl['kept_error'])} "
-                           f"| {_pct(pl['dropped_error'])} |")
+                out.append(
+                    f"| {name} | {run.name} | {system} | {iteration} | {pl['hours_kept']:.2f} / {pl['hours_in']:.2f} "
+                    f"| {_pct(pl['teacher_error'])} | {_pct(pl['llm_error'])} | {_pct(pl['kept_error'])} "
+                    f"| {_pct(pl['dropped_error'])} |"
+                )
             if len(found) > 1:
+
                 def mean(key: str, found: list = found) -> float | None:
                     values = [pl[key] for _, pl in found if pl[key] is not None]
                     return sum(values) / len(values) if values else None
-                out.append(f"| {name} | mean | {system} | {iteration} | {mean('hours_kept'):.2f} / {mean('hours_in'):.2f} "
-                           f"| {_pct(mean('teacher_error'))} | {_pct(mean('llm_error'))} | {_pct(mean('kept_error'))} "
-                           f"| {_pct(mean('dropped_error'))} |")
+
+                out.append(
+                    f"| {name} | mean | {system} | {iteration} | {mean('hours_kept'):.2f} / {mean('hours_in'):.2f} "
+                    f"| {_pct(mean('teacher_error'))} | {_pct(mean('llm_error'))} | {_pct(mean('kept_error'))} "
+                    f"| {_pct(mean('dropped_error'))} |"
+                )
     return out
 
 
-def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, select_on: str = "dev",
-                   part: str = "unsup_wild") -> str:
+def compare_groups(
+    groups: dict[str, list[Path]],
+    task: str,
+    primary: str,
+    select_on: str = "dev",
+    part: str = "unsup_wild",
+) -> str:
     """Markdown: each group's results averaged over its runs (one run per seed)."""
     rows: dict[tuple[str, str, int, str], dict[str, list]] = {}
     abx: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for name, runs in groups.items():
         for run in runs:
             for r in run_results(run, task, primary, select_on):
-                entry = rows.setdefault((name, r.system, r.iteration, r.test), {"metric": r.metric, "values": [],
-                                                                                  "settings": []})
+                entry = rows.setdefault(
+                    (name, r.system, r.iteration, r.test),
+                    {"metric": r.metric, "values": [], "settings": []},
+                )
                 entry["values"].append(r.value)
                 entry["settings"].append(r.setting.split(" ")[0] if r.setting else "-")
             for (test, layer), values in _abx_results(run, task).items():
@@ -295,34 +341,53 @@ def compare_groups(groups: dict[str, list[Path]], task: str, primary: str, selec
                 slot["within"].append(values["within"])
                 slot["across"].append(values["across"])
     order = {name: i for i, name in enumerate(groups)}
-    pl_rows = _pl_rows(groups, task, {(system, iteration) for (_, system, iteration, _) in rows}, part)
-    lines = [f"# {task}: runs averaged over seeds ({primary}; settings chosen on {select_on} per run)", "",
-             "| group | system | iter | test | metric | mean | std | runs | per run |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (name, system, iteration, test), entry in sorted(rows.items(),
-                                                         key=lambda kv: (kv[0][3], kv[0][2], system_rank(kv[0][1]),
-                                                                        order[kv[0][0]])):
+    pl_rows = _pl_rows(
+        groups, task, {(system, iteration) for (_, system, iteration, _) in rows}, part
+    )
+    lines = [
+        f"# {task}: runs averaged over seeds ({primary}; settings chosen on {select_on} per run)",
+        "",
+        "| group | system | iter | test | metric | mean | std | runs | per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (name, system, iteration, test), entry in sorted(
+        rows.items(), key=lambda kv: (kv[0][3], kv[0][2], system_rank(kv[0][1]), order[kv[0][0]])
+    ):
         mean, std = mean_std(entry["values"])
         per_run = ", ".join(f"{v:.2f}" for v in entry["values"])
-        lines.append(f"| {name} | {system} | {iteration} | {test} | {entry['metric']} | {mean:.2f} | {std:.2f} | "
-                     f"{len(entry['values'])} | {per_run} |")
+        lines.append(
+            f"| {name} | {system} | {iteration} | {test} | {entry['metric']} | {mean:.2f} | {std:.2f} | "
+            f"{len(entry['values'])} | {per_run} |"
+        )
     if pl_rows:
-        lines += ["", f"## Pseudo-labels per run ({part}; true label error from the hidden references, %)", "",
-                  "Teacher: its labels on all cuts; LLM: the LLM's labels on all cuts; kept: the labels trained on;",
-                  "dropped: the teacher's labels of the cuts the filter dropped.", "",
-                  "| group | run | system | iter | hours kept | teacher | LLM | kept | dropped |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## Pseudo-labels per run ({part}; true label error from the hidden references, %)",
+            "",
+            "Teacher: its labels on all cuts; LLM: the LLM's labels on all cuts; kept: the labels trained on;",
+            "dropped: the teacher's labels of the cuts the filter dropped.",
+            "",
+            "| group | run | system | iter | hours kept | teacher | LLM | kept | dropped |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         lines += pl_rows
     if abx:
-        lines += ["", "## ABX error of the pretrained encoders (%)", "",
-                  "| group | test | layer | within mean | within std | across mean | across std | runs |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## ABX error of the pretrained encoders (%)",
+            "",
+            "| group | test | layer | within mean | within std | across mean | across std | runs |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         layer_order = lambda layer: (layer != "fbank", layer != "embed", layer == "final", layer)  # noqa: E731
-        for (name, test, layer), slot in sorted(abx.items(), key=lambda kv: (kv[0][1], order[kv[0][0]],
-                                                                             layer_order(kv[0][2]))):
+        for (name, test, layer), slot in sorted(
+            abx.items(), key=lambda kv: (kv[0][1], order[kv[0][0]], layer_order(kv[0][2]))
+        ):
             within, across = mean_std(slot["within"]), mean_std(slot["across"])
-            lines.append(f"| {name} | {test} | {layer} | {100 * within[0]:.2f} | {100 * within[1]:.2f} | "
-                         f"{100 * across[0]:.2f} | {100 * across[1]:.2f} | {len(slot['within'])} |")
+            lines.append(
+                f"| {name} | {test} | {layer} | {100 * within[0]:.2f} | {100 * within[1]:.2f} | "
+                f"{100 * across[0]:.2f} | {100 * across[1]:.2f} | {len(slot['within'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -362,28 +427,38 @@ def utterance_scores(r: Result) -> UtteranceScores:
     """Per-utterance statistics of ``r``, checked against the corpus value of its JSON."""
     path = recogs_path(r)
     if not path.is_file():
-        raise SystemExit(f"{path}: missing; --paired needs the per-utterance results behind {r.path}")
+        raise SystemExit(
+            f"{path}: missing; --paired needs the per-utterance results behind {r.path}"
+        )
     if r.metric not in CORPUS_METRICS:
-        raise SystemExit(f"{r.path}: metric {r.metric!r} has no paired statistics ({', '.join(CORPUS_METRICS)})")
+        raise SystemExit(
+            f"{r.path}: metric {r.metric!r} has no paired statistics ({', '.join(CORPUS_METRICS)})"
+        )
     entries = read_recogs(path)
     if not entries:
         raise SystemExit(f"{path}: no utterances")
     cut_ids = [cut_id for cut_id, _, _ in entries]
     refs = [cut_refs for _, cut_refs, _ in entries]
     if r.metric == "BLEU":
-        stats, sentence = bleu_sentence_stats([" ".join(hyp) for _, _, hyp in entries],
-                                              [[" ".join(ref) for ref in cut_refs] for cut_refs in refs])
+        stats, sentence = bleu_sentence_stats(
+            [" ".join(hyp) for _, _, hyp in entries],
+            [[" ".join(ref) for ref in cut_refs] for cut_refs in refs],
+        )
     else:
         several = next((cut_id for cut_id, cut_refs, _ in entries if len(cut_refs) != 1), None)
         if several is not None:
-            raise SystemExit(f"{path}: cut {several!r} has several references; {r.metric} needs one")
+            raise SystemExit(
+                f"{path}: cut {several!r} has several references; {r.metric} needs one"
+            )
         errors = [align_units(cut_refs[0], hyp).errors for _, cut_refs, hyp in entries]
         stats = error_rate_stats(errors, [len(cut_refs[0]) for cut_refs in refs])
         sentence = stats[:, 0].copy()
     value = float(corpus_metric(stats, CORPUS_METRICS[r.metric]))
     if abs(value - r.value) > 0.01:
-        raise SystemExit(f"{path}: {r.metric} recomputed from the recogs is {value:.4f}, "
-                         f"but {r.path} says {r.value:.4f} at setting {r.setting or '-'}")
+        raise SystemExit(
+            f"{path}: {r.metric} recomputed from the recogs is {value:.4f}, "
+            f"but {r.path} says {r.value:.4f} at setting {r.setting or '-'}"
+        )
     return UtteranceScores(cut_ids, refs, stats, sentence)
 
 
@@ -403,22 +478,36 @@ def _p_value(p: float, num_resamples: int) -> str:
 def _sign_cell(differences: list[float] | np.ndarray, lower_is_better: bool) -> str:
     """``better/worse/tied (p)`` of A against B."""
     test = sign_test(differences)
-    better, worse = (test.negative, test.positive) if lower_is_better else (test.positive, test.negative)
+    better, worse = (
+        (test.negative, test.positive) if lower_is_better else (test.positive, test.negative)
+    )
     return f"{better}/{worse}/{test.ties} (p {test.p_value:.3g})"
 
 
-def paired_rows(a: Side, b: Side, runs_a: list[list[Result]], runs_b: list[list[Result]],
-                num_resamples: int, bootstrap_seed: int) -> list[str]:
+def paired_rows(
+    a: Side,
+    b: Side,
+    runs_a: list[list[Result]],
+    runs_b: list[list[Result]],
+    num_resamples: int,
+    bootstrap_seed: int,
+) -> list[str]:
     """Markdown rows of A against B, run i of A paired with run i of B (the same seed)."""
+
     def index(runs: list[list[Result]], system: str) -> list[dict[tuple[int, str], Result]]:
         return [{(r.iteration, r.test): r for r in found if r.system == system} for found in runs]
 
     by_run_a, by_run_b = index(runs_a, a.system), index(runs_b, b.system)
-    iterations = [set.intersection(*({k[0] for k in run} for run in by_run)) for by_run in (by_run_a, by_run_b)]
+    iterations = [
+        set.intersection(*({k[0] for k in run} for run in by_run))
+        for by_run in (by_run_a, by_run_b)
+    ]
     rows = []
     for iter_a, iter_b in _iteration_pairs(*iterations):
-        tests = set.intersection(*({t for k, t in run if k == iter_a} for run in by_run_a),
-                                 *({t for k, t in run if k == iter_b} for run in by_run_b))
+        tests = set.intersection(
+            *({t for k, t in run if k == iter_a} for run in by_run_a),
+            *({t for k, t in run if k == iter_b} for run in by_run_b),
+        )
         for test in sorted(tests):
             results_a = [run[(iter_a, test)] for run in by_run_a]
             results_b = [run[(iter_b, test)] for run in by_run_b]
@@ -429,47 +518,88 @@ def paired_rows(a: Side, b: Side, runs_a: list[list[Result]], runs_b: list[list[
             scores_b = [utterance_scores(r) for r in results_b]
             for ra, rb, sa, sb in zip(results_a, results_b, scores_a, scores_b):
                 if sa.cut_ids != sb.cut_ids:
-                    raise SystemExit(f"{recogs_path(ra)} and {recogs_path(rb)} are not the same utterances")
-            shared = all(s.cut_ids == scores_a[0].cut_ids and s.refs == scores_a[0].refs for s in scores_a)
-            boot = paired_bootstrap([s.stats for s in scores_a], [s.stats for s in scores_b], CORPUS_METRICS[metric],
-                                    num_resamples=num_resamples, seed=bootstrap_seed, shared_utterances=shared)
+                    raise SystemExit(
+                        f"{recogs_path(ra)} and {recogs_path(rb)} are not the same utterances"
+                    )
+            shared = all(
+                s.cut_ids == scores_a[0].cut_ids and s.refs == scores_a[0].refs for s in scores_a
+            )
+            boot = paired_bootstrap(
+                [s.stats for s in scores_a],
+                [s.stats for s in scores_b],
+                CORPUS_METRICS[metric],
+                num_resamples=num_resamples,
+                seed=bootstrap_seed,
+                shared_utterances=shared,
+            )
             lower_is_better = metric != "BLEU"
             per_seed = [ra.value - rb.value for ra, rb in zip(results_a, results_b)]
             utt_diffs = [sa.sentence - sb.sentence for sa, sb in zip(scores_a, scores_b)]
             utt_diffs = sum(utt_diffs) if shared else np.concatenate(utt_diffs)
             sizes = sorted({len(s.cut_ids) for s in scores_a})
-            utterances = (f"{sizes[0]} x {len(scores_a)} seeds, shared" if shared
-                          else ", ".join(str(len(s.cut_ids)) for s in scores_a) + " (per seed)")
-            (mean_a, std_a), (mean_b, std_b) = mean_std([r.value for r in results_a]), mean_std([r.value for r in results_b])
+            utterances = (
+                f"{sizes[0]} x {len(scores_a)} seeds, shared"
+                if shared
+                else ", ".join(str(len(s.cut_ids)) for s in scores_a) + " (per seed)"
+            )
+            (mean_a, std_a), (mean_b, std_b) = (
+                mean_std([r.value for r in results_a]),
+                mean_std([r.value for r in results_b]),
+            )
             iteration = str(iter_a) if iter_a == iter_b else f"{iter_a} vs {iter_b}"
             rows.append(
                 f"| {a} - {b} | {test} | {iteration} | {metric} | {mean_a:.2f} ± {std_a:.2f} | {mean_b:.2f} ± {std_b:.2f} | "
                 f"{', '.join(f'{r.value:.2f}' for r in results_a)} | {', '.join(f'{r.value:.2f}' for r in results_b)} | "
                 f"{boot.difference:+.2f} | [{boot.low:+.2f}, {boot.high:+.2f}] | {_p_value(boot.p_value, num_resamples)} | "
-                f"{_sign_cell(per_seed, lower_is_better)} | {_sign_cell(utt_diffs, lower_is_better)} | {utterances} |")
-            log.info("%s - %s %s iter %s: %s %+.2f [%+.2f, %+.2f], p %.3g", a, b, test, iteration, metric,
-                     boot.difference, boot.low, boot.high, boot.p_value)
+                f"{_sign_cell(per_seed, lower_is_better)} | {_sign_cell(utt_diffs, lower_is_better)} | {utterances} |"
+            )
+            log.info(
+                "%s - %s %s iter %s: %s %+.2f [%+.2f, %+.2f], p %.3g",
+                a,
+                b,
+                test,
+                iteration,
+                metric,
+                boot.difference,
+                boot.low,
+                boot.high,
+                boot.p_value,
+            )
     return rows
 
 
-def paired_comparison(groups: dict[str, list[Path]], pairs: list[tuple[Side, Side]], task: str, primary: str,
-                      select_on: str = "dev", num_resamples: int = 1000, bootstrap_seed: int = 0) -> str:
+def paired_comparison(
+    groups: dict[str, list[Path]],
+    pairs: list[tuple[Side, Side]],
+    task: str,
+    primary: str,
+    select_on: str = "dev",
+    num_resamples: int = 1000,
+    bootstrap_seed: int = 0,
+) -> str:
     """Markdown: system A against system B paired by seed, with bootstrap intervals and sign tests."""
-    results = {name: [run_results(run, task, primary, select_on) for run in runs] for name, runs in groups.items()}
-    lines = [f"## Paired comparisons over seeds ({task}, {primary}; settings chosen on {select_on} per run)", "",
-             "Runs of A and B are paired by position in their `--group` (one run per seed). Per test set: each",
-             "system's mean ± sample std over seeds and every seed's value; A - B is the mean over seeds of the",
-             "per-seed corpus difference (negative: A has fewer errors; for BLEU positive is better).",
-             f"95 % CI and p: paired bootstrap over utterances ({num_resamples} resamples, RNG seed {bootstrap_seed}),",
-             "utterances resampled within each seed, with one draw shared by all seeds when they decoded the same",
-             "utterances; p is twice the fraction of resamples where the difference is 0 or has the other sign.",
-             "It measures the uncertainty of the finite test set for these trained models, not seed-to-seed",
-             "variance. Sign tests (exact binomial, two-sided, ties dropped) count A better/worse/tied over seeds",
-             "(n seeds cannot reach p < 2/2^n: 0.25 for three) and over utterances (errors, or sentence BLEU;",
-             "with shared utterances the difference summed over seeds).", "",
-             "| A - B | test | iter | metric | A mean ± std | B mean ± std | A per seed | B per seed | A - B | 95 % CI "
-             "| p (bootstrap) | seeds A better/worse/tied (p) | utterances A better/worse/tied (p) | utterances |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    results = {
+        name: [run_results(run, task, primary, select_on) for run in runs]
+        for name, runs in groups.items()
+    }
+    lines = [
+        f"## Paired comparisons over seeds ({task}, {primary}; settings chosen on {select_on} per run)",
+        "",
+        "Runs of A and B are paired by position in their `--group` (one run per seed). Per test set: each",
+        "system's mean ± sample std over seeds and every seed's value; A - B is the mean over seeds of the",
+        "per-seed corpus difference (negative: A has fewer errors; for BLEU positive is better).",
+        f"95 % CI and p: paired bootstrap over utterances ({num_resamples} resamples, RNG seed {bootstrap_seed}),",
+        "utterances resampled within each seed, with one draw shared by all seeds when they decoded the same",
+        "utterances; p is twice the fraction of resamples where the difference is 0 or has the other sign.",
+        "It measures the uncertainty of the finite test set for these trained models, not seed-to-seed",
+        "variance. Sign tests (exact binomial, two-sided, ties dropped) count A better/worse/tied over seeds",
+        "(n seeds cannot reach p < 2/2^n: 0.25 for three) and over utterances (errors, or sentence BLEU;",
+        "with shared utterances the difference summed over seeds).",
+        "",
+        "| A - B | test | iter | metric | A mean ± std | B mean ± std | A per seed | B per seed | A - B | 95 % CI "
+        "| p (bootstrap) | seeds A better/worse/tied (p) | utterances A better/worse/tied (p) | utterances |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for a, b in pairs:
         if a.group is None:
             combos = [(Side(a.system, name), Side(b.system, name)) for name in groups]
@@ -481,14 +611,18 @@ def paired_comparison(groups: dict[str, list[Path]], pairs: list[tuple[Side, Sid
                     raise SystemExit(f"--paired {a},{b}: no --group named {side.group!r}")
             runs_a, runs_b = results[side_a.group], results[side_b.group]
             if len(runs_a) != len(runs_b):
-                raise SystemExit(f"--paired {a},{b}: groups {side_a.group!r} and {side_b.group!r} have "
-                                 f"{len(runs_a)} and {len(runs_b)} runs; runs are paired by position")
+                raise SystemExit(
+                    f"--paired {a},{b}: groups {side_a.group!r} and {side_b.group!r} have "
+                    f"{len(runs_a)} and {len(runs_b)} runs; runs are paired by position"
+                )
             # the group is named unless there is only one
             named = a.group is not None or len(groups) > 1
             label_a, label_b = (side_a, side_b) if named else (a, b)
             rows = paired_rows(label_a, label_b, runs_a, runs_b, num_resamples, bootstrap_seed)
             if not rows:
-                raise SystemExit(f"--paired {a},{b}: no test set with results of both {side_a} and {side_b} in every run")
+                raise SystemExit(
+                    f"--paired {a},{b}: no test set with results of both {side_a} and {side_b} in every run"
+                )
             lines += rows
     return "\n".join(lines) + "\n"
 
@@ -497,12 +631,16 @@ def _pair(text: str) -> tuple[Side, Side]:
     """``A,B`` with A and B each ``SYSTEM`` or ``GROUP:SYSTEM`` (both or neither with a group)."""
     sides = text.split(",")
     if len(sides) != 2 or not all(sides):
-        raise argparse.ArgumentTypeError(f"expected A,B (e.g. L,N or bestrq:S,scratch:S), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected A,B (e.g. L,N or bestrq:S,scratch:S), got {text!r}"
+        )
     parsed = []
     for side in sides:
         group, sep, system = side.rpartition(":")
         if sep and not (group and system):
-            raise argparse.ArgumentTypeError(f"expected SYSTEM or GROUP:SYSTEM, got {side!r} in {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected SYSTEM or GROUP:SYSTEM, got {side!r} in {text!r}"
+            )
         parsed.append(Side(system, group or None))
     if (parsed[0].group is None) != (parsed[1].group is None):
         raise argparse.ArgumentTypeError(f"give a group to both sides or to neither, got {text!r}")
@@ -517,23 +655,52 @@ def _group(text: str) -> tuple[str, list[Path]]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--exp-dir", type=Path, default=Path("exp"))
     p.add_argument("--pl-dir", type=Path, default=Path("data/pl"))
     p.add_argument("--unsup-part", default="unsup_wild", help="name of the pseudo-labelled part")
     p.add_argument("--out", type=Path, help="default: <exp-dir>/RESULTS.md")
-    p.add_argument("--asr-method", default="attention-decoder-rescoring", help="primary method of the asr task")
-    p.add_argument("--ast-method", default="attention-beam-search", help="primary method of the ast task")
-    p.add_argument("--select-on", default="dev",
-                   help="test set on which a method's setting (e.g. attention scale) is chosen for all sets")
-    p.add_argument("--group", type=_group, action="append",
-                   help="NAME=EXP[,EXP...]: compare groups of runs averaged over their seeds (needs --out, --task)")
-    p.add_argument("--task", choices=["asr", "ast", "asr_en"], help="task of the --group comparison")
-    p.add_argument("--paired", type=_pair, action="append",
-                   help="A,B: append system A against system B paired by seed (needs --group): SYSTEM in "
-                        "every group (L,N) or GROUP:SYSTEM, runs paired by position (bestrq:S,scratch:S)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of --paired (default: 1000)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="RNG seed of the --paired bootstrap (default: 0)")
+    p.add_argument(
+        "--asr-method", default="attention-decoder-rescoring", help="primary method of the asr task"
+    )
+    p.add_argument(
+        "--ast-method", default="attention-beam-search", help="primary method of the ast task"
+    )
+    p.add_argument(
+        "--select-on",
+        default="dev",
+        help="test set on which a method's setting (e.g. attention scale) is chosen for all sets",
+    )
+    p.add_argument(
+        "--group",
+        type=_group,
+        action="append",
+        help="NAME=EXP[,EXP...]: compare groups of runs averaged over their seeds (needs --out, --task)",
+    )
+    p.add_argument(
+        "--task", choices=["asr", "ast", "asr_en"], help="task of the --group comparison"
+    )
+    p.add_argument(
+        "--paired",
+        type=_pair,
+        action="append",
+        help="A,B: append system A against system B paired by seed (needs --group): SYSTEM in "
+        "every group (L,N) or GROUP:SYSTEM, runs paired by position (bestrq:S,scratch:S)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of --paired (default: 1000)",
+    )
+    p.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        help="RNG seed of the --paired bootstrap (default: 0)",
+    )
     return p
 
 
@@ -547,15 +714,29 @@ def main(argv: list[str] | None = None) -> None:
         groups = dict(args.group)
         if len(groups) != len(args.group):
             raise SystemExit("--group names must be distinct")
-        text = compare_groups(groups, args.task, primary[args.task], args.select_on, args.unsup_part)
+        text = compare_groups(
+            groups, args.task, primary[args.task], args.select_on, args.unsup_part
+        )
         if args.paired:
             if args.bootstrap < 1:
                 raise SystemExit("--bootstrap must be at least 1")
-            text += "\n" + paired_comparison(groups, args.paired, args.task, primary[args.task], args.select_on,
-                                              args.bootstrap, args.bootstrap_seed)
+            text += "\n" + paired_comparison(
+                groups,
+                args.paired,
+                args.task,
+                primary[args.task],
+                args.select_on,
+                args.bootstrap,
+                args.bootstrap_seed,
+            )
         write_text_atomic(args.out, text)
-        log.info("wrote %s (%d groups, %d runs, %d paired comparisons)", args.out, len(groups),
-                 sum(map(len, groups.values())), len(args.paired or []))
+        log.info(
+            "wrote %s (%d groups, %d runs, %d paired comparisons)",
+            args.out,
+            len(groups),
+            sum(map(len, groups.values())),
+            len(args.paired or []),
+        )
         return
     if args.paired:
         raise SystemExit("--paired needs --group (the runs, one per seed)")
@@ -563,7 +744,9 @@ def main(argv: list[str] | None = None) -> None:
     if not results:
         raise SystemExit(f"no results-*.json under {args.exp_dir}: run the decoding stages first")
     out = args.out or args.exp_dir / "RESULTS.md"
-    text = markdown(results, args.pl_dir if args.pl_dir.is_dir() else None, primary, args.unsup_part)
+    text = markdown(
+        results, args.pl_dir if args.pl_dir.is_dir() else None, primary, args.unsup_part
+    )
     write_text_atomic(out, text)
     pngs = plot(results, primary, out.parent)
     log.info("wrote %s (%d results) and %s", out, len(results), ", ".join(map(str, pngs)))

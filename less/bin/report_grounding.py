@@ -31,7 +31,9 @@ PAIRS = (("audio only", "zh", "zhes"), ("grounded", "zh_vg", "zhes_vg"))  # (nam
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--encoders", nargs="+", default=["zh", "zh_vg", "zhes", "zhes_vg"])
     p.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
@@ -81,12 +83,22 @@ def collect(out_dir: Path, encoders: list[str], seeds: list[str]) -> dict:
 
 
 def abx_table(runs: dict, fbank: dict[str, dict], encoders: list[str], lang: str) -> list[str]:
-    layers = sorted({layer for (e, lg), by_seed in runs.items() if lg == lang for r in by_seed.values() for layer in r},
-                    key=lambda x: (x != "embed", x == "final", x))
+    layers = sorted(
+        {
+            layer
+            for (e, lg), by_seed in runs.items()
+            if lg == lang
+            for r in by_seed.values()
+            for layer in r
+        },
+        key=lambda x: (x != "embed", x == "final", x),
+    )
     lines = [f"| encoder (seeds) | {' | '.join(layers)} |", "| --- |" + " --- |" * len(layers)]
     if lang in fbank:
         f = fbank[lang]["fbank"]
-        lines.append(f"| fbank | {f['within']:.2f} / {f['across']:.2f} |" + " |" * (len(layers) - 1))
+        lines.append(
+            f"| fbank | {f['within']:.2f} / {f['across']:.2f} |" + " |" * (len(layers) - 1)
+        )
     for enc in encoders:
         by_seed = runs.get((enc, lang), {})
         if not by_seed:
@@ -101,8 +113,10 @@ def abx_table(runs: dict, fbank: dict[str, dict], encoders: list[str], lang: str
 
 
 def gap_table(runs: dict, lang: str) -> list[str]:
-    lines = ["| layer | kind | audio-only gap % | grounded gap % | grounding gain (points) | per seed (audio; grounded) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| layer | kind | audio-only gap % | grounded gap % | grounding gain (points) | per seed (audio; grounded) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     gaps: dict[str, dict[tuple[str, str], list[float]]] = {}
     for name, mono, bi in PAIRS:
         m, b = runs.get((mono, lang), {}), runs.get((bi, lang), {})
@@ -117,29 +131,51 @@ def gap_table(runs: dict, lang: str) -> list[str]:
         audio = gaps.get("audio only", {}).get((layer, kind), [])
         grounded = gaps.get("grounded", {}).get((layer, kind), [])
         gain = mean_std([a - g for a, g in zip(audio, grounded)]) if audio and grounded else "-"
-        per_seed = f"{', '.join(f'{x:+.1f}' for x in audio)}; {', '.join(f'{x:+.1f}' for x in grounded)}"
-        lines.append(f"| {layer} | {kind} | {mean_std(audio)} | {mean_std(grounded)} | {gain} | {per_seed} |")
+        per_seed = (
+            f"{', '.join(f'{x:+.1f}' for x in audio)}; {', '.join(f'{x:+.1f}' for x in grounded)}"
+        )
+        lines.append(
+            f"| {layer} | {kind} | {mean_std(audio)} | {mean_std(grounded)} | {gain} | {per_seed} |"
+        )
     return lines
 
 
 def report(out_dir: Path, encoders: list[str], seeds: list[str]) -> str:
     runs = collect(out_dir, encoders, seeds)
-    fbank = {lang: abx for lang in LANGS if (abx := load_abx(out_dir / "abx" / f"fbank_{lang}.json"))}
-    parts = ["# Visual grounding: phone ABX of BEST-RQ encoders (mini corpus)", "",
-             "ABX error % on test_clean, within / across speaker; phones from espeak-ng's own events; "
-             "mean ± std over seeds.", ""]
+    fbank = {
+        lang: abx for lang in LANGS if (abx := load_abx(out_dir / "abx" / f"fbank_{lang}.json"))
+    }
+    parts = [
+        "# Visual grounding: phone ABX of BEST-RQ encoders (mini corpus)",
+        "",
+        "ABX error % on test_clean, within / across speaker; phones from espeak-ng's own events; "
+        "mean ± std over seeds.",
+        "",
+    ]
     for lang in LANGS:
         parts += [f"## {lang}", "", *abx_table(runs, fbank, encoders, lang), ""]
-    parts += ["## Bilingual gap of Mandarin: (ABX_zhes - ABX_zh) / ABX_zh, paired by seed", "",
-              *gap_table(runs, "zh"), ""]
+    parts += [
+        "## Bilingual gap of Mandarin: (ABX_zhes - ABX_zh) / ABX_zh, paired by seed",
+        "",
+        *gap_table(runs, "zh"),
+        "",
+    ]
     rows = []
     for enc in encoders:
         got = [r for s in seeds if (r := last_retrieval(out_dir / f"{enc}_s{s}")) is not None]
         if got:
-            rows.append(f"| {enc} ({len(got)}) | {mean_std([r[0] for r in got])} | {mean_std([r[1] for r in got])} |")
+            rows.append(
+                f"| {enc} ({len(got)}) | {mean_std([r[0] for r in got])} | {mean_std([r[1] for r in got])} |"
+            )
     if rows:
-        parts += ["## Speech -> image retrieval on dev (last validation)", "", "| encoder | R@1 % | R@5 % |",
-                  "| --- | --- | --- |", *rows, ""]
+        parts += [
+            "## Speech -> image retrieval on dev (last validation)",
+            "",
+            "| encoder | R@1 % | R@5 % |",
+            "| --- | --- | --- |",
+            *rows,
+            "",
+        ]
     text = "\n".join(parts)
     write_text_atomic(out_dir / "RESULTS.md", text)
     return text

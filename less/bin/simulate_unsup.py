@@ -31,20 +31,42 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def get_parser() -> argparse.ArgumentParser:
     d = SimulationConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--length", type=int, default=d.length, help="positions N of every sequence")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--restarts", type=int, default=d.restarts, help="random starts of every fit")
-    p.add_argument("--polished", type=int, default=d.polished, help="best starts run to convergence (L-BFGS)")
-    p.add_argument("--num-samples", type=int, default=d.num_samples,
-                   help="unpaired audio sequences drawn for the sigma_min rows (finite data)")
-    p.add_argument("--sample-seeds", type=int, default=d.sample_seeds, help="draws averaged per sigma_min row")
-    p.add_argument("--sweep", type=_floats, default=d.sweep,
-                   help="comma-separated eps: the LM moved from interchangeable (0) to full rank (1)")
-    p.add_argument("--coarticulation", type=_floats, default=d.coarticulation,
-                   help="comma-separated strengths of the C1-breaking truth (previous label's sound spilling over)")
-    p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads of the L-BFGS fits")
-    p.add_argument("--out", type=Path, help="write the rows as JSON here (and the table beside it, .txt)")
+    p.add_argument(
+        "--polished", type=int, default=d.polished, help="best starts run to convergence (L-BFGS)"
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=d.num_samples,
+        help="unpaired audio sequences drawn for the sigma_min rows (finite data)",
+    )
+    p.add_argument(
+        "--sample-seeds", type=int, default=d.sample_seeds, help="draws averaged per sigma_min row"
+    )
+    p.add_argument(
+        "--sweep",
+        type=_floats,
+        default=d.sweep,
+        help="comma-separated eps: the LM moved from interchangeable (0) to full rank (1)",
+    )
+    p.add_argument(
+        "--coarticulation",
+        type=_floats,
+        default=d.coarticulation,
+        help="comma-separated strengths of the C1-breaking truth (previous label's sound spilling over)",
+    )
+    p.add_argument(
+        "--num-threads", type=int, default=1, help="torch CPU threads of the L-BFGS fits"
+    )
+    p.add_argument(
+        "--out", type=Path, help="write the rows as JSON here (and the table beside it, .txt)"
+    )
     return p
 
 
@@ -54,9 +76,16 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(max(1, args.num_threads))
-    cfg = SimulationConfig(length=args.length, seed=args.seed, restarts=args.restarts, polished=args.polished,
-                           num_samples=args.num_samples, sample_seeds=args.sample_seeds, sweep=args.sweep,
-                           coarticulation=args.coarticulation)
+    cfg = SimulationConfig(
+        length=args.length,
+        seed=args.seed,
+        restarts=args.restarts,
+        polished=args.polished,
+        num_samples=args.num_samples,
+        sample_seeds=args.sample_seeds,
+        sweep=args.sweep,
+        coarticulation=args.coarticulation,
+    )
     rows = run_simulation(cfg, show_progress=True)
     table = format_table(rows)
     print(table)

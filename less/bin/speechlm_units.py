@@ -42,20 +42,50 @@ DONE = ".done"
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="the seed CTC model (epoch-N.pt or pretrained.pt)")
-    p.add_argument("--lang-dir", type=Path, required=True, help="its character tokens (data/lang_char)")
-    p.add_argument("--ref-cuts", action="append", required=True, help="transcribed cuts: durations (repeatable)")
-    p.add_argument("--hyp-cuts", action="append", default=[], help="unlabeled cuts: speech units (repeatable)")
-    p.add_argument("--valid-cuts", action="append", default=[],
-                   help="transcribed cuts for the pretraining's validation: units from their references (repeatable)")
-    p.add_argument("--ref-speech", type=str2bool, default=False,
-                   help="also write speech units of --ref-cuts (aligned to their references)")
-    p.add_argument("--text", type=Path, required=True, help="text-only corpus, one sentence per line")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="the seed CTC model (epoch-N.pt or pretrained.pt)",
+    )
+    p.add_argument(
+        "--lang-dir", type=Path, required=True, help="its character tokens (data/lang_char)"
+    )
+    p.add_argument(
+        "--ref-cuts",
+        action="append",
+        required=True,
+        help="transcribed cuts: durations (repeatable)",
+    )
+    p.add_argument(
+        "--hyp-cuts", action="append", default=[], help="unlabeled cuts: speech units (repeatable)"
+    )
+    p.add_argument(
+        "--valid-cuts",
+        action="append",
+        default=[],
+        help="transcribed cuts for the pretraining's validation: units from their references (repeatable)",
+    )
+    p.add_argument(
+        "--ref-speech",
+        type=str2bool,
+        default=False,
+        help="also write speech units of --ref-cuts (aligned to their references)",
+    )
+    p.add_argument(
+        "--text", type=Path, required=True, help="text-only corpus, one sentence per line"
+    )
     p.add_argument("--voice", default="cmn", help="espeak-ng voice giving a character's unit")
-    p.add_argument("--min-count", type=int, default=5, help="aligned occurrences for a unit's own duration")
+    p.add_argument(
+        "--min-count", type=int, default=5, help="aligned occurrences for a unit's own duration"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the text upsampling")
-    p.add_argument("--max-duration", type=float, default=200.0, help="seconds of audio per alignment batch")
+    p.add_argument(
+        "--max-duration", type=float, default=200.0, help="seconds of audio per alignment batch"
+    )
     p.add_argument("--num-threads", type=int, default=0)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--overwrite", type=str2bool, default=False)
@@ -107,39 +137,69 @@ def main(argv: list[str] | None = None) -> None:
 
     tokenizer = load_tokenizer(args.lang_dir)
     if not hasattr(tokenizer, "symbols"):
-        raise SystemExit(f"{args.lang_dir}: SpeechLM units need a character tokenizer (Mandarin lang_char)")
-    sentences = [normalize(line, tokenizer.lang) for line in args.text.read_text(encoding="utf-8").splitlines()]
+        raise SystemExit(
+            f"{args.lang_dir}: SpeechLM units need a character tokenizer (Mandarin lang_char)"
+        )
+    sentences = [
+        normalize(line, tokenizer.lang)
+        for line in args.text.read_text(encoding="utf-8").splitlines()
+    ]
     sentences = [s for s in sentences if s]
     if not sentences:
         raise SystemExit(f"{args.text}: no sentences")
-    chars = {c for c in tokenizer.symbols if len(c) == 1} | {c for s in sentences for c in s if not c.isspace()}
+    chars = {c for c in tokenizer.symbols if len(c) == 1} | {
+        c for s in sentences for c in s if not c.isspace()
+    }
     lexicon = UnitLexicon.build(chars, espeak.pronouncer(args.voice))
     lexicon.save(out)
     unknown = sorted(c for c, u in lexicon.char_units.items() if u == "<unk>")
-    log.info("lexicon: %d characters -> %d units (%d characters unread: %s)", len(lexicon.char_units),
-             len(lexicon), len(unknown), "".join(unknown[:20]))
+    log.info(
+        "lexicon: %d characters -> %d units (%d characters unread: %s)",
+        len(lexicon.char_units),
+        len(lexicon),
+        len(unknown),
+        "".join(unknown[:20]),
+    )
 
     recognizer = Recognizer.from_file(args.checkpoint)
     ref_cuts = _load_cuts(args.ref_cuts)
     ref_alignments, skipped = align_cuts(recognizer, ref_cuts, args.max_duration)
     frames_of = {c.id: _encoder_frames(c) for c in ref_cuts}
-    durations = DurationModel.fit(((a, frames_of[a.cut_id]) for a in ref_alignments), lexicon, args.min_count)
+    durations = DurationModel.fit(
+        ((a, frames_of[a.cut_id]) for a in ref_alignments), lexicon, args.min_count
+    )
     durations.save(out / "durations.json")
-    log.info("durations from %d aligned reference cuts (%d skipped): %.2f +- %.2f frames per unit "
-             "(%d units with their own), edge silence %.1f +- %.1f", len(ref_alignments), skipped, durations.mean,
-             durations.std, len(durations.per_unit), durations.sil_mean, durations.sil_std)
+    log.info(
+        "durations from %d aligned reference cuts (%d skipped): %.2f +- %.2f frames per unit "
+        "(%d units with their own), edge silence %.1f +- %.1f",
+        len(ref_alignments),
+        skipped,
+        durations.mean,
+        durations.std,
+        len(durations.per_unit),
+        durations.sil_mean,
+        durations.sil_std,
+    )
 
     rows = []
     if args.ref_speech:
-        rows += [{"cut_id": a.cut_id, "units": frame_units(a, frames_of[a.cut_id], lexicon)} for a in ref_alignments]
+        rows += [
+            {"cut_id": a.cut_id, "units": frame_units(a, frames_of[a.cut_id], lexicon)}
+            for a in ref_alignments
+        ]
     if args.valid_cuts:
         valid_cuts = _load_cuts(args.valid_cuts)
         valid_alignments, skipped = align_cuts(recognizer, valid_cuts, args.max_duration)
         valid_frames = {c.id: _encoder_frames(c) for c in valid_cuts}
-        rows += [{"cut_id": a.cut_id, "units": frame_units(a, valid_frames[a.cut_id], lexicon)}
-                 for a in valid_alignments]
-        log.info("speech units of %d validation cuts from their references (%d skipped)", len(valid_alignments),
-                 skipped)
+        rows += [
+            {"cut_id": a.cut_id, "units": frame_units(a, valid_frames[a.cut_id], lexicon)}
+            for a in valid_alignments
+        ]
+        log.info(
+            "speech units of %d validation cuts from their references (%d skipped)",
+            len(valid_alignments),
+            skipped,
+        )
     if args.hyp_cuts:
         hyp_cuts = _load_cuts(args.hyp_cuts)
         hyp_alignments, empty = align_cuts(recognizer, hyp_cuts, args.max_duration, hypotheses=True)
@@ -147,27 +207,44 @@ def main(argv: list[str] | None = None) -> None:
         unit_errors = unit_total = char_errors = char_total = 0
         for a in hyp_alignments:
             cut = by_id[a.cut_id]
-            rows.append({"cut_id": a.cut_id, "units": frame_units(a, _encoder_frames(cut), lexicon)})
+            rows.append(
+                {"cut_id": a.cut_id, "units": frame_units(a, _encoder_frames(cut), lexicon)}
+            )
             ref = reference_of(cut.supervisions[0], "asr") if cut.supervisions else None
             if ref:
                 hyp_text = "".join(u for u, _, _ in a.units)
                 ref_text = normalize(ref, tokenizer.lang).replace(" ", "")
-                unit_err = align_units([str(u) for u in lexicon.encode(ref_text)],
-                                       [str(u) for u in lexicon.encode(hyp_text)])
+                unit_err = align_units(
+                    [str(u) for u in lexicon.encode(ref_text)],
+                    [str(u) for u in lexicon.encode(hyp_text)],
+                )
                 char_err = align_units(list(ref_text), list(hyp_text))
                 unit_errors += unit_err.errors
                 unit_total += len(unit_err.ref)
                 char_errors += char_err.errors
                 char_total += len(char_err.ref)
-        log.info("speech units of %d unlabeled cuts (%d with an empty hypothesis, left out)", len(hyp_alignments),
-                 empty)
+        log.info(
+            "speech units of %d unlabeled cuts (%d with an empty hypothesis, left out)",
+            len(hyp_alignments),
+            empty,
+        )
         if unit_total:
-            log.info("against the hidden references: unit error rate %.2f %%, character error rate %.2f %% "
-                     "(%d reference characters)", 100 * unit_errors / unit_total, 100 * char_errors / char_total,
-                     char_total)
-            write_json_atomic(out / "unit_error_rate.json", {
-                "unit_error_rate": 100 * unit_errors / unit_total, "cer": 100 * char_errors / char_total,
-                "reference_chars": char_total, "cuts": len(hyp_alignments)})
+            log.info(
+                "against the hidden references: unit error rate %.2f %%, character error rate %.2f %% "
+                "(%d reference characters)",
+                100 * unit_errors / unit_total,
+                100 * char_errors / char_total,
+                char_total,
+            )
+            write_json_atomic(
+                out / "unit_error_rate.json",
+                {
+                    "unit_error_rate": 100 * unit_errors / unit_total,
+                    "cer": 100 * char_errors / char_total,
+                    "reference_chars": char_total,
+                    "cuts": len(hyp_alignments),
+                },
+            )
     if not rows:
         raise SystemExit("no speech units: give --hyp-cuts or --ref-speech true")
     _write_jsonl(out / "speech_units.jsonl.gz", rows)

@@ -28,7 +28,9 @@ log = logging.getLogger("less.subset_cuts")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--in-cuts", type=Path, required=True)
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--hours", type=float, help="hours of audio to keep")
@@ -67,11 +69,21 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"subset_cuts: --fraction must be in (0, 1], not {args.fraction}")
     hours = args.hours if args.hours is not None else args.fraction * total
     if hours > total + 1e-9:
-        raise SystemExit(f"subset_cuts: {args.in_cuts} holds {total:.3f} h, fewer than the {hours:.3f} h asked for")
+        raise SystemExit(
+            f"subset_cuts: {args.in_cuts} holds {total:.3f} h, fewer than the {hours:.3f} h asked for"
+        )
     kept, got = subset_by_recording(cuts, hours, args.seed)
     save_cuts_atomic(CutSet.from_cuts(kept), args.out_cuts)
-    log.info("%s: %d of %d cuts, %.3f of %.3f h (asked %.3f h) -> %s",
-             args.in_cuts, len(kept), len(cuts), got, total, hours, args.out_cuts)
+    log.info(
+        "%s: %d of %d cuts, %.3f of %.3f h (asked %.3f h) -> %s",
+        args.in_cuts,
+        len(kept),
+        len(cuts),
+        got,
+        total,
+        hours,
+        args.out_cuts,
+    )
 
 
 if __name__ == "__main__":

@@ -34,18 +34,39 @@ log = logging.getLogger("less.train_ngram")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--text", type=Path, action="append", default=[], help="text file, one sentence a line (repeatable)")
-    p.add_argument("--cuts", type=Path, action="append", default=[],
-                   help="cut set whose LLM texts (else supervision texts) are added (repeatable)")
-    p.add_argument("--lang", choices=["zh", "es", "en"], required=True, help="normalisation and units")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--text",
+        type=Path,
+        action="append",
+        default=[],
+        help="text file, one sentence a line (repeatable)",
+    )
+    p.add_argument(
+        "--cuts",
+        type=Path,
+        action="append",
+        default=[],
+        help="cut set whose LLM texts (else supervision texts) are added (repeatable)",
+    )
+    p.add_argument(
+        "--lang", choices=["zh", "es", "en"], required=True, help="normalisation and units"
+    )
     p.add_argument("--order", type=int, default=3, help="n-gram order")
-    p.add_argument("--extra-tokens", type=Path,
-                   help="tokens.txt whose symbols all get a probability (no <unk> for a known CTC token)")
+    p.add_argument(
+        "--extra-tokens",
+        type=Path,
+        help="tokens.txt whose symbols all get a probability (no <unk> for a known CTC token)",
+    )
     p.add_argument("--valid-text", type=Path, help="text file whose perplexity is reported")
     p.add_argument("--out", type=Path, required=True, help="ARPA file to write")
-    p.add_argument("--fst-out", type=Path,
-                   help="also write the G FST (kaldilm arpa2fst, binary) and its words.txt beside it")
+    p.add_argument(
+        "--fst-out",
+        type=Path,
+        help="also write the G FST (kaldilm arpa2fst, binary) and its words.txt beside it",
+    )
     return p
 
 
@@ -62,7 +83,11 @@ def read_sentences(args: argparse.Namespace) -> Iterator[list[str]]:
         for cut in read_cuts(path):  # an empty kept-cuts file is an empty set, not None
             for sup in cut.supervisions:
                 pl = (sup.custom or {}).get("pl")
-                llm_text = PseudoLabelRecord.from_custom(pl, f"{path}: cut {cut.id}").llm_text if pl else None
+                llm_text = (
+                    PseudoLabelRecord.from_custom(pl, f"{path}: cut {cut.id}").llm_text
+                    if pl
+                    else None
+                )
                 text = llm_text or sup.text
                 units = sentence_units(text or "", args.lang)
                 if units:
@@ -74,7 +99,11 @@ def extra_vocabulary(path: Path | None) -> list[str]:
         return []
     from less.data.tokenizer import SPECIAL_SYMBOLS, read_tokens
 
-    return [s for s in read_tokens(path) if s not in SPECIAL_SYMBOLS and not s.startswith("▁") and " " not in s]
+    return [
+        s
+        for s in read_tokens(path)
+        if s not in SPECIAL_SYMBOLS and not s.startswith("▁") and " " not in s
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,15 +123,28 @@ def main(argv: list[str] | None = None) -> None:
     counts = [len(grams) for grams in lm.log_probs]
     scorer = NgramScorer(lm)
     train_ppl, _ = perplexity(scorer, sentences[:20000])
-    stats = {"sentences": len(sentences), "units": sum(len(s) for s in sentences), "order": args.order,
-             "ngrams": counts, "vocabulary": len(lm.vocabulary), "train_perplexity": train_ppl}
+    stats = {
+        "sentences": len(sentences),
+        "units": sum(len(s) for s in sentences),
+        "order": args.order,
+        "ngrams": counts,
+        "vocabulary": len(lm.vocabulary),
+        "train_perplexity": train_ppl,
+    }
     if args.valid_text:
         with open(args.valid_text, encoding="utf-8") as f:
             valid = [u for u in (sentence_units(line, args.lang) for line in f) if u]
         stats["valid_perplexity"], stats["valid_units"] = perplexity(scorer, valid)
-    log.info("%d sentences, %d units -> %s: n-grams per order %s, vocabulary %d, perplexity %.2f (training text)%s",
-             stats["sentences"], stats["units"], args.out, counts, stats["vocabulary"], train_ppl,
-             f", {stats['valid_perplexity']:.2f} ({args.valid_text})" if args.valid_text else "")
+    log.info(
+        "%d sentences, %d units -> %s: n-grams per order %s, vocabulary %d, perplexity %.2f (training text)%s",
+        stats["sentences"],
+        stats["units"],
+        args.out,
+        counts,
+        stats["vocabulary"],
+        train_ppl,
+        f", {stats['valid_perplexity']:.2f} ({args.valid_text})" if args.valid_text else "",
+    )
     write_json_atomic(args.out.with_suffix(".stats.json"), stats)
     if args.fst_out:
         import kaldilm
@@ -112,8 +154,13 @@ def main(argv: list[str] | None = None) -> None:
         args.fst_out.parent.mkdir(parents=True, exist_ok=True)
         words = args.fst_out.with_name(args.fst_out.name.split(".")[0] + ".words.txt")
         with atomic_path(args.fst_out) as tmp_fst, atomic_path(words) as tmp_words:
-            kaldilm.arpa2fst(str(args.out), str(tmp_fst), disambig_symbol="#0", write_symbol_table=str(tmp_words),
-                             max_arpa_warnings=-1)
+            kaldilm.arpa2fst(
+                str(args.out),
+                str(tmp_fst),
+                disambig_symbol="#0",
+                write_symbol_table=str(tmp_words),
+                max_arpa_warnings=-1,
+            )
         log.info("G FST (kaldilm arpa2fst) -> %s, symbols %s", args.fst_out, words)
 
 

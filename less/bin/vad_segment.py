@@ -50,26 +50,52 @@ MIN_AUDIO_SECONDS = 0.1  # shorter than any word: a file this short is almost ce
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--recordings", type=Path, help="recording manifest of long audio")
-    p.add_argument("--audio-dir", type=Path, help="directory of long audio files (instead of --recordings)")
-    p.add_argument("--audio-extensions", default="wav,flac,ogg,opus,mp3,m4a",
-                   help="with --audio-dir: comma-separated extensions of the files to use")
+    p.add_argument(
+        "--audio-dir", type=Path, help="directory of long audio files (instead of --recordings)"
+    )
+    p.add_argument(
+        "--audio-extensions",
+        default="wav,flac,ogg,opus,mp3,m4a",
+        help="with --audio-dir: comma-separated extensions of the files to use",
+    )
     p.add_argument("--supervisions", type=Path, help="hidden reference utterances (reporting only)")
     p.add_argument("--out-cuts", type=Path, required=True, help="output cut set (.jsonl.gz)")
-    p.add_argument("--language", default=None, help="language code stored in the supervisions (zh, es)")
+    p.add_argument(
+        "--language", default=None, help="language code stored in the supervisions (zh, es)"
+    )
     p.add_argument("--threshold", type=float, default=0.5, help="speech probability threshold")
-    p.add_argument("--min-speech", type=float, default=0.25, help="drop speech shorter than this (s)")
-    p.add_argument("--min-silence", type=float, default=0.3, help="silence needed to end a segment (s)")
-    p.add_argument("--max-segment", type=float, default=30.0, help="split segments longer than this (s)")
-    p.add_argument("--min-segment", type=float, default=0.5, help="drop final segments shorter than this (s)")
+    p.add_argument(
+        "--min-speech", type=float, default=0.25, help="drop speech shorter than this (s)"
+    )
+    p.add_argument(
+        "--min-silence", type=float, default=0.3, help="silence needed to end a segment (s)"
+    )
+    p.add_argument(
+        "--max-segment", type=float, default=30.0, help="split segments longer than this (s)"
+    )
+    p.add_argument(
+        "--min-segment", type=float, default=0.5, help="drop final segments shorter than this (s)"
+    )
     p.add_argument("--padding", type=float, default=0.1, help="pad each segment on both sides (s)")
-    p.add_argument("--chunk", type=float, default=600.0,
-                   help="process long recordings in chunks of this many seconds (bounded memory)")
-    p.add_argument("--channel", type=int, default=0, help="channel of multi-channel recordings to use")
-    p.add_argument("--skip-bad-audio", action="store_true",
-                   help="skip audio files that cannot be read (each is logged with the reason, and counted) "
-                        "instead of stopping at the first one")
+    p.add_argument(
+        "--chunk",
+        type=float,
+        default=600.0,
+        help="process long recordings in chunks of this many seconds (bounded memory)",
+    )
+    p.add_argument(
+        "--channel", type=int, default=0, help="channel of multi-channel recordings to use"
+    )
+    p.add_argument(
+        "--skip-bad-audio",
+        action="store_true",
+        help="skip audio files that cannot be read (each is logged with the reason, and counted) "
+        "instead of stopping at the first one",
+    )
     p.add_argument("--log-file", type=Path, default=None, help="also log to this file")
     return p
 
@@ -78,7 +104,9 @@ class BadAudioError(RuntimeError):
     """An audio file that cannot be read; the message names it."""
 
 
-def detect_speech(audio: torch.Tensor, model, args: argparse.Namespace) -> list[tuple[float, float]]:
+def detect_speech(
+    audio: torch.Tensor, model, args: argparse.Namespace
+) -> list[tuple[float, float]]:
     from silero_vad import get_speech_timestamps
 
     stamps = get_speech_timestamps(
@@ -104,7 +132,9 @@ def segment_recording(recording, model, args: argparse.Namespace) -> list[tuple[
             samples = recording.load_audio(offset=offset, duration=duration, channels=args.channel)
         except Exception as e:
             paths = ", ".join(s.source for s in recording.sources)
-            raise BadAudioError(f"recording {recording.id} ({paths}): cannot read audio: {e}") from e
+            raise BadAudioError(
+                f"recording {recording.id} ({paths}): cannot read audio: {e}"
+            ) from e
         audio = torch.from_numpy(samples).reshape(-1).float()
         if recording.sampling_rate != VAD_SAMPLE_RATE:
             from lhotse.augmentation import Resample
@@ -115,7 +145,11 @@ def segment_recording(recording, model, args: argparse.Namespace) -> list[tuple[
         model.reset_states()
         for start, end in detect_speech(audio, model, args):
             start, end = start + offset, min(end + offset, recording.duration)
-            if segments and start - segments[-1][1] < 0.05 and end - segments[-1][0] <= args.max_segment:
+            if (
+                segments
+                and start - segments[-1][1] < 0.05
+                and end - segments[-1][0] <= args.max_segment
+            ):
                 segments[-1] = (segments[-1][0], end)  # speech continued across the chunk border
             else:
                 segments.append((start, end))
@@ -191,7 +225,9 @@ def attach_references(cut, references: list) -> None:
         return
     custom = sup.custom
     custom["ref_text"] = join_units(taken, lang or "")
-    translations = [((s.custom or {}).get("ref_translated_text") or {}).get("en") for s in mostly_inside]
+    translations = [
+        ((s.custom or {}).get("ref_translated_text") or {}).get("en") for s in mostly_inside
+    ]
     if translations and all(t is not None for t in translations):
         custom["ref_translated_text"] = {"en": " ".join(translations)}
     custom["ref_utterances"] = len(mostly_inside)
@@ -222,8 +258,10 @@ def wav_header_problem(path: str | os.PathLike) -> str | None:
                     if declared in (0, 0xFFFFFFFF) and present > 0:
                         return "its header gives no audio size (the writer stopped before finishing the file)"
                     if declared > present:
-                        return (f"it is cut short: its header announces {declared} bytes of audio, the file holds "
-                                f"{present} ({100 * present / declared:.0f}%)")
+                        return (
+                            f"it is cut short: its header announces {declared} bytes of audio, the file holds "
+                            f"{present} ({100 * present / declared:.0f}%)"
+                        )
                     return None
                 f.seek(declared + (declared & 1), os.SEEK_CUR)
     except OSError:
@@ -237,14 +275,21 @@ def warn_about_audio(recordings) -> int:
         for source in recording.sources:
             if source.type != "file":
                 continue
-            problem = wav_header_problem(source.source) if str(source.source).lower().endswith(".wav") else None
+            problem = (
+                wav_header_problem(source.source)
+                if str(source.source).lower().endswith(".wav")
+                else None
+            )
             if problem is None and recording.duration < MIN_AUDIO_SECONDS:
                 problem = f"it holds {recording.duration:.3f} s of audio, too short for a word"
             if problem is not None:
                 warned += 1
                 log.warning("recording %s (%s): %s", recording.id, source.source, problem)
     if warned:
-        log.warning("%d audio file(s) look damaged or empty (see above); they are used as far as they go", warned)
+        log.warning(
+            "%d audio file(s) look damaged or empty (see above); they are used as far as they go",
+            warned,
+        )
     return warned
 
 
@@ -255,8 +300,12 @@ def log_skipped(skipped: list[tuple[str, str]]) -> None:
             log.warning("  skipped %s: %s", path, reason)
 
 
-def recordings_from_dir(audio_dir: Path, extensions: str, skip_bad: bool = False,
-                        skipped: list[tuple[str, str]] | None = None):
+def recordings_from_dir(
+    audio_dir: Path,
+    extensions: str,
+    skip_bad: bool = False,
+    skipped: list[tuple[str, str]] | None = None,
+):
     """Recordings of the audio files below ``audio_dir``. An unreadable file is an error naming
     it, or with ``skip_bad`` a logged skip appended to ``skipped`` as ``(path, reason)``."""
     from lhotse import Recording, RecordingSet
@@ -264,10 +313,15 @@ def recordings_from_dir(audio_dir: Path, extensions: str, skip_bad: bool = False
     if not audio_dir.is_dir():
         raise FileNotFoundError(f"audio directory {audio_dir} does not exist or is not a directory")
     wanted = {"." + e.strip().lower().lstrip(".") for e in extensions.split(",") if e.strip()}
-    paths = sorted(p for p in audio_dir.rglob("*")
-                   if p.suffix.lower() in wanted and p.is_file() and not p.name.startswith("."))
+    paths = sorted(
+        p
+        for p in audio_dir.rglob("*")
+        if p.suffix.lower() in wanted and p.is_file() and not p.name.startswith(".")
+    )
     if not paths:
-        raise FileNotFoundError(f"no audio files ({', '.join(sorted(wanted))}) found below {audio_dir}")
+        raise FileNotFoundError(
+            f"no audio files ({', '.join(sorted(wanted))}) found below {audio_dir}"
+        )
     recordings = []
     for path in progress_bar(paths, desc="reading audio headers", unit="file"):
         recording_id = str(path.relative_to(audio_dir).with_suffix("")).replace("/", "_")
@@ -276,8 +330,9 @@ def recordings_from_dir(audio_dir: Path, extensions: str, skip_bad: bool = False
         except Exception as e:  # lhotse/soundfile raise their own error types
             reason = " ".join(str(e).split())[:300]
             if not skip_bad:
-                raise BadAudioError(f"cannot read audio file {path}: {reason} (--skip-bad-audio skips such "
-                                    "files)") from e
+                raise BadAudioError(
+                    f"cannot read audio file {path}: {reason} (--skip-bad-audio skips such files)"
+                ) from e
             log.warning("cannot read audio file %s, skipping it: %s", path, reason)
             if skipped is not None:
                 skipped.append((str(path), reason))
@@ -285,8 +340,10 @@ def recordings_from_dir(audio_dir: Path, extensions: str, skip_bad: bool = False
         raise BadAudioError(f"none of the {len(paths)} audio files below {audio_dir} can be read")
     duplicates = len(recordings) - len({r.id for r in recordings})
     if duplicates:
-        raise ValueError(f"{audio_dir}: {duplicates} recording id(s) occur twice (files differing only by "
-                         "extension, or by '/' against '_'); rename or remove them")
+        raise ValueError(
+            f"{audio_dir}: {duplicates} recording id(s) occur twice (files differing only by "
+            "extension, or by '/' against '_'); rename or remove them"
+        )
     return RecordingSet.from_recordings(recordings)
 
 
@@ -322,7 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.recordings is not None:
         recordings = read_manifest(args.recordings, "recording manifest")
     else:
-        recordings = recordings_from_dir(args.audio_dir, args.audio_extensions, args.skip_bad_audio, skipped)
+        recordings = recordings_from_dir(
+            args.audio_dir, args.audio_extensions, args.skip_bad_audio, skipped
+        )
     warn_about_audio(recordings)
     references = defaultdict(list)
     if args.supervisions:
@@ -347,7 +406,9 @@ def main(argv: list[str] | None = None) -> None:
                 log.warning("%s; skipping it", error)
                 skipped.append((", ".join(str(s.source) for s in recording.sources), str(error)))
                 continue
-            progress.write(json.dumps({"recording_id": recording.id, "segments": done[recording.id]}) + "\n")
+            progress.write(
+                json.dumps({"recording_id": recording.id, "segments": done[recording.id]}) + "\n"
+            )
             progress.flush()
 
     recordings = [recording for recording in recordings if recording.id in done]
@@ -359,12 +420,22 @@ def main(argv: list[str] | None = None) -> None:
         for start, end in done[recording.id]:
             cut_id = f"{recording.id}-{round(start * 100):07d}-{round(end * 100):07d}"
             sup = SupervisionSegment(
-                id=cut_id, recording_id=recording.id, start=start, duration=round(end - start, 3),
-                channel=args.channel, text=None, language=args.language, custom={},
+                id=cut_id,
+                recording_id=recording.id,
+                start=start,
+                duration=round(end - start, 3),
+                channel=args.channel,
+                text=None,
+                language=args.language,
+                custom={},
             )
             cut = MonoCut(
-                id=cut_id, start=start, duration=round(end - start, 3), channel=args.channel,
-                recording=recording, supervisions=[sup.with_offset(-start)],
+                id=cut_id,
+                start=start,
+                duration=round(end - start, 3),
+                channel=args.channel,
+                recording=recording,
+                supervisions=[sup.with_offset(-start)],
             )
             attach_references(cut, references.get(recording.id, []))
             cuts.append(cut)
@@ -375,19 +446,33 @@ def main(argv: list[str] | None = None) -> None:
     speech = sum(c.duration for c in cuts)
     log.info(
         "%d recordings (%.2f h) -> %d segments, %.2f h of speech (%.0f%%), mean %.1f s, in %.0f s",
-        len(recordings), total / 3600, len(cuts), speech / 3600, 100 * speech / max(total, 1e-9),
-        speech / max(len(cuts), 1), time.time() - begin,
+        len(recordings),
+        total / 3600,
+        len(cuts),
+        speech / 3600,
+        100 * speech / max(total, 1e-9),
+        speech / max(len(cuts), 1),
+        time.time() - begin,
     )
     log_skipped(skipped)
     if references:
         n_refs = sum(len(v) for v in references.values())
         covered = sum(c.supervisions[0].custom.get("ref_utterances", 0) for c in cuts)
         log.info("reference utterances mostly inside a segment: %d of %d", covered, n_refs)
-        n_units = sum(len(timed_units(s, args.language or s.language))
-                      for refs in references.values() for s in refs)
-        units_in = sum(n for c in cuts for _, n, _ in c.supervisions[0].custom.get("ref_coverage", []))
-        log.info("reference units inside a segment: %d of %d (%.1f%%)",
-                 units_in, n_units, 100 * units_in / max(n_units, 1))
+        n_units = sum(
+            len(timed_units(s, args.language or s.language))
+            for refs in references.values()
+            for s in refs
+        )
+        units_in = sum(
+            n for c in cuts for _, n, _ in c.supervisions[0].custom.get("ref_coverage", [])
+        )
+        log.info(
+            "reference units inside a segment: %d of %d (%.1f%%)",
+            units_in,
+            n_units,
+            100 * units_in / max(n_units, 1),
+        )
 
 
 if __name__ == "__main__":

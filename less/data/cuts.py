@@ -35,7 +35,11 @@ def _item_id(line: bytes) -> str:
         value = json.loads(line.decode("utf-8", errors="replace"))
     except ValueError:
         return ""
-    return f" (id {value['id']!r})" if isinstance(value, dict) and isinstance(value.get("id"), str) else ""
+    return (
+        f" (id {value['id']!r})"
+        if isinstance(value, dict) and isinstance(value.get("id"), str)
+        else ""
+    )
 
 
 def utf8_problem(path: str | os.PathLike, data: bytes | None = None) -> str:
@@ -53,9 +57,13 @@ def utf8_problem(path: str | os.PathLike, data: bytes | None = None) -> str:
             line.decode("utf-8")
         except UnicodeDecodeError as error:
             bad = line[error.start : error.end]
-            latin1 = line[max(0, error.start - 12) : error.end + 12].decode("latin-1", errors="replace")
-            return (f"line {number}{_item_id(line)}: byte {' '.join(f'0x{b:02x}' for b in bad)} at column "
-                    f"{error.start + 1} is not UTF-8 (read as Latin-1: {latin1.strip()!r})")
+            latin1 = line[max(0, error.start - 12) : error.end + 12].decode(
+                "latin-1", errors="replace"
+            )
+            return (
+                f"line {number}{_item_id(line)}: byte {' '.join(f'0x{b:02x}' for b in bad)} at column "
+                f"{error.start + 1} is not UTF-8 (read as Latin-1: {latin1.strip()!r})"
+            )
     return "somewhere"
 
 
@@ -86,10 +94,14 @@ def manifest_errors(path: str | os.PathLike, what: str = "manifest") -> Iterator
     except json.JSONDecodeError as error:
         line = _first_bad_json_line(path)
         where = f"line {line}" if line is not None else "a line"
-        raise ManifestError(f"{what} {path}: {where} is not valid JSON ({error.msg}); was the file cut short "
-                            "by a crash? Prepare it again") from None
+        raise ManifestError(
+            f"{what} {path}: {where} is not valid JSON ({error.msg}); was the file cut short "
+            "by a crash? Prepare it again"
+        ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise ManifestError(f"{what} {path}: truncated or corrupt gzip file ({error}); prepare it again") from None
+        raise ManifestError(
+            f"{what} {path}: truncated or corrupt gzip file ({error}); prepare it again"
+        ) from None
 
 
 def read_manifest(path: str | Path, what: str = "manifest"):
@@ -118,8 +130,10 @@ def read_text_utf8(path: str | os.PathLike, what: str = "file") -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ManifestError(f"{what} {path}: {utf8_problem(path, data)}; it must be UTF-8 (convert it, e.g. "
-                            "iconv -f latin1 -t utf-8)") from None
+        raise ManifestError(
+            f"{what} {path}: {utf8_problem(path, data)}; it must be UTF-8 (convert it, e.g. "
+            "iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def manifest_path(manifest_dir: str | Path, corpus: str, kind: str, split: str) -> Path:
@@ -200,4 +214,6 @@ def check_transcripts(cuts: Iterable[Any], where: str) -> None:
         if sup.text is not None and not sup.text.strip()
     ]
     if bad:
-        raise ValueError(f"{where}: {len(bad)} supervision(s) with an empty transcript: {', '.join(bad[:10])}")
+        raise ValueError(
+            f"{where}: {len(bad)} supervision(s) with an empty transcript: {', '.join(bad[:10])}"
+        )

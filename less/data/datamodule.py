@@ -44,8 +44,12 @@ class DataConfig:
     shuffle: bool = True
     drop_last: bool = False
     num_workers: int = 2
-    on_the_fly_feats: bool = False  # compute fbank in the loader (needed for on-the-fly speed perturbation)
-    speed_perturb: bool = False  # on the fly, 0.9x/1.1x with probability 2/3 (needs on_the_fly_feats)
+    on_the_fly_feats: bool = (
+        False  # compute fbank in the loader (needed for on-the-fly speed perturbation)
+    )
+    speed_perturb: bool = (
+        False  # on the fly, 0.9x/1.1x with probability 2/3 (needs on_the_fly_feats)
+    )
     spec_augment: bool = True
     min_cut_duration: float = 0.3
     max_cut_duration: float = 30.0
@@ -81,14 +85,28 @@ def spec_augment(
             continue
         x = feats[b, :length]
         if cfg.time_warp_factor > 0 and length > 2 * cfg.time_warp_factor + 2:
-            center = int(torch.randint(cfg.time_warp_factor, length - cfg.time_warp_factor, (1,), generator=generator))
-            warped = center + int(
-                torch.randint(-cfg.time_warp_factor + 1, cfg.time_warp_factor, (1,), generator=generator)
+            center = int(
+                torch.randint(
+                    cfg.time_warp_factor, length - cfg.time_warp_factor, (1,), generator=generator
+                )
             )
-            left = torch.nn.functional.interpolate(x[None, None, :center], size=(warped, num_bins), mode="bilinear",
-                                                   align_corners=False)
-            right = torch.nn.functional.interpolate(x[None, None, center:], size=(length - warped, num_bins),
-                                                    mode="bilinear", align_corners=False)
+            warped = center + int(
+                torch.randint(
+                    -cfg.time_warp_factor + 1, cfg.time_warp_factor, (1,), generator=generator
+                )
+            )
+            left = torch.nn.functional.interpolate(
+                x[None, None, :center],
+                size=(warped, num_bins),
+                mode="bilinear",
+                align_corners=False,
+            )
+            right = torch.nn.functional.interpolate(
+                x[None, None, center:],
+                size=(length - warped, num_bins),
+                mode="bilinear",
+                align_corners=False,
+            )
             x = torch.cat([left[0, 0], right[0, 0]], dim=0)
         fill = x.mean()
         for _ in range(cfg.num_feature_masks):
@@ -96,7 +114,9 @@ def spec_augment(
             start = int(torch.randint(0, max(1, num_bins - width), (1,), generator=generator))
             x[:, start : start + width] = fill
         max_masked = cfg.max_frames_mask_fraction * length
-        num_masks = min(cfg.num_frame_masks, math.ceil(max_masked / max(cfg.frame_mask_size, 1)) + 1)
+        num_masks = min(
+            cfg.num_frame_masks, math.ceil(max_masked / max(cfg.frame_mask_size, 1)) + 1
+        )
         mask_size = min(cfg.frame_mask_size, int(max_masked / max(num_masks, 1)))
         for _ in range(num_masks):
             width = int(torch.randint(0, mask_size + 1, (1,), generator=generator))
@@ -106,8 +126,12 @@ def spec_augment(
     return feats
 
 
-def perturb_volume(feats: torch.Tensor, feat_lens: torch.Tensor, db_range: tuple[float, float],
-                   generator: torch.Generator) -> torch.Tensor:
+def perturb_volume(
+    feats: torch.Tensor,
+    feat_lens: torch.Tensor,
+    db_range: tuple[float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Add one random gain per utterance to log-mel features (B, T, F); padding untouched.
 
     A gain of g dB multiplies the power spectrum by 10^(g/10), i.e. adds g*ln(10)/10 to
@@ -143,9 +167,13 @@ class SpeechDataset(torch.utils.data.Dataset):
             self.input_strategy = OnTheFlyFeatures(Fbank(FbankConfig(num_mel_bins=80)))
         else:
             self.input_strategy = PrecomputedFeatures()
-        self.perturb = PerturbSpeed(factors=[0.9, 1.1], p=2 / 3) if (training and cfg.speed_perturb) else None
+        self.perturb = (
+            PerturbSpeed(factors=[0.9, 1.1], p=2 / 3) if (training and cfg.speed_perturb) else None
+        )
         if self.perturb is not None and not cfg.on_the_fly_feats:
-            raise ValueError("speed_perturb on the fly needs on_the_fly_feats (or precompute it in stage 2)")
+            raise ValueError(
+                "speed_perturb on the fly needs on_the_fly_feats (or precompute it in stage 2)"
+            )
         self.noise = None
         if training and cfg.noise_cuts:
             from less.data.cuts import read_cuts
@@ -154,7 +182,9 @@ class SpeechDataset(torch.utils.data.Dataset):
             if len(self.noise) == 0:
                 raise ValueError(f"{cfg.noise_cuts}: the noise cut set is empty")
             if not cfg.on_the_fly_feats and not all(c.has_features for c in self.noise):
-                raise ValueError(f"{cfg.noise_cuts}: noise cuts need features to mix into precomputed ones")
+                raise ValueError(
+                    f"{cfg.noise_cuts}: noise cuts need features to mix into precomputed ones"
+                )
 
     def __getitem__(self, cuts) -> dict[str, Any]:
         import random
@@ -168,15 +198,25 @@ class SpeechDataset(torch.utils.data.Dataset):
             from lhotse.dataset.cut_transforms import CutMix
 
             # Mixed in the fbank (energy) domain with precomputed features, as icefall mixes MUSAN.
-            mix = CutMix(self.noise, snr=tuple(self.cfg.noise_snr), p=self.cfg.noise_prob, pad_to_longest=False,
-                         preserve_id=True, seed=random.Random(_batch_seed(cut_ids, self.epoch, self.seed + 1)))
+            mix = CutMix(
+                self.noise,
+                snr=tuple(self.cfg.noise_snr),
+                p=self.cfg.noise_prob,
+                pad_to_longest=False,
+                preserve_id=True,
+                seed=random.Random(_batch_seed(cut_ids, self.epoch, self.seed + 1)),
+            )
             cuts = mix(cuts)
         for cut in cuts:
             if len(cut.supervisions) != 1:
-                raise ValueError(f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}")
+                raise ValueError(
+                    f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}"
+                )
         feats, feat_lens = self.input_strategy(cuts)
         if self.training and self.cfg.volume_db is not None:
-            generator = torch.Generator().manual_seed(_batch_seed(cut_ids, self.epoch, self.seed + 2))
+            generator = torch.Generator().manual_seed(
+                _batch_seed(cut_ids, self.epoch, self.seed + 2)
+            )
             feats = perturb_volume(feats, feat_lens, self.cfg.volume_db, generator)
         if self.training and self.cfg.spec_augment:
             generator = torch.Generator().manual_seed(_batch_seed(cut_ids, self.epoch, self.seed))
@@ -253,6 +293,7 @@ def make_loader(
     from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 
     if training:
+
         def accept(cut) -> bool:
             if not cfg.min_cut_duration <= cut.duration <= cfg.max_cut_duration:
                 return False
@@ -262,21 +303,32 @@ def make_loader(
         # lhotse refuses more buckets than cuts; a set that small needs fewer (reads <= num_buckets cuts)
         num_buckets = max(1, sum(1 for _ in itertools.islice(cuts, cfg.num_buckets)))
         sampler = DynamicBucketingSampler(
-            cuts, max_duration=cfg.max_duration, num_buckets=num_buckets, shuffle=cfg.shuffle,
-            drop_last=cfg.drop_last, seed=seed, world_size=world_size, rank=rank,
+            cuts,
+            max_duration=cfg.max_duration,
+            num_buckets=num_buckets,
+            shuffle=cfg.shuffle,
+            drop_last=cfg.drop_last,
+            seed=seed,
+            world_size=world_size,
+            rank=rank,
         )
     else:
         if keep is not None:
             cuts = cuts.filter(keep)
-        sampler = SimpleCutSampler(cuts, max_duration=cfg.max_duration, shuffle=False,
-                                   world_size=world_size, rank=rank)
+        sampler = SimpleCutSampler(
+            cuts, max_duration=cfg.max_duration, shuffle=False, world_size=world_size, rank=rank
+        )
     dataset = SpeechDataset(cfg, training=training, seed=seed)
     wrapped = SkipBatches(sampler, skip_batches)
     # Its own generator: creating a loader iterator otherwise draws from the global RNG,
     # which would make a run resumed mid-epoch diverge from an uninterrupted one.
     loader = torch.utils.data.DataLoader(
-        dataset, sampler=wrapped, batch_size=None, num_workers=cfg.num_workers,
-        persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+        dataset,
+        sampler=wrapped,
+        batch_size=None,
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_one_thread_per_worker if cfg.num_workers > 0 else None,
     )
     return loader, wrapped, dataset

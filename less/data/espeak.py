@@ -75,7 +75,6 @@ _STRESS_MARKS = str.maketrans("", "", "ˈˌ")
 _CMN_TONE = re.compile(r"[1-5ɜ]")
 
 
-
 class _EventId(ctypes.Union):
     _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
@@ -155,7 +154,9 @@ class _Engine:
                 f"espeak_Initialize failed or returned an unexpected sample rate ({sample_rate})"
             )
         self._chunks: list[np.ndarray] = []
-        self._events: list[tuple[int, str, int]] | None = None  # (type, name, sample) while recording
+        self._events: list[tuple[int, str, int]] | None = (
+            None  # (type, name, sample) while recording
+        )
         self._callback = _SynthCallback(self._collect)  # keep a reference: C holds only the pointer
         lib.espeak_SetSynthCallback(self._callback)
         self._voice: str | None = None
@@ -169,7 +170,11 @@ class _Engine:
             while events[index].type != _EVENT_LIST_TERMINATED:
                 event = events[index]
                 if event.type in (_EVENT_PHONEME, _EVENT_END):
-                    name = event.id.string.decode("utf-8", "ignore") if event.type == _EVENT_PHONEME else ""
+                    name = (
+                        event.id.string.decode("utf-8", "ignore")
+                        if event.type == _EVENT_PHONEME
+                        else ""
+                    )
                     self._events.append((event.type, name, event.sample))
                 index += 1
         return 0
@@ -186,7 +191,9 @@ class _Engine:
         self._events = None
         return self._synthesize(text, voice, rate, pitch)
 
-    def synthesize_with_events(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, PhoneEvents]:
+    def synthesize_with_events(
+        self, text: str, voice: str, rate: int, pitch: int
+    ) -> tuple[np.ndarray, PhoneEvents]:
         """Raw samples and the phoneme events (IPA names, '' for a pause) with their sample
         indices, and the sample of the end event (the number of samples when there is none).
 
@@ -367,9 +374,7 @@ def _serve() -> int:
                 if request.get("phones"):
                     audio, (phones, end) = eng.synthesize_with_events(*arguments)
                     events = json.dumps({"phones": phones, "end": end}).encode("utf-8")
-                    answer = (
-                        _block(b"P", audio.astype("<i2").tobytes()) + _block(b"J", events)
-                    )
+                    answer = _block(b"P", audio.astype("<i2").tobytes()) + _block(b"J", events)
                 else:
                     audio = eng.synthesize(*arguments)
                     answer = b"A" + struct.pack("<I", audio.nbytes) + audio.astype("<i2").tobytes()

@@ -71,10 +71,25 @@ _ES_UNITS = (
     "dieciséis diecisiete dieciocho diecinueve veinte veintiuno veintidós veintitrés "
     "veinticuatro veinticinco veintiséis veintisiete veintiocho veintinueve"
 ).split()
-_ES_TENS = {3: "treinta", 4: "cuarenta", 5: "cincuenta", 6: "sesenta", 7: "setenta", 8: "ochenta", 9: "noventa"}
+_ES_TENS = {
+    3: "treinta",
+    4: "cuarenta",
+    5: "cincuenta",
+    6: "sesenta",
+    7: "setenta",
+    8: "ochenta",
+    9: "noventa",
+}
 _ES_HUNDREDS = {
-    1: "ciento", 2: "doscientos", 3: "trescientos", 4: "cuatrocientos", 5: "quinientos",
-    6: "seiscientos", 7: "setecientos", 8: "ochocientos", 9: "novecientos",
+    1: "ciento",
+    2: "doscientos",
+    3: "trescientos",
+    4: "cuatrocientos",
+    5: "quinientos",
+    6: "seiscientos",
+    7: "setecientos",
+    8: "ochocientos",
+    9: "novecientos",
 }
 
 
@@ -117,7 +132,16 @@ _EN_UNITS = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"
 ).split()
-_EN_TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy", 8: "eighty", 9: "ninety"}
+_EN_TENS = {
+    2: "twenty",
+    3: "thirty",
+    4: "forty",
+    5: "fifty",
+    6: "sixty",
+    7: "seventy",
+    8: "eighty",
+    9: "ninety",
+}
 
 
 def _en_below_1000(n: int) -> str:
@@ -220,7 +244,13 @@ def normalize(text: str, lang: str) -> str:
     text = _spell_digits(text, lang)
     out = []
     for i, ch in enumerate(text):
-        if ch == "'" and lang == "en" and 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha():
+        if (
+            ch == "'"
+            and lang == "en"
+            and 0 < i < len(text) - 1
+            and text[i - 1].isalpha()
+            and text[i + 1].isalpha()
+        ):
             out.append(ch)
         elif _is_punct_or_symbol(ch):
             out.append(" ")

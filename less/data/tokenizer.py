@@ -139,7 +139,9 @@ def load_tokenizer(lang_dir: str | Path) -> CharTokenizer | BpeTokenizer:
     raise ValueError(f"{meta_path}: unknown tokenizer type {meta['type']!r}")
 
 
-def build_char_lang(texts: Iterable[str], lang: str, out_dir: Path, min_count: int = 1) -> CharTokenizer:
+def build_char_lang(
+    texts: Iterable[str], lang: str, out_dir: Path, min_count: int = 1
+) -> CharTokenizer:
     """Collect the units of ``texts`` (sorted by frequency, then code point) into ``out_dir``."""
     from collections import Counter
 
@@ -194,6 +196,10 @@ def build_bpe_lang(
         )
         Path(prefix + ".vocab").unlink(missing_ok=True)
     tokenizer = BpeTokenizer(out_dir / "bpe.model", lang)
-    write_tokens(out_dir / "tokens.txt", [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)])
-    write_json_atomic(out_dir / "lang.json", {"type": "bpe", "lang": lang, "vocab_size": vocab_size})
+    write_tokens(
+        out_dir / "tokens.txt", [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+    )
+    write_json_atomic(
+        out_dir / "lang.json", {"type": "bpe", "lang": lang, "vocab_size": vocab_size}
+    )
     return tokenizer

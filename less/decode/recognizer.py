@@ -35,8 +35,13 @@ from less.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search, nbest_pos
 
 log = logging.getLogger("less.decode")
 
-METHODS = ("ctc-greedy-search", "ctc-prefix-beam-search", "ctc-wfst", "attention-decoder-rescoring",
-           "attention-beam-search")
+METHODS = (
+    "ctc-greedy-search",
+    "ctc-prefix-beam-search",
+    "ctc-wfst",
+    "attention-decoder-rescoring",
+    "attention-beam-search",
+)
 
 
 @dataclass
@@ -63,8 +68,15 @@ class Hypothesis:
 
 
 class Recognizer:
-    def __init__(self, model: torch.nn.Module, task: str, ctc_tokenizer, decoder_tokenizer,
-                 device: torch.device | str = "cpu", dtype: str = "fp32"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        task: str,
+        ctc_tokenizer,
+        decoder_tokenizer,
+        device: torch.device | str = "cpu",
+        dtype: str = "fp32",
+    ):
         self.model = model.to(device).eval()
         self.task = task
         self.ctc_tokenizer = ctc_tokenizer
@@ -75,8 +87,13 @@ class Recognizer:
         self.dtype = dtype  # autocast of the encoder; searches and scores stay in fp32
 
     @classmethod
-    def from_config(cls, train_config: dict[str, Any], state: dict[str, torch.Tensor],
-                    device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
+    def from_config(
+        cls,
+        train_config: dict[str, Any],
+        state: dict[str, torch.Tensor],
+        device: torch.device | str = "cpu",
+        dtype: str = "fp32",
+    ) -> Recognizer:
         from less.model.spec import ModelSpec
 
         spec = ModelSpec.from_train_config(train_config)
@@ -86,13 +103,22 @@ class Recognizer:
         return cls(model, spec.task, ctc_tokenizer, decoder_tokenizer, device, dtype)
 
     @classmethod
-    def from_exp_dir(cls, exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool,
-                     device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
+    def from_exp_dir(
+        cls,
+        exp_dir: str | Path,
+        epoch: int,
+        avg: int,
+        use_averaged_model: bool,
+        device: torch.device | str = "cpu",
+        dtype: str = "fp32",
+    ) -> Recognizer:
         state, config = averaged_model_state(exp_dir, epoch, avg, use_averaged_model)
         return cls.from_config(config, state, device, dtype)
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu", dtype: str = "fp32") -> Recognizer:
+    def from_file(
+        cls, path: str | Path, device: torch.device | str = "cpu", dtype: str = "fp32"
+    ) -> Recognizer:
         """Any checkpoint or export with ``model`` and ``config`` (e.g. ``pretrained.pt``)."""
         ckpt = load_checkpoint(path)
         return cls.from_config(ckpt["config"], ckpt["model"], device, dtype)
@@ -116,7 +142,9 @@ class Recognizer:
         return self.model.decoder_logits
 
     @torch.no_grad()
-    def encode(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, feats: torch.Tensor, feat_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder output (fp32) of a padded batch, under the recognizer's autocast dtype."""
         enabled = self.dtype != "fp32"
         dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
@@ -125,14 +153,24 @@ class Recognizer:
         return enc_out.float(), enc_lens
 
     @torch.no_grad()
-    def decode(self, feats: torch.Tensor, feat_lens: torch.Tensor, method: str,
-               opts: DecodeOptions | None = None) -> dict[str, list[Hypothesis]]:
+    def decode(
+        self,
+        feats: torch.Tensor,
+        feat_lens: torch.Tensor,
+        method: str,
+        opts: DecodeOptions | None = None,
+    ) -> dict[str, list[Hypothesis]]:
         """Decode a padded batch; returns ``{setting: [Hypothesis per utterance]}``."""
         return self.decode_encoded(*self.encode(feats, feat_lens), method, opts)
 
     @torch.no_grad()
-    def decode_encoded(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, method: str,
-                       opts: DecodeOptions | None = None) -> dict[str, list[Hypothesis]]:
+    def decode_encoded(
+        self,
+        enc_out: torch.Tensor,
+        enc_lens: torch.Tensor,
+        method: str,
+        opts: DecodeOptions | None = None,
+    ) -> dict[str, list[Hypothesis]]:
         """:meth:`decode` from :meth:`encode`'s output: several methods share one encoder pass."""
         opts = opts or DecodeOptions()
         if method not in METHODS:
@@ -146,19 +184,32 @@ class Recognizer:
         if method == "ctc-greedy-search":
             hyps = ctc_greedy_search(ctc_log_probs, enc_lens)
             texts = [self._ctc_text(t) for t in hyps]
-            return {"": [Hypothesis(text=t, nbest=[(t, 0.0)], src_text=t if self.task == "ast" else None)
-                         for t in texts]}
+            return {
+                "": [
+                    Hypothesis(text=t, nbest=[(t, 0.0)], src_text=t if self.task == "ast" else None)
+                    for t in texts
+                ]
+            }
 
         if method == "ctc-wfst":
             if opts.wfst is None:
-                raise ValueError("ctc-wfst needs a decoding graph: give an n-gram LM (less.bin.decode --lm)")
+                raise ValueError(
+                    "ctc-wfst needs a decoding graph: give an n-gram LM (less.bin.decode --lm)"
+                )
             by_scale: dict[str, list[Hypothesis]] = {}
             for scale in opts.lm_scales or (opts.wfst.lm_scale,):
                 out = []
                 for i, n in enumerate(enc_lens.tolist()):
-                    text = self._ctc_text(opts.wfst.decode(ctc_log_probs[i, :n].float().cpu().numpy(), scale))
-                    out.append(Hypothesis(text=text, nbest=[(text, 0.0)],
-                                          src_text=text if self.task == "ast" else None))
+                    text = self._ctc_text(
+                        opts.wfst.decode(ctc_log_probs[i, :n].float().cpu().numpy(), scale)
+                    )
+                    out.append(
+                        Hypothesis(
+                            text=text,
+                            nbest=[(text, 0.0)],
+                            src_text=text if self.task == "ast" else None,
+                        )
+                    )
                 by_scale[wfst_key(scale)] = out
             return by_scale
 
@@ -168,8 +219,14 @@ class Recognizer:
             for utt in nbest:
                 listed = [(self._ctc_text(tokens), score) for tokens, score in utt]
                 top = listed[0][0] if listed else ""
-                out.append(Hypothesis(text=top, nbest=listed, confidence=_top_posterior(utt),
-                                      src_text=top if self.task == "ast" else None))
+                out.append(
+                    Hypothesis(
+                        text=top,
+                        nbest=listed,
+                        confidence=_top_posterior(utt),
+                        src_text=top if self.task == "ast" else None,
+                    )
+                )
             return {"": out}
 
         if model.attention_decoder is None:
@@ -177,39 +234,70 @@ class Recognizer:
 
         if method == "attention-decoder-rescoring":
             if self.task == "ast":
-                raise ValueError("attention-decoder-rescoring rescores CTC hypotheses with the decoder, "
-                                 "which needs one vocabulary; for AST use attention-beam-search")
+                raise ValueError(
+                    "attention-decoder-rescoring rescores CTC hypotheses with the decoder, "
+                    "which needs one vocabulary; for AST use attention-beam-search"
+                )
             nbest = ctc_prefix_beam_search(ctc_log_probs, enc_lens, opts.beam_size, opts.nbest)
-            rescored = attention_rescoring(nbest, enc_out, enc_lens, self._decoder_fn(), model.sos_id,
-                                           model.eos_id, attention_scales=opts.attention_scales)
+            rescored = attention_rescoring(
+                nbest,
+                enc_out,
+                enc_lens,
+                self._decoder_fn(),
+                model.sos_id,
+                model.eos_id,
+                attention_scales=opts.attention_scales,
+            )
             results: dict[str, list[Hypothesis]] = {}
             for scale, per_utt in rescored.items():
                 hyps_out = []
                 for hyps in per_utt:
                     listed = [(self._ctc_text(h.tokens), h.score) for h in hyps]
-                    hyps_out.append(Hypothesis(text=listed[0][0] if listed else "", nbest=listed,
-                                               confidence=_top_posterior([(h.tokens, h.score) for h in hyps])))
+                    hyps_out.append(
+                        Hypothesis(
+                            text=listed[0][0] if listed else "",
+                            nbest=listed,
+                            confidence=_top_posterior([(h.tokens, h.score) for h in hyps]),
+                        )
+                    )
                 results[attention_scale_key(scale)] = hyps_out
             return results
 
         joint = opts.ctc_weight > 0
         if joint and self.task == "ast":
-            raise ValueError("joint CTC/attention beam search needs the CTC vocabulary to be the "
-                             "decoder's; for AST use --ctc-weight 0")
+            raise ValueError(
+                "joint CTC/attention beam search needs the CTC vocabulary to be the "
+                "decoder's; for AST use --ctc-weight 0"
+            )
         nbest = attention_beam_search(
-            enc_out, enc_lens, self._decoder_fn(), model.sos_id, model.eos_id, beam_size=opts.beam_size,
-            nbest=min(opts.nbest, opts.beam_size), max_len_ratio=opts.max_len_ratio,
-            length_bonus=opts.length_bonus, normalise_length=opts.normalise_length,
-            ctc_log_probs=ctc_log_probs if joint else None, ctc_lens=enc_lens if joint else None,
-            ctc_weight=opts.ctc_weight, blank_id=model.blank_id,
+            enc_out,
+            enc_lens,
+            self._decoder_fn(),
+            model.sos_id,
+            model.eos_id,
+            beam_size=opts.beam_size,
+            nbest=min(opts.nbest, opts.beam_size),
+            max_len_ratio=opts.max_len_ratio,
+            length_bonus=opts.length_bonus,
+            normalise_length=opts.normalise_length,
+            ctc_log_probs=ctc_log_probs if joint else None,
+            ctc_lens=enc_lens if joint else None,
+            ctc_weight=opts.ctc_weight,
+            blank_id=model.blank_id,
             suppress_ids=(model.blank_id,) if model.blank_id != model.eos_id else (),
             incremental=model.attention_decoder,
         )
         out = []
         for utt_index, utt in enumerate(nbest):
             listed = [(self._decoder_text(tokens), score) for tokens, score in utt]
-            out.append(Hypothesis(text=listed[0][0] if listed else "", nbest=listed, confidence=_top_posterior(utt),
-                                  src_text=greedy_src[utt_index] if greedy_src else None))
+            out.append(
+                Hypothesis(
+                    text=listed[0][0] if listed else "",
+                    nbest=listed,
+                    confidence=_top_posterior(utt),
+                    src_text=greedy_src[utt_index] if greedy_src else None,
+                )
+            )
         return {"": out}
 
 

@@ -81,9 +81,13 @@ def read_recogs(path: str | os.PathLike) -> list[RecogsEntry]:
         except (ValueError, SyntaxError):
             units = None
         if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
-            raise ValueError(f"{path}:{number}: expected 'CUT_ID:\\tref=[...]' or 'hyp=[...]', got {line!r}")
+            raise ValueError(
+                f"{path}:{number}: expected 'CUT_ID:\\tref=[...]' or 'hyp=[...]', got {line!r}"
+            )
         if pending_refs and cut_id != pending_id:
-            raise ValueError(f"{path}:{number}: cut {pending_id!r} has references but no hypothesis")
+            raise ValueError(
+                f"{path}:{number}: cut {pending_id!r} has references but no hypothesis"
+            )
         if kind == "ref=":
             pending_id = cut_id
             pending_refs.append(units)

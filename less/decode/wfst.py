@@ -42,7 +42,9 @@ def read_symbols(path: str | Path) -> dict[str, int]:
         for number, line in enumerate(f, 1):
             parts = line.split()
             if len(parts) != 2:
-                raise ValueError(f"{path}:{number}: expected '<symbol> <id>', got {line.rstrip()!r}")
+                raise ValueError(
+                    f"{path}:{number}: expected '<symbol> <id>', got {line.rstrip()!r}"
+                )
             table[parts[0]] = int(parts[1])
     return table
 
@@ -55,8 +57,13 @@ def arpa_to_g(arpa: str | Path):
 
     with tempfile.TemporaryDirectory() as tmp:
         words_path = Path(tmp) / "words.txt"
-        text = kaldilm.arpa2fst(str(arpa), "", disambig_symbol="#0", write_symbol_table=str(words_path),
-                                max_arpa_warnings=0)
+        text = kaldilm.arpa2fst(
+            str(arpa),
+            "",
+            disambig_symbol="#0",
+            write_symbol_table=str(words_path),
+            max_arpa_warnings=0,
+        )
         words = read_symbols(words_path)
     backoff = words["#0"]
     g = kaldifst.StdVectorFst()
@@ -145,8 +152,14 @@ class CtcWfstDecoder:
         return [self.token_of_word[w] for w in olabels]
 
 
-def build_graph(tokens: Sequence[str], arpa: str | Path, topo: str = "auto", lm_scale: float = 0.5,
-                beam: float = 16.0, max_active: int = 3000) -> CtcWfstDecoder:
+def build_graph(
+    tokens: Sequence[str],
+    arpa: str | Path,
+    topo: str = "auto",
+    lm_scale: float = 0.5,
+    beam: float = 16.0,
+    max_active: int = 3000,
+) -> CtcWfstDecoder:
     """The decoder for a CTC vocabulary (``tokens[id]``) and an ARPA LM over the same units."""
     import kaldifst
 
@@ -160,19 +173,35 @@ def build_graph(tokens: Sequence[str], arpa: str | Path, topo: str = "auto", lm_
         else:
             missing.append(symbol)
     if any("\u2581" in symbol for symbol in missing[:50]) or not units:
-        raise ValueError(f"{arpa}: the LM's units are not the CTC vocabulary's ({len(units)} of {len(tokens)} tokens "
-                         f"found, e.g. missing {missing[:5]}); ctc-wfst needs an LM over the CTC units "
-                         "(Mandarin characters: less.bin.train_ngram --lang zh); BPE vocabularies need a lexicon "
-                         "L, which is not built")
+        raise ValueError(
+            f"{arpa}: the LM's units are not the CTC vocabulary's ({len(units)} of {len(tokens)} tokens "
+            f"found, e.g. missing {missing[:5]}); ctc-wfst needs an LM over the CTC units "
+            "(Mandarin characters: less.bin.train_ngram --lang zh); BPE vocabularies need a lexicon "
+            "L, which is not built"
+        )
     if missing:
-        log.warning("ctc-wfst: %d CTC tokens are not in the LM and can never be output: %s", len(missing),
-                    missing[:10])
+        log.warning(
+            "ctc-wfst: %d CTC tokens are not in the LM and can never be output: %s",
+            len(missing),
+            missing[:10],
+        )
     if topo == "auto":
         topo = "standard" if len(units) <= 1000 else "compact"
     t = ctc_topology(units, topo)
     graph = kaldifst.compose(t, g)
     kaldifst.arcsort(graph, sort_type="ilabel")
-    log.info("ctc-wfst graph (T o G, %s topology) for %s: %d units, %d states, %d arcs", topo, arpa, len(units),
-             graph.num_states, sum(graph.num_arcs(s) for s in range(graph.num_states)))
-    return CtcWfstDecoder(graph, {word: token for token, word in units.items()}, lm_scale=lm_scale, beam=beam,
-                          max_active=max_active)
+    log.info(
+        "ctc-wfst graph (T o G, %s topology) for %s: %d units, %d states, %d arcs",
+        topo,
+        arpa,
+        len(units),
+        graph.num_states,
+        sum(graph.num_arcs(s) for s in range(graph.num_states)),
+    )
+    return CtcWfstDecoder(
+        graph,
+        {word: token for token, word in units.items()},
+        lm_scale=lm_scale,
+        beam=beam,
+        max_active=max_active,
+    )

@@ -160,7 +160,9 @@ class LLMBackend(ABC):
     def generate(self, prompts: Sequence[ChatPrompt]) -> list[GenerationResult]:
         """Answer every prompt (greedy decoding); one result per prompt, in order."""
 
-    def generate_iter(self, prompts: Sequence[ChatPrompt]) -> Iterator[tuple[int, GenerationResult]]:
+    def generate_iter(
+        self, prompts: Sequence[ChatPrompt]
+    ) -> Iterator[tuple[int, GenerationResult]]:
         """Yield ``(index, result)`` as answers arrive, so callers can persist each at once.
 
         The default answers the whole list in one :meth:`generate` call; servers that

@@ -109,7 +109,10 @@ class AnswerCache:
                 where = "truncated last line" if line_number == len(lines) else "unreadable line"
                 logger.warning(
                     "%s: %s %d skipped (%s); its request will be sent again if needed",
-                    self.path, where, line_number, type(error).__name__,
+                    self.path,
+                    where,
+                    line_number,
+                    type(error).__name__,
                 )
                 continue
             self.entries[entry.key] = entry  # a later line wins (e.g. a re-asked stale entry)

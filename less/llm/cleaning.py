@@ -48,7 +48,16 @@ class CleanedAnswer:
 
 _CODE_FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|$)", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
-_QUOTE_PAIRS = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("「", "」"), ("『", "』"), ("«", "»"), ("`", "`")]
+_QUOTE_PAIRS = [
+    ('"', '"'),
+    ("'", "'"),
+    ("“", "”"),
+    ("‘", "’"),
+    ("「", "」"),
+    ("『", "』"),
+    ("«", "»"),
+    ("`", "`"),
+]
 
 # Phrases that open an answer before the text itself. Applied repeatedly at the start,
 # unless the hypothesis itself starts with the same words ("okay so ..." is speech).
@@ -74,7 +83,9 @@ _CORRECTION_LABEL = re.compile(
     re.IGNORECASE,
 )
 # A line that repeats the input ("Original: ..."): never the answer when another line exists.
-_ECHO_LABEL = re.compile(r"^\s*(?:original|input|source|hypothesis|原文|原句|原始文本|输入)\s*[:：]", re.IGNORECASE)
+_ECHO_LABEL = re.compile(
+    r"^\s*(?:original|input|source|hypothesis|原文|原句|原始文本|输入)\s*[:：]", re.IGNORECASE
+)
 
 # Where an explanation starts inside the answer line: everything from there on is dropped.
 _EXPLANATION = re.compile(
@@ -107,7 +118,11 @@ def _strip_quotes(text: str) -> str:
     while changed and len(text) >= 2:
         changed = False
         for left, right in _QUOTE_PAIRS:
-            if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
+            if (
+                text.startswith(left)
+                and text.endswith(right)
+                and len(text) > len(left) + len(right) - 1
+            ):
                 text = text[len(left) : len(text) - len(right)].strip()
                 changed = True
     return text
@@ -207,6 +222,7 @@ def _script_reason(answer: str, hypothesis: str, lang: str, config: CleaningConf
     if not letters:
         return None
     if lang == "zh":
+
         def cjk_share(text: str) -> float:
             chars = [ch for ch in text if ch.isalpha()]
             return sum(1 for ch in chars if _CJK_CHAR.match(ch)) / len(chars) if chars else 1.0
@@ -219,7 +235,9 @@ def _script_reason(answer: str, hypothesis: str, lang: str, config: CleaningConf
     return "wrong_script" if foreign > 0.1 * len(letters) else None
 
 
-def clean_answer(raw: str, hypothesis: str, lang: str, config: CleaningConfig | None = None) -> CleanedAnswer:
+def clean_answer(
+    raw: str, hypothesis: str, lang: str, config: CleaningConfig | None = None
+) -> CleanedAnswer:
     """Extract, check and normalise one answer; ``reason`` says why it was rejected."""
     config = config or CleaningConfig()
     if not raw or not raw.strip():

@@ -77,7 +77,9 @@ class LLMRequestFailed(RuntimeError):
 class FailureBudgetExceeded(LLMRequestFailed):
     """More cuts failed than ``max_failed_fraction`` allows; the run stopped asking."""
 
-    def __init__(self, message: str, failures: int, failure_reasons: dict[str, int], cuts: int) -> None:
+    def __init__(
+        self, message: str, failures: int, failure_reasons: dict[str, int], cuts: int
+    ) -> None:
         super().__init__(message)
         self.failures = failures
         self.failure_reasons = failure_reasons
@@ -103,7 +105,9 @@ class CorrectionConfig:
     fail_fast: bool = False
     max_failed_fraction: float | None = None  # None: no budget (every cut is asked whatever fails)
     retry_rejected: bool = True  # ask cached answers rejected as TRANSIENT_REJECTIONS again
-    show_progress: bool | None = None  # False: no progress bar (else: redrawn on a terminal, lines in a log)
+    show_progress: bool | None = (
+        None  # False: no progress bar (else: redrawn on a terminal, lines in a log)
+    )
 
 
 @dataclass
@@ -134,14 +138,27 @@ class CorrectionReport:
         logger.info(
             "llm correction: %d cuts in %.1f s (%.2f cuts/s): %d ok (%d unchanged), %d rejected %s, "
             "%d failed %s",
-            self.cuts, self.wall_seconds, self.cuts_per_second, self.ok, self.unchanged, self.rejected,
-            self.rejection_reasons or "", self.failures, self.failure_reasons or "",
+            self.cuts,
+            self.wall_seconds,
+            self.cuts_per_second,
+            self.ok,
+            self.unchanged,
+            self.rejected,
+            self.rejection_reasons or "",
+            self.failures,
+            self.failure_reasons or "",
         )
         logger.info(
             "requests sent: %d (%d retries), answers received: %d, cache hits: %d (stale: %d), "
             "generated tokens: %d (%.1f tokens/s over %.1f s of requests)",
-            self.requests_sent, self.retries, self.answers_received, self.cache_hits,
-            self.stale_cache_entries, self.tokens_generated, self.tokens_per_second, self.request_seconds,
+            self.requests_sent,
+            self.retries,
+            self.answers_received,
+            self.cache_hits,
+            self.stale_cache_entries,
+            self.tokens_generated,
+            self.tokens_per_second,
+            self.request_seconds,
         )
 
 
@@ -166,15 +183,23 @@ class _Job:
     input_sha: str = ""
     prompt: ChatPrompt | None = None
     texts: list[str] = field(default_factory=list)  # rescore: distinct hypotheses, as scored
-    originals: list[str] = field(default_factory=list)  # rescore: the same, as the teacher wrote them
+    originals: list[str] = field(
+        default_factory=list
+    )  # rescore: the same, as the teacher wrote them
     teacher_scores: list[float] = field(default_factory=list)
-    nbest_positions: list[int] = field(default_factory=list)  # rescore: index of each text in pl["nbest"]
+    nbest_positions: list[int] = field(
+        default_factory=list
+    )  # rescore: index of each text in pl["nbest"]
     answer: str | None = None
     scores: list[float] | None = None
     error: str | None = None
     record: dict[str, Any] | None = None
-    segment: dict[str, Any] | None = None  # {"size", "position"} of its group (context_segments > 1)
-    fallback: str | None = None  # a cached answer rejected as transient: it stands if asking again fails
+    segment: dict[str, Any] | None = (
+        None  # {"size", "position"} of its group (context_segments > 1)
+    )
+    fallback: str | None = (
+        None  # a cached answer rejected as transient: it stands if asking again fails
+    )
 
 
 @dataclass
@@ -202,26 +227,45 @@ def first_line(answer: str) -> str:
 class Corrector:
     """Runs one backend over a list of cuts with a cache; see the module docstring."""
 
-    def __init__(self, backend: LLMBackend, config: CorrectionConfig, cache: AnswerCache | None = None,
-                 few_shot_examples: Sequence[FewShotExample] | None = None) -> None:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        config: CorrectionConfig,
+        cache: AnswerCache | None = None,
+        few_shot_examples: Sequence[FewShotExample] | None = None,
+    ) -> None:
         """``few_shot_examples``: already drawn with ``draw_examples(config.few_shot, ...)`` (else drawn here)."""
         if config.mode not in MODES:
             raise ValueError(f"unknown mode {config.mode!r}; expected one of {MODES}")
         if config.mode == "rescore" and (config.few_shot.count > 0 or config.context_segments > 1):
-            raise ValueError("few-shot examples and --llm-context-segments are for --mode correct (prompts), "
-                             "not rescore")
+            raise ValueError(
+                "few-shot examples and --llm-context-segments are for --mode correct (prompts), "
+                "not rescore"
+            )
         self.backend = backend
         self.config = config
         self.cache = cache if cache is not None else AnswerCache(None)
         self.few_shot_examples: list[FewShotExample] = []
         if config.mode == "correct":
-            variant = "_".join(name for name, used in (("fewshot", config.few_shot.count > 0),
-                                                       ("segments", config.context_segments > 1)) if used)
+            variant = "_".join(
+                name
+                for name, used in (
+                    ("fewshot", config.few_shot.count > 0),
+                    ("segments", config.context_segments > 1),
+                )
+                if used
+            )
             template = load_template(config.task, config.lang, config.prompt_template, variant)
-            self.few_shot_examples = list(few_shot_examples) if few_shot_examples is not None \
+            self.few_shot_examples = (
+                list(few_shot_examples)
+                if few_shot_examples is not None
                 else draw_examples(config.few_shot, config.task, config.lang)
+            )
             self.builder: PromptBuilder | None = PromptBuilder(
-                template, config.task, config.lang, config.nbest_in_prompt,
+                template,
+                config.task,
+                config.lang,
+                config.nbest_in_prompt,
                 examples=[example.pair() for example in self.few_shot_examples],
                 context_segments=config.context_segments,
             )
@@ -239,7 +283,9 @@ class Corrector:
     def _key(self, job: _Job) -> tuple[str, str, str, str]:
         return (job.cut.id, self.backend.model_id, self.prompt_sha, self.config.mode)
 
-    def _record(self, job: _Job, status: str, text: str, extra: dict[str, Any] | None = None) -> None:
+    def _record(
+        self, job: _Job, status: str, text: str, extra: dict[str, Any] | None = None
+    ) -> None:
         job.record = {
             "model": self.backend.model_id,
             "prompt_sha": self.prompt_sha,
@@ -261,13 +307,17 @@ class Corrector:
             assert self.builder is not None
             if self.config.context_segments > 1:
                 return job  # asked in a group: see _make_groups
-            job.prompt = self.builder.build(hypothesis, [text for text, _ in nbest], request_id=cut.id)
+            job.prompt = self.builder.build(
+                hypothesis, [text for text, _ in nbest], request_id=cut.id
+            )
             job.input_sha = input_sha(job.prompt.system, job.prompt.user)
         else:
             candidates = nbest or [(hypothesis, 0.0)]
             seen: dict[str, int] = {}
             for position, (text, score) in enumerate(candidates):
-                scored = normalize(text, self.config.lang) if self.config.normalize_for_scoring else text
+                scored = (
+                    normalize(text, self.config.lang) if self.config.normalize_for_scoring else text
+                )
                 if not scored or scored in seen:
                     continue  # an N-best often repeats a text up to punctuation: score it once
                 seen[scored] = len(job.texts)
@@ -277,11 +327,17 @@ class Corrector:
                 job.nbest_positions.append(position)
             if len(job.texts) <= 1:  # nothing to choose between: no request
                 chosen = normalize(job.originals[0], self.config.lang) if job.texts else hypothesis
-                self._record(job, "ok", chosen, {"nbest_index": job.nbest_positions[0] if job.texts else 0})
+                self._record(
+                    job, "ok", chosen, {"nbest_index": job.nbest_positions[0] if job.texts else 0}
+                )
                 return job
             job.input_sha = input_sha(self.config.score_prefix, job.texts)
         entry = self.cache.get(self._key(job), job.input_sha)
-        if entry is not None and self.config.mode == "correct" and self._transient_rejection(job, entry.answer):
+        if (
+            entry is not None
+            and self.config.mode == "correct"
+            and self._transient_rejection(job, entry.answer)
+        ):
             self.report.reasked_rejected += 1
             job.fallback = entry.answer or ""
         elif entry is not None:
@@ -310,14 +366,20 @@ class Corrector:
         for indices in group_cuts([job.cut for job in waiting], self.config.context_segments):
             members = [waiting[index] for index in indices]
             request_id = group_request_id([job.cut.id for job in members])
-            prompt = self.builder.build_group([job.hypothesis for job in members], request_id=request_id)
+            prompt = self.builder.build_group(
+                [job.hypothesis for job in members], request_id=request_id
+            )
             group = _Group(members, request_id, prompt, input_sha(prompt.system, prompt.user))
             for position, job in enumerate(members):
                 job.segment = {"size": len(members), "position": position}
             key = (request_id, self.backend.model_id, self.prompt_sha, self.config.mode)
             entry = self.cache.get(key, group.input_sha)
-            if entry is not None and self.config.retry_rejected and \
-                    self._split_group(entry.answer or "", len(members)).reason in TRANSIENT_REJECTIONS:
+            if (
+                entry is not None
+                and self.config.retry_rejected
+                and self._split_group(entry.answer or "", len(members)).reason
+                in TRANSIENT_REJECTIONS
+            ):
                 self.report.reasked_rejected += len(members)
                 group.fallback = entry.answer or ""
             elif entry is not None:
@@ -342,12 +404,19 @@ class Corrector:
             if split.accepted:
                 job.answer = split.texts[position]
             else:
-                self._record(job, f"rejected:{split.reason}", job.hypothesis, {"segments": job.segment})
+                self._record(
+                    job, f"rejected:{split.reason}", job.hypothesis, {"segments": job.segment}
+                )
 
     # -- asking the backend ------------------------------------------------------------------
 
-    def _store(self, job: _Job | _Group, answer: str | None = None, scores: list[float] | None = None,
-               tokens: int = 0) -> None:
+    def _store(
+        self,
+        job: _Job | _Group,
+        answer: str | None = None,
+        scores: list[float] | None = None,
+        tokens: int = 0,
+    ) -> None:
         if isinstance(job, _Group):
             self._distribute(job, answer or "")
         else:
@@ -367,7 +436,9 @@ class Corrector:
         )
 
     def _fail(self, job: _Job | _Group, reason: str) -> None:
-        if job.fallback is not None:  # asked again a cached answer rejected as transient: keep that one
+        if (
+            job.fallback is not None
+        ):  # asked again a cached answer rejected as transient: keep that one
             if isinstance(job, _Group):
                 self._distribute(job, job.fallback)
             else:
@@ -390,7 +461,9 @@ class Corrector:
                 f"{self._failed_cuts} of {self.report.cuts} cuts failed to get an answer{where} ({reasons}), "
                 f"more than --max-failed-fraction {self.config.max_failed_fraction:g} allows "
                 f"({self._allowed_failures}); stopped asking",
-                self._failed_cuts, dict(self._failure_reasons), self.report.cuts,
+                self._failed_cuts,
+                dict(self._failure_reasons),
+                self.report.cuts,
             )
 
     def _ask(self, pending: Sequence[_Job | _Group], progress) -> None:
@@ -398,7 +471,9 @@ class Corrector:
         if self.config.mode == "correct":
             # Similar lengths batch with little padding; a streaming server takes the whole list.
             pending = sorted(pending, key=lambda job: len(job.prompt.user))  # type: ignore[union-attr]
-            chunk = len(pending) if getattr(backend, "answers_stream", False) else backend.parallelism
+            chunk = (
+                len(pending) if getattr(backend, "answers_stream", False) else backend.parallelism
+            )
             for begin in range(0, len(pending), max(1, chunk)):
                 jobs = pending[begin : begin + chunk]
                 for index, result in backend.generate_iter([job.prompt for job in jobs]):  # type: ignore[misc]
@@ -413,8 +488,12 @@ class Corrector:
         for begin in range(0, len(pending), chunk):
             jobs = pending[begin : begin + chunk]
             requests = [
-                ScoreRequest(continuation=text, prefix=self.config.score_prefix, append_eos=self.config.append_eos,
-                             request_id=job.cut.id)
+                ScoreRequest(
+                    continuation=text,
+                    prefix=self.config.score_prefix,
+                    append_eos=self.config.append_eos,
+                    request_id=job.cut.id,
+                )
                 for job in jobs
                 for text in job.texts
             ]
@@ -446,7 +525,9 @@ class Corrector:
         else:
             assert job.scores is not None
             best, best_combined = 0, -math.inf
-            for index, (text, llm_score, teacher_score) in enumerate(zip(job.texts, job.scores, job.teacher_scores)):
+            for index, (text, llm_score, teacher_score) in enumerate(
+                zip(job.texts, job.scores, job.teacher_scores)
+            ):
                 if self.config.length_norm:
                     llm_score /= max(1, len(scoring_units(text, self.config.lang)))
                 combined = teacher_score + self.config.lm_weight * llm_score
@@ -460,35 +541,59 @@ class Corrector:
         from less.utils import progress_bar
 
         start = time.perf_counter()
-        stats_before = (self.backend.stats.requests_sent, self.backend.stats.retries, self.backend.stats.tokens_generated)
+        stats_before = (
+            self.backend.stats.requests_sent,
+            self.backend.stats.retries,
+            self.backend.stats.tokens_generated,
+        )
         stale_before = self.cache.stale_hits
         jobs = [self._prepare(cut) for cut in cuts]
         pending: list[_Job | _Group]
         self.report.cuts = len(jobs)
         self._failed_cuts, self._failure_reasons = 0, {}
         fraction = self.config.max_failed_fraction
-        self._allowed_failures = None if fraction is None else int(math.floor(fraction * len(jobs) + 1e-9))
+        self._allowed_failures = (
+            None if fraction is None else int(math.floor(fraction * len(jobs) + 1e-9))
+        )
         if self.config.mode == "correct" and self.config.context_segments > 1:
             groups = self._make_groups(jobs)
             pending = [group for group in groups if group.answer is None]
-            logger.info("%d groups of up to %d consecutive segments, %d to ask", len(groups),
-                        self.config.context_segments, len(pending))
+            logger.info(
+                "%d groups of up to %d consecutive segments, %d to ask",
+                len(groups),
+                self.config.context_segments,
+                len(pending),
+            )
         else:
-            pending = [job for job in jobs if job.record is None and job.answer is None and job.scores is None]
+            pending = [
+                job
+                for job in jobs
+                if job.record is None and job.answer is None and job.scores is None
+            ]
         logger.info(
             "%d cuts: %d answered from the cache, %d to ask %s (%s mode, prompt_sha %s)",
-            len(jobs), self.report.cache_hits, len(pending), self.backend.model_id, self.config.mode,
+            len(jobs),
+            self.report.cache_hits,
+            len(pending),
+            self.backend.model_id,
+            self.config.mode,
             self.prompt_sha[:12],
         )
         if self.report.reasked_rejected:
-            logger.info("%d cuts whose cached answer was rejected as %s are asked again (keep them: "
-                        "--keep-rejected)", self.report.reasked_rejected, "/".join(sorted(TRANSIENT_REJECTIONS)))
+            logger.info(
+                "%d cuts whose cached answer was rejected as %s are asked again (keep them: "
+                "--keep-rejected)",
+                self.report.reasked_rejected,
+                "/".join(sorted(TRANSIENT_REJECTIONS)),
+            )
         if pending:
             self.backend.check_ready()
         request_start = time.perf_counter()
         total = sum(len(unit.jobs) if isinstance(unit, _Group) else 1 for unit in pending)
         # on a terminal it redraws; into a log file, a line every 30 s (no monitor thread)
-        with progress_bar(total=total, unit="cut", desc="llm", disable=self.config.show_progress is False) as progress:
+        with progress_bar(
+            total=total, unit="cut", desc="llm", disable=self.config.show_progress is False
+        ) as progress:
             if pending:
                 self._ask(pending, progress)
         request_seconds = time.perf_counter() - request_start
@@ -500,7 +605,9 @@ class Corrector:
         self._fill_report(jobs, start, request_seconds, stats_before, stale_before)
         return output
 
-    def _fill_report(self, jobs: list[_Job], start: float, request_seconds: float, stats_before, stale_before) -> None:
+    def _fill_report(
+        self, jobs: list[_Job], start: float, request_seconds: float, stats_before, stale_before
+    ) -> None:
         report = self.report
         stats = self.backend.stats
         report.cuts = len(jobs)
@@ -509,12 +616,16 @@ class Corrector:
         report.tokens_generated = stats.tokens_generated - stats_before[2]
         report.stale_cache_entries = self.cache.stale_hits - stale_before
         report.request_seconds = round(request_seconds, 3)
-        report.tokens_per_second = round(report.tokens_generated / request_seconds, 2) if request_seconds > 0 else 0.0
+        report.tokens_per_second = (
+            round(report.tokens_generated / request_seconds, 2) if request_seconds > 0 else 0.0
+        )
         for job in jobs:
             status = job.record["status"]  # type: ignore[index]
             if status == "ok":
                 report.ok += 1
-                report.unchanged += int(job.record["text"] == normalize(job.hypothesis, self.config.lang))  # type: ignore[index]
+                report.unchanged += int(
+                    job.record["text"] == normalize(job.hypothesis, self.config.lang)
+                )  # type: ignore[index]
             elif status.startswith("rejected:"):
                 report.rejected += 1
                 reason = status.split(":", 1)[1]
@@ -524,4 +635,6 @@ class Corrector:
                 reason = status.split(":", 1)[1]
                 report.failure_reasons[reason] = report.failure_reasons.get(reason, 0) + 1
         report.wall_seconds = round(time.perf_counter() - start, 3)
-        report.cuts_per_second = round(report.cuts / report.wall_seconds, 3) if report.wall_seconds > 0 else 0.0
+        report.cuts_per_second = (
+            round(report.cuts / report.wall_seconds, 3) if report.wall_seconds > 0 else 0.0
+        )

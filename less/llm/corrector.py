@@ -93,8 +93,14 @@ class ErrorSimulator:
     """Corrupts a sentence the way a recogniser does: substitutions (often by a
     similar-sounding character), deletions and insertions."""
 
-    def __init__(self, chars: Sequence[str], confusions: dict[str, list[str]] | None = None,
-                 substitute: float = 0.6, delete: float = 0.2, similar: float = 0.7) -> None:
+    def __init__(
+        self,
+        chars: Sequence[str],
+        confusions: dict[str, list[str]] | None = None,
+        substitute: float = 0.6,
+        delete: float = 0.2,
+        similar: float = 0.7,
+    ) -> None:
         if not chars:
             raise ValueError("the error simulator needs a character inventory")
         self.chars = list(chars)
@@ -124,12 +130,21 @@ class ErrorSimulator:
             elif draw < self.substitute + self.delete:
                 continue
             else:
-                out.extend((ch, rng.choice(self.chars)) if rng.random() < 0.5 else (rng.choice(self.chars), ch))
+                out.extend(
+                    (ch, rng.choice(self.chars))
+                    if rng.random() < 0.5
+                    else (rng.choice(self.chars), ch)
+                )
         return "".join(out)
 
 
-def correction_pairs(sentences: Sequence[str], simulator: ErrorSimulator, copies: int, max_rate: float,
-                     rng: random.Random) -> list[tuple[str, str]]:
+def correction_pairs(
+    sentences: Sequence[str],
+    simulator: ErrorSimulator,
+    copies: int,
+    max_rate: float,
+    rng: random.Random,
+) -> list[tuple[str, str]]:
     """``copies`` (noisy, clean) pairs per sentence, error rates from the simulator's
     :meth:`~ErrorSimulator.draw_rate` (uniform in [0, max_rate], or measured)."""
     pairs = []
@@ -158,12 +173,16 @@ def refuse_test_results(path: str | os.PathLike, cut_ids: Iterable[str] = ()) ->
     """
     path = Path(path)
     if _TEST_NAME.search(path.name) or any(part in _TEST_SPLIT_DIRS for part in path.parent.parts):
-        raise ValueError(f"{path}: refusing test-set results for error statistics (use the dev set's "
-                         "recogs-dev-*.txt / errs-dev-*.txt)")
+        raise ValueError(
+            f"{path}: refusing test-set results for error statistics (use the dev set's "
+            "recogs-dev-*.txt / errs-dev-*.txt)"
+        )
     for cut_id in cut_ids:
         if _TEST_NAME.search(cut_id):
-            raise ValueError(f"{path}: cut {cut_id!r} is from a test set; refusing it for error statistics "
-                             "(use the dev set's results)")
+            raise ValueError(
+                f"{path}: cut {cut_id!r} is from a test set; refusing it for error statistics "
+                "(use the dev set's results)"
+            )
 
 
 def _read_errs_alignments(path: Path) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -190,7 +209,9 @@ def _read_errs_alignments(path: Path) -> list[tuple[str, list[tuple[str, str]]]]
                 pairs.append((token, token))
         alignments.append((cut_id, pairs))
     if not inside:
-        raise ValueError(f"{path}: no 'PER-UTT DETAILS' section: not an errs file of less.bin.decode")
+        raise ValueError(
+            f"{path}: no 'PER-UTT DETAILS' section: not an errs file of less.bin.decode"
+        )
     return alignments
 
 
@@ -208,7 +229,9 @@ def read_result_alignments(path: str | os.PathLike) -> list[tuple[str, list[tupl
     if path.name.startswith("errs"):
         alignments = _read_errs_alignments(path)
     else:
-        alignments = [(cut_id, align_units(refs[0], hyp).alignment) for cut_id, refs, hyp in read_recogs(path)]
+        alignments = [
+            (cut_id, align_units(refs[0], hyp).alignment) for cut_id, refs, hyp in read_recogs(path)
+        ]
     refuse_test_results(path, (cut_id for cut_id, _ in alignments))
     if not alignments:
         raise ValueError(f"{path}: no utterances")
@@ -228,8 +251,12 @@ class ErrorStats:
     substitutions: dict[str, dict[str, int]] = field(default_factory=dict)  # ref -> hyp -> count
     deletions: dict[str, int] = field(default_factory=dict)  # ref unit -> count
     insertions: dict[str, int] = field(default_factory=dict)  # hyp unit -> count
-    ref_counts: dict[str, int] = field(default_factory=dict)  # ref unit -> occurrences (right or wrong)
-    utterance_rates: list[float] = field(default_factory=list)  # (S + D + I) / ref length, one per utterance
+    ref_counts: dict[str, int] = field(
+        default_factory=dict
+    )  # ref unit -> occurrences (right or wrong)
+    utterance_rates: list[float] = field(
+        default_factory=list
+    )  # (S + D + I) / ref length, one per utterance
     sources: list[dict] = field(default_factory=list)  # {"path", "sha256", "utterances"}
 
     @property
@@ -281,10 +308,12 @@ class ErrorStats:
 
     def summary(self) -> str:
         sub, dele, ins = self.shares()
-        return (f"{self.utterances} utterances, {self.ref_units} reference characters, error rate "
-                f"{100 * self.error_rate:.2f}% ({self.substitution_count} sub / {self.deletion_count} del / "
-                f"{self.insertion_count} ins = {sub:.2f}/{dele:.2f}/{ins:.2f}), "
-                f"{sum(len(v) for v in self.substitutions.values())} distinct substitution pairs")
+        return (
+            f"{self.utterances} utterances, {self.ref_units} reference characters, error rate "
+            f"{100 * self.error_rate:.2f}% ({self.substitution_count} sub / {self.deletion_count} del / "
+            f"{self.insertion_count} ins = {sub:.2f}/{dele:.2f}/{ins:.2f}), "
+            f"{sum(len(v) for v in self.substitutions.values())} distinct substitution pairs"
+        )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -308,13 +337,20 @@ def measure_error_stats(paths: Sequence[str | os.PathLike]) -> ErrorStats:
             for source in saved.sources:
                 refuse_test_results(source.get("path", ""))
             if len(paths) > 1:
-                raise ValueError(f"{path}: a saved error_stats.json is used alone, not with other files")
+                raise ValueError(
+                    f"{path}: a saved error_stats.json is used alone, not with other files"
+                )
             return saved
         alignments = read_result_alignments(path)
         for _, alignment in alignments:
             stats.add(alignment)
-        stats.sources.append({"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                              "utterances": len(alignments)})
+        stats.sources.append(
+            {
+                "path": str(path),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "utterances": len(alignments),
+            }
+        )
     return stats
 
 
@@ -357,8 +393,15 @@ class SeedErrorSimulator(ErrorSimulator):
     errors than the measured rates.
     """
 
-    def __init__(self, chars: Sequence[str], stats: ErrorStats, confusions: dict[str, list[str]] | None = None,
-                 similar: float = 0.7, smoothing: float = 2.0, measured_only: bool = False) -> None:
+    def __init__(
+        self,
+        chars: Sequence[str],
+        stats: ErrorStats,
+        confusions: dict[str, list[str]] | None = None,
+        similar: float = 0.7,
+        smoothing: float = 2.0,
+        measured_only: bool = False,
+    ) -> None:
         substitute, delete, _ = stats.shares()
         super().__init__(chars, confusions, substitute=substitute, delete=delete, similar=similar)
         if not stats.utterance_rates:
@@ -387,7 +430,9 @@ class SeedErrorSimulator(ErrorSimulator):
         insertions was measured)."""
         if self.overall <= 0.0:
             return 1.0
-        errors = sum(self.stats.substitutions.get(ch, {}).values()) + self.stats.deletions.get(ch, 0)
+        errors = sum(self.stats.substitutions.get(ch, {}).values()) + self.stats.deletions.get(
+            ch, 0
+        )
         count = self.stats.ref_counts.get(ch, 0)
         rate = (errors + self.smoothing * self.overall) / (count + self.smoothing)
         return rate / self.overall
@@ -399,7 +444,9 @@ class SeedErrorSimulator(ErrorSimulator):
 
     def _replacement(self, ch: str, rng: random.Random) -> str | None:
         count = self.pair_counts.get(ch, 0)
-        if count and rng.random() < count / (count + (0.0 if self.measured_only else self.smoothing)):
+        if count and rng.random() < count / (
+            count + (0.0 if self.measured_only else self.smoothing)
+        ):
             return self.pairs[ch](rng)
         if self.measured_only:
             return None
@@ -440,8 +487,10 @@ def pycorrector_confusions(chars: Iterable[str]) -> dict[str, list[str]]:
     """
     spec = importlib.util.find_spec("pycorrector")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("--confusions pycorrector needs the pycorrector package for its same-pinyin list: "
-                          "pip install --no-deps pycorrector")
+        raise ImportError(
+            "--confusions pycorrector needs the pycorrector package for its same-pinyin list: "
+            "pip install --no-deps pycorrector"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "same_pinyin.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pycorrector's same-pinyin list is missing")

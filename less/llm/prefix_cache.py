@@ -48,7 +48,9 @@ class SharedPrefixCache:
     def __init__(self, model, device, max_positions: int | None = None) -> None:
         self.model = model
         self.device = device
-        self.max_positions = max_positions  # e.g. a sliding attention window: longer rows go the plain way
+        self.max_positions = (
+            max_positions  # e.g. a sliding attention window: longer rows go the plain way
+        )
         self._caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._reference: list[int] | None = None
         self.hits = 0
@@ -58,14 +60,18 @@ class SharedPrefixCache:
         import torch
 
         with torch.inference_mode():
-            output = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
+            output = self.model(
+                input_ids=torch.tensor([prefix], device=self.device), use_cache=True
+            )
         cache = getattr(output, "cache", None) or output.past_key_values
         self._caches[prefix] = cache
         while len(self._caches) > KEEP_PREFIXES:
             self._caches.popitem(last=False)
         return cache
 
-    def prefix_for(self, rows: Sequence[Sequence[int]], new_tokens: int) -> tuple[int, object | None]:
+    def prefix_for(
+        self, rows: Sequence[Sequence[int]], new_tokens: int
+    ) -> tuple[int, object | None]:
         """``(prefix length, cache for len(rows) rows)``, or ``(0, None)`` to generate the plain way."""
         longest = max(len(row) for row in rows)
         if self.max_positions is not None and longest + new_tokens >= self.max_positions:
@@ -79,8 +85,10 @@ class SharedPrefixCache:
             return 0, None
         best: tuple[int, ...] | None = None
         for prefix in self._caches:
-            if len(prefix) <= shared and tuple(rows[0][: len(prefix)]) == prefix and (
-                best is None or len(prefix) > len(best)
+            if (
+                len(prefix) <= shared
+                and tuple(rows[0][: len(prefix)]) == prefix
+                and (best is None or len(prefix) > len(best))
             ):
                 best = prefix
         if best is not None and len(best) >= shared - 8:

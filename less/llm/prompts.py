@@ -109,20 +109,32 @@ def parse_template(text: str, source: str = "<string>") -> PromptTemplate:
         raise ValueError(f"{source}: the [user_nbest] section must contain {{nbest_list}}")
     example = body.get("example") or None
     if example is not None and ("{hypothesis}" not in example or "{corrected}" not in example):
-        raise ValueError(f"{source}: the [example] section must contain {{hypothesis}} and {{corrected}}")
+        raise ValueError(
+            f"{source}: the [example] section must contain {{hypothesis}} and {{corrected}}"
+        )
     user_group = body.get("user_group") or None
     if user_group is not None and "{segments}" not in user_group:
         raise ValueError(f"{source}: the [user_group] section must contain {{segments}}")
     example_group = body.get("example_group") or None
     if example_group is not None:
         if "{segments}" not in example_group or "{corrected_segments}" not in example_group:
-            raise ValueError(f"{source}: the [example_group] section must contain {{segments}} and "
-                             "{corrected_segments}")
+            raise ValueError(
+                f"{source}: the [example_group] section must contain {{segments}} and "
+                "{corrected_segments}"
+            )
         if example is None or user_group is None:
-            raise ValueError(f"{source}: an [example_group] section needs [example] and [user_group] sections")
+            raise ValueError(
+                f"{source}: an [example_group] section needs [example] and [user_group] sections"
+            )
     return PromptTemplate(
-        source=source, text=text, system=body.get("system", ""), user=body["user"], user_nbest=user_nbest,
-        example=example, user_group=user_group, example_group=example_group,
+        source=source,
+        text=text,
+        system=body.get("system", ""),
+        user=body["user"],
+        user_nbest=user_nbest,
+        example=example,
+        user_group=user_group,
+        example_group=example_group,
     )
 
 
@@ -132,7 +144,9 @@ def default_template_path(task: str, lang: str, variant: str = "") -> Path:
     return TEMPLATE_DIR / f"{task}_{lang}{'_' + variant if variant else ''}.txt"
 
 
-def load_template(task: str, lang: str, path: str | Path | None = None, variant: str = "") -> PromptTemplate:
+def load_template(
+    task: str, lang: str, path: str | Path | None = None, variant: str = ""
+) -> PromptTemplate:
     """The user's template file if given, else the packaged one for ``task``/``lang``/``variant``."""
     if path is None:
         path = default_template_path(task, lang, variant)
@@ -147,7 +161,9 @@ def load_template(task: str, lang: str, path: str | Path | None = None, variant:
 
 
 def _sha(obj: dict) -> str:
-    return hashlib.sha256(json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps(obj, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    ).hexdigest()
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
@@ -165,25 +181,43 @@ class PromptBuilder:
     answers) it had before they existed.
     """
 
-    def __init__(self, template: PromptTemplate, task: str, lang: str, nbest_in_prompt: int = 0,
-                 examples: Sequence[tuple[str, str]] = (), context_segments: int = 1) -> None:
+    def __init__(
+        self,
+        template: PromptTemplate,
+        task: str,
+        lang: str,
+        nbest_in_prompt: int = 0,
+        examples: Sequence[tuple[str, str]] = (),
+        context_segments: int = 1,
+    ) -> None:
         if nbest_in_prompt < 0:
             raise ValueError(f"nbest_in_prompt must be >= 0, got {nbest_in_prompt}")
         if nbest_in_prompt > 0 and template.user_nbest is None:
             raise ValueError(f"{template.source}: --nbest-in-prompt needs a [user_nbest] section")
         if examples and template.example is None:
-            raise ValueError(f"{template.source}: few-shot examples need a template with an [example] section "
-                             "(e.g. the packaged <task>_<lang>_fewshot.txt)")
+            raise ValueError(
+                f"{template.source}: few-shot examples need a template with an [example] section "
+                "(e.g. the packaged <task>_<lang>_fewshot.txt)"
+            )
         if context_segments < 1:
             raise ValueError(f"context_segments must be >= 1, got {context_segments}")
         if context_segments > 1:
-            if template.user_group is None or (template.completion and template.example_group is None):
-                sections, packaged = ("[example_group] and [user_group] sections", "fewshot_segments") \
-                    if template.completion else ("a [user_group] section", "segments")
-                raise ValueError(f"{template.source}: --llm-context-segments > 1 needs {sections} "
-                                 f"(e.g. the packaged <task>_<lang>_{packaged}.txt)")
+            if template.user_group is None or (
+                template.completion and template.example_group is None
+            ):
+                sections, packaged = (
+                    ("[example_group] and [user_group] sections", "fewshot_segments")
+                    if template.completion
+                    else ("a [user_group] section", "segments")
+                )
+                raise ValueError(
+                    f"{template.source}: --llm-context-segments > 1 needs {sections} "
+                    f"(e.g. the packaged <task>_<lang>_{packaged}.txt)"
+                )
             if nbest_in_prompt > 0:
-                raise ValueError("--llm-context-segments > 1 does not show the N-best (--nbest-in-prompt 0)")
+                raise ValueError(
+                    "--llm-context-segments > 1 does not show the N-best (--nbest-in-prompt 0)"
+                )
         self.template = template
         self.task = task
         self.lang = lang
@@ -209,12 +243,19 @@ class PromptBuilder:
         )
         self._group_examples_block = ""
         if context_segments > 1 and template.example_group is not None:
-            chunks = [self.examples[begin : begin + context_segments]
-                      for begin in range(0, len(self.examples), context_segments)]
+            chunks = [
+                self.examples[begin : begin + context_segments]
+                for begin in range(0, len(self.examples), context_segments)
+            ]
             self._group_examples_block = "\n\n".join(
-                _fill(template.example_group, {"segments": _numbered(h for h, _ in chunk),
-                                               "corrected_segments": _numbered(c for _, c in chunk),
-                                               "count": str(len(chunk))})
+                _fill(
+                    template.example_group,
+                    {
+                        "segments": _numbered(h for h, _ in chunk),
+                        "corrected_segments": _numbered(c for _, c in chunk),
+                        "count": str(len(chunk)),
+                    },
+                )
                 for chunk in chunks
             )
 
@@ -228,20 +269,33 @@ class PromptBuilder:
         user = user.replace("{hypothesis}", hypothesis)
         if self.template.completion and self._examples_block:
             user = f"{self._examples_block}\n\n{user}"
-        return ChatPrompt(system=self.template.system, user=user, hypothesis=hypothesis, request_id=request_id,
-                          completion=self.template.completion)
+        return ChatPrompt(
+            system=self.template.system,
+            user=user,
+            hypothesis=hypothesis,
+            request_id=request_id,
+            completion=self.template.completion,
+        )
 
     def build_group(self, hypotheses: Sequence[str], request_id: str = "") -> ChatPrompt:
         """One prompt for consecutive segments, numbered from 1 in the order given (time order)."""
         if self.template.user_group is None:
             raise ValueError(f"{self.template.source}: no [user_group] section")
         segments = _numbered(hypotheses)
-        user = _fill(self.template.user_group, {"segments": segments, "count": str(len(hypotheses))})
+        user = _fill(
+            self.template.user_group, {"segments": segments, "count": str(len(hypotheses))}
+        )
         if self.template.completion and self._group_examples_block:
             user = f"{self._group_examples_block}\n\n{user}"
         # The budget follows the whole numbered list: every answer line repeats its number.
-        return ChatPrompt(system=self.template.system, user=user, hypothesis=segments, request_id=request_id,
-                          completion=self.template.completion, answer_lines=len(hypotheses))
+        return ChatPrompt(
+            system=self.template.system,
+            user=user,
+            hypothesis=segments,
+            request_id=request_id,
+            completion=self.template.completion,
+            answer_lines=len(hypotheses),
+        )
 
 
 def _numbered(texts) -> str:

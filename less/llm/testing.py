@@ -31,7 +31,18 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "400", "500_echo", "slow", "malformed", "drop", "empty_choices", "empty_answer")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "400",
+    "500_echo",
+    "slow",
+    "malformed",
+    "drop",
+    "empty_choices",
+    "empty_answer",
+)
 
 # Cut ids made by make_pl_cuts in this process: names the server can resolve request ids to.
 _KNOWN_NAMES: set[str] = set()
@@ -107,7 +118,9 @@ class FakeChatServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-llm-server", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="fake-llm-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -151,8 +164,15 @@ class FakeChatServer:
 
             digest = body_digest(body)
             ordered = sorted(candidates)  # first attempts first: most requests are answered at once
-            name = next((candidate for attempt in range(_MAX_ATTEMPTS) for candidate in ordered
-                         if request_uuid(candidate, body, attempt, digest) == header_id), header_id)
+            name = next(
+                (
+                    candidate
+                    for attempt in range(_MAX_ATTEMPTS)
+                    for candidate in ordered
+                    if request_uuid(candidate, body, attempt, digest) == header_id
+                ),
+                header_id,
+            )
         self._resolved[header_id] = name
         return name
 
@@ -167,8 +187,18 @@ class FakeChatServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", ""),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": max(1, len(content.split())), "total_tokens": 0},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": max(1, len(content.split())),
+                "total_tokens": 0,
+            },
         }
 
     def _completion_body(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -187,8 +217,12 @@ class FakeChatServer:
                 {
                     "index": 0,
                     "text": prompt + "!",
-                    "logprobs": {"tokens": text_tokens + ["!"], "token_logprobs": logprobs + [-1.0],
-                                 "text_offset": offsets + [position], "top_logprobs": None},
+                    "logprobs": {
+                        "tokens": text_tokens + ["!"],
+                        "token_logprobs": logprobs + [-1.0],
+                        "text_offset": offsets + [position],
+                        "top_logprobs": None,
+                    },
                     "finish_reason": "length",
                 }
             ],
@@ -201,7 +235,9 @@ class FakeChatServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> bool:
+            def _send(
+                self, status: int, payload: bytes, headers: dict[str, str] | None = None
+            ) -> bool:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -221,7 +257,9 @@ class FakeChatServer:
                 if owner._stopping.is_set():
                     return
                 if self.path.rstrip("/").endswith("/models") and owner.models_route:
-                    data = [{"id": name, "object": "model", "owned_by": "test"} for name in owner.models]
+                    data = [
+                        {"id": name, "object": "model", "owned_by": "test"} for name in owner.models
+                    ]
                     self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
                 else:
                     self._send(404, b'{"error": {"message": "not found"}}')
@@ -234,7 +272,11 @@ class FakeChatServer:
                     try:
                         uuid.UUID(header_id)
                     except ValueError:
-                        message = {"detail": [{"msg": f"Invalid X-Request-ID: {header_id!r} is not a UUID"}]}
+                        message = {
+                            "detail": [
+                                {"msg": f"Invalid X-Request-ID: {header_id!r} is not a UUID"}
+                            ]
+                        }
                         self._send(400, json.dumps(message).encode("utf-8"))
                         return
                 try:
@@ -271,7 +313,9 @@ class FakeChatServer:
                     self._send(int(fault), b'{"error": {"message": "injected"}}', headers)
                     return
                 if fault == "500_echo":  # a server that leaks request headers into its error text
-                    echoed = json.dumps({"error": {"message": f"bad auth {self.headers.get('Authorization')}"}})
+                    echoed = json.dumps(
+                        {"error": {"message": f"bad auth {self.headers.get('Authorization')}"}}
+                    )
                     self._send(500, echoed.encode("utf-8"))
                     return
                 if fault == "malformed":
@@ -280,9 +324,18 @@ class FakeChatServer:
                 if fault == "empty_choices":
                     self._send(200, b'{"choices": []}')
                     return
-                if fault == "empty_answer":  # a 200 whose message is empty (an overloaded or broken server)
-                    empty = {"choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
-                                          "finish_reason": "stop"}]}
+                if (
+                    fault == "empty_answer"
+                ):  # a 200 whose message is empty (an overloaded or broken server)
+                    empty = {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": ""},
+                                "finish_reason": "stop",
+                            }
+                        ]
+                    }
                     self._send(200, json.dumps(empty).encode("utf-8"))
                     with owner._lock:
                         owner.answered[request_id] += 1
@@ -343,9 +396,23 @@ def make_pl_cuts(
             "confidence": 0.9,
         }
         supervision = SupervisionSegment(
-            id=f"{cut_id}-sup", recording_id=recording.id, start=0.0, duration=1.0, channel=0,
-            language=language, text="", custom={"pl": pl},
+            id=f"{cut_id}-sup",
+            recording_id=recording.id,
+            start=0.0,
+            duration=1.0,
+            channel=0,
+            language=language,
+            text="",
+            custom={"pl": pl},
         )
-        cuts.append(MonoCut(id=cut_id, start=0.0, duration=1.0, channel=0, recording=recording,
-                            supervisions=[supervision]))
+        cuts.append(
+            MonoCut(
+                id=cut_id,
+                start=0.0,
+                duration=1.0,
+                channel=0,
+                recording=recording,
+                supervisions=[supervision],
+            )
+        )
     return CutSet.from_cuts(cuts)

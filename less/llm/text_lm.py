@@ -63,7 +63,9 @@ class ModelSize:
 
 
 MODEL_SIZES = {
-    "nano": ModelSize(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128),  # tests, smoke runs
+    "nano": ModelSize(
+        hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128
+    ),  # tests, smoke runs
     "tiny": ModelSize(hidden_size=192, num_layers=4, num_heads=4, intermediate_size=512),
     "small": ModelSize(hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1024),
 }
@@ -92,11 +94,21 @@ class TextLMTrainConfig:
     # rates. None: 0.4 (random rates), 1.0 (seed-errors: the teacher's bad utterances are kept, so the
     # corrector learns to leave hopeless hypotheses alone rather than rewrite them).
     max_error_rate: float | None = None
-    confusions: str = "espeak"  # correct: espeak | pycorrector | seed-errors | none (see CONFUSIONS)
-    error_stats: tuple[str, ...] = ()  # seed-errors: dev result files (recogs-dev-*.txt) or an error_stats.json
-    backoff_confusions: str = "espeak"  # seed-errors: homophones for unmeasured characters (espeak|pycorrector|none)
-    measured_only: bool = False  # seed-errors: substitute/insert only what was measured (no back-off)
-    precision: str = "bf16"  # bf16: autocast matmuls (fp32 where the CPU lacks bf16); fp32: the old numerics
+    confusions: str = (
+        "espeak"  # correct: espeak | pycorrector | seed-errors | none (see CONFUSIONS)
+    )
+    error_stats: tuple[
+        str, ...
+    ] = ()  # seed-errors: dev result files (recogs-dev-*.txt) or an error_stats.json
+    backoff_confusions: str = (
+        "espeak"  # seed-errors: homophones for unmeasured characters (espeak|pycorrector|none)
+    )
+    measured_only: bool = (
+        False  # seed-errors: substitute/insert only what was measured (no back-off)
+    )
+    precision: str = (
+        "bf16"  # bf16: autocast matmuls (fp32 where the CPU lacks bf16); fp32: the old numerics
+    )
     attn_implementation: str = "eager"  # eager (fastest for short CPU sequences) | sdpa
 
 
@@ -105,7 +117,9 @@ CONFUSIONS = ("espeak", "pycorrector", "seed-errors", "none")
 pycorrector's same-pinyin lists, a seed model's measured dev errors, or random characters."""
 
 
-def read_sentences(paths: Sequence[str | os.PathLike], lang: str, skip_first_field: bool = False) -> list[str]:
+def read_sentences(
+    paths: Sequence[str | os.PathLike], lang: str, skip_first_field: bool = False
+) -> list[str]:
     """Normalised non-empty lines of the given files (Kaldi ``text`` with ``skip_first_field``)."""
     sentences = []
     for path in paths:
@@ -122,8 +136,13 @@ def read_sentences(paths: Sequence[str | os.PathLike], lang: str, skip_first_fie
     return sentences
 
 
-def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000, min_char_count: int = 1,
-                    extra_chars: Sequence[str] = ()):
+def build_tokenizer(
+    sentences: Sequence[str],
+    lang: str,
+    vocab_size: int = 2000,
+    min_char_count: int = 1,
+    extra_chars: Sequence[str] = (),
+):
     """Character tokenizer (``zh``) or BPE (others) as a ``PreTrainedTokenizerFast``;
     ``extra_chars`` (zh) join the vocabulary whatever their count (e.g. a separator)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -144,19 +163,29 @@ def build_tokenizer(sentences: Sequence[str], lang: str, vocab_size: int = 2000,
         tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
         tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
         tokenizer.decoder = decoders.Metaspace()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2,
-                                      show_progress=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=list(SPECIAL_TOKENS),
+            min_frequency=2,
+            show_progress=False,
+        )
         tokenizer.train_from_iterator(sentences, trainer)
     bos_id = tokenizer.token_to_id("<s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
     )
 
 
-def build_model(vocab_size: int, size: ModelSize, max_len: int, tokenizer, attn_implementation: str = "eager"):
+def build_model(
+    vocab_size: int, size: ModelSize, max_len: int, tokenizer, attn_implementation: str = "eager"
+):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -191,7 +220,9 @@ def _encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> 
     from less.llm.corrector import SEPARATOR
 
     eos = tokenizer.eos_token_id
-    prefixes = tokenizer([noisy + SEPARATOR for noisy, _ in pairs], add_special_tokens=True)["input_ids"]
+    prefixes = tokenizer([noisy + SEPARATOR for noisy, _ in pairs], add_special_tokens=True)[
+        "input_ids"
+    ]
     targets = tokenizer([clean for _, clean in pairs], add_special_tokens=False)["input_ids"]
     examples = []
     for prefix, target in zip(prefixes, targets):
@@ -266,7 +297,9 @@ def _autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def perplexity(model, sequences: list[Example], pad_id: int, batch_size: int = 64, precision: str = "fp32") -> float:
+def perplexity(
+    model, sequences: list[Example], pad_id: int, batch_size: int = 64, precision: str = "fp32"
+) -> float:
     import torch
 
     model.eval()
@@ -280,16 +313,22 @@ def perplexity(model, sequences: list[Example], pad_id: int, batch_size: int = 6
     return math.exp(total / max(1, count))
 
 
-def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: TextLMTrainConfig) -> dict:
+def train_text_lm(
+    sentences: Sequence[str], out_dir: str | os.PathLike, config: TextLMTrainConfig
+) -> dict:
     """Train, evaluate on a held-out slice, save model + tokenizer to ``out_dir`` atomically."""
     import torch
 
     from less.utils import progress_bar
 
     if config.size not in MODEL_SIZES:
-        raise ValueError(f"unknown model size {config.size!r}; expected one of {sorted(MODEL_SIZES)}")
+        raise ValueError(
+            f"unknown model size {config.size!r}; expected one of {sorted(MODEL_SIZES)}"
+        )
     if config.attn_implementation not in ("eager", "sdpa"):
-        raise ValueError(f"unknown attention implementation {config.attn_implementation!r}: eager or sdpa")
+        raise ValueError(
+            f"unknown attention implementation {config.attn_implementation!r}: eager or sdpa"
+        )
     precision = resolve_precision(config.precision)
     rng = random.Random(config.seed)  # every draw (split, errors, batches) comes from here
     torch.manual_seed(config.seed)  # initialisation
@@ -309,13 +348,19 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
         from less.llm.corrector import SEPARATOR
 
         if config.lang != "zh":
-            raise ValueError(f"the correction objective simulates character errors: zh only, not {config.lang!r}")
-        tokenizer = build_tokenizer(train, config.lang, config.vocab_size, config.min_char_count,
-                                    extra_chars=[SEPARATOR])
+            raise ValueError(
+                f"the correction objective simulates character errors: zh only, not {config.lang!r}"
+            )
+        tokenizer = build_tokenizer(
+            train, config.lang, config.vocab_size, config.min_char_count, extra_chars=[SEPARATOR]
+        )
         simulator, error_stats = _error_simulator(train, config)
         max_rate = max_error_rate(config)
-        train_ids = _encode_pairs(tokenizer, correction_pairs(train, simulator, config.copies, max_rate, rng),
-                                  config.max_len)
+        train_ids = _encode_pairs(
+            tokenizer,
+            correction_pairs(train, simulator, config.copies, max_rate, rng),
+            config.max_len,
+        )
         # Their own generator: the held-out check stays the same sentences and errors whatever
         # --copies/--epochs are, so settings can be compared on it.
         heldout_rng = random.Random(config.seed + 1)
@@ -323,18 +368,36 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
         heldout_ids = _encode_pairs(tokenizer, heldout_pairs, config.max_len)
     else:
         raise ValueError(f"unknown objective {config.objective!r}: lm or correct")
-    model = build_model(len(tokenizer), MODEL_SIZES[config.size], config.max_len, tokenizer,
-                        config.attn_implementation)
+    model = build_model(
+        len(tokenizer),
+        MODEL_SIZES[config.size],
+        config.max_len,
+        tokenizer,
+        config.attn_implementation,
+    )
     parameters = sum(p.numel() for p in model.parameters())
     steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
     total_steps = config.max_steps or max(1, int(config.epochs * steps_per_epoch))
     logger.info(
         "text LM (%s, %s, objective %s, %s, %s attention): %.2fM parameters, vocab %d, %d train / %d held-out "
-        "sequences, %d steps", config.lang, config.size, config.objective, precision, config.attn_implementation,
-        parameters / 1e6, len(tokenizer), len(train_ids), len(heldout_ids), total_steps,
+        "sequences, %d steps",
+        config.lang,
+        config.size,
+        config.objective,
+        precision,
+        config.attn_implementation,
+        parameters / 1e6,
+        len(tokenizer),
+        len(train_ids),
+        len(heldout_ids),
+        total_steps,
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                  betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=(0.9, 0.98),
+    )
 
     def learning_rate_factor(step: int) -> float:
         if step < config.warmup_steps:
@@ -344,7 +407,9 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
     pad_id = tokenizer.pad_token_id
-    history = [{"step": 0, "heldout_ppl": perplexity(model, heldout_ids, pad_id, precision=precision)}]
+    history = [
+        {"step": 0, "heldout_ppl": perplexity(model, heldout_ids, pad_id, precision=precision)}
+    ]
     logger.info("step 0: held-out perplexity %.2f", history[0]["heldout_ppl"])
     start = time.perf_counter()
     step, tokens_seen = 0, 0
@@ -366,8 +431,12 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
                 progress.set_postfix(loss=f"{loss.item():.3f}")
                 if step % config.eval_every == 0 or step == total_steps:
                     ppl = perplexity(model, heldout_ids, pad_id, precision=precision)
-                    history.append({"step": step, "train_loss": round(loss.item(), 4), "heldout_ppl": ppl})
-                    logger.info("step %d: train loss %.3f, held-out perplexity %.2f", step, loss.item(), ppl)
+                    history.append(
+                        {"step": step, "train_loss": round(loss.item(), 4), "heldout_ppl": ppl}
+                    )
+                    logger.info(
+                        "step %d: train loss %.3f, held-out perplexity %.2f", step, loss.item(), ppl
+                    )
                 if step >= total_steps:
                     break
     seconds = time.perf_counter() - start  # training steps and the periodic held-out perplexity
@@ -392,16 +461,30 @@ def train_text_lm(sentences: Sequence[str], out_dir: str | os.PathLike, config: 
     }
     if correction:
         summary["heldout_correction"] = correction
-        logger.info("held-out correction of %d simulated hypotheses: CER %.2f%% -> %.2f%%", correction["sentences"],
-                    correction["cer_before"], correction["cer_after"])
+        logger.info(
+            "held-out correction of %d simulated hypotheses: CER %.2f%% -> %.2f%%",
+            correction["sentences"],
+            correction["cer_before"],
+            correction["cer_after"],
+        )
     if max_rate is not None:
         summary["max_error_rate"] = max_rate
     if error_stats is not None:
         summary["error_stats"] = error_stats.summary()
-    save_text_lm(model, tokenizer, out_dir, summary, error_stats.to_json() if error_stats is not None else None)
+    save_text_lm(
+        model,
+        tokenizer,
+        out_dir,
+        summary,
+        error_stats.to_json() if error_stats is not None else None,
+    )
     logger.info(
         "trained in %.0f s (%.0f tokens/s): held-out perplexity %.2f -> %.2f; saved to %s",
-        seconds, summary["tokens_per_second"], summary["initial_heldout_ppl"], summary["final_heldout_ppl"], out_dir,
+        seconds,
+        summary["tokens_per_second"],
+        summary["initial_heldout_ppl"],
+        summary["final_heldout_ppl"],
+        out_dir,
     )
     return summary
 
@@ -425,8 +508,12 @@ def _homophones(chars: Sequence[str], source: str) -> dict[str, list[str]]:
         confusions = pycorrector_confusions(chars)
     else:
         raise ValueError(f"unknown homophone source {source!r}: espeak, pycorrector or none")
-    logger.info("similar-sounding characters for %d of %d characters (%s)",
-                sum(bool(v) for v in confusions.values()), len(chars), source)
+    logger.info(
+        "similar-sounding characters for %d of %d characters (%s)",
+        sum(bool(v) for v in confusions.values()),
+        len(chars),
+        source,
+    )
     return confusions
 
 
@@ -436,13 +523,17 @@ def _error_simulator(sentences: Sequence[str], config: TextLMTrainConfig):
 
     chars = sorted({ch for sentence in sentences for ch in sentence})
     if config.confusions not in CONFUSIONS:
-        raise ValueError(f"unknown confusions {config.confusions!r}: one of {', '.join(CONFUSIONS)}")
+        raise ValueError(
+            f"unknown confusions {config.confusions!r}: one of {', '.join(CONFUSIONS)}"
+        )
     if config.confusions != "seed-errors":
         if config.error_stats:
             raise ValueError("error statistics are only used with confusions='seed-errors'")
         return ErrorSimulator(chars, _homophones(chars, config.confusions)), None
     if not config.error_stats:
-        raise ValueError("confusions='seed-errors' needs the seed's dev results (--error-stats recogs-dev-...txt)")
+        raise ValueError(
+            "confusions='seed-errors' needs the seed's dev results (--error-stats recogs-dev-...txt)"
+        )
     stats = measure_error_stats(config.error_stats)
     logger.info("seed errors from %s: %s", ", ".join(config.error_stats), stats.summary())
     backoff = {} if config.measured_only else _homophones(chars, config.backoff_confusions)
@@ -461,19 +552,32 @@ def correction_check(model, tokenizer, pairs: Sequence[tuple[str, str]], limit: 
     corrections = []
     with torch.inference_mode():
         for noisy, _ in pairs:
-            ids = tokenizer(noisy + SEPARATOR, return_tensors="pt")["input_ids"]  # fp32, as llm_correct runs it
-            output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                    max_new_tokens=2 * len(noisy) + 8, eos_token_id=tokenizer.eos_token_id,
-                                    pad_token_id=tokenizer.pad_token_id)
-            corrections.append(tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True))
+            ids = tokenizer(noisy + SEPARATOR, return_tensors="pt")[
+                "input_ids"
+            ]  # fp32, as llm_correct runs it
+            output = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=2 * len(noisy) + 8,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            corrections.append(
+                tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
+            )
     model.train()
     references = [clean for _, clean in pairs]
-    return {"sentences": len(pairs),
-            "cer_before": round(error_rate(references, [noisy for noisy, _ in pairs], "zh").percent, 2),
-            "cer_after": round(error_rate(references, corrections, "zh").percent, 2)}
+    return {
+        "sentences": len(pairs),
+        "cer_before": round(error_rate(references, [noisy for noisy, _ in pairs], "zh").percent, 2),
+        "cer_after": round(error_rate(references, corrections, "zh").percent, 2),
+    }
 
 
-def save_text_lm(model, tokenizer, out_dir: str | os.PathLike, summary: dict, error_stats: dict | None = None) -> None:
+def save_text_lm(
+    model, tokenizer, out_dir: str | os.PathLike, summary: dict, error_stats: dict | None = None
+) -> None:
     """Write into a temporary sibling directory, then rename: a kill leaves no half model.
     ``error_stats`` (a seed-errors corrector's measured statistics) goes to
     ``error_stats.json``, from which the same simulator can be rebuilt."""
@@ -487,11 +591,16 @@ def save_text_lm(model, tokenizer, out_dir: str | os.PathLike, summary: dict, er
     config_path = tmp_dir / "tokenizer_config.json"
     tokenizer_config = json.loads(config_path.read_text(encoding="utf-8"))
     tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_path.write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    (tmp_dir / "train_summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    config_path.write_text(
+        json.dumps(tokenizer_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (tmp_dir / "train_summary.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    )
     if error_stats is not None:
-        (tmp_dir / "error_stats.json").write_text(json.dumps(error_stats, ensure_ascii=False, sort_keys=True) + "\n",
-                                                  encoding="utf-8")
+        (tmp_dir / "error_stats.json").write_text(
+            json.dumps(error_stats, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp_dir, out_dir)

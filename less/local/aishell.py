@@ -116,7 +116,9 @@ def check_transcript_audio(
     """Check that every transcript line has its audio; return (transcribed ids, lines skipped)."""
     transcribed: set[str] = set()
     skipped = 0
-    text = read_text_utf8(transcript, "AISHELL-1 transcript")  # an error naming file and line if not UTF-8
+    text = read_text_utf8(
+        transcript, "AISHELL-1 transcript"
+    )  # an error naming file and line if not UTF-8
     for line_number, line in enumerate(text.split("\n"), start=1):
         tokens = line.split()
         if not tokens:

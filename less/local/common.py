@@ -150,13 +150,28 @@ def write_split(
     return recording_set, supervision_set
 
 
-def add_output_arguments(parser, min_duration: float, max_duration: float, what: str = "utterances") -> None:
+def add_output_arguments(
+    parser, min_duration: float, max_duration: float, what: str = "utterances"
+) -> None:
     """The options every preparer shares: output directory, training duration bounds, log file."""
     from pathlib import Path
 
-    parser.add_argument("--output-dir", type=Path, default=Path("data/manifests"), help="where manifests are written")
-    parser.add_argument("--min-duration", type=float, default=min_duration,
-                        help=f"drop train {what} shorter than this (seconds)")
-    parser.add_argument("--max-duration", type=float, default=max_duration,
-                        help=f"drop train {what} longer than this (seconds)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("data/manifests"),
+        help="where manifests are written",
+    )
+    parser.add_argument(
+        "--min-duration",
+        type=float,
+        default=min_duration,
+        help=f"drop train {what} shorter than this (seconds)",
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=max_duration,
+        help=f"drop train {what} longer than this (seconds)",
+    )
     parser.add_argument("--log-file", type=Path, default=None, help="also log to this file")

@@ -48,7 +48,11 @@ def _physical_lines(path: Path, encoding: str) -> list[str]:
     """Lines split on "\\n" only, as the shell tools count them (str.splitlines also splits
     on characters such as U+0085 that can occur inside ISO-8859-1 or UTF-8 text)."""
     # not UTF-8 where it should be: an error naming the file and line
-    text = read_text_utf8(path, "transcript") if encoding == "utf-8" else path.read_bytes().decode(encoding)
+    text = (
+        read_text_utf8(path, "transcript")
+        if encoding == "utf-8"
+        else path.read_bytes().decode(encoding)
+    )
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

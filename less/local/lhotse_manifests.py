@@ -45,7 +45,9 @@ from less.utils import setup_logging, str2bool
 
 log = logging.getLogger("less.local.lhotse_manifests")
 
-DURATION_TOLERANCE = 0.1  # seconds a supervision may run past its recording's end (lhotse's rounding)
+DURATION_TOLERANCE = (
+    0.1  # seconds a supervision may run past its recording's end (lhotse's rounding)
+)
 
 
 class PartError(ValueError):
@@ -64,7 +66,9 @@ def split_name(part: str) -> str:
     """The recipe's name of a test part: ``test-clean`` -> ``test_clean``."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", part)
     if not name or name in {"train", "dev", "unsup"}:
-        raise PartError(f"a test part cannot be called {part!r} (the recipe's own names are train, dev, unsup)")
+        raise PartError(
+            f"a test part cannot be called {part!r} (the recipe's own names are train, dev, unsup)"
+        )
     return name
 
 
@@ -72,7 +76,9 @@ def available_parts(manifest_dir: Path, prefix: str) -> list[str]:
     head = f"{prefix}_" if prefix else ""
     found = set()
     for path in manifest_dir.glob(f"{head}*.jsonl.gz"):
-        match = re.fullmatch(rf"{re.escape(head)}(recordings|supervisions|cuts)_(.+)\.jsonl\.gz", path.name)
+        match = re.fullmatch(
+            rf"{re.escape(head)}(recordings|supervisions|cuts)_(.+)\.jsonl\.gz", path.name
+        )
         if match:
             found.add(match.group(2))
     return sorted(found)
@@ -92,13 +98,21 @@ def load_part(manifest_dir: Path, prefix: str, part: str) -> Part:
     if recordings_path.is_file():
         recordings = read_manifest(recordings_path, f"recording manifest of part {part!r}")
         if not isinstance(recordings, RecordingSet) or len(recordings) == 0:
-            raise PartError(f"part {part!r}: {recordings_path} is empty or not a recording manifest")
+            raise PartError(
+                f"part {part!r}: {recordings_path} is empty or not a recording manifest"
+            )
         supervisions = None
         if supervisions_path.is_file():
-            supervisions = read_manifest(supervisions_path, f"supervision manifest of part {part!r}")
+            supervisions = read_manifest(
+                supervisions_path, f"supervision manifest of part {part!r}"
+            )
             if not isinstance(supervisions, SupervisionSet) or len(supervisions) == 0:
-                raise PartError(f"part {part!r}: {supervisions_path} is empty or not a supervision manifest")
-        source = str(recordings_path) + (f" + {supervisions_path}" if supervisions is not None else "")
+                raise PartError(
+                    f"part {part!r}: {supervisions_path} is empty or not a supervision manifest"
+                )
+        source = str(recordings_path) + (
+            f" + {supervisions_path}" if supervisions is not None else ""
+        )
         return Part(part, recordings, supervisions, source)
     if cuts_path.is_file():
         from less.data.cuts import read_cuts
@@ -107,40 +121,53 @@ def load_part(manifest_dir: Path, prefix: str, part: str) -> Part:
         if len(cuts) == 0:
             raise PartError(f"part {part!r}: {cuts_path} is empty")
         if any(not cut.has_recording for cut in cuts):
-            raise PartError(f"part {part!r}: {cuts_path} has cuts without a recording (features only); "
-                            "the recipe computes its own features from the audio")
+            raise PartError(
+                f"part {part!r}: {cuts_path} has cuts without a recording (features only); "
+                "the recipe computes its own features from the audio"
+            )
         recordings, supervisions, _ = cuts.decompose()
         return Part(part, recordings, supervisions if len(supervisions) else None, str(cuts_path))
     found = available_parts(manifest_dir, prefix)
     raise PartError(
         f"part {part!r}: neither {recordings_path.name} nor {cuts_path.name} is in {manifest_dir} "
-        f"(parts found there with prefix {prefix!r}: {', '.join(found) if found else 'none'})")
+        f"(parts found there with prefix {prefix!r}: {', '.join(found) if found else 'none'})"
+    )
 
 
 def check_supervisions(part: Part, need_text: bool) -> None:
     """Supervisions refer to recordings and channels that exist, end inside them, have text if needed."""
     if part.supervisions is None:
         if need_text:
-            raise PartError(f"part {part.name!r} ({part.source}) has no supervisions; as a labelled part it needs "
-                            "transcripts")
+            raise PartError(
+                f"part {part.name!r} ({part.source}) has no supervisions; as a labelled part it needs "
+                "transcripts"
+            )
         return
     recordings = {r.id: r for r in part.recordings}
     for sup in part.supervisions:
         recording = recordings.get(sup.recording_id)
         if recording is None:
-            raise PartError(f"part {part.name!r} ({part.source}): supervision {sup.id} refers to recording "
-                            f"{sup.recording_id}, which is not in the part's recordings")
+            raise PartError(
+                f"part {part.name!r} ({part.source}): supervision {sup.id} refers to recording "
+                f"{sup.recording_id}, which is not in the part's recordings"
+            )
         channels = sup.channel if isinstance(sup.channel, list) else [sup.channel]
         missing = [c for c in channels if c not in recording.channel_ids]
         if missing:
-            raise PartError(f"part {part.name!r} ({part.source}): supervision {sup.id} is on channel(s) {missing} "
-                            f"of recording {recording.id}, which has channels {recording.channel_ids}")
+            raise PartError(
+                f"part {part.name!r} ({part.source}): supervision {sup.id} is on channel(s) {missing} "
+                f"of recording {recording.id}, which has channels {recording.channel_ids}"
+            )
         if sup.end > recording.duration + DURATION_TOLERANCE:
-            raise PartError(f"part {part.name!r} ({part.source}): supervision {sup.id} ends at {sup.end:.2f} s, "
-                            f"after the end of recording {recording.id} ({recording.duration:.2f} s)")
+            raise PartError(
+                f"part {part.name!r} ({part.source}): supervision {sup.id} ends at {sup.end:.2f} s, "
+                f"after the end of recording {recording.id} ({recording.duration:.2f} s)"
+            )
         if need_text and not (sup.text or "").strip():
-            raise PartError(f"part {part.name!r} ({part.source}): supervision {sup.id} has no transcript; "
-                            "every supervision of a labelled part needs one")
+            raise PartError(
+                f"part {part.name!r} ({part.source}): supervision {sup.id} has no transcript; "
+                "every supervision of a labelled part needs one"
+            )
 
 
 def check_audio(part: Part, count: int) -> None:
@@ -154,18 +181,22 @@ def check_audio(part: Part, count: int) -> None:
             try:
                 info = sf.info(source.source)
             except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
-                raise PartError(f"part {part.name!r}: recording {recording.id}: cannot read {source.source} "
-                                f"({error})") from None
+                raise PartError(
+                    f"part {part.name!r}: recording {recording.id}: cannot read {source.source} "
+                    f"({error})"
+                ) from None
             if info.samplerate != recording.sampling_rate:
                 raise PartError(
                     f"part {part.name!r} ({part.source}): recording {recording.id} says {recording.sampling_rate} Hz, "
-                    f"but {source.source} is at {info.samplerate} Hz; prepare the manifest again from the files")
+                    f"but {source.source} is at {info.samplerate} Hz; prepare the manifest again from the files"
+                )
             if len(source.channels) == 1 and info.channels > 1 and recording.num_channels == 1:
                 continue  # one channel taken from a multi-channel file: fine
             if info.channels != len(source.channels):
                 raise PartError(
                     f"part {part.name!r} ({part.source}): recording {recording.id} says channel(s) {source.channels}, "
-                    f"but {source.source} has {info.channels}; prepare the manifest again from the files")
+                    f"but {source.source} has {info.channels}; prepare the manifest again from the files"
+                )
 
 
 def hide_text(supervisions):
@@ -175,7 +206,8 @@ def hide_text(supervisions):
 
     return SupervisionSet.from_segments(
         fastcopy(s, text=None, custom={**(s.custom or {}), "ref_text": s.text}) if s.text else s
-        for s in supervisions)
+        for s in supervisions
+    )
 
 
 def combine(parts: list[Part]):
@@ -185,29 +217,59 @@ def combine(parts: list[Part]):
     ids = [r.id for r in recordings]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise PartError(f"recording {duplicate} is in more than one of the parts {[p.name for p in parts]}")
+        raise PartError(
+            f"recording {duplicate} is in more than one of the parts {[p.name for p in parts]}"
+        )
     with_sups = [p for p in parts if p.supervisions is not None]
     if with_sups and len(with_sups) != len(parts):
-        raise PartError(f"parts {[p.name for p in parts]} mix parts with and without supervisions; "
-                        "give them all segments or none")
-    supervisions = SupervisionSet.from_segments(s for p in with_sups for s in p.supervisions) if with_sups else None
+        raise PartError(
+            f"parts {[p.name for p in parts]} mix parts with and without supervisions; "
+            "give them all segments or none"
+        )
+    supervisions = (
+        SupervisionSet.from_segments(s for p in with_sups for s in p.supervisions)
+        if with_sups
+        else None
+    )
     return recordings, supervisions
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest-dir", type=Path, required=True, help="directory of the user's lhotse manifests")
-    p.add_argument("--prefix", default="", help="corpus prefix of their file names (librispeech_..., '' for none)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--manifest-dir", type=Path, required=True, help="directory of the user's lhotse manifests"
+    )
+    p.add_argument(
+        "--prefix",
+        default="",
+        help="corpus prefix of their file names (librispeech_..., '' for none)",
+    )
     p.add_argument("--train", required=True, help="supervised part(s), space-separated")
     p.add_argument("--dev", required=True, help="the part that selects models (labelled)")
     p.add_argument("--test", default="", help="test part(s), space-separated (labelled)")
-    p.add_argument("--unsup", default="", help="unlabeled part(s), space-separated: their text is hidden")
-    p.add_argument("--unsup-vad", type=str2bool, default=False,
-                   help="the unlabeled recordings will be VAD-segmented (stage 1): no length or channel check")
-    p.add_argument("--max-unsup-duration", type=float, default=30.0,
-                   help="longest unlabeled recording without segments (s): longer ones need VAD first")
-    p.add_argument("--check-audio", type=int, default=20,
-                   help="open this many recordings per part to check rate and channels (0: none)")
+    p.add_argument(
+        "--unsup", default="", help="unlabeled part(s), space-separated: their text is hidden"
+    )
+    p.add_argument(
+        "--unsup-vad",
+        type=str2bool,
+        default=False,
+        help="the unlabeled recordings will be VAD-segmented (stage 1): no length or channel check",
+    )
+    p.add_argument(
+        "--max-unsup-duration",
+        type=float,
+        default=30.0,
+        help="longest unlabeled recording without segments (s): longer ones need VAD first",
+    )
+    p.add_argument(
+        "--check-audio",
+        type=int,
+        default=20,
+        help="open this many recordings per part to check rate and channels (0: none)",
+    )
     p.add_argument("--output-dir", type=Path, required=True)
     p.add_argument("--corpus", default="corpus", help="prefix of the written manifests")
     return p
@@ -220,15 +282,23 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.manifest_dir.is_dir():
         raise SystemExit(f"--manifest-dir {args.manifest_dir} is not a directory")
-    roles: dict[str, tuple[list[str], bool]] = {"train": (args.train.split(), True), "dev": (args.dev.split(), True)}
+    roles: dict[str, tuple[list[str], bool]] = {
+        "train": (args.train.split(), True),
+        "dev": (args.dev.split(), True),
+    }
     for test in args.test.split():
         roles[split_name(test)] = ([test], True)
     if args.unsup.split():
         roles["unsup"] = (args.unsup.split(), False)
     if len(roles["dev"][0]) != 1:
         raise SystemExit(f"--dev takes one part, not {roles['dev'][0]}")
-    outputs = {role: [manifest_path(args.output_dir, args.corpus, kind, role) for kind in ("recordings", "supervisions")]
-               for role in roles}
+    outputs = {
+        role: [
+            manifest_path(args.output_dir, args.corpus, kind, role)
+            for kind in ("recordings", "supervisions")
+        ]
+        for role in roles
+    }
     if all(paths[0].is_file() for paths in outputs.values()):
         log.info("manifests of %s in %s exist: nothing to do", ", ".join(roles), args.output_dir)
         return
@@ -241,24 +311,32 @@ def main(argv: list[str] | None = None) -> None:
                 check_supervisions(part, need_text)
                 check_audio(part, args.check_audio)
                 if not need_text and part.supervisions is None and not args.unsup_vad:
-                    long = next((r for r in part.recordings if r.duration > args.max_unsup_duration), None)
+                    long = next(
+                        (r for r in part.recordings if r.duration > args.max_unsup_duration), None
+                    )
                     if long is not None:
-                        raise PartError(f"part {part.name!r} ({part.source}): recording {long.id} lasts "
-                                        f"{long.duration:.1f} s and the part has no segments; long unlabeled audio "
-                                        "must be VAD-segmented first (the recipe's --unsup-vad true)")
+                        raise PartError(
+                            f"part {part.name!r} ({part.source}): recording {long.id} lasts "
+                            f"{long.duration:.1f} s and the part has no segments; long unlabeled audio "
+                            "must be VAD-segmented first (the recipe's --unsup-vad true)"
+                        )
                     multi = next((r for r in part.recordings if r.num_channels > 1), None)
                     if multi is not None:
-                        raise PartError(f"part {part.name!r} ({part.source}): recording {multi.id} has "
-                                        f"{multi.num_channels} channels and no supervision names one; give the part "
-                                        "segments with a channel, or mono recordings")
+                        raise PartError(
+                            f"part {part.name!r} ({part.source}): recording {multi.id} has "
+                            f"{multi.num_channels} channels and no supervision names one; give the part "
+                            "segments with a channel, or mono recordings"
+                        )
             loaded[role] = combine(parts)
         if "unsup" in loaded:
             unsup_ids = set(loaded["unsup"][0].ids)
             for role, (recordings, _) in loaded.items():
                 shared = unsup_ids & set(recordings.ids) if role != "unsup" else set()
                 if shared:
-                    raise PartError(f"recording {sorted(shared)[0]} is both unlabeled and in the {role} set "
-                                    f"({len(shared)} recordings in both)")
+                    raise PartError(
+                        f"recording {sorted(shared)[0]} is both unlabeled and in the {role} set "
+                        f"({len(shared)} recordings in both)"
+                    )
     except PartError as error:
         raise SystemExit(f"lhotse_manifests: {error}") from None
 
@@ -273,9 +351,18 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(rec_path) as tmp:  # written last: its presence means the role is done
             recordings.to_file(tmp)
         hours = sum(r.duration for r in recordings) / 3600
-        segments = f", {len(supervisions)} segments" if supervisions is not None else ", no segments"
-        log.info("%s: %d recordings, %.2f h%s (%s) -> %s", role, len(recordings), hours, segments,
-                 " ".join(roles[role][0]), rec_path)
+        segments = (
+            f", {len(supervisions)} segments" if supervisions is not None else ", no segments"
+        )
+        log.info(
+            "%s: %d recordings, %.2f h%s (%s) -> %s",
+            role,
+            len(recordings),
+            hours,
+            segments,
+            " ".join(roles[role][0]),
+            rec_path,
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,13 @@ class IncrementalState:
             # beams reordered within their utterances: the same keys/values row by row (the
             # copy of every memory at every step was most of a beam search's time)
             return IncrementalState(self.memory_kv, self.memory_mask, past, self.length, owner)
-        return IncrementalState([(pick(k), pick(v)) for k, v in self.memory_kv], pick(self.memory_mask),
-                                past, self.length, owner)
+        return IncrementalState(
+            [(pick(k), pick(v)) for k, v in self.memory_kv],
+            pick(self.memory_mask),
+            past,
+            self.length,
+            owner,
+        )
 
 
 def _pad_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -172,8 +177,13 @@ class DecoderLayer(nn.Module):
         x = x + self.dropout(self.src_attn(self.norm_src_attn(x), memory, memory_mask))
         return x + self.dropout(self.feed_forward(self.norm_ff(x)))
 
-    def step(self, x: Tensor, past: tuple[Tensor, Tensor] | None, memory_kv: tuple[Tensor, Tensor],
-             memory_mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def step(
+        self,
+        x: Tensor,
+        past: tuple[Tensor, Tensor] | None,
+        memory_kv: tuple[Tensor, Tensor],
+        memory_mask: Tensor,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """One new position ``x`` (N, 1, D) given the keys/values of the earlier ones (eval only)."""
         y = self.norm_self_attn(x)
         k, v = self.self_attn.keys_values(y)
@@ -233,7 +243,10 @@ class AttentionDecoder(nn.Module):
     def start_incremental(self, memory: Tensor, memory_lens: Tensor) -> IncrementalState:
         """State for :meth:`step`: cross-attention keys/values of ``memory``, computed once."""
         # contiguous: the search attends to them at every step, usually without reselecting them
-        memory_kv = [tuple(t.contiguous() for t in layer.src_attn.keys_values(memory)) for layer in self.layers]
+        memory_kv = [
+            tuple(t.contiguous() for t in layer.src_attn.keys_values(memory))
+            for layer in self.layers
+        ]
         memory_mask = _pad_mask(memory_lens, memory.shape[1])[:, None, :]
         return IncrementalState(memory_kv, memory_mask, [None] * len(self.layers), 0)
 
@@ -250,8 +263,9 @@ class AttentionDecoder(nn.Module):
             x, kv = layer.step(x, layer_past, memory_kv, state.memory_mask)
             past.append(kv)
         logits = self.output_layer(x[:, 0])
-        return logits, IncrementalState(state.memory_kv, state.memory_mask, past, state.length + 1,
-                                        state.memory_owner)
+        return logits, IncrementalState(
+            state.memory_kv, state.memory_mask, past, state.length + 1, state.memory_owner
+        )
 
     def prepare_targets(
         self, token_ids: list[list[int]], device: torch.device

@@ -42,8 +42,13 @@ class CtcAedModel(nn.Module):
         self.encoder = Zipformer(enc)
         self.unit_encoder: UnitEncoder | None = None
         if config.unit_encoder_layers > 0:
-            self.unit_encoder = UnitEncoder(enc.output_dim, config.unit_encoder_layers, config.unit_encoder_heads,
-                                            config.unit_encoder_feedforward_dim, config.unit_encoder_dropout)
+            self.unit_encoder = UnitEncoder(
+                enc.output_dim,
+                config.unit_encoder_layers,
+                config.unit_encoder_heads,
+                config.unit_encoder_feedforward_dim,
+                config.unit_encoder_dropout,
+            )
         self.ctc_output = nn.Sequential(
             nn.Dropout(config.ctc_dropout),
             nn.Linear(enc.output_dim, config.ctc_vocab_size),

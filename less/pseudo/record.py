@@ -56,26 +56,42 @@ class PseudoLabelRecord:
     def from_custom(cls, pl: Any, where: str = "cut") -> PseudoLabelRecord:
         """The record of ``custom["pl"]``, validated (``where`` names the cut in errors)."""
         if not isinstance(pl, dict):
-            raise ValueError(f"{where}: custom['pl'] must be a JSON object, got {type(pl).__name__}")
+            raise ValueError(
+                f"{where}: custom['pl'] must be a JSON object, got {type(pl).__name__}"
+            )
         hyp = pl.get("hyp")
         if not isinstance(hyp, str):
-            raise ValueError(f"{where}: custom['pl']['hyp'] must be a string, got {type(hyp).__name__}")
+            raise ValueError(
+                f"{where}: custom['pl']['hyp'] must be a string, got {type(hyp).__name__}"
+            )
         nbest = []
         for item in pl.get("nbest") or []:
-            if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
-                raise ValueError(f"{where}: custom['pl']['nbest'] entries must be [text, score], got {item!r}")
+            if (
+                not isinstance(item, (list, tuple))
+                or len(item) != 2
+                or not isinstance(item[0], str)
+            ):
+                raise ValueError(
+                    f"{where}: custom['pl']['nbest'] entries must be [text, score], got {item!r}"
+                )
             nbest.append((item[0], float(item[1]) if item[1] is not None else 0.0))
         known = {f.name for f in fields(cls)} - {"extra", "nbest"}
         values = {k: v for k, v in pl.items() if k in known}
         values.setdefault("iter", 0)
         values.setdefault("teacher", "")
-        return cls(**values, nbest=nbest, extra={k: v for k, v in pl.items() if k not in known | {"nbest"}})
+        return cls(
+            **values, nbest=nbest, extra={k: v for k, v in pl.items() if k not in known | {"nbest"}}
+        )
 
     def to_custom(self) -> dict[str, Any]:
         """The JSON object stored in ``custom["pl"]`` (fields that are None left out)."""
-        out: dict[str, Any] = {"iter": self.iter, "teacher": self.teacher, "hyp": self.hyp,
-                               "nbest": [[text, float(score)] for text, score in self.nbest],
-                               "confidence": float(self.confidence)}
+        out: dict[str, Any] = {
+            "iter": self.iter,
+            "teacher": self.teacher,
+            "hyp": self.hyp,
+            "nbest": [[text, float(score)] for text, score in self.nbest],
+            "confidence": float(self.confidence),
+        }
         for name in ("src_hyp", "lm", "llm", "hypo_wer", "kept", "drop_reason"):
             value = getattr(self, name)
             if value is not None:
@@ -88,7 +104,9 @@ def pl_supervision_index(cut) -> int:
     for index, supervision in enumerate(cut.supervisions):
         if supervision.custom and isinstance(supervision.custom.get("pl"), dict):
             return index
-    raise ValueError(f"cut {cut.id}: no supervision with custom['pl'] (run less.bin.pseudo_label first)")
+    raise ValueError(
+        f"cut {cut.id}: no supervision with custom['pl'] (run less.bin.pseudo_label first)"
+    )
 
 
 def read_record(cut) -> PseudoLabelRecord:
@@ -104,5 +122,7 @@ def with_record(cut, record: PseudoLabelRecord):
     index = pl_supervision_index(cut)
     supervision = cut.supervisions[index]
     supervisions = list(cut.supervisions)
-    supervisions[index] = fastcopy(supervision, custom={**supervision.custom, "pl": record.to_custom()})
+    supervisions[index] = fastcopy(
+        supervision, custom={**supervision.custom, "pl": record.to_custom()}
+    )
     return fastcopy(cut, supervisions=supervisions)

@@ -34,7 +34,9 @@ class PseudoLabel:
     nbest: list[tuple[str, float]] = field(default_factory=list)
     confidence: float = 1.0
     src_text: str | None = None
-    lm_text: str | None = None  # the same audio decoded with an n-gram LM (ctc-wfst; WeNet's LM filter)
+    lm_text: str | None = (
+        None  # the same audio decoded with an n-gram LM (ctc-wfst; WeNet's LM filter)
+    )
 
 
 class CheckpointTeacher:
@@ -42,8 +44,14 @@ class CheckpointTeacher:
 
     needs_features = True
 
-    def __init__(self, recognizer: Recognizer, name: str, options: DecodeOptions | None = None,
-                 attention_scale: float = 1.0, wfst=None):
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        name: str,
+        options: DecodeOptions | None = None,
+        attention_scale: float = 1.0,
+        wfst=None,
+    ):
         self.recognizer = recognizer
         self.wfst = wfst  # a less.decode.wfst.CtcWfstDecoder: also decode with the n-gram LM
         self.name = name
@@ -60,16 +68,24 @@ class CheckpointTeacher:
     def label(self, batch: dict[str, Any]) -> list[PseudoLabel]:
         options = self.options
         if self.method == "attention-decoder-rescoring":
-            options = DecodeOptions(**{**options.__dict__, "attention_scales": (self.attention_scale,)})
+            options = DecodeOptions(
+                **{**options.__dict__, "attention_scales": (self.attention_scale,)}
+            )
         enc_out, enc_lens = self.recognizer.encode(batch["inputs"], batch["input_lens"])
         (hyps,) = self.recognizer.decode_encoded(enc_out, enc_lens, self.method, options).values()
         lm_texts = [None] * len(hyps)
         if self.wfst is not None:
             with_lm = DecodeOptions(**{**self.options.__dict__, "wfst": self.wfst})
-            (lm_hyps,) = self.recognizer.decode_encoded(enc_out, enc_lens, "ctc-wfst", with_lm).values()
+            (lm_hyps,) = self.recognizer.decode_encoded(
+                enc_out, enc_lens, "ctc-wfst", with_lm
+            ).values()
             lm_texts = [h.text for h in lm_hyps]
-        return [PseudoLabel(text=h.text, nbest=h.nbest, confidence=h.confidence, src_text=h.src_text, lm_text=lm)
-                for h, lm in zip(hyps, lm_texts)]
+        return [
+            PseudoLabel(
+                text=h.text, nbest=h.nbest, confidence=h.confidence, src_text=h.src_text, lm_text=lm
+            )
+            for h, lm in zip(hyps, lm_texts)
+        ]
 
 
 class WhisperTeacher:
@@ -77,9 +93,16 @@ class WhisperTeacher:
 
     needs_features = False
 
-    def __init__(self, model_name_or_path: str, language: str, task: str = "transcribe",
-                 device: str | torch.device = "cpu", dtype: str = "fp32", num_beams: int = 1,
-                 max_new_tokens: int = 128):
+    def __init__(
+        self,
+        model_name_or_path: str,
+        language: str,
+        task: str = "transcribe",
+        device: str | torch.device = "cpu",
+        dtype: str = "fp32",
+        num_beams: int = 1,
+        max_new_tokens: int = 128,
+    ):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
         if task not in ("transcribe", "translate"):
@@ -89,7 +112,9 @@ class WhisperTeacher:
         if self.device.type == "cpu" and torch_dtype == torch.float16:
             raise ValueError("fp16 Whisper needs a GPU; use --dtype fp32 or bf16 on CPU")
         self.processor = WhisperProcessor.from_pretrained(model_name_or_path)
-        self.model = WhisperForConditionalGeneration.from_pretrained(model_name_or_path, dtype=torch_dtype)
+        self.model = WhisperForConditionalGeneration.from_pretrained(
+            model_name_or_path, dtype=torch_dtype
+        )
         self.model.to(self.device).eval()
         self.dtype = torch_dtype
         self.language = language
@@ -110,9 +135,14 @@ class WhisperTeacher:
         budget = min(self.max_new_tokens, self.model.config.max_target_positions - 4)
         with torch.no_grad():
             out = self.model.generate(
-                inputs, attention_mask=features.attention_mask.to(self.device), language=self.language,
-                task=task, num_beams=self.num_beams, max_new_tokens=budget,
-                return_dict_in_generate=True, output_scores=True,
+                inputs,
+                attention_mask=features.attention_mask.to(self.device),
+                language=self.language,
+                task=task,
+                num_beams=self.num_beams,
+                max_new_tokens=budget,
+                return_dict_in_generate=True,
+                output_scores=True,
             )
         sequences = out.sequences
         scores = self.model.compute_transition_scores(sequences, out.scores, normalize_logits=True)
@@ -138,6 +168,12 @@ def whisper_labels(generate, audio, whisper_task: str) -> list[PseudoLabel]:
     labels = []
     for i, (text, avg_logprob) in enumerate(main):
         confidence = math.exp(avg_logprob) if math.isfinite(avg_logprob) else 0.0
-        labels.append(PseudoLabel(text=text, nbest=[(text, avg_logprob)], confidence=confidence,
-                                  src_text=sources[i][0] if sources else None))
+        labels.append(
+            PseudoLabel(
+                text=text,
+                nbest=[(text, avg_logprob)],
+                confidence=confidence,
+                src_text=sources[i][0] if sources else None,
+            )
+        )
     return labels

@@ -46,8 +46,11 @@ class AbxItem:
     end: float
 
 
-def make_items(alignments: Sequence[UtteranceAlignment], context: str = "triphone",
-               unit_map: dict[str, str] | None = None) -> list[AbxItem]:
+def make_items(
+    alignments: Sequence[UtteranceAlignment],
+    context: str = "triphone",
+    unit_map: dict[str, str] | None = None,
+) -> list[AbxItem]:
     """ABX items of aligned utterances; ``unit_map`` renames units (e.g. character ->
     syllable, so that homophones form one category)."""
     if context not in CONTEXT_MODES:
@@ -59,8 +62,16 @@ def make_items(alignments: Sequence[UtteranceAlignment], context: str = "triphon
             if context == "any":
                 items.append(AbxItem(utt.cut_id, utt.speaker, unit, "", start, end))
             elif 0 < i < len(units) - 1:
-                items.append(AbxItem(utt.cut_id, utt.speaker, unit, f"{units[i - 1][0]}_{units[i + 1][0]}",
-                                     units[i - 1][1], units[i + 1][2]))
+                items.append(
+                    AbxItem(
+                        utt.cut_id,
+                        utt.speaker,
+                        unit,
+                        f"{units[i - 1][0]}_{units[i + 1][0]}",
+                        units[i - 1][1],
+                        units[i + 1][2],
+                    )
+                )
     return items
 
 
@@ -82,9 +93,14 @@ def _dtw_batch(dist: Tensor, len_x: Tensor, len_y: Tensor) -> Tensor:
         diag, left, up = cost[:, i - 1, j - 1], cost[:, i, j - 1], cost[:, i - 1, j]
         use_diag = (diag <= left) & (diag <= up)
         use_left = ~use_diag & (left <= up)
-        cost[:, i, j] = dist[:, i - 1, j - 1] + torch.where(use_diag, diag, torch.where(use_left, left, up))
-        length[:, i, j] = 1 + torch.where(use_diag, length[:, i - 1, j - 1],
-                                          torch.where(use_left, length[:, i, j - 1], length[:, i - 1, j]))
+        cost[:, i, j] = dist[:, i - 1, j - 1] + torch.where(
+            use_diag, diag, torch.where(use_left, left, up)
+        )
+        length[:, i, j] = 1 + torch.where(
+            use_diag,
+            length[:, i - 1, j - 1],
+            torch.where(use_left, length[:, i, j - 1], length[:, i - 1, j]),
+        )
     index = torch.arange(num)
     return cost[index, len_x, len_y] / length[index, len_x, len_y]
 
@@ -101,7 +117,7 @@ def pairwise_dtw(seqs: Sequence[Tensor], chunk: int = 2048) -> Tensor:
         padded[n, : s.shape[0]] = torch.nn.functional.normalize(s.float(), dim=-1)
     rows, cols = torch.triu_indices(count, count, offset=1)
     for begin in range(0, rows.numel(), chunk):
-        r, c = rows[begin: begin + chunk], cols[begin: begin + chunk]
+        r, c = rows[begin : begin + chunk], cols[begin : begin + chunk]
         n_max, m_max = int(lengths[r].max()), int(lengths[c].max())
         cos = torch.bmm(padded[r, :n_max], padded[c, :m_max].transpose(1, 2))
         dist = cos.clamp(-1.0, 1.0).acos() / torch.pi
@@ -154,12 +170,18 @@ def _score(d_xa: Tensor, d_xb: Tensor, exclude_diagonal: bool) -> float:
     return 1.0 - float(score.mean())
 
 
-def abx_error(items: Sequence[AbxItem], features: Sequence[Tensor | None], max_group_size: int = 10,
-              seed: int = 0) -> AbxResult:
+def abx_error(
+    items: Sequence[AbxItem],
+    features: Sequence[Tensor | None],
+    max_group_size: int = 10,
+    seed: int = 0,
+) -> AbxResult:
     """Within- and across-speaker ABX error of ``items`` given each item's frames
     (None: the item is skipped, e.g. no frame inside its segment)."""
     rng = random.Random(seed)
-    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)  # (context, speaker, unit) -> items
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(
+        list
+    )  # (context, speaker, unit) -> items
     for n, (item, feats) in enumerate(zip(items, features)):
         if feats is not None and feats.shape[0] > 0:
             groups[(item.context, item.speaker, item.unit)].append(n)
@@ -177,7 +199,9 @@ def abx_error(items: Sequence[AbxItem], features: Sequence[Tensor | None], max_g
         units_anywhere = {u for per_unit in speakers.values() for u in per_unit}
         if len(units_anywhere) < 2:
             continue
-        members = sorted({n for per_unit in speakers.values() for m in per_unit.values() for n in m})
+        members = sorted(
+            {n for per_unit in speakers.values() for m in per_unit.values() for n in m}
+        )
         position = {n: i for i, n in enumerate(members)}
         dist = pairwise_dtw([features[n] for n in members])
         used_items += len(members)
@@ -192,14 +216,31 @@ def abx_error(items: Sequence[AbxItem], features: Sequence[Tensor | None], max_g
                         continue
                     if len(group_a) >= 2:
                         within[(speaker, a, b)].append(
-                            _score(block(group_a, group_a), block(group_a, group_b), exclude_diagonal=True))
+                            _score(
+                                block(group_a, group_a),
+                                block(group_a, group_b),
+                                exclude_diagonal=True,
+                            )
+                        )
                     for other, other_units in speakers.items():
                         if other != speaker and a in other_units:
                             group_x = other_units[a]
                             across[(speaker, a, b)].append(
-                                _score(block(group_x, group_a), block(group_x, group_b), exclude_diagonal=False))
+                                _score(
+                                    block(group_x, group_a),
+                                    block(group_x, group_b),
+                                    exclude_diagonal=False,
+                                )
+                            )
     within_error, within_pairs = _aggregate(within)
     across_error, across_pairs = _aggregate(across)
-    return AbxResult(within_error, across_error, within_pairs, across_pairs,
-                     sum(len(v) for v in within.values()), sum(len(v) for v in across.values()),
-                     used_items, len(by_context))
+    return AbxResult(
+        within_error,
+        across_error,
+        within_pairs,
+        across_pairs,
+        sum(len(v) for v in within.values()),
+        sum(len(v) for v in across.values()),
+        used_items,
+        len(by_context),
+    )

@@ -99,7 +99,9 @@ def token_spans(frame_tokens: Sequence[int], num_tokens: int) -> list[tuple[int,
     return [(first, last) for first, last in spans]
 
 
-def spans_to_segments(spans: Sequence[tuple[int, int]], duration: float) -> list[tuple[float, float]]:
+def spans_to_segments(
+    spans: Sequence[tuple[int, int]], duration: float
+) -> list[tuple[float, float]]:
     """Encoder-frame spans -> (start, end) seconds, boundaries at the middle of each gap."""
     if not spans:
         return []
@@ -121,14 +123,22 @@ class UtteranceAlignment:
     units: list[tuple[str, float, float]]  # (unit, start s, end s)
 
     def to_json(self) -> str:
-        return json.dumps({"cut_id": self.cut_id, "speaker": self.speaker, "duration": self.duration,
-                           "units": [[u, round(s, 4), round(e, 4)] for u, s, e in self.units]},
-                          ensure_ascii=False)
+        return json.dumps(
+            {
+                "cut_id": self.cut_id,
+                "speaker": self.speaker,
+                "duration": self.duration,
+                "units": [[u, round(s, 4), round(e, 4)] for u, s, e in self.units],
+            },
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_json(cls, line: str) -> UtteranceAlignment:
         data = json.loads(line)
-        return cls(data["cut_id"], data["speaker"], data["duration"], [tuple(u) for u in data["units"]])
+        return cls(
+            data["cut_id"], data["speaker"], data["duration"], [tuple(u) for u in data["units"]]
+        )
 
 
 def save_alignments(path: str | Path, alignments: Iterable[UtteranceAlignment]) -> None:
@@ -137,8 +147,11 @@ def save_alignments(path: str | Path, alignments: Iterable[UtteranceAlignment]) 
 
 
 def load_alignments(path: str | Path) -> list[UtteranceAlignment]:
-    return [UtteranceAlignment.from_json(line) for line in Path(path).read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [
+        UtteranceAlignment.from_json(line)
+        for line in Path(path).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def _symbol(tokenizer, token: int) -> str:
@@ -148,8 +161,9 @@ def _symbol(tokenizer, token: int) -> str:
 
 
 @torch.no_grad()
-def align_cuts(recognizer, cuts, max_duration: float = 200.0,
-               hypotheses: bool = False) -> tuple[list[UtteranceAlignment], int]:
+def align_cuts(
+    recognizer, cuts, max_duration: float = 200.0, hypotheses: bool = False
+) -> tuple[list[UtteranceAlignment], int]:
     """Forced-align every cut's transcript with a trained CTC model (a
     :class:`less.decode.recognizer.Recognizer`).  Returns the alignments and the number of
     cuts skipped (no transcript, ``<unk>`` tokens or a path that does not fit).
@@ -163,8 +177,11 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0,
 
     tokenizer = recognizer.ctc_tokenizer
     by_id = {c.id: c for c in cuts}
-    loader, _, _ = make_loader(cuts, DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
-                               training=False)
+    loader, _, _ = make_loader(
+        cuts,
+        DataConfig(max_duration=max_duration, num_workers=0, spec_augment=False),
+        training=False,
+    )
     out: list[UtteranceAlignment] = []
     skipped = 0
     model = recognizer.model
@@ -172,7 +189,9 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0,
         feats = batch["inputs"].to(recognizer.device)
         enc_out, enc_lens = model.encode(feats, batch["input_lens"].to(recognizer.device))
         log_probs = model.ctc_log_probs(enc_out).cpu()
-        greedy = ctc_greedy_search(log_probs, enc_lens.cpu(), tokenizer.blank_id) if hypotheses else None
+        greedy = (
+            ctc_greedy_search(log_probs, enc_lens.cpu(), tokenizer.blank_id) if hypotheses else None
+        )
         for b, cut_id in enumerate(batch["cut_ids"]):
             cut = by_id[cut_id]
             if hypotheses:
@@ -185,17 +204,28 @@ def align_cuts(recognizer, cuts, max_duration: float = 200.0,
                 tokens = tokenizer.encode(text) if text else []
                 if not tokens or tokenizer.unk_id in tokens:
                     skipped += 1
-                    log.warning("cut %s: no transcript or out-of-vocabulary characters; not aligned", cut_id)
+                    log.warning(
+                        "cut %s: no transcript or out-of-vocabulary characters; not aligned", cut_id
+                    )
                     continue
             path = ctc_forced_align(log_probs[b, : int(enc_lens[b])], tokens, tokenizer.blank_id)
             if path is None:
                 skipped += 1
-                log.warning("cut %s: %d tokens do not fit in %d frames; not aligned", cut_id, len(tokens),
-                            int(enc_lens[b]))
+                log.warning(
+                    "cut %s: %d tokens do not fit in %d frames; not aligned",
+                    cut_id,
+                    len(tokens),
+                    int(enc_lens[b]),
+                )
                 continue
             segments = spans_to_segments(token_spans(path, len(tokens)), cut.duration)
             symbols = [_symbol(tokenizer, t) for t in tokens]
-            out.append(UtteranceAlignment(cut_id, (cut.supervisions[0].speaker if cut.supervisions else None)
-                                          or "unknown", cut.duration,
-                                          [(u, s, e) for u, (s, e) in zip(symbols, segments)]))
+            out.append(
+                UtteranceAlignment(
+                    cut_id,
+                    (cut.supervisions[0].speaker if cut.supervisions else None) or "unknown",
+                    cut.duration,
+                    [(u, s, e) for u, (s, e) in zip(symbols, segments)],
+                )
+            )
     return out, skipped

@@ -54,19 +54,27 @@ class GroundingConfig:
     dim: int = 256  # shared embedding dimension
     temperature: float = 0.07  # initial InfoNCE temperature (CLIP's)
     ssl_weight: float = 0.0  # SSL loss on the paired audio too (0: the SSL stream alone has it)
-    max_duration: float = 0.0  # seconds of audio per paired batch (0: the SSL batches' max_duration)
+    max_duration: float = (
+        0.0  # seconds of audio per paired batch (0: the SSL batches' max_duration)
+    )
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError(f"--visual-every must be >= 1, got {self.every}")
         if self.weight < 0 or self.ssl_weight < 0:
-            raise ValueError(f"grounding weights must be >= 0, got {self.weight}, {self.ssl_weight}")
+            raise ValueError(
+                f"grounding weights must be >= 0, got {self.weight}, {self.ssl_weight}"
+            )
         if not 0.01 <= self.temperature <= 1.0:
-            raise ValueError(f"the initial temperature must be in [0.01, 1], got {self.temperature}")
+            raise ValueError(
+                f"the initial temperature must be in [0.01, 1], got {self.temperature}"
+            )
         if self.stack not in ("final", "embed") and not self.stack.isdigit():
             raise ValueError(f"--visual-stack: final, embed or a stack index, got {self.stack!r}")
         if self.images and not self.cuts:
-            raise ValueError("--visual-images needs --visual-cuts (the cut sets whose utterances have scenes)")
+            raise ValueError(
+                "--visual-images needs --visual-cuts (the cut sets whose utterances have scenes)"
+            )
         if (self.cuts or self.valid_cuts) and not self.images:
             raise ValueError("--visual-cuts / --visual-valid-cuts need --visual-images")
 
@@ -98,7 +106,9 @@ class SceneImages:
         self.index = self.root / "scenes.jsonl"
         self.size = size
         if not self.index.is_file():
-            raise FileNotFoundError(f"{self.index}: no scene index (write it with python -m less.bin.render_scenes)")
+            raise FileNotFoundError(
+                f"{self.index}: no scene index (write it with python -m less.bin.render_scenes)"
+            )
         self.scene_of: dict[str, str] = {}
         self.path_of: dict[str, Path] = {}
         self._cache: dict[str, Tensor] = {}
@@ -111,16 +121,24 @@ class SceneImages:
             row = json.loads(line)
             uid, key, image = row["id"], row["scene"], row["image"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{where}: malformed line ({type(e).__name__}: {e}); expected "
-                             f'{{"id": ..., "scene": ..., "image": ...}}, got {line[:200]!r}') from None
+            raise ValueError(
+                f"{where}: malformed line ({type(e).__name__}: {e}); expected "
+                f'{{"id": ..., "scene": ..., "image": ...}}, got {line[:200]!r}'
+            ) from None
         if not all(isinstance(v, str) and v for v in (uid, key, image)):
-            raise ValueError(f"{where}: id, scene and image must be non-empty strings, got {line[:200]!r}")
+            raise ValueError(
+                f"{where}: id, scene and image must be non-empty strings, got {line[:200]!r}"
+            )
         if self.scene_of.setdefault(uid, key) != key:
-            raise ValueError(f"{where}: utterance {uid} has two scenes, {self.scene_of[uid]} and {key}")
+            raise ValueError(
+                f"{where}: utterance {uid} has two scenes, {self.scene_of[uid]} and {key}"
+            )
         if key not in self.path_of:
             path = self.index.parent / image
             if not path.is_file():
-                raise FileNotFoundError(f"{where}: the image {path} of utterance {uid} (scene {key}) is missing")
+                raise FileNotFoundError(
+                    f"{where}: the image {path} of utterance {uid} (scene {key}) is missing"
+                )
             self.path_of[key] = path
 
     def __len__(self) -> int:
@@ -187,14 +205,23 @@ class AttentionPool(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(in_dim)
         self.key = nn.Linear(in_dim, in_dim)
-        self.query = nn.Parameter(torch.randn(in_dim) * in_dim ** -0.5)
+        self.query = nn.Parameter(torch.randn(in_dim) * in_dim**-0.5)
         self.proj = nn.Linear(in_dim, dim)
 
     def forward(self, frames: Tensor, lens: Tensor) -> Tensor:
         if int(lens.min()) < 1:
-            raise ValueError(f"attention pooling needs at least one frame per utterance, got lengths {lens.tolist()}")
-        valid = torch.arange(frames.shape[1], device=frames.device)[None, :] < lens.to(frames.device)[:, None]
-        h = self.norm(torch.where(valid[..., None], frames, torch.zeros((), dtype=frames.dtype, device=frames.device)))
+            raise ValueError(
+                f"attention pooling needs at least one frame per utterance, got lengths {lens.tolist()}"
+            )
+        valid = (
+            torch.arange(frames.shape[1], device=frames.device)[None, :]
+            < lens.to(frames.device)[:, None]
+        )
+        h = self.norm(
+            torch.where(
+                valid[..., None], frames, torch.zeros((), dtype=frames.dtype, device=frames.device)
+            )
+        )
         scores = (self.key(h) @ self.query) / math.sqrt(h.shape[-1])
         weights = scores.masked_fill(~valid, float("-inf")).softmax(dim=1)
         return self.proj((weights.unsqueeze(-1) * h).sum(dim=1))
@@ -219,18 +246,24 @@ def info_nce_logits(logits: Tensor, keys: Sequence[str]) -> Tensor:
 def info_nce(speech: Tensor, image: Tensor, keys: Sequence[str], scale: Tensor | float) -> Tensor:
     """Symmetric InfoNCE on cosine similarities times ``scale`` (the inverse temperature)."""
     if speech.shape != image.shape or speech.shape[0] != len(keys):
-        raise ValueError(f"speech {tuple(speech.shape)}, image {tuple(image.shape)} and {len(keys)} keys disagree")
+        raise ValueError(
+            f"speech {tuple(speech.shape)}, image {tuple(image.shape)} and {len(keys)} keys disagree"
+        )
     logits = scale * F.normalize(speech.float(), dim=-1) @ F.normalize(image.float(), dim=-1).t()
     return info_nce_logits(logits, keys)
 
 
-def retrieval_recall(speech: Tensor, image: Tensor, keys: Sequence[str], ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+def retrieval_recall(
+    speech: Tensor, image: Tensor, keys: Sequence[str], ks: Sequence[int] = (1, 5)
+) -> dict[str, float]:
     """Speech -> image R@k: the share of utterances whose scene is among the k images most
     similar (cosine) to them.  The gallery holds each distinct scene once (its first image
     embedding), so a scene shared by many utterances is not retrieved k times and chance
     is k / (distinct scenes)."""
     if speech.shape[0] != image.shape[0] or speech.shape[0] != len(keys):
-        raise ValueError(f"{speech.shape[0]} speech, {image.shape[0]} image embeddings and {len(keys)} keys")
+        raise ValueError(
+            f"{speech.shape[0]} speech, {image.shape[0]} image embeddings and {len(keys)} keys"
+        )
     first: dict[str, int] = {}
     for n, key in enumerate(keys):
         first.setdefault(key, n)
@@ -294,9 +327,13 @@ class GroundingHead(nn.Module):
         """exp(logit_scale) clamped to [1, 100] as CLIP does (temperature 0.01..1)."""
         return self.logit_scale.clamp(0.0, math.log(MAX_LOGIT_SCALE)).exp()
 
-    def forward(self, frames: Tensor, lens: Tensor, images: Tensor, keys: Sequence[str]) -> dict[str, Any]:
+    def forward(
+        self, frames: Tensor, lens: Tensor, images: Tensor, keys: Sequence[str]
+    ) -> dict[str, Any]:
         if self.training and len(keys) < 2:
-            raise ValueError("a training batch of pairs needs at least two (negatives, batch statistics)")
+            raise ValueError(
+                "a training batch of pairs needs at least two (negatives, batch statistics)"
+            )
         speech = self.speech_norm(self.pool(frames, lens))
         image = self.image_norm(self.image_encoder(images))
         scale = self.scale()
@@ -305,8 +342,13 @@ class GroundingHead(nn.Module):
             sims = F.normalize(speech.float(), dim=-1) @ F.normalize(image.float(), dim=-1).t()
             picked = [keys[int(j)] for j in sims.argmax(dim=1)]
             accuracy = sum(p == k for p, k in zip(picked, keys)) / len(keys)
-        return {"visual_infonce": loss, "visual_acc": accuracy, "visual_temp": float(1.0 / scale.detach()),
-                "speech_emb": speech.detach(), "image_emb": image.detach()}
+        return {
+            "visual_infonce": loss,
+            "visual_acc": accuracy,
+            "visual_temp": float(1.0 / scale.detach()),
+            "speech_emb": speech.detach(),
+            "image_emb": image.detach(),
+        }
 
 
 # ------------------------------------------------------------------- stream
@@ -323,13 +365,22 @@ class PairedBatches:
     corpus are of similar length.  ``shuffle=False``: one fixed order (validation).
     """
 
-    def __init__(self, cuts: Sequence[Any], max_duration: float, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self, cuts: Sequence[Any], max_duration: float, seed: int = 0, shuffle: bool = True
+    ) -> None:
         if len(cuts) < 2:
             raise ValueError(f"{len(cuts)} paired cuts: a contrastive batch needs at least two")
         longest = max(c.duration for c in cuts)
         if max_duration < longest:
-            raise ValueError(f"paired batches of {max_duration} s cannot hold the longest paired cut ({longest:.2f} s)")
-        self.cuts, self.max_duration, self.seed, self.shuffle = list(cuts), max_duration, seed, shuffle
+            raise ValueError(
+                f"paired batches of {max_duration} s cannot hold the longest paired cut ({longest:.2f} s)"
+            )
+        self.cuts, self.max_duration, self.seed, self.shuffle = (
+            list(cuts),
+            max_duration,
+            seed,
+            shuffle,
+        )
         self._passes: dict[int, list[list[int]]] = {}
         self.per_pass = len(self._pass(0))
 
@@ -345,7 +396,9 @@ class PairedBatches:
                     current, seconds = [], 0.0
                 current.append(i)
                 seconds += self.cuts[i].duration
-            if len(current) < MIN_PAIRS and batches:  # a tiny batch has few negatives, poor batch statistics
+            if (
+                len(current) < MIN_PAIRS and batches
+            ):  # a tiny batch has few negatives, poor batch statistics
                 batches[-1] += current
             else:
                 batches.append(current)

@@ -25,8 +25,14 @@ def expected_mask_fraction(start_prob: float, span: int) -> float:
     return 1.0 - (1.0 - start_prob) ** span
 
 
-def span_mask(label_lens: Tensor, max_len: int, start_prob: float, span: int,
-              generator: torch.Generator | None = None, min_masked: int = 1) -> Tensor:
+def span_mask(
+    label_lens: Tensor,
+    max_len: int,
+    start_prob: float,
+    span: int,
+    generator: torch.Generator | None = None,
+    min_masked: int = 1,
+) -> Tensor:
     """(B, max_len) bool mask at the label rate; at least ``min_masked`` spans start in each
     utterance (so every utterance contributes to the loss)."""
     if not 0.0 <= start_prob <= 1.0 or span < 1:
@@ -45,8 +51,13 @@ def span_mask(label_lens: Tensor, max_len: int, start_prob: float, span: int,
     return (covered & real).to(label_lens.device)
 
 
-def mask_input(feats: Tensor, feat_lens: Tensor, label_mask: Tensor, noise_std: float = 0.1,
-               generator: torch.Generator | None = None) -> Tensor:
+def mask_input(
+    feats: Tensor,
+    feat_lens: Tensor,
+    label_mask: Tensor,
+    noise_std: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Replace the input frames of masked label frames by ``mean + noise_std * std * N(0, 1)``
     of each utterance (per feature dim)."""
     batch, num_frames, _ = feats.shape

@@ -110,7 +110,11 @@ from less.ssl.quantizer import (
     valid_mask,
 )
 
-METHODS = ("bestrq", "birq", "speechlm")  # speechlm: less.ssl.speechlm (its own model; units, not codes)
+METHODS = (
+    "bestrq",
+    "birq",
+    "speechlm",
+)  # speechlm: less.ssl.speechlm (its own model; units, not codes)
 LABEL_SOURCES = ("online", "ema")
 ENCODER_PREFIXES = ("encoder_embed.", "encoder.")
 
@@ -151,20 +155,28 @@ class SslObjectiveConfig:
     diversity_temperature: float = 0.1
     enhanced_label_source: str = "online"  # online (the paper's self-labelling) | ema
     ema_decay: float = 0.999
-    anchor_weight_end: float | None = None  # penalty schedule: anchor_weight grows to this (None: constant)
+    anchor_weight_end: float | None = (
+        None  # penalty schedule: anchor_weight grows to this (None: constant)
+    )
     anchor_weight_batches: float = 4000.0  # over these schedule batches from enhanced_start_batches
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown SSL method {self.method!r}; choose from {METHODS}")
         if self.enhanced_label_source not in LABEL_SOURCES:
-            raise ValueError(f"unknown enhanced label source {self.enhanced_label_source!r}; "
-                             f"choose from {LABEL_SOURCES}")
+            raise ValueError(
+                f"unknown enhanced label source {self.enhanced_label_source!r}; "
+                f"choose from {LABEL_SOURCES}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.anchor_weight_end is not None and (self.anchor_weight <= 0 or self.anchor_weight_end <= 0):
-            raise ValueError("a penalty schedule (anchor_weight_end) needs anchor_weight > 0 and anchor_weight_end > 0, "
-                             f"got {self.anchor_weight} -> {self.anchor_weight_end}")
+        if self.anchor_weight_end is not None and (
+            self.anchor_weight <= 0 or self.anchor_weight_end <= 0
+        ):
+            raise ValueError(
+                "a penalty schedule (anchor_weight_end) needs anchor_weight > 0 and anchor_weight_end > 0, "
+                f"got {self.anchor_weight} -> {self.anchor_weight_end}"
+            )
 
     def anchor_scale(self, batch: float) -> float:
         """The penalty constant at ``batch``: ``anchor_weight``, or with ``anchor_weight_end`` a
@@ -172,11 +184,17 @@ class SslObjectiveConfig:
         start (penalty methods tighten the constraint as they go)."""
         if self.anchor_weight_end is None:
             return self.anchor_weight
-        return _geometric(self.anchor_weight, self.anchor_weight_end,
-                          batch - self.enhanced_start_batches, self.anchor_weight_batches)
+        return _geometric(
+            self.anchor_weight,
+            self.anchor_weight_end,
+            batch - self.enhanced_start_batches,
+            self.anchor_weight_batches,
+        )
 
     def gumbel_temperature(self, batch: float) -> float:
-        return _geometric(self.gumbel_temp_start, self.gumbel_temp_end, batch, self.gumbel_temp_batches)
+        return _geometric(
+            self.gumbel_temp_start, self.gumbel_temp_end, batch, self.gumbel_temp_batches
+        )
 
     def enhanced_scale(self, batch: float) -> float:
         """0 before ``enhanced_start_batches``, then a linear ramp to ``enhanced_weight``."""
@@ -198,7 +216,9 @@ class EncoderOnly(nn.Module):
 
         # build the ASR model of this configuration and keep its encoder: one copy of the
         # construction code, the same parameter names and initialisation
-        full = build_model(model, ctc_vocab_size=4, decoder_vocab_size=None, **(model_overrides or {}))
+        full = build_model(
+            model, ctc_vocab_size=4, decoder_vocab_size=None, **(model_overrides or {})
+        )
         self.model_name = model
         self.model_config = full.config
         self.encoder_embed = full.encoder_embed
@@ -211,7 +231,9 @@ class EncoderOnly(nn.Module):
     def encode(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Same contract as :meth:`CtcAedModel.encode` (25 Hz output)."""
         if int(feat_lens.min()) < 9:
-            raise ValueError(f"every input needs at least 9 frames (got lengths {feat_lens.tolist()})")
+            raise ValueError(
+                f"every input needs at least 9 frames (got lengths {feat_lens.tolist()})"
+            )
         x, x_lens = self.encoder_embed(feats, feat_lens)
         return self.encoder(x, x_lens)
 
@@ -240,16 +262,27 @@ def _masked_ce(logits: Tensor, targets: Tensor) -> tuple[Tensor, float]:
 class SslModel(EncoderOnly):
     """Encoder + prediction heads + frozen quantizers; :meth:`forward` returns the losses."""
 
-    def __init__(self, objective: SslObjectiveConfig, model: str = "xs",
-                 model_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        objective: SslObjectiveConfig,
+        model: str = "xs",
+        model_overrides: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(model, model_overrides)
         if objective.method == "speechlm":
             raise ValueError("SpeechLM pre-trains less.ssl.speechlm.SpeechLmModel, not SslModel")
         self.objective = o = objective
         feature_dim = self.model_config.encoder.feature_dim
         self.anchor_quantizer = RandomProjectionQuantizer(
-            LABEL_STACK * feature_dim, o.code_dim, o.codebook_size, o.num_codebooks, seed=o.quantizer_seed)
-        self.anchor_heads = nn.ModuleList(nn.Linear(self.output_dim, o.codebook_size) for _ in range(o.num_codebooks))
+            LABEL_STACK * feature_dim,
+            o.code_dim,
+            o.codebook_size,
+            o.num_codebooks,
+            seed=o.quantizer_seed,
+        )
+        self.anchor_heads = nn.ModuleList(
+            nn.Linear(self.output_dim, o.codebook_size) for _ in range(o.num_codebooks)
+        )
         self.enhanced_quantizer: RandomProjectionQuantizer | None = None
         self.enhanced_heads = nn.ModuleList()
         if o.method == "birq":
@@ -258,10 +291,16 @@ class SslModel(EncoderOnly):
                 raise ValueError(f"enhanced_stack {o.enhanced_stack} outside 0..{stacks - 1}")
             dim = self.model_config.encoder.encoder_dim[o.enhanced_stack]
             self.enhanced_quantizer = RandomProjectionQuantizer(
-                2 * dim, o.enhanced_code_dim, o.enhanced_codebook_size, o.enhanced_num_codebooks,
-                seed=o.quantizer_seed + 1)
+                2 * dim,
+                o.enhanced_code_dim,
+                o.enhanced_codebook_size,
+                o.enhanced_num_codebooks,
+                seed=o.quantizer_seed + 1,
+            )
             self.enhanced_heads = nn.ModuleList(
-                nn.Linear(self.output_dim, o.enhanced_codebook_size) for _ in range(o.enhanced_num_codebooks))
+                nn.Linear(self.output_dim, o.enhanced_codebook_size)
+                for _ in range(o.enhanced_num_codebooks)
+            )
             if o.enhanced_label_source == "ema":
                 # the label generator: a momentum copy of the front end and the encoder (only its
                 # stacks up to enhanced_stack run), outside the optimizer (see update_label_generator)
@@ -316,8 +355,11 @@ class SslModel(EncoderOnly):
         the label rate: (B, num_label_frames, 2 * encoder_dim[stack]).  Runs in eval mode;
         differentiable unless ``enhanced_label_grad`` is off."""
         o = self.objective
-        embed, encoder = (self.ema_embed, self.ema_encoder) if self.uses_ema_labels else \
-            (self.encoder_embed, self.encoder)
+        embed, encoder = (
+            (self.ema_embed, self.ema_encoder)
+            if self.uses_ema_labels
+            else (self.encoder_embed, self.encoder)
+        )
         modes = [(m, m.training) for m in (embed, encoder)]
         grad = contextlib.nullcontext() if self.label_gradients else torch.no_grad()
         try:
@@ -332,8 +374,13 @@ class SslModel(EncoderOnly):
             for module, was_training in modes:
                 module.train(was_training)
 
-    def forward(self, feats: Tensor, feat_lens: Tensor, generator: torch.Generator | None = None,
-                batch_count: float = 0.0) -> dict[str, Any]:
+    def forward(
+        self,
+        feats: Tensor,
+        feat_lens: Tensor,
+        generator: torch.Generator | None = None,
+        batch_count: float = 0.0,
+    ) -> dict[str, Any]:
         """Losses (means over masked label frames) and statistics of one batch.
 
         ``generator`` draws the masks and the Gumbel noise (seed it per batch for exactly
@@ -352,12 +399,18 @@ class SslModel(EncoderOnly):
         masked_feats = mask_input(feats, feat_lens, mask, o.mask_noise_std, generator)
         enc_out, enc_lens = self.encode(masked_feats, feat_lens)
         if enc_out.shape[1] != num_label_frames or not torch.equal(enc_lens, label_lens):
-            raise RuntimeError(f"encoder output lengths {enc_lens.tolist()} differ from labels {label_lens.tolist()}")
+            raise RuntimeError(
+                f"encoder output lengths {enc_lens.tolist()} differ from labels {label_lens.tolist()}"
+            )
         selected = mask & real
         hidden = enc_out[selected]  # (masked frames, D)
 
-        anchor_losses, anchor_accs = zip(*(_masked_ce(head(hidden), anchor_codes[n][selected])
-                                           for n, head in enumerate(self.anchor_heads)))
+        anchor_losses, anchor_accs = zip(
+            *(
+                _masked_ce(head(hidden), anchor_codes[n][selected])
+                for n, head in enumerate(self.anchor_heads)
+            )
+        )
         anchor_loss = torch.stack(anchor_losses).mean()
         out: dict[str, Any] = {
             "anchor_loss": anchor_loss,
@@ -367,7 +420,9 @@ class SslModel(EncoderOnly):
             "masked": int(selected.sum()),
         }
         if o.method == "bestrq" or batch_count < o.enhanced_start_batches:
-            out["loss"] = o.anchor_scale(batch_count) * anchor_loss if o.method == "birq" else anchor_loss
+            out["loss"] = (
+                o.anchor_scale(batch_count) * anchor_loss if o.method == "birq" else anchor_loss
+            )
             return out
 
         assert self.enhanced_quantizer is not None
@@ -378,12 +433,18 @@ class SslModel(EncoderOnly):
         enhanced_losses, enhanced_accs = [], []
         if not self.uses_ema_labels:
             codes, one_hot = self.enhanced_quantizer.gumbel_select(
-                stacked[selected].unsqueeze(0), temperature, generator, o.gumbel_noise_in_forward,
-                o.label_grad_scale)
+                stacked[selected].unsqueeze(0),
+                temperature,
+                generator,
+                o.gumbel_noise_in_forward,
+                o.label_grad_scale,
+            )
             for n, head in enumerate(self.enhanced_heads):
                 log_probs = head(hidden).log_softmax(dim=-1)
                 enhanced_losses.append(-(one_hot[n, 0] * log_probs).sum(dim=-1).mean())
-                enhanced_accs.append(float((log_probs.detach().argmax(-1) == codes[n, 0]).float().mean()))
+                enhanced_accs.append(
+                    float((log_probs.detach().argmax(-1) == codes[n, 0]).float().mean())
+                )
         else:  # momentum labels: fixed targets, the nearest codes (the straight-through labels' value)
             for n, head in enumerate(self.enhanced_heads):
                 loss_n, acc_n = _masked_ce(head(hidden), all_codes[n][selected])
@@ -394,8 +455,9 @@ class SslModel(EncoderOnly):
         anchor_scale = o.anchor_scale(batch_count)
         loss = enhanced_scale * enhanced_loss + anchor_scale * anchor_loss
         if o.diversity_weight > 0:
-            diversity = self.enhanced_quantizer.diversity_penalty(stacked[real].unsqueeze(0),
-                                                                  o.diversity_temperature)
+            diversity = self.enhanced_quantizer.diversity_penalty(
+                stacked[real].unsqueeze(0), o.diversity_temperature
+            )
             loss = loss + o.diversity_weight * diversity
             out["diversity"] = diversity.detach()
         out.update(
@@ -408,4 +470,3 @@ class SslModel(EncoderOnly):
             anchor_scale=anchor_scale,
         )
         return out
-

@@ -34,7 +34,9 @@ def valid_mask(lengths: Tensor, max_len: int) -> Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def normalize_features(feats: Tensor, lengths: Tensor, mode: str = "utterance", eps: float = 1e-5) -> Tensor:
+def normalize_features(
+    feats: Tensor, lengths: Tensor, mode: str = "utterance", eps: float = 1e-5
+) -> Tensor:
     """Zero mean / unit variance per feature dimension over each utterance's real frames
     (``utterance``), over all real frames of the batch (``batch``), or unchanged (``none``).
     Padded frames come out as zeros."""
@@ -75,8 +77,14 @@ class RandomProjectionQuantizer(nn.Module):
     (num_codebooks, codebook_size, code_dim), standard normal rows scaled to unit norm.
     """
 
-    def __init__(self, input_dim: int, code_dim: int = 16, codebook_size: int = 8192,
-                 num_codebooks: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        code_dim: int = 16,
+        codebook_size: int = 8192,
+        num_codebooks: int = 1,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.input_dim = input_dim
         self.code_dim = code_dim
@@ -84,8 +92,12 @@ class RandomProjectionQuantizer(nn.Module):
         self.num_codebooks = num_codebooks
         generator = torch.Generator().manual_seed(seed)
         bound = math.sqrt(6.0 / (input_dim + code_dim))  # Xavier (Glorot) uniform
-        projection = (torch.rand(num_codebooks, input_dim, code_dim, generator=generator) * 2 - 1) * bound
-        codebook = F.normalize(torch.randn(num_codebooks, codebook_size, code_dim, generator=generator), dim=-1)
+        projection = (
+            torch.rand(num_codebooks, input_dim, code_dim, generator=generator) * 2 - 1
+        ) * bound
+        codebook = F.normalize(
+            torch.randn(num_codebooks, codebook_size, code_dim, generator=generator), dim=-1
+        )
         self.register_buffer("projection", projection)
         self.register_buffer("codebook", codebook)
 
@@ -94,15 +106,23 @@ class RandomProjectionQuantizer(nn.Module):
         if x.shape[-1] != self.input_dim:
             raise ValueError(f"quantizer expects {self.input_dim}-dim input, got {x.shape[-1]}")
         projected = torch.einsum("btd,ndc->nbtc", x, self.projection.to(x.dtype))
-        return torch.einsum("nbtc,nkc->nbtk", F.normalize(projected, dim=-1), self.codebook.to(x.dtype))
+        return torch.einsum(
+            "nbtc,nkc->nbtk", F.normalize(projected, dim=-1), self.codebook.to(x.dtype)
+        )
 
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
         """Nearest code by cosine: (num_codebooks, B, T) long."""
         return self.similarities(x).argmax(dim=-1)
 
-    def gumbel_select(self, x: Tensor, temperature: float, generator: torch.Generator | None = None,
-                      noise_in_forward: bool = False, grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    def gumbel_select(
+        self,
+        x: Tensor,
+        temperature: float,
+        generator: torch.Generator | None = None,
+        noise_in_forward: bool = False,
+        grad_scale: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
         """Differentiable code selection (straight-through Gumbel-softmax).
 
         Returns ``(codes, one_hot)``: ``one_hot`` has the value of the one-hot of ``codes``
@@ -116,10 +136,14 @@ class RandomProjectionQuantizer(nn.Module):
         if temperature <= 0:
             raise ValueError(f"Gumbel temperature must be > 0, got {temperature}")
         logits = self.similarities(x) / temperature
-        uniform = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu").to(logits.device)
+        uniform = torch.rand(
+            logits.shape, generator=generator, dtype=logits.dtype, device="cpu"
+        ).to(logits.device)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1.0 - 1e-7)))
         soft = (logits + gumbel).softmax(dim=-1)
-        codes = (logits + gumbel).argmax(dim=-1) if noise_in_forward else logits.detach().argmax(dim=-1)
+        codes = (
+            (logits + gumbel).argmax(dim=-1) if noise_in_forward else logits.detach().argmax(dim=-1)
+        )
         hard = F.one_hot(codes, self.codebook_size).to(soft.dtype)
         if grad_scale != 1.0:
             soft = soft * grad_scale + (soft * (1.0 - grad_scale)).detach()
@@ -129,7 +153,9 @@ class RandomProjectionQuantizer(nn.Module):
         """``1 - exp(H(mean code distribution)) / codebook_size`` over the frames of ``x``
         (wav2vec 2.0's diversity loss): 0 when the soft assignments use every code equally,
         near 1 when they pile onto one; differentiable."""
-        probs = (self.similarities(x) / temperature).softmax(dim=-1).flatten(1, -2).mean(dim=1)  # (N, K)
+        probs = (
+            (self.similarities(x) / temperature).softmax(dim=-1).flatten(1, -2).mean(dim=1)
+        )  # (N, K)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=-1)
         return (1.0 - entropy.exp() / self.codebook_size).mean()
 

@@ -68,8 +68,9 @@ class SpeechLmConfig:
             raise ValueError(f"text_weight must be >= 0, got {self.text_weight}")
 
 
-def swap_positions(masked: Tensor, real: Tensor, prob: float, span: int,
-                   generator: torch.Generator | None = None) -> Tensor:
+def swap_positions(
+    masked: Tensor, real: Tensor, prob: float, span: int, generator: torch.Generator | None = None
+) -> Tensor:
     """Frames whose speech representation is replaced by their unit embedding: a second span
     mask, minus every masked frame (and padding)."""
     lens = real.sum(dim=1)
@@ -83,15 +84,27 @@ class SpeechLmModel(nn.Module):
     """Front end + Zipformer + unit encoder + CTC head (the names of CtcAedModel), the unit
     embedding, a mask embedding for text, and the two UMLM heads."""
 
-    def __init__(self, cfg: SpeechLmConfig, ctc_vocab_size: int, model: str = "xs",
-                 model_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SpeechLmConfig,
+        ctc_vocab_size: int,
+        model: str = "xs",
+        model_overrides: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         from less.model import build_model
 
         if cfg.num_units < 3:
-            raise ValueError(f"num_units {cfg.num_units}: load the unit inventory first (units.txt)")
-        full = build_model(model, ctc_vocab_size=ctc_vocab_size, decoder_vocab_size=None,
-                           unit_encoder_layers=cfg.unit_encoder_layers, **(model_overrides or {}))
+            raise ValueError(
+                f"num_units {cfg.num_units}: load the unit inventory first (units.txt)"
+            )
+        full = build_model(
+            model,
+            ctc_vocab_size=ctc_vocab_size,
+            decoder_vocab_size=None,
+            unit_encoder_layers=cfg.unit_encoder_layers,
+            **(model_overrides or {}),
+        )
         self.cfg = cfg
         self.model_config = full.config
         self.encoder_embed = full.encoder_embed
@@ -100,7 +113,7 @@ class SpeechLmModel(nn.Module):
         self.ctc_output = full.ctc_output
         dim = full.config.encoder.output_dim
         self.unit_embed = nn.Embedding(cfg.num_units, dim)
-        nn.init.normal_(self.unit_embed.weight, std=dim ** -0.5)
+        nn.init.normal_(self.unit_embed.weight, std=dim**-0.5)
         self.text_mask_embed = nn.Parameter(torch.empty(dim).uniform_(-0.1, 0.1))
         self.speech_head = nn.Linear(dim, cfg.num_units)
         self.unit_head = nn.Linear(dim, cfg.num_units)
@@ -113,10 +126,19 @@ class SpeechLmModel(nn.Module):
         """No label generator to update (the units are fixed): the trainer's hook for BiRQ."""
 
     def encoder_state(self) -> dict[str, Tensor]:
-        return {k: v for k, v in self.state_dict().items() if k.startswith(("encoder_embed.", "encoder."))}
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if k.startswith(("encoder_embed.", "encoder."))
+        }
 
-    def speech_losses(self, feats: Tensor, feat_lens: Tensor, frame_units: Sequence[Sequence[int]],
-                      generator: torch.Generator | None) -> dict[str, Any]:
+    def speech_losses(
+        self,
+        feats: Tensor,
+        feat_lens: Tensor,
+        frame_units: Sequence[Sequence[int]],
+        generator: torch.Generator | None,
+    ) -> dict[str, Any]:
         from less.model import output_lengths
 
         cfg = self.cfg
@@ -124,17 +146,22 @@ class SpeechLmModel(nn.Module):
         num_frames = int(lens.max())
         for b, units in enumerate(frame_units):
             if len(units) != int(lens[b]):
-                raise ValueError(f"utterance {b}: {len(units)} unit labels for {int(lens[b])} encoder frames")
+                raise ValueError(
+                    f"utterance {b}: {len(units)} unit labels for {int(lens[b])} encoder frames"
+                )
         labels = padded_labels(frame_units, num_frames).to(feats.device)
         real = valid_mask(lens, num_frames).to(feats.device)
         masked = span_mask(lens, num_frames, cfg.mask_prob, cfg.mask_span, generator) & real
-        x, x_lens = self.encoder_embed(mask_input(feats, feat_lens, masked, cfg.mask_noise_std, generator),
-                                       feat_lens)
+        x, x_lens = self.encoder_embed(
+            mask_input(feats, feat_lens, masked, cfg.mask_noise_std, generator), feat_lens
+        )
         enc_out, enc_lens = self.encoder(x, x_lens)
         if enc_out.shape[1] != num_frames:
             raise RuntimeError(f"encoder gave {enc_out.shape[1]} frames, labels have {num_frames}")
         swap = swap_positions(masked, real, cfg.swap_prob, cfg.swap_span, generator)
-        unit_in = torch.where(swap.unsqueeze(-1), self.unit_embed(labels.clamp(min=0)).to(enc_out.dtype), enc_out)
+        unit_in = torch.where(
+            swap.unsqueeze(-1), self.unit_embed(labels.clamp(min=0)).to(enc_out.dtype), enc_out
+        )
         unit_out = self.unit_encoder(unit_in, enc_lens)
         target = labels[masked]
         speech_logits = self.speech_head(enc_out[masked]).float()
@@ -151,8 +178,12 @@ class SpeechLmModel(nn.Module):
             "frames": int(real.sum()),
         }
 
-    def text_loss(self, text_units: Sequence[Sequence[int]], char_targets: Sequence[Sequence[int]],
-                  generator: torch.Generator | None) -> tuple[Tensor, int]:
+    def text_loss(
+        self,
+        text_units: Sequence[Sequence[int]],
+        char_targets: Sequence[Sequence[int]],
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, int]:
         """UCTC: masked, embedded text units -> unit encoder -> CTC head; (loss per target
         character, characters)."""
         cfg = self.cfg
@@ -163,21 +194,34 @@ class SpeechLmModel(nn.Module):
         num_frames = int(lens.max())
         units = padded_labels(text_units, num_frames, pad=0).to(device)
         # no forced span here (min_masked=0): the text loss does not need masked positions
-        masked = (span_mask(lens, num_frames, cfg.mask_prob, cfg.mask_span, generator, min_masked=0)
-                  & valid_mask(lens, num_frames)).to(device)
+        masked = (
+            span_mask(lens, num_frames, cfg.mask_prob, cfg.mask_span, generator, min_masked=0)
+            & valid_mask(lens, num_frames)
+        ).to(device)
         x = self.unit_embed(units)
         x = torch.where(masked.unsqueeze(-1), self.text_mask_embed.to(x.dtype), x)
         out = self.unit_encoder(x, lens.to(device))
         log_probs = self.ctc_output(out).float()
         flat = [t for target in char_targets for t in target]
-        loss = F.ctc_loss(log_probs.transpose(0, 1), torch.tensor(flat, dtype=torch.long), lens,
-                          torch.tensor([len(t) for t in char_targets], dtype=torch.long),
-                          blank=self.model_config.blank_id, reduction="sum", zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1),
+            torch.tensor(flat, dtype=torch.long),
+            lens,
+            torch.tensor([len(t) for t in char_targets], dtype=torch.long),
+            blank=self.model_config.blank_id,
+            reduction="sum",
+            zero_infinity=True,
+        )
         return loss / max(len(flat), 1), len(flat)
 
-    def forward(self, feats: Tensor, feat_lens: Tensor, frame_units: Sequence[Sequence[int]],
-                text: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
-                generator: torch.Generator | None = None) -> dict[str, Any]:
+    def forward(
+        self,
+        feats: Tensor,
+        feat_lens: Tensor,
+        frame_units: Sequence[Sequence[int]],
+        text: tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Any]:
         """Losses of one speech batch (with its frame units) and, when ``text`` = (upsampled
         units, character ids) is given and ``text_weight > 0``, one text batch."""
         out = self.speech_losses(feats, feat_lens, frame_units, generator)
@@ -195,13 +239,22 @@ class TextUnitBatches:
     batch index alone (so a resumed run sees the same text): the corpus is shuffled per pass
     with ``seed`` and the pass number and cut into batches of at most ``max_frames`` units."""
 
-    def __init__(self, units: Sequence[Sequence[int]], chars: Sequence[Sequence[int]], max_frames: int,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        units: Sequence[Sequence[int]],
+        chars: Sequence[Sequence[int]],
+        max_frames: int,
+        seed: int = 0,
+    ) -> None:
         if len(units) != len(chars) or not units:
-            raise ValueError(f"need as many unit sequences as character sequences (>0), got {len(units)}, "
-                             f"{len(chars)}")
+            raise ValueError(
+                f"need as many unit sequences as character sequences (>0), got {len(units)}, "
+                f"{len(chars)}"
+            )
         if max_frames < max(len(u) for u in units):
-            raise ValueError(f"max_frames {max_frames} is shorter than the longest text ({max(len(u) for u in units)})")
+            raise ValueError(
+                f"max_frames {max_frames} is shorter than the longest text ({max(len(u) for u in units)})"
+            )
         self.units, self.chars, self.max_frames, self.seed = units, chars, max_frames, seed
         self._passes: dict[int, list[list[int]]] = {}
         self.per_pass = len(self._pass(0))  # about as many batches every pass (the same corpus)

@@ -47,9 +47,26 @@ from less.utils import environment_info, seed_everything, setup_logging
 
 log = logging.getLogger("less.ssl")
 
-STAT_KEYS = ("loss", "anchor_loss", "anchor_acc", "anchor_ppl", "enhanced_loss", "enhanced_acc", "enhanced_ppl",
-             "speech_ce", "speech_acc", "unit_ce", "unit_acc", "text_ctc",
-             "visual_infonce", "visual_acc", "visual_temp", "visual_ssl_loss", "visual_r1", "visual_r5")
+STAT_KEYS = (
+    "loss",
+    "anchor_loss",
+    "anchor_acc",
+    "anchor_ppl",
+    "enhanced_loss",
+    "enhanced_acc",
+    "enhanced_ppl",
+    "speech_ce",
+    "speech_acc",
+    "unit_ce",
+    "unit_acc",
+    "text_ctc",
+    "visual_infonce",
+    "visual_acc",
+    "visual_temp",
+    "visual_ssl_loss",
+    "visual_r1",
+    "visual_r5",
+)
 
 # Enhanced-label perplexity below this fraction of the anchoring labels' counts as a collapse.
 # On the mini corpus (8192-code books) the anchoring labels' perplexity per logged window is
@@ -67,10 +84,12 @@ def collapse_warning(stats: dict[str, float], ratio: float = COLLAPSE_RATIO) -> 
     enhanced, anchor = stats.get("enhanced_ppl"), stats.get("anchor_ppl")
     if enhanced is None or anchor is None or enhanced >= ratio * anchor:
         return None
-    return (f"the enhanced labels are collapsing: code perplexity {enhanced:.1f} against {anchor:.1f} for "
-            f"the anchoring labels (below {ratio:g} x); a collapsed run gives an encoder worse than random "
-            "weights. Settings that kept them spread on the mini corpus: --anchor-weight 10 or "
-            "--label-grad-scale 0.1 (see less/ssl/model.py)")
+    return (
+        f"the enhanced labels are collapsing: code perplexity {enhanced:.1f} against {anchor:.1f} for "
+        f"the anchoring labels (below {ratio:g} x); a collapsed run gives an encoder worse than random "
+        "weights. Settings that kept them spread on the mini corpus: --anchor-weight 10 or "
+        "--label-grad-scale 0.1 (see less/ssl/model.py)"
+    )
 
 
 @dataclass
@@ -116,9 +135,13 @@ class SslConfig:
         if isinstance(self.grounding, dict):
             self.grounding = GroundingConfig(**self.grounding)
         if self.objective.method == "speechlm" and not (self.unit_dir and self.lang_dir):
-            raise ValueError("--method speechlm needs --unit-dir (less.bin.speechlm_units) and --lang-dir")
+            raise ValueError(
+                "--method speechlm needs --unit-dir (less.bin.speechlm_units) and --lang-dir"
+            )
         if self.objective.method == "speechlm" and self.grounding.enabled:
-            raise ValueError("--visual-images goes with --method bestrq or birq (SpeechLM is not wired for it)")
+            raise ValueError(
+                "--visual-images goes with --method bestrq or birq (SpeechLM is not wired for it)"
+            )
         if isinstance(self.data, dict):
             self.data = DataConfig(**self.data)
         self.data.spec_augment = False
@@ -148,29 +171,47 @@ class SslTrainer(EpochLoop):
             from less.ssl.grounding import GroundingHead, frame_dim
 
             g = cfg.grounding
-            self.model.add_module("grounding", GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim,
-                                                             g.temperature))
-        log.info("%s on model %s: %.2fM parameters (encoder %.2fM)", cfg.objective.method, cfg.model,
-                 sum(p.numel() for p in self.model.parameters()) / 1e6,
-                 sum(v.numel() for v in self.model.encoder_state().values()) / 1e6)
+            self.model.add_module(
+                "grounding",
+                GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim, g.temperature),
+            )
+        log.info(
+            "%s on model %s: %.2fM parameters (encoder %.2fM)",
+            cfg.objective.method,
+            cfg.model,
+            sum(p.numel() for p in self.model.parameters()) / 1e6,
+            sum(v.numel() for v in self.model.encoder_state().values()) / 1e6,
+        )
         self.model.to(self.device)
         # the momentum label generator (BiRQ with --enhanced-label-source ema) is not optimised
-        trained = [(name, param) for name, param in self.model.named_parameters() if param.requires_grad]
+        trained = [
+            (name, param) for name, param in self.model.named_parameters() if param.requires_grad
+        ]
         self.optimizer = ScaledAdam(trained, lr=cfg.base_lr, clipping_scale=2.0)
-        self.scheduler = Eden(self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches)
+        self.scheduler = Eden(
+            self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
+        )
         resume = self.resume_checkpoint()
         if resume is not None:
             ckpt = load_checkpoint(resume)
             saved = SslObjectiveConfig(**ckpt["config"]["objective"])
             if asdict(saved) != asdict(cfg.objective):
-                raise ValueError(f"{resume} was trained with another objective configuration: {asdict(saved)}")
+                raise ValueError(
+                    f"{resume} was trained with another objective configuration: {asdict(saved)}"
+                )
             saved_speechlm = ckpt["config"].get("speechlm")
             if cfg.objective.method == "speechlm" and saved_speechlm != asdict(self.model.cfg):
-                raise ValueError(f"{resume} was trained with another SpeechLM configuration: {saved_speechlm}")
-            saved_grounding = GroundingConfig(**ckpt["config"].get("grounding") or {}).architecture()
+                raise ValueError(
+                    f"{resume} was trained with another SpeechLM configuration: {saved_speechlm}"
+                )
+            saved_grounding = GroundingConfig(
+                **ckpt["config"].get("grounding") or {}
+            ).architecture()
             if saved_grounding != cfg.grounding.architecture():
-                raise ValueError(f"{resume} was trained with another grounding set-up: {saved_grounding} "
-                                 f"(now {cfg.grounding.architecture()}); use the same --visual-* flags")
+                raise ValueError(
+                    f"{resume} was trained with another grounding set-up: {saved_grounding} "
+                    f"(now {cfg.grounding.architecture()}); use the same --visual-* flags"
+                )
             self.model.load_state_dict(ckpt["model"])
             self.restore_position(ckpt, resume)
         self.train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
@@ -192,15 +233,24 @@ class SslTrainer(EpochLoop):
         self.scenes = SceneImages(g.images)
         self.scene_keys: dict[str, str] = {}  # paired cut id -> scene key
         self.paired_max_duration = g.max_duration or cfg.data.max_duration
-        self.paired = PairedBatches(self.paired_cuts(g.cuts, "training"), self.paired_max_duration, cfg.seed)
+        self.paired = PairedBatches(
+            self.paired_cuts(g.cuts, "training"), self.paired_max_duration, cfg.seed
+        )
         if g.valid_cuts:
             self.visual_valid = self.paired_cuts(g.valid_cuts, "validation")
             if self.valid_cuts is None:  # the loop validates when it has validation cuts
                 self.valid_cuts = self.visual_valid
         # paired audio as validation audio: no SpecAugment, noise or volume perturbation
         self.collate = SpeechDataset(cfg.data, training=False, seed=cfg.seed)
-        log.info("grounding: InfoNCE x %g on every %d-th step, %d paired batches per pass (%g s each), pooled "
-                 "from the %s layer", g.weight, g.every, len(self.paired), self.paired_max_duration, g.stack)
+        log.info(
+            "grounding: InfoNCE x %g on every %d-th step, %d paired batches per pass (%g s each), pooled "
+            "from the %s layer",
+            g.weight,
+            g.every,
+            len(self.paired),
+            self.paired_max_duration,
+            g.stack,
+        )
 
     def paired_cuts(self, paths: list[str], what: str) -> list:
         """The cuts of ``paths`` (concatenated) that have a scene and a usable duration."""
@@ -218,15 +268,26 @@ class SslTrainer(EpochLoop):
                     counts["duration"] += 1
                 else:
                     if self.scene_keys.setdefault(cut.id, key) != key:
-                        raise ValueError(f"cut {cut.id} appears twice in the paired cuts with different scenes")
+                        raise ValueError(
+                            f"cut {cut.id} appears twice in the paired cuts with different scenes"
+                        )
                     kept.append(cut)
         if not kept:
-            raise ValueError(f"none of the {counts['cuts']} {what} cuts of {', '.join(paths)} has a scene in "
-                             f"{self.scenes.index} and a duration in [{data.min_cut_duration}, "
-                             f"{data.max_cut_duration}] s")
-        log.info("grounding %s pairs: %d of %d cuts (%d distinct scenes); %d without a scene, %d outside the "
-                 "duration range", what, len(kept), counts["cuts"], len({self.scene_keys[c.id] for c in kept}),
-                 counts["no scene"], counts["duration"])
+            raise ValueError(
+                f"none of the {counts['cuts']} {what} cuts of {', '.join(paths)} has a scene in "
+                f"{self.scenes.index} and a duration in [{data.min_cut_duration}, "
+                f"{data.max_cut_duration}] s"
+            )
+        log.info(
+            "grounding %s pairs: %d of %d cuts (%d distinct scenes); %d without a scene, %d outside the "
+            "duration range",
+            what,
+            len(kept),
+            counts["cuts"],
+            len({self.scene_keys[c.id] for c in kept}),
+            counts["no scene"],
+            counts["duration"],
+        )
         return kept
 
     def build_speechlm(self):
@@ -245,7 +306,9 @@ class SslTrainer(EpochLoop):
         model = SpeechLmModel(cfg.speechlm, tokenizer.vocab_size, cfg.model, cfg.model_overrides)
         self.units = load_speech_units(unit_dir / "speech_units.jsonl.gz")
         units, chars, dropped = [], [], 0
-        max_frames = int(cfg.data.max_duration * 25)  # a text batch holds as many frames as a speech batch
+        max_frames = int(
+            cfg.data.max_duration * 25
+        )  # a text batch holds as many frames as a speech batch
         for text, seq in load_text_units(unit_dir / "text_units.jsonl.gz"):
             ids = tokenizer.encode(text)
             if not ids or tokenizer.unk_id in ids or len(ids) > len(seq) or len(seq) > max_frames:
@@ -254,12 +317,20 @@ class SslTrainer(EpochLoop):
             units.append(seq)
             chars.append(ids)
         if cfg.speechlm.text_weight > 0 and not units:
-            raise ValueError(f"{unit_dir}/text_units.jsonl.gz: no usable sentence for the UCTC loss")
+            raise ValueError(
+                f"{unit_dir}/text_units.jsonl.gz: no usable sentence for the UCTC loss"
+            )
         self.text_batches = TextUnitBatches(units, chars, max_frames, cfg.seed) if units else None
-        log.info("SpeechLM: %d units, speech units of %d cuts, %d text sentences (%d dropped: empty, "
-                 "out-of-vocabulary, more characters than units or more units than a batch), "
-                 "%d text batches per pass", len(lexicon),
-                 len(self.units), len(units), dropped, self.text_batches.per_pass if self.text_batches else 0)
+        log.info(
+            "SpeechLM: %d units, speech units of %d cuts, %d text sentences (%d dropped: empty, "
+            "out-of-vocabulary, more characters than units or more units than a batch), "
+            "%d text batches per pass",
+            len(lexicon),
+            len(self.units),
+            len(units),
+            dropped,
+            self.text_batches.per_pass if self.text_batches else 0,
+        )
         return model
 
     def with_units(self, cuts, what: str):
@@ -267,8 +338,10 @@ class SslTrainer(EpochLoop):
         kept = cuts.filter(lambda c: c.id in self.units).to_eager()
         total = sum(1 for _ in cuts)
         if len(kept) == 0:
-            raise ValueError(f"none of the {what} cuts has speech units in {self.cfg.unit_dir}: "
-                             "run less.bin.speechlm_units on them")
+            raise ValueError(
+                f"none of the {what} cuts has speech units in {self.cfg.unit_dir}: "
+                "run less.bin.speechlm_units on them"
+            )
         log.info("SpeechLM %s cuts with speech units: %d of %d", what, len(kept), total)
         return kept
 
@@ -277,13 +350,18 @@ class SslTrainer(EpochLoop):
         return self.state["batch_idx_train"] * self.cfg.data.max_duration / self.cfg.ref_duration
 
     def compute(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
-        generator = torch.Generator().manual_seed(_batch_seed(batch["cut_ids"], epoch, self.cfg.seed))
+        generator = torch.Generator().manual_seed(
+            _batch_seed(batch["cut_ids"], epoch, self.cfg.seed)
+        )
         feats = batch["inputs"].to(self.device)
         feat_lens = batch["input_lens"].to(self.device)
         if self.units is not None:  # SpeechLM: frame units, and in training one text batch per step
             frame_units = [self.units[cut_id] for cut_id in batch["cut_ids"]]
-            text = (self.text_batches[self.state["batch_idx_train"]]
-                    if self.model.training and self.text_batches is not None else None)
+            text = (
+                self.text_batches[self.state["batch_idx_train"]]
+                if self.model.training and self.text_batches is not None
+                else None
+            )
             return self.model(feats, feat_lens, frame_units, text, generator)
         return self.model(feats, feat_lens, generator, self.batch_count())
 
@@ -310,7 +388,9 @@ class SslTrainer(EpochLoop):
         keys = [self.scene_keys[cut_id] for cut_id in batch["cut_ids"]]
         with eval_mode(self.model.encoder_embed, self.model.encoder):  # see eval_mode: why
             frames, frame_lens = self.model.representation(feats, feat_lens, g.stack)
-        out = self.model.grounding(frames, frame_lens, self.scenes.images(keys).to(self.device), keys)
+        out = self.model.grounding(
+            frames, frame_lens, self.scenes.images(keys).to(self.device), keys
+        )
         out["keys"] = keys
         if with_ssl:
             out["visual_ssl_loss"] = self.compute(batch, epoch)["loss"]
@@ -337,8 +417,12 @@ class SslTrainer(EpochLoop):
             out = self.add_grounding(out, index, epoch)
         loss = out["loss"]
         if not torch.isfinite(loss):
-            log.warning("batch %d: loss is %s; skipped. Cuts: %s", self.state["batch_idx_train"], float(loss),
-                        ", ".join(batch["cut_ids"]))
+            log.warning(
+                "batch %d: loss is %s; skipped. Cuts: %s",
+                self.state["batch_idx_train"],
+                float(loss),
+                ", ".join(batch["cut_ids"]),
+            )
             self.optimizer.zero_grad(set_to_none=True)
             return None
         loss.backward()
@@ -377,7 +461,11 @@ class SslTrainer(EpochLoop):
             image.append(out["image_emb"])
             keys += out["keys"]
         recall = retrieval_recall(torch.cat(speech), torch.cat(image), keys)
-        return {"visual_infonce": total / len(keys), "visual_r1": recall["r1"], "visual_r5": recall["r5"]}
+        return {
+            "visual_infonce": total / len(keys),
+            "visual_r1": recall["r1"],
+            "visual_r5": recall["r5"],
+        }
 
     @torch.no_grad()
     def validate_ssl(self) -> dict[str, float]:
@@ -395,9 +483,16 @@ class SslTrainer(EpochLoop):
         return {k: v / max(frames, 1) for k, v in sums.items()}
 
     def save(self, path: Path) -> None:
-        save_checkpoint(path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-                        scheduler=self.scheduler.state_dict(), train_state=dict(self.state), rng=rng_state(),
-                        config=asdict(self.cfg), ssl_method=self.cfg.objective.method)
+        save_checkpoint(
+            path,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            train_state=dict(self.state),
+            rng=rng_state(),
+            config=asdict(self.cfg),
+            ssl_method=self.cfg.objective.method,
+        )
 
     # -------------------------------------------------------------- logging
     def progress_label(self) -> str:
@@ -413,11 +508,20 @@ class SslTrainer(EpochLoop):
         shown = ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc", "visual_infonce")
         progress.set_postfix({k: f"{means[k]:.3g}" for k in shown if k in means})
         if n % self.cfg.log_interval == 0:
-            log.info("epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s", epoch,
-                     self.state["batch_idx_in_epoch"], n, _format(means), means["lr"], self.audio_per_second())
+            log.info(
+                "epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s",
+                epoch,
+                self.state["batch_idx_in_epoch"],
+                n,
+                _format(means),
+                means["lr"],
+                self.audio_per_second(),
+            )
             warning = collapse_warning(means, COLLAPSE_RATIO)
             if warning and self.warned_epoch != epoch:
-                log.warning("epoch %d batch %d: %s", epoch, self.state["batch_idx_in_epoch"], warning)
+                log.warning(
+                    "epoch %d batch %d: %s", epoch, self.state["batch_idx_in_epoch"], warning
+                )
                 self.warned_epoch = epoch
             self.reset_totals()
 

@@ -79,16 +79,27 @@ class UnitLexicon:
 
     def save(self, out_dir: str | Path) -> None:
         out_dir = Path(out_dir)
-        write_text_atomic(out_dir / "units.txt", "".join(f"{u} {i}\n" for i, u in enumerate(self.units)))
-        write_text_atomic(out_dir / "lexicon.txt", "".join(f"{c} {u}\n" for c, u in sorted(self.char_units.items())))
+        write_text_atomic(
+            out_dir / "units.txt", "".join(f"{u} {i}\n" for i, u in enumerate(self.units))
+        )
+        write_text_atomic(
+            out_dir / "lexicon.txt",
+            "".join(f"{c} {u}\n" for c, u in sorted(self.char_units.items())),
+        )
 
     @classmethod
     def load(cls, lang_dir: str | Path) -> UnitLexicon:
         lang_dir = Path(lang_dir)
-        units = [line.rsplit(" ", 1)[0] for line in (lang_dir / "units.txt").read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
-        char_units = dict(line.split(" ", 1) for line in
-                          (lang_dir / "lexicon.txt").read_text(encoding="utf-8").splitlines() if line.strip())
+        units = [
+            line.rsplit(" ", 1)[0]
+            for line in (lang_dir / "units.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        char_units = dict(
+            line.split(" ", 1)
+            for line in (lang_dir / "lexicon.txt").read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        )
         return cls(char_units, units)
 
 
@@ -139,8 +150,12 @@ class DurationModel:
     sil_std: float = 0.0
 
     @classmethod
-    def fit(cls, alignments: Iterable[tuple[UtteranceAlignment, int]], lexicon: UnitLexicon,
-            min_count: int = 5) -> DurationModel:
+    def fit(
+        cls,
+        alignments: Iterable[tuple[UtteranceAlignment, int]],
+        lexicon: UnitLexicon,
+        min_count: int = 5,
+    ) -> DurationModel:
         """From (forced alignment, encoder frames) of reference transcripts: every
         character's frames, and the silence before its first and after its last character."""
         durations: dict[int, list[int]] = defaultdict(list)
@@ -176,13 +191,23 @@ class DurationModel:
         return max(0, round(rng.gauss(self.sil_mean, self.sil_std))) if self.sil_mean > 0 else 0
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "sil_mean": self.sil_mean, "sil_std": self.sil_std,
-                "per_unit": {str(u): list(v) for u, v in sorted(self.per_unit.items())}}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "sil_mean": self.sil_mean,
+            "sil_std": self.sil_std,
+            "per_unit": {str(u): list(v) for u, v in sorted(self.per_unit.items())},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> DurationModel:
-        return cls(data["mean"], data["std"], {int(u): tuple(v) for u, v in data["per_unit"].items()},
-                   data["sil_mean"], data["sil_std"])
+        return cls(
+            data["mean"],
+            data["std"],
+            {int(u): tuple(v) for u, v in data["per_unit"].items()},
+            data["sil_mean"],
+            data["sil_std"],
+        )
 
     def save(self, path: str | Path) -> None:
         write_json_atomic(path, self.to_dict())

@@ -44,7 +44,9 @@ class ContextMatrix:
     rare_occurrences: int
 
 
-def context_matrix(sentences: Iterable[Sequence[str]], context_size: int = 1, min_count: int = 20) -> ContextMatrix:
+def context_matrix(
+    sentences: Iterable[Sequence[str]], context_size: int = 1, min_count: int = 20
+) -> ContextMatrix:
     """Counts of (context, label) over unit sequences, left and right contexts stacked."""
     if context_size < 1:
         raise ValueError(f"context_size must be at least 1, got {context_size}")
@@ -55,20 +57,26 @@ def context_matrix(sentences: Iterable[Sequence[str]], context_size: int = 1, mi
         for i in range(context_size, len(padded) - context_size):
             label = padded[i]
             label_counts[label] += 1
-            pairs[("L:" + " ".join(padded[i - context_size: i]), label)] += 1
-            pairs[("R:" + " ".join(padded[i + 1: i + 1 + context_size]), label)] += 1
-    labels = [u for u, c in sorted(label_counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count]
+            pairs[("L:" + " ".join(padded[i - context_size : i]), label)] += 1
+            pairs[("R:" + " ".join(padded[i + 1 : i + 1 + context_size]), label)] += 1
+    labels = [
+        u for u, c in sorted(label_counts.items(), key=lambda kv: (-kv[1], kv[0])) if c >= min_count
+    ]
     if len(labels) < 2:
         raise ValueError(f"fewer than 2 labels occur at least {min_count} times")
     column = {u: j for j, u in enumerate(labels)}
-    contexts = sorted({ctx for ctx, label in pairs if label in column}, key=lambda c: (c[0] == "R", c))
+    contexts = sorted(
+        {ctx for ctx, label in pairs if label in column}, key=lambda c: (c[0] == "R", c)
+    )
     row = {c: i for i, c in enumerate(contexts)}
     counts = np.zeros((len(contexts), len(labels)))
     for (ctx, label), count in pairs.items():
         if label in column:
             counts[row[ctx], column[label]] = count
     rare = [c for u, c in label_counts.items() if c < min_count]
-    return ContextMatrix(labels, contexts, counts, [label_counts[u] for u in labels], len(rare), sum(rare))
+    return ContextMatrix(
+        labels, contexts, counts, [label_counts[u] for u in labels], len(rare), sum(rare)
+    )
 
 
 @dataclass
@@ -86,14 +94,16 @@ class C2Report:
     rare_occurrences: int = 0
 
     def lines(self, max_pairs: int = 30) -> list[str]:
-        out = [f"C2 (LM matrix, full column rank): {self.labels} labels x {self.contexts} contexts "
-               f"(left and right), rank {self.rank} of {self.labels}"
-               + (" (full)" if self.rank == self.labels else " (DEFICIENT)"),
-               f"  smallest singular value: {self.sigma_min_joint:.3e} (joint probabilities; largest "
-               f"{self.sigma_max_joint:.3e}); with unit-length columns {self.sigma_min_unit:.4f} "
-               f"(condition number {self.condition_unit:.3g})",
-               f"  left out: {self.rare_labels} labels rarer than the threshold ({self.rare_occurrences} occurrences)",
-               "  most collinear label pairs (cosine of context columns):"]
+        out = [
+            f"C2 (LM matrix, full column rank): {self.labels} labels x {self.contexts} contexts "
+            f"(left and right), rank {self.rank} of {self.labels}"
+            + (" (full)" if self.rank == self.labels else " (DEFICIENT)"),
+            f"  smallest singular value: {self.sigma_min_joint:.3e} (joint probabilities; largest "
+            f"{self.sigma_max_joint:.3e}); with unit-length columns {self.sigma_min_unit:.4f} "
+            f"(condition number {self.condition_unit:.3g})",
+            f"  left out: {self.rare_labels} labels rarer than the threshold ({self.rare_occurrences} occurrences)",
+            "  most collinear label pairs (cosine of context columns):",
+        ]
         out += [f"    {a} {b}  {cos:.4f}" for a, b, cos in self.pairs[:max_pairs]]
         out.append(f"  near-interchangeable groups ({len(self.groups)}):")
         out += ["    " + " ".join(g) for g in self.groups]
@@ -112,8 +122,10 @@ def check_c2(matrix: ContextMatrix, threshold: float = 0.9, max_pairs: int = 50)
     cosine = unit.T @ unit
     upper = np.triu_indices(len(matrix.labels), k=1)
     order = np.argsort(-cosine[upper], kind="stable")
-    pairs = [(matrix.labels[upper[0][i]], matrix.labels[upper[1][i]], float(cosine[upper][i]))
-             for i in order[:max_pairs]]
+    pairs = [
+        (matrix.labels[upper[0][i]], matrix.labels[upper[1][i]], float(cosine[upper][i]))
+        for i in order[:max_pairs]
+    ]
     parent = list(range(len(matrix.labels)))
 
     def find(i: int) -> int:
@@ -129,11 +141,17 @@ def check_c2(matrix: ContextMatrix, threshold: float = 0.9, max_pairs: int = 50)
         members.setdefault(find(i), []).append(label)
     groups = sorted((g for g in members.values() if len(g) > 1), key=lambda g: (-len(g), g))
     return C2Report(
-        labels=len(matrix.labels), contexts=len(matrix.contexts), rank=rank,
-        sigma_min_joint=float(singular[-1]), sigma_max_joint=float(singular[0]),
+        labels=len(matrix.labels),
+        contexts=len(matrix.contexts),
+        rank=rank,
+        sigma_min_joint=float(singular[-1]),
+        sigma_max_joint=float(singular[0]),
         sigma_min_unit=float(singular_unit[-1]),
         condition_unit=float(singular_unit[0] / max(singular_unit[-1], 1e-300)),
-        pairs=pairs, groups=groups, rare_labels=matrix.rare_labels, rare_occurrences=matrix.rare_occurrences,
+        pairs=pairs,
+        groups=groups,
+        rare_labels=matrix.rare_labels,
+        rare_occurrences=matrix.rare_occurrences,
     )
 
 
@@ -147,7 +165,16 @@ def context_items(alignments, unit_map: dict[str, str] | None = None):
         units = [(unit_map.get(u, u) if unit_map else u, s, e) for u, s, e in utt.units]
         for i in range(1, len(units) - 1):
             unit, start, end = units[i]
-            items.append(AbxItem(utt.cut_id, utt.speaker, f"{units[i - 1][0]}_{units[i + 1][0]}", unit, start, end))
+            items.append(
+                AbxItem(
+                    utt.cut_id,
+                    utt.speaker,
+                    f"{units[i - 1][0]}_{units[i + 1][0]}",
+                    unit,
+                    start,
+                    end,
+                )
+            )
     return items
 
 
@@ -156,5 +183,7 @@ def unit_items(alignments, unit_map: dict[str, str] | None = None):
     how audible the unit itself is, the scale against which the context error is read."""
     from less.ssl.abx import AbxItem
 
-    return [AbxItem(item.cut_id, item.speaker, item.context, item.unit, item.start, item.end)
-            for item in context_items(alignments, unit_map)]
+    return [
+        AbxItem(item.cut_id, item.speaker, item.context, item.unit, item.start, item.end)
+        for item in context_items(alignments, unit_map)
+    ]

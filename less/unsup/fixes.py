@@ -39,7 +39,11 @@ class FixCounts:
         return self.fixed_outside / self.errors_outside if self.errors_outside else float("nan")
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "fix_rate_inside": self.fix_rate_inside, "fix_rate_outside": self.fix_rate_outside}
+        return {
+            **asdict(self),
+            "fix_rate_inside": self.fix_rate_inside,
+            "fix_rate_outside": self.fix_rate_outside,
+        }
 
 
 def reference_status(ref: Sequence[str], hyp: Sequence[str]) -> list[str | None]:
@@ -75,12 +79,18 @@ def compare_fixes(
     counts = FixCounts()
     missing = set(base) ^ set(other)
     if missing:
-        raise ValueError(f"{len(missing)} cut(s) decoded by one system only, e.g. {sorted(missing)[:3]}")
+        raise ValueError(
+            f"{len(missing)} cut(s) decoded by one system only, e.g. {sorted(missing)[:3]}"
+        )
     for cut_id, (ref, hyp) in base.items():
         other_ref, other_hyp = other[cut_id]
         if list(other_ref) != list(ref):
-            raise ValueError(f"cut {cut_id}: the two systems were scored against different references")
-        for unit, was, now in zip(ref, reference_status(ref, hyp), reference_status(ref, other_hyp)):
+            raise ValueError(
+                f"cut {cut_id}: the two systems were scored against different references"
+            )
+        for unit, was, now in zip(
+            ref, reference_status(ref, hyp), reference_status(ref, other_hyp)
+        ):
             if was is None:
                 counts.broken += now is not None
                 continue

@@ -48,9 +48,16 @@ from torch import Tensor
 from less.pseudo.record import PseudoLabelRecord
 
 
-def sequence_level_loss(log_probs: Tensor, log_prob_lens: Tensor, hypotheses: Sequence[Sequence[Sequence[int]]],
-                        lm_scores: Sequence[Sequence[float]] | None = None, log_prior: Tensor | None = None,
-                        lm_weight: float = 0.0, prior_weight: float = 0.0, blank: int = 0) -> Tensor:
+def sequence_level_loss(
+    log_probs: Tensor,
+    log_prob_lens: Tensor,
+    hypotheses: Sequence[Sequence[Sequence[int]]],
+    lm_scores: Sequence[Sequence[float]] | None = None,
+    log_prior: Tensor | None = None,
+    lm_weight: float = 0.0,
+    prior_weight: float = 0.0,
+    blank: int = 0,
+) -> Tensor:
     """Per-utterance ``-log sum_{c in H} exp[log p_CTC(c|x) - beta log prior(c) + lambda log p_LM(c)]``.
 
     ``log_probs``: CTC log-posteriors (B, T, V); ``log_prob_lens``: (B,) valid frames;
@@ -74,20 +81,34 @@ def sequence_level_loss(log_probs: Tensor, log_prob_lens: Tensor, hypotheses: Se
     owner = torch.tensor(owners)
     # CTC needs a frame per token and a blank between repeats; infeasible hypotheses get
     # score -inf explicitly (ctc_loss's own inf would leave NaN gradients behind)
-    fits = [len(h) + sum(a == b for a, b in zip(h, h[1:])) <= int(frames[o]) for h, o in zip(flat, owners)]
+    fits = [
+        len(h) + sum(a == b for a, b in zip(h, h[1:])) <= int(frames[o])
+        for h, o in zip(flat, owners)
+    ]
     feasible = torch.tensor(fits, device=device)
-    any_feasible = torch.tensor([any(f for f, o in zip(fits, owners) if o == b) for b in range(batch)], device=device)
+    any_feasible = torch.tensor(
+        [any(f for f, o in zip(fits, owners) if o == b) for b in range(batch)], device=device
+    )
     lengths = torch.tensor([len(h) for h in flat], dtype=torch.long)
     targets = torch.tensor([t for h in flat for t in h], dtype=torch.long)
     expanded = log_probs.float().index_select(0, owner.to(device)).transpose(0, 1)  # (T, H, V)
-    nll = F.ctc_loss(expanded, targets, frames.index_select(0, owner), lengths, blank=blank, reduction="none",
-                     zero_infinity=True)
+    nll = F.ctc_loss(
+        expanded,
+        targets,
+        frames.index_select(0, owner),
+        lengths,
+        blank=blank,
+        reduction="none",
+        zero_infinity=True,
+    )
     scores = -nll
     if prior_weight:
         if log_prior is None:
             raise ValueError("prior_weight needs log_prior")
         prior = log_prior.float().to(device)
-        prior_scores = torch.stack([prior[torch.tensor(h, dtype=torch.long, device=device)].sum() for h in flat])
+        prior_scores = torch.stack(
+            [prior[torch.tensor(h, dtype=torch.long, device=device)].sum() for h in flat]
+        )
         scores = scores - prior_weight * prior_scores
     if lm_weight:
         if lm_scores is None:
@@ -100,18 +121,27 @@ def sequence_level_loss(log_probs: Tensor, log_prob_lens: Tensor, hypotheses: Se
     # -log sum_j exp(score_j) per utterance, over a padded (B, max H) table
     counts = [len(hyps) for hyps in hypotheses]
     column = torch.tensor([j for c in counts for j in range(c)], device=device)
-    table = scores.new_full((batch, max(counts)), -math.inf).index_put((owner.to(device), column), scores)
+    table = scores.new_full((batch, max(counts)), -math.inf).index_put(
+        (owner.to(device), column), scores
+    )
     # rows without a feasible hypothesis: +inf, computed off a dummy 0 so no NaN reaches the gradient
     safe = torch.where(any_feasible[:, None], table, torch.zeros_like(table))
-    return torch.where(any_feasible, -torch.logsumexp(safe, dim=1), torch.full_like(safe[:, 0], math.inf))
+    return torch.where(
+        any_feasible, -torch.logsumexp(safe, dim=1), torch.full_like(safe[:, 0], math.inf)
+    )
 
 
-def batch_label_prior(log_probs: Tensor, log_prob_lens: Tensor, blank: int = 0, floor: float = 1e-8) -> Tensor:
+def batch_label_prior(
+    log_probs: Tensor, log_prob_lens: Tensor, blank: int = 0, floor: float = 1e-8
+) -> Tensor:
     """``log pi``: the CTC posteriors averaged over the valid frames of a batch, blank removed
     and renormalised; no gradient (a prior estimate, not something to train)."""
     with torch.no_grad():
         probs = log_probs.float().exp()
-        valid = (torch.arange(probs.shape[1], device=probs.device)[None, :] < log_prob_lens.to(probs.device)[:, None])
+        valid = (
+            torch.arange(probs.shape[1], device=probs.device)[None, :]
+            < log_prob_lens.to(probs.device)[:, None]
+        )
         mean = (probs * valid[:, :, None]).sum(dim=(0, 1)) / valid.sum().clamp_min(1)
         mean[blank] = 0.0
         mean = mean.clamp_min(floor)
@@ -138,8 +168,11 @@ def hypothesis_texts(record: PseudoLabelRecord, include_llm: bool = True) -> lis
     return texts
 
 
-def make_hypotheses(texts: Sequence[str], encode: Callable[[str], list[int]],
-                    lm_score: Callable[[str], float] | None = None) -> Hypotheses | None:
+def make_hypotheses(
+    texts: Sequence[str],
+    encode: Callable[[str], list[int]],
+    lm_score: Callable[[str], float] | None = None,
+) -> Hypotheses | None:
     """Deduplicate ``texts`` by token sequence (H is a set: a duplicate would count twice);
     drop empty ones; None when nothing is left."""
     seen: dict[tuple[int, ...], str] = {}
@@ -150,5 +183,9 @@ def make_hypotheses(texts: Sequence[str], encode: Callable[[str], list[int]],
     if not seen:
         return None
     kept_texts = tuple(seen.values())
-    scores = tuple(lm_score(t) for t in kept_texts) if lm_score is not None else tuple(0.0 for _ in kept_texts)
+    scores = (
+        tuple(lm_score(t) for t in kept_texts)
+        if lm_score is not None
+        else tuple(0.0 for _ in kept_texts)
+    )
     return Hypotheses(kept_texts, tuple(seen), scores)

@@ -69,12 +69,14 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter
     for units in sentences:
         for unit in units:
             if unit in (BOS, EOS) or not unit or any(ch.isspace() for ch in unit):
-                raise ValueError(f"unit {unit!r} cannot be an n-gram symbol (reserved or contains space)")
+                raise ValueError(
+                    f"unit {unit!r} cannot be an n-gram symbol (reserved or contains space)"
+                )
         tokens = (BOS, *units, EOS)
         for n in range(1, order + 1):
             grams = counts[n - 1]
             for i in range(len(tokens) - n + 1):
-                grams[tokens[i: i + n]] += 1
+                grams[tokens[i : i + n]] += 1
     return counts
 
 
@@ -103,8 +105,9 @@ def _discount(counts: Counter) -> float:
     return min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
 
 
-def train_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3,
-                     extra_vocabulary: Iterable[str] = ()) -> NgramLM:
+def train_kneser_ney(
+    sentences: Iterable[Sequence[str]], order: int = 3, extra_vocabulary: Iterable[str] = ()
+) -> NgramLM:
     """Interpolated Kneser-Ney LM of ``order`` over unit sequences (see the module docstring).
 
     ``extra_vocabulary``: symbols to give a (uniform-share) probability though unseen, e.g.
@@ -153,14 +156,18 @@ def train_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3,
     lm = NgramLM(order)
     for n in range(order):
         log_probs: dict[tuple[str, ...], float] = {}
-        grams = [g for g, c in modified[n].items() if c > 0] if n > 0 else [(w,) for w in vocabulary]
+        grams = (
+            [g for g, c in modified[n].items() if c > 0] if n > 0 else [(w,) for w in vocabulary]
+        )
         for gram in grams:
             log_probs[gram] = math.log10(prob(gram))
         if n == 0:
             log_probs[(BOS,)] = NO_PROB
         lm.log_probs.append(log_probs)
     for n in range(order - 1):
-        lm.log_backoffs.append({history: math.log10(gamma(n + 1, history)) for history in totals[n + 1]})
+        lm.log_backoffs.append(
+            {history: math.log10(gamma(n + 1, history)) for history in totals[n + 1]}
+        )
     lm.log_backoffs.append({})
     return lm
 
@@ -211,17 +218,23 @@ def read_arpa(path: str | Path) -> NgramLM:
                 section = int(header.group(1))
                 if lm is None:
                     if not expected:
-                        raise ValueError(f"{path}:{line_number}: n-gram section before the \\data\\ counts")
+                        raise ValueError(
+                            f"{path}:{line_number}: n-gram section before the \\data\\ counts"
+                        )
                     order = max(expected)
                     lm = NgramLM(order, [{} for _ in range(order)], [{} for _ in range(order)])
                 continue
             if lm is None or section == 0:
-                raise ValueError(f"{path}:{line_number}: unexpected line before the n-gram sections: {line!r}")
+                raise ValueError(
+                    f"{path}:{line_number}: unexpected line before the n-gram sections: {line!r}"
+                )
             parts = line.split()
             if len(parts) not in (section + 1, section + 2):
-                raise ValueError(f"{path}:{line_number}: expected {section} words, a log-probability and an "
-                                 f"optional backoff, got {line!r}")
-            gram = tuple(parts[1: section + 1])
+                raise ValueError(
+                    f"{path}:{line_number}: expected {section} words, a log-probability and an "
+                    f"optional backoff, got {line!r}"
+                )
+            gram = tuple(parts[1 : section + 1])
             lm.log_probs[section - 1][gram] = float(parts[0])
             if len(parts) == section + 2:
                 lm.log_backoffs[section - 1][gram] = float(parts[-1])
@@ -229,7 +242,9 @@ def read_arpa(path: str | Path) -> NgramLM:
         raise ValueError(f"{path}: no n-gram sections (not an ARPA file?)")
     for n, count in expected.items():
         if len(lm.log_probs[n - 1]) != count:
-            raise ValueError(f"{path}: header says {count} {n}-grams, found {len(lm.log_probs[n - 1])}")
+            raise ValueError(
+                f"{path}: header says {count} {n}-grams, found {len(lm.log_probs[n - 1])}"
+            )
     return lm
 
 
@@ -255,8 +270,11 @@ class NgramScorer:
             if (UNK,) not in self.unigrams:
                 raise KeyError(f"{unit!r} is not in the LM's vocabulary and the LM has no {UNK}")
             unit = UNK
-        history = tuple(UNK if (h,) not in self.unigrams else h for h in history[-(self.lm.order - 1):]) \
-            if self.lm.order > 1 else ()
+        history = (
+            tuple(UNK if (h,) not in self.unigrams else h for h in history[-(self.lm.order - 1) :])
+            if self.lm.order > 1
+            else ()
+        )
         key = (*history, unit)
         if key in self._cache:
             return self._cache[key]

@@ -41,24 +41,32 @@ from less.unsup.theory import (
 )
 
 # Three labels, four observations: label 2 is the least reliable sound.
-TRUE_EMISSIONS = np.array([
-    [0.80, 0.10, 0.05],
-    [0.10, 0.80, 0.05],
-    [0.05, 0.05, 0.30],
-    [0.05, 0.05, 0.60],
-])
-GOOD_LM = MarkovLM(start=np.array([0.5, 0.3, 0.2]),
-                   trans=np.array([[0.1, 0.6, 0.3], [0.5, 0.1, 0.4], [0.3, 0.5, 0.2]]))
+TRUE_EMISSIONS = np.array(
+    [
+        [0.80, 0.10, 0.05],
+        [0.10, 0.80, 0.05],
+        [0.05, 0.05, 0.30],
+        [0.05, 0.05, 0.60],
+    ]
+)
+GOOD_LM = MarkovLM(
+    start=np.array([0.5, 0.3, 0.2]),
+    trans=np.array([[0.1, 0.6, 0.3], [0.5, 0.1, 0.4], [0.3, 0.5, 0.2]]),
+)
 # Labels 1 and 2 interchangeable: equal chances wherever they occur, and the same future.
-INTERCHANGEABLE_LM = MarkovLM(start=np.array([0.4, 0.3, 0.3]),
-                              trans=np.array([[0.2, 0.4, 0.4], [0.6, 0.2, 0.2], [0.6, 0.2, 0.2]]))
+INTERCHANGEABLE_LM = MarkovLM(
+    start=np.array([0.4, 0.3, 0.3]),
+    trans=np.array([[0.2, 0.4, 0.4], [0.6, 0.2, 0.2], [0.6, 0.2, 0.2]]),
+)
 INTERCHANGEABLE = (1, 2)
 
 
 def blend(eps: float) -> MarkovLM:
     """The interchangeable LM moved a fraction ``eps`` towards the C2 one."""
-    return MarkovLM(start=(1 - eps) * INTERCHANGEABLE_LM.start + eps * GOOD_LM.start,
-                    trans=(1 - eps) * INTERCHANGEABLE_LM.trans + eps * GOOD_LM.trans)
+    return MarkovLM(
+        start=(1 - eps) * INTERCHANGEABLE_LM.start + eps * GOOD_LM.start,
+        trans=(1 - eps) * INTERCHANGEABLE_LM.trans + eps * GOOD_LM.trans,
+    )
 
 
 @dataclass
@@ -97,22 +105,43 @@ class Row:
     first_order_bound: float  # N sqrt(M) kappa ||p_r - q||_1 (not a strict bound)
 
 
-def _row(setting: str, c1: bool, lm: MarkovLM, true_joint_fn, fits: list[tuple[np.ndarray, np.ndarray]],
-         enum: Enumeration) -> Row:
+def _row(
+    setting: str,
+    c1: bool,
+    lm: MarkovLM,
+    true_joint_fn,
+    fits: list[tuple[np.ndarray, np.ndarray]],
+    enum: Enumeration,
+) -> Row:
     """One table row: the mean over ``fits`` (true joint, model emissions) of the measures."""
     seq_probs = lm.sequence_probs(enum)
     rank, sigma_min = lm_matrix_spectrum(seq_probs, enum)
     kappa = identifiability_constant(TRUE_EMISSIONS, seq_probs, enum)
-    evaluations = [evaluate(true_joint_fn(), emissions, TRUE_EMISSIONS, seq_probs, enum) for _, emissions in fits]
+    evaluations = [
+        evaluate(true_joint_fn(), emissions, TRUE_EMISSIONS, seq_probs, enum)
+        for _, emissions in fits
+    ]
     tol = 1e-9
     bound_joint = all(e.error_mismatch <= e.joint_l1 + tol for e in evaluations)
-    bound_emission = all(e.joint_l1 <= enum.length * e.emission_l1 + tol for e in evaluations) if c1 else None
+    bound_emission = (
+        all(e.joint_l1 <= enum.length * e.emission_l1 + tol for e in evaluations) if c1 else None
+    )
     bound_pinsker = all(e.marginal_l1 <= math.sqrt(2 * e.kl) + tol for e in evaluations)
-    mean = {key: float(np.mean([getattr(e, key) for e in evaluations])) for key in asdict(evaluations[0])}
+    mean = {
+        key: float(np.mean([getattr(e, key) for e in evaluations]))
+        for key in asdict(evaluations[0])
+    }
     return Row(
-        setting=setting, c1=c1, lm_rank=rank, sigma_min=sigma_min, kappa=kappa,
-        bound_joint=bound_joint, bound_emission=bound_emission, bound_pinsker=bound_pinsker,
-        first_order_bound=enum.length * math.sqrt(enum.num_obs) * kappa * mean["marginal_l1"], **mean,
+        setting=setting,
+        c1=c1,
+        lm_rank=rank,
+        sigma_min=sigma_min,
+        kappa=kappa,
+        bound_joint=bound_joint,
+        bound_emission=bound_emission,
+        bound_pinsker=bound_pinsker,
+        first_order_bound=enum.length * math.sqrt(enum.num_obs) * kappa * mean["marginal_l1"],
+        **mean,
     )
 
 
@@ -123,8 +152,12 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
     num_obs, num_labels = TRUE_EMISSIONS.shape
     enum = Enumeration.make(num_labels, num_obs, cfg.length)
     rows = []
-    progress = progress_bar(total=2 + len(cfg.sweep) * cfg.sample_seeds + len(cfg.coarticulation), desc="fits",
-                            unit="fit", disable=not show_progress)
+    progress = progress_bar(
+        total=2 + len(cfg.sweep) * cfg.sample_seeds + len(cfg.coarticulation),
+        desc="fits",
+        unit="fit",
+        disable=not show_progress,
+    )
 
     def truth(lm: MarkovLM, emissions=TRUE_EMISSIONS):
         return lambda: likelihoods(emissions, enum) * lm.sequence_probs(enum)[None, :]
@@ -132,20 +165,40 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
     def exact_fit(lm: MarkovLM, true_joint: np.ndarray, offset: int) -> np.ndarray:
         rng = np.random.default_rng([cfg.seed, offset])
         progress.update()
-        return fit_emissions(true_joint.sum(axis=1), lm.sequence_probs(enum), enum, rng, cfg.restarts,
-                             cfg.polished, cfg.em_iterations, cfg.lbfgs_iterations).emissions
+        return fit_emissions(
+            true_joint.sum(axis=1),
+            lm.sequence_probs(enum),
+            enum,
+            rng,
+            cfg.restarts,
+            cfg.polished,
+            cfg.em_iterations,
+            cfg.lbfgs_iterations,
+        ).emissions
 
     joint = truth(GOOD_LM)()
-    rows.append(_row("C1+C2 hold (exact)", True, GOOD_LM, truth(GOOD_LM), [(joint, exact_fit(GOOD_LM, joint, 1))],
-                     enum))
+    rows.append(
+        _row(
+            "C1+C2 hold (exact)",
+            True,
+            GOOD_LM,
+            truth(GOOD_LM),
+            [(joint, exact_fit(GOOD_LM, joint, 1))],
+            enum,
+        )
+    )
 
     lm = INTERCHANGEABLE_LM
     joint = truth(lm)()
-    rows.append(_row("C2 broken: EM (exact)", True, lm, truth(lm), [(joint, exact_fit(lm, joint, 2))], enum))
+    rows.append(
+        _row("C2 broken: EM (exact)", True, lm, truth(lm), [(joint, exact_fit(lm, joint, 2))], enum)
+    )
     swapped = TRUE_EMISSIONS.copy()
     a, b = INTERCHANGEABLE
     swapped[:, [a, b]] = swapped[:, [b, a]]
-    rows.append(_row(f"C2 broken: truth, {a}<->{b} swapped", True, lm, truth(lm), [(joint, swapped)], enum))
+    rows.append(
+        _row(f"C2 broken: truth, {a}<->{b} swapped", True, lm, truth(lm), [(joint, swapped)], enum)
+    )
 
     for i, eps in enumerate(cfg.sweep):
         lm = blend(eps)
@@ -154,11 +207,21 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
         for s in range(cfg.sample_seeds):
             rng = np.random.default_rng([cfg.seed, 100 + i, s])
             sample = empirical(joint.sum(axis=1), cfg.num_samples, rng)
-            fit = fit_emissions(sample, lm.sequence_probs(enum), enum, rng, cfg.restarts, cfg.polished,
-                                cfg.em_iterations, cfg.lbfgs_iterations)
+            fit = fit_emissions(
+                sample,
+                lm.sequence_probs(enum),
+                enum,
+                rng,
+                cfg.restarts,
+                cfg.polished,
+                cfg.em_iterations,
+                cfg.lbfgs_iterations,
+            )
             fits.append((joint, fit.emissions))
             progress.update()
-        rows.append(_row(f"sigma_min: eps={eps:g}, {cfg.num_samples} seqs", True, lm, truth(lm), fits, enum))
+        rows.append(
+            _row(f"sigma_min: eps={eps:g}, {cfg.num_samples} seqs", True, lm, truth(lm), fits, enum)
+        )
 
     for i, strength in enumerate(cfg.coarticulation):
         true_emissions = coarticulated(TRUE_EMISSIONS, strength)
@@ -167,35 +230,70 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
             return context_likelihoods(true_emissions, enum) * GOOD_LM.sequence_probs(enum)[None, :]
 
         joint = true_joint()
-        rows.append(_row(f"C1 broken: coarticulation s={strength:g} (exact)", False, GOOD_LM, true_joint,
-                         [(joint, exact_fit(GOOD_LM, joint, 200 + i))], enum))
+        rows.append(
+            _row(
+                f"C1 broken: coarticulation s={strength:g} (exact)",
+                False,
+                GOOD_LM,
+                true_joint,
+                [(joint, exact_fit(GOOD_LM, joint, 200 + i))],
+                enum,
+            )
+        )
     progress.close()
     return rows
 
 
 COLUMNS = (
-    ("setting", "{:<40}"), ("lm_rank", "{:>4}"), ("sigma_min", "{:>9.2e}"), ("kappa", "{:>8.1f}"),
-    ("marginal_l1", "{:>9.2e}"), ("emission_l1", "{:>8.4f}"), ("bayes_error", "{:>7.4f}"),
-    ("error_mismatch", "{:>8.4f}"), ("bayes_label_error", "{:>7.4f}"), ("model_label_error", "{:>7.4f}"),
-    ("joint_l1", "{:>8.4f}"), ("first_order_bound", "{:>9.3g}"),
+    ("setting", "{:<40}"),
+    ("lm_rank", "{:>4}"),
+    ("sigma_min", "{:>9.2e}"),
+    ("kappa", "{:>8.1f}"),
+    ("marginal_l1", "{:>9.2e}"),
+    ("emission_l1", "{:>8.4f}"),
+    ("bayes_error", "{:>7.4f}"),
+    ("error_mismatch", "{:>8.4f}"),
+    ("bayes_label_error", "{:>7.4f}"),
+    ("model_label_error", "{:>7.4f}"),
+    ("joint_l1", "{:>8.4f}"),
+    ("first_order_bound", "{:>9.3g}"),
 )
-HEADERS = ("setting", "rank", "sig_min", "kappa", "|p-q|_1", "e_err", "Bayes", "D_q", "lab_B", "lab_q",
-           "|p-q|xc", "1st-ord")
+HEADERS = (
+    "setting",
+    "rank",
+    "sig_min",
+    "kappa",
+    "|p-q|_1",
+    "e_err",
+    "Bayes",
+    "D_q",
+    "lab_B",
+    "lab_q",
+    "|p-q|xc",
+    "1st-ord",
+)
 
 
 def format_table(rows: list[Row]) -> str:
     """Fixed-width table, then the bound checks."""
     widths = [len(fmt.format(getattr(rows[0], key))) for key, fmt in COLUMNS]
-    lines = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))]
+    lines = [
+        "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(HEADERS, widths)))
+    ]
     for row in rows:
         lines.append("  ".join(fmt.format(getattr(row, key)) for key, fmt in COLUMNS))
     lines.append("")
-    lines.append("bounds (derived, see less.unsup.theory): D_q <= |p-q|xc: "
-                 + ("holds" if all(r.bound_joint for r in rows) else "VIOLATED")
-                 + "; |p-q|xc <= N sum pi |de|_1 (C1 rows): "
-                 + ("holds" if all(r.bound_emission for r in rows if r.c1) else "VIOLATED")
-                 + "; Pinsker |p-q|_1 <= sqrt(2 KL): " + ("holds" if all(r.bound_pinsker for r in rows) else "VIOLATED"))
-    lines.append("columns: e_err = sum_k pi(k) |e_r(.|k) - e_q(.|k)|_1; Bayes / D_q: sequence error of the true MAP "
-                 "decision / the model's excess; lab_B / lab_q: label (position) error of each; 1st-ord = "
-                 "N sqrt(M) kappa |p-q|_1 (a first-order estimate of D_q's bound, not strict)")
+    lines.append(
+        "bounds (derived, see less.unsup.theory): D_q <= |p-q|xc: "
+        + ("holds" if all(r.bound_joint for r in rows) else "VIOLATED")
+        + "; |p-q|xc <= N sum pi |de|_1 (C1 rows): "
+        + ("holds" if all(r.bound_emission for r in rows if r.c1) else "VIOLATED")
+        + "; Pinsker |p-q|_1 <= sqrt(2 KL): "
+        + ("holds" if all(r.bound_pinsker for r in rows) else "VIOLATED")
+    )
+    lines.append(
+        "columns: e_err = sum_k pi(k) |e_r(.|k) - e_q(.|k)|_1; Bayes / D_q: sequence error of the true MAP "
+        "decision / the model's excess; lab_B / lab_q: label (position) error of each; 1st-ord = "
+        "N sqrt(M) kappa |p-q|_1 (a first-order estimate of D_q's bound, not strict)"
+    )
     return "\n".join(lines)

@@ -39,19 +39,27 @@ def ctc_min_frames(tokens: tuple[int, ...]) -> int:
     return len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
 
 
-def collect_hypotheses(cuts, encode: Callable[[str], list[int]], lm_score: Callable[[str], float] | None,
-                       include_llm: bool = True) -> tuple[dict[str, Hypotheses], dict[str, int]]:
+def collect_hypotheses(
+    cuts,
+    encode: Callable[[str], list[int]],
+    lm_score: Callable[[str], float] | None,
+    include_llm: bool = True,
+) -> tuple[dict[str, Hypotheses], dict[str, int]]:
     """cut id -> its hypothesis set, for every rejected (or unmarked) cut; and counts."""
     targets: dict[str, Hypotheses] = {}
     counts = {"cuts": 0, "kept_skipped": 0, "no_hypotheses": 0}
     for cut in cuts:
         counts["cuts"] += 1
         if len(cut.supervisions) != 1:
-            raise ValueError(f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}")
+            raise ValueError(
+                f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}"
+            )
         pl = (cut.supervisions[0].custom or {}).get("pl")
         if pl is None:
-            raise ValueError(f"cut {cut.id}: no pseudo-label record (supervision.custom['pl']): the unlabeled "
-                             "cuts must come from less.bin.filter_pl --annotated-cuts (or pseudo_label)")
+            raise ValueError(
+                f"cut {cut.id}: no pseudo-label record (supervision.custom['pl']): the unlabeled "
+                "cuts must come from less.bin.filter_pl --annotated-cuts (or pseudo_label)"
+            )
         record = PseudoLabelRecord.from_custom(pl, f"cut {cut.id}")
         if record.kept is True:
             counts["kept_skipped"] += 1
@@ -67,7 +75,9 @@ def collect_hypotheses(cuts, encode: Callable[[str], list[int]], lm_score: Calla
 class UnlabeledStream:
     """Batches of the unlabeled cuts, cycling forever; position kept in ``state``."""
 
-    def __init__(self, cuts, data_config, seed: int, state: dict[str, Any], loader_kwargs: dict[str, Any]):
+    def __init__(
+        self, cuts, data_config, seed: int, state: dict[str, Any], loader_kwargs: dict[str, Any]
+    ):
         self.cuts = cuts
         self.data_config = data_config
         self.seed = seed
@@ -81,13 +91,21 @@ class UnlabeledStream:
         from less.data.datamodule import make_loader
 
         epoch, skip = self.state["unsup_epoch"], self.state["unsup_batch_idx"]
-        loader, sampler, dataset = make_loader(self.cuts, self.data_config, training=True, seed=self.seed,
-                                               skip_batches=skip, **self.loader_kwargs)
+        loader, sampler, dataset = make_loader(
+            self.cuts,
+            self.data_config,
+            training=True,
+            seed=self.seed,
+            skip_batches=skip,
+            **self.loader_kwargs,
+        )
         sampler.set_epoch(epoch)
         dataset.epoch = epoch
         self._iterator = iter(loader)
         if skip:
-            log.info("unlabeled stream: pass %d, skipping the %d batches already taken", epoch, skip)
+            log.info(
+                "unlabeled stream: pass %d, skipping the %d batches already taken", epoch, skip
+            )
 
     def next_batch(self) -> dict[str, Any]:
         for _ in range(2):
@@ -104,22 +122,32 @@ class UnlabeledStream:
                 continue
             self.state["unsup_batch_idx"] += 1
             return batch
-        raise RuntimeError("the unlabeled stream yields no batch: no rejected cut fits the duration limits "
-                           "(--min-cut-duration/--max-cut-duration) or has a hypothesis that fits CTC")
+        raise RuntimeError(
+            "the unlabeled stream yields no batch: no rejected cut fits the duration limits "
+            "(--min-cut-duration/--max-cut-duration) or has a hypothesis that fits CTC"
+        )
 
 
 class UnsupervisedObjective:
     """The sequence-level loss on the next unlabeled batch, weighted, for one training step."""
 
-    def __init__(self, targets: dict[str, Hypotheses], stream: UnlabeledStream, weight: float, lm_weight: float,
-                 prior_weight: float):
+    def __init__(
+        self,
+        targets: dict[str, Hypotheses],
+        stream: UnlabeledStream,
+        weight: float,
+        lm_weight: float,
+        prior_weight: float,
+    ):
         self.targets = targets
         self.stream = stream
         self.weight = weight
         self.lm_weight = lm_weight
         self.prior_weight = prior_weight
 
-    def loss(self, model: torch.nn.Module, device: torch.device, autocast) -> dict[str, Tensor | int]:
+    def loss(
+        self, model: torch.nn.Module, device: torch.device, autocast
+    ) -> dict[str, Tensor | int]:
         """``unsup_loss`` (summed over the batch, nats) and counts; utterances none of whose
         hypotheses fit the frames are left out and counted (``unsup_dropped``)."""
         batch = self.stream.next_batch()
@@ -131,15 +159,29 @@ class UnsupervisedObjective:
             log_probs = model.ctc_log_probs(enc_out)
         log_probs = log_probs.float()
         log_prior = batch_label_prior(log_probs, enc_lens) if self.prior_weight else None
-        per_utt = sequence_level_loss(log_probs, enc_lens, [h.tokens for h in hyps], [h.lm_scores for h in hyps],
-                                      log_prior, self.lm_weight, self.prior_weight)
+        per_utt = sequence_level_loss(
+            log_probs,
+            enc_lens,
+            [h.tokens for h in hyps],
+            [h.lm_scores for h in hyps],
+            log_prior,
+            self.lm_weight,
+            self.prior_weight,
+        )
         finite = torch.isfinite(per_utt)
         loss = per_utt[finite].sum() if bool(finite.any()) else per_utt.new_zeros(())
-        return {"unsup_loss": loss, "unsup_utterances": int(finite.sum()), "unsup_dropped": int((~finite).sum()),
-                "unsup_frames": int(enc_lens[finite].sum()), "unsup_hypotheses": sum(len(h.tokens) for h in hyps)}
+        return {
+            "unsup_loss": loss,
+            "unsup_utterances": int(finite.sum()),
+            "unsup_dropped": int((~finite).sum()),
+            "unsup_frames": int(enc_lens[finite].sum()),
+            "unsup_hypotheses": sum(len(h.tokens) for h in hyps),
+        }
 
 
-def build_objective(cfg, ctc_tokenizer, state: dict[str, Any], loader_kwargs: dict[str, Any]) -> UnsupervisedObjective:
+def build_objective(
+    cfg, ctc_tokenizer, state: dict[str, Any], loader_kwargs: dict[str, Any]
+) -> UnsupervisedObjective:
     """The objective of a :class:`less.training.TrainConfig` with ``unsup_cuts`` set."""
     from dataclasses import replace
 
@@ -161,10 +203,20 @@ def build_objective(cfg, ctc_tokenizer, state: dict[str, Any], loader_kwargs: di
     if not targets:
         raise ValueError(f"{cfg.unsup_cuts}: no rejected cut with a hypothesis ({counts})")
     sizes = [len(h.tokens) for h in targets.values()]
-    log.info("unlabeled cuts %s: %d of %d used (%d kept by the filter skipped, %d without hypotheses); "
-             "%.2f hypotheses per cut; LM %s (weight %.2f), prior weight %.2f, loss weight %.2f", cfg.unsup_cuts,
-             len(targets), counts["cuts"], counts["kept_skipped"], counts["no_hypotheses"], sum(sizes) / len(sizes),
-             cfg.unsup_lm, cfg.unsup_lm_weight if cfg.unsup_lm else 0.0, cfg.unsup_prior_weight, cfg.unsup_weight)
+    log.info(
+        "unlabeled cuts %s: %d of %d used (%d kept by the filter skipped, %d without hypotheses); "
+        "%.2f hypotheses per cut; LM %s (weight %.2f), prior weight %.2f, loss weight %.2f",
+        cfg.unsup_cuts,
+        len(targets),
+        counts["cuts"],
+        counts["kept_skipped"],
+        counts["no_hypotheses"],
+        sum(sizes) / len(sizes),
+        cfg.unsup_lm,
+        cfg.unsup_lm_weight if cfg.unsup_lm else 0.0,
+        cfg.unsup_prior_weight,
+        cfg.unsup_weight,
+    )
 
     def fits(cut) -> bool:
         hyps = targets.get(cut.id)
@@ -174,7 +226,18 @@ def build_objective(cfg, ctc_tokenizer, state: dict[str, Any], loader_kwargs: di
         frames = int(output_lengths(torch.tensor([num_frames]))[0])
         return any(ctc_min_frames(tokens) <= frames for tokens in hyps.tokens)
 
-    data_config = cfg.data if not cfg.unsup_max_duration else replace(cfg.data, max_duration=cfg.unsup_max_duration)
-    stream = UnlabeledStream(cuts, data_config, cfg.seed + 1, state, {**loader_kwargs, "keep": fits})
-    return UnsupervisedObjective(targets, stream, cfg.unsup_weight, cfg.unsup_lm_weight if cfg.unsup_lm else 0.0,
-                                 cfg.unsup_prior_weight)
+    data_config = (
+        cfg.data
+        if not cfg.unsup_max_duration
+        else replace(cfg.data, max_duration=cfg.unsup_max_duration)
+    )
+    stream = UnlabeledStream(
+        cuts, data_config, cfg.seed + 1, state, {**loader_kwargs, "keep": fits}
+    )
+    return UnsupervisedObjective(
+        targets,
+        stream,
+        cfg.unsup_weight,
+        cfg.unsup_lm_weight if cfg.unsup_lm else 0.0,
+        cfg.unsup_prior_weight,
+    )

@@ -56,8 +56,10 @@ class Enumeration:
 
     @classmethod
     def make(cls, num_labels: int, num_obs: int, length: int) -> Enumeration:
-        if num_labels ** length * num_obs ** length > 5_000_000:
-            raise ValueError(f"{num_labels}^{length} x {num_obs}^{length} joint entries: too many to enumerate")
+        if num_labels**length * num_obs**length > 5_000_000:
+            raise ValueError(
+                f"{num_labels}^{length} x {num_obs}^{length} joint entries: too many to enumerate"
+            )
         labels = np.array(list(itertools.product(range(num_labels), repeat=length)), dtype=np.int64)
         obs = np.array(list(itertools.product(range(num_obs), repeat=length)), dtype=np.int64)
         return cls(num_labels, num_obs, length, labels, obs)
@@ -130,14 +132,21 @@ def coarticulated(emissions: np.ndarray, strength: float) -> np.ndarray:
     return out
 
 
-def _cross_entropy(target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration) -> float:
+def _cross_entropy(
+    target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration
+) -> float:
     marginal = likelihoods(emissions, enum) @ seq_probs
     support = target > 0
     return float(-(target[support] * np.log(marginal[support])).sum())
 
 
-def em_steps(target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration,
-             iterations: int) -> np.ndarray:
+def em_steps(
+    target: np.ndarray,
+    emissions: np.ndarray,
+    seq_probs: np.ndarray,
+    enum: Enumeration,
+    iterations: int,
+) -> np.ndarray:
     """EM for the emissions: each step never increases the cross-entropy to ``target``."""
     obs_onehot = [np.eye(enum.num_obs)[enum.obs[:, n]] for n in range(enum.length)]
     label_onehot = [np.eye(enum.num_labels)[enum.labels[:, n]] for n in range(enum.length)]
@@ -151,8 +160,13 @@ def em_steps(target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarray, e
     return emissions
 
 
-def lbfgs_polish(target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration,
-                 max_iterations: int) -> np.ndarray:
+def lbfgs_polish(
+    target: np.ndarray,
+    emissions: np.ndarray,
+    seq_probs: np.ndarray,
+    enum: Enumeration,
+    max_iterations: int,
+) -> np.ndarray:
     """Gradient descent (L-BFGS, float64) on the cross-entropy over softmax-parametrised
     emissions: EM crawls along the flat directions of an ill-conditioned LM, L-BFGS does not."""
     import torch
@@ -162,8 +176,15 @@ def lbfgs_polish(target: np.ndarray, emissions: np.ndarray, seq_probs: np.ndarra
     prior = torch.from_numpy(seq_probs)
     weight = torch.from_numpy(target)
     logits = torch.log(torch.from_numpy(emissions).clamp_min(1e-12)).requires_grad_(True)
-    optimizer = torch.optim.LBFGS([logits], lr=1.0, max_iter=max_iterations, tolerance_grad=1e-14,
-                                  tolerance_change=1e-16, history_size=20, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [logits],
+        lr=1.0,
+        max_iter=max_iterations,
+        tolerance_grad=1e-14,
+        tolerance_change=1e-16,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -184,9 +205,16 @@ class Fit:
     cross_entropy: float  # -sum_x p_target(x) log q(x), nats
 
 
-def fit_emissions(target: np.ndarray, seq_probs: np.ndarray, enum: Enumeration, rng: np.random.Generator,
-                  restarts: int = 16, polished: int = 2, em_iterations: int = 30,
-                  lbfgs_iterations: int = 200) -> Fit:
+def fit_emissions(
+    target: np.ndarray,
+    seq_probs: np.ndarray,
+    enum: Enumeration,
+    rng: np.random.Generator,
+    restarts: int = 16,
+    polished: int = 2,
+    em_iterations: int = 30,
+    lbfgs_iterations: int = 200,
+) -> Fit:
     """Emissions maximising the marginal likelihood of ``target`` (a distribution over the
     M^N observation sequences). The likelihood has poor local optima (a label whose
     emission collapses onto another's sound), so: ``restarts`` Dirichlet starts, a few EM
@@ -215,7 +243,9 @@ class Evaluation:
     marginal_l1: float  # sum_x |p_r(x) - q(x)|
     kl: float  # KL(p_r || q), nats
     joint_l1: float  # sum_{x,c} |p_r(x,c) - q(x,c)|
-    emission_l1: float  # sum_k pi(k) ||e_r(.|k) - e_q(.|k)||_1 (C1 truths; else vs the base emissions)
+    emission_l1: (
+        float  # sum_k pi(k) ||e_r(.|k) - e_q(.|k)||_1 (C1 truths; else vs the base emissions)
+    )
     bayes_error: float  # sequence error of the true MAP decision
     model_error: float  # sequence error of the model's MAP decision, under the truth
     error_mismatch: float  # D_q = model_error - bayes_error
@@ -231,18 +261,27 @@ def occupancy(seq_probs: np.ndarray, enum: Enumeration) -> np.ndarray:
     return out / enum.length
 
 
-def evaluate(true_joint: np.ndarray, model_emissions: np.ndarray, base_emissions: np.ndarray,
-             seq_probs: np.ndarray, enum: Enumeration) -> Evaluation:
+def evaluate(
+    true_joint: np.ndarray,
+    model_emissions: np.ndarray,
+    base_emissions: np.ndarray,
+    seq_probs: np.ndarray,
+    enum: Enumeration,
+) -> Evaluation:
     """Compare the model (emissions + the known LM) with the true joint ``p_r(x, c)``."""
     model_joint = likelihoods(model_emissions, enum) * seq_probs[None, :]
     true_marginal, model_marginal = true_joint.sum(axis=1), model_joint.sum(axis=1)
     support = true_marginal > 0
     p, q = true_marginal[support], model_marginal[support]
-    kl = float((p * np.log(p / q) - p + q).sum() + model_marginal[~support].sum())  # termwise >= 0: no cancellation
+    kl = float(
+        (p * np.log(p / q) - p + q).sum() + model_marginal[~support].sum()
+    )  # termwise >= 0: no cancellation
     rows = np.arange(len(enum.obs))
     bayes, model = true_joint.argmax(axis=1), model_joint.argmax(axis=1)
     hamming = (enum.labels[:, None, :] != enum.labels[None, :, :]).mean(axis=2)  # (K^N, K^N)
-    label_error = [float((true_joint * hamming[decision][:, :]).sum()) for decision in (bayes, model)]
+    label_error = [
+        float((true_joint * hamming[decision][:, :]).sum()) for decision in (bayes, model)
+    ]
     bayes_error = 1.0 - float(true_joint[rows, bayes].sum())
     model_error = 1.0 - float(true_joint[rows, model].sum())
     pi = occupancy(seq_probs, enum)
@@ -259,7 +298,9 @@ def evaluate(true_joint: np.ndarray, model_emissions: np.ndarray, base_emissions
     )
 
 
-def marginal_jacobian(emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration) -> np.ndarray:
+def marginal_jacobian(
+    emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration
+) -> np.ndarray:
     """``d q(x) / d e(a|k)`` on the tangent space of the emission simplices: (M^N, (M-1) K)."""
     num_obs, num_labels = enum.num_obs, enum.num_labels
     per_position = [emissions[enum.obs[:, n]][:, enum.labels[:, n]] for n in range(enum.length)]
@@ -277,7 +318,9 @@ def marginal_jacobian(emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumer
     return np.einsum("xak,ad->xdk", jac, basis_obs).reshape(len(enum.obs), -1)
 
 
-def identifiability_constant(emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration) -> float:
+def identifiability_constant(
+    emissions: np.ndarray, seq_probs: np.ndarray, enum: Enumeration
+) -> float:
     """``kappa = 1 / sigma_min(J)``: how much an emission error is magnified relative to the
     marginal error it causes, to first order (inf: some emission change is invisible)."""
     singular = np.linalg.svd(marginal_jacobian(emissions, seq_probs, enum), compute_uv=False)

@@ -49,18 +49,50 @@ def sentences(count: int, rng: random.Random) -> list[str]:
 
 def answer(request_id: str, body: dict) -> str:
     """The hypothesis with 'the' made 'a': a deterministic 'correction' per cut."""
-    return " ".join("a" if word == "the" else word for word in last_line_answer(request_id, body).split())
+    return " ".join(
+        "a" if word == "the" else word for word in last_line_answer(request_id, body).split()
+    )
 
 
 def command(in_cuts: Path, out_cuts: Path, base_url: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "less.bin.llm_correct", "--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts),
-            "--task", "ast", "--lang", "en", "--backend", "openai", "--model", "fake-llm", "--base-url", base_url,
-            "--timeout", "1", "--max-retries", "4", "--backoff-base", "0.05", "--max-concurrency", "8", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "less.bin.llm_correct",
+        "--in-cuts",
+        str(in_cuts),
+        "--out-cuts",
+        str(out_cuts),
+        "--task",
+        "ast",
+        "--lang",
+        "en",
+        "--backend",
+        "openai",
+        "--model",
+        "fake-llm",
+        "--base-url",
+        base_url,
+        "--timeout",
+        "1",
+        "--max-retries",
+        "4",
+        "--backoff-base",
+        "0.05",
+        "--max-concurrency",
+        "8",
+        *extra,
+    ]
 
 
 def labels(path: Path) -> dict[str, tuple[str, str]]:
-    return {c.id: (c.supervisions[0].custom["pl"]["llm"]["text"], c.supervisions[0].custom["pl"]["llm"]["status"])
-            for c in CutSet.from_file(path)}
+    return {
+        c.id: (
+            c.supervisions[0].custom["pl"]["llm"]["text"],
+            c.supervisions[0].custom["pl"]["llm"]["status"],
+        )
+        for c in CutSet.from_file(path)
+    }
 
 
 def free_port() -> int:
@@ -69,16 +101,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def faulty_and_killed(work: Path, cuts: CutSet, faults: dict[str, list[str]], kill_after: int) -> dict:
+def faulty_and_killed(
+    work: Path, cuts: CutSet, faults: dict[str, list[str]], kill_after: int
+) -> dict:
     in_cuts = work / "in.jsonl.gz"
     reference_out, out = work / "reference" / "llm.jsonl.gz", work / "faulty" / "llm.jsonl.gz"
     with FakeChatServer(answer_fn=answer, names=cuts.ids) as clean:
-        reference = subprocess.run(command(in_cuts, reference_out, clean.base_url), capture_output=True, text=True)
+        reference = subprocess.run(
+            command(in_cuts, reference_out, clean.base_url), capture_output=True, text=True
+        )
         assert reference.returncode == 0, reference.stderr[-2000:]
-    with FakeChatServer(answer_fn=answer, faults=faults, names=cuts.ids, slow_seconds=3.0, retry_after="0") as server:
+    with FakeChatServer(
+        answer_fn=answer, faults=faults, names=cuts.ids, slow_seconds=3.0, retry_after="0"
+    ) as server:
         codes = []
-        process = subprocess.Popen(command(in_cuts, out, server.base_url), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            command(in_cuts, out, server.base_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         while process.poll() is None and server.total_answered < kill_after:
             time.sleep(0.02)
         answered_at_kill = server.total_answered
@@ -86,8 +127,12 @@ def faulty_and_killed(work: Path, cuts: CutSet, faults: dict[str, list[str]], ki
             process.send_signal(signal.SIGKILL)
         process.wait()
         codes.append(process.returncode)
-        for _ in range(5):  # rerun until it finishes (failures beyond the budget exit 1 and are re-asked)
-            rerun = subprocess.run(command(in_cuts, out, server.base_url), capture_output=True, text=True)
+        for _ in range(
+            5
+        ):  # rerun until it finishes (failures beyond the budget exit 1 and are re-asked)
+            rerun = subprocess.run(
+                command(in_cuts, out, server.base_url), capture_output=True, text=True
+            )
             codes.append(rerun.returncode)
             if rerun.returncode == 0:
                 break
@@ -96,19 +141,30 @@ def faulty_and_killed(work: Path, cuts: CutSet, faults: dict[str, list[str]], ki
         twice = {cut_id: n for cut_id, n in server.answered.items() if n > 1}
         final = labels(out)
         # one more rerun: cached empty answers (HTTP 200 with no text) are asked again by design
-        again = subprocess.run(command(in_cuts, out, server.base_url), capture_output=True, text=True)
+        again = subprocess.run(
+            command(in_cuts, out, server.base_url), capture_output=True, text=True
+        )
     wanted = labels(reference_out)
     after_rerun = labels(out)
     return {
-        "cuts": len(cuts), "cuts with injected faults": len(faults), "answers before SIGKILL": answered_at_kill,
-        "requests": server.total_requests, "answers delivered": server.total_answered,
-        "duplicate answers (not re-asked empties)": sum(n - 1 for i, n in twice.items() if i not in empty_ids),
-        "of which answers slower than the client's timeout": sum(n - 1 for i, n in twice.items()
-                                                                 if i in slow_ids and i not in empty_ids),
+        "cuts": len(cuts),
+        "cuts with injected faults": len(faults),
+        "answers before SIGKILL": answered_at_kill,
+        "requests": server.total_requests,
+        "answers delivered": server.total_answered,
+        "duplicate answers (not re-asked empties)": sum(
+            n - 1 for i, n in twice.items() if i not in empty_ids
+        ),
+        "of which answers slower than the client's timeout": sum(
+            n - 1 for i, n in twice.items() if i in slow_ids and i not in empty_ids
+        ),
         "re-asked empty answers": sum(n - 1 for i, n in twice.items() if i in empty_ids),
-        "cuts lost": len(cuts) - len(final), "exit codes": codes,
+        "cuts lost": len(cuts) - len(final),
+        "exit codes": codes,
         "labels equal to an undisturbed run": sum(final.get(i) == wanted[i] for i in wanted),
-        "of the others, cuts whose answer was empty": sum(final.get(i) != wanted[i] and i in empty_ids for i in wanted),
+        "of the others, cuts whose answer was empty": sum(
+            final.get(i) != wanted[i] and i in empty_ids for i in wanted
+        ),
         "exit code of one more rerun": again.returncode,
         "labels equal after it": sum(after_rerun.get(i) == wanted[i] for i in wanted),
     }
@@ -118,48 +174,79 @@ def server_down(work: Path) -> dict:
     base_url = f"http://127.0.0.1:{free_port()}/v1"
     out = work / "down" / "llm.jsonl.gz"
     start = time.monotonic()
-    result = subprocess.run(command(work / "in.jsonl.gz", out, base_url), capture_output=True, text=True)
-    return {"exit code": result.returncode, "seconds": round(time.monotonic() - start, 1),
-            "message names the URL": base_url in result.stderr, "output written": out.exists()}
+    result = subprocess.run(
+        command(work / "in.jsonl.gz", out, base_url), capture_output=True, text=True
+    )
+    return {
+        "exit code": result.returncode,
+        "seconds": round(time.monotonic() - start, 1),
+        "message names the URL": base_url in result.stderr,
+        "output written": out.exists(),
+    }
 
 
 def all_refused(work: Path, cuts: CutSet) -> dict:
     out = work / "refused" / "llm.jsonl.gz"
-    with FakeChatServer(answer_fn=answer, faults={i: ["400"] * 20 for i in cuts.ids}, names=cuts.ids) as server:
-        result = subprocess.run(command(work / "in.jsonl.gz", out, server.base_url), capture_output=True, text=True)
-    return {"exit code": result.returncode, "requests": server.total_requests, "output written": out.exists()}
+    with FakeChatServer(
+        answer_fn=answer, faults={i: ["400"] * 20 for i in cuts.ids}, names=cuts.ids
+    ) as server:
+        result = subprocess.run(
+            command(work / "in.jsonl.gz", out, server.base_url), capture_output=True, text=True
+        )
+    return {
+        "exit code": result.returncode,
+        "requests": server.total_requests,
+        "output written": out.exists(),
+    }
 
 
 def within_budget(work: Path, cuts: CutSet, rng: random.Random) -> dict:
     out = work / "budget" / "llm.jsonl.gz"
     broken = rng.sample(sorted(cuts.ids), max(1, len(cuts) // 100))
-    with FakeChatServer(answer_fn=answer, faults={i: ["400"] * 20 for i in broken}, names=cuts.ids) as server:
-        result = subprocess.run(command(work / "in.jsonl.gz", out, server.base_url, "--max-failed-fraction", "0.02"),
-                                capture_output=True, text=True)
+    with FakeChatServer(
+        answer_fn=answer, faults={i: ["400"] * 20 for i in broken}, names=cuts.ids
+    ) as server:
+        result = subprocess.run(
+            command(work / "in.jsonl.gz", out, server.base_url, "--max-failed-fraction", "0.02"),
+            capture_output=True,
+            text=True,
+        )
     final = labels(out) if out.exists() else {}
     failed = [i for i, (_, status) in final.items() if status.startswith("failed")]
-    return {"exit code": result.returncode, "cuts failing on every attempt": len(broken),
-            "cuts marked failed": len(failed), "they are the failing ones": sorted(failed) == sorted(broken),
-            "cuts lost": len(cuts) - len(final)}
+    return {
+        "exit code": result.returncode,
+        "cuts failing on every attempt": len(broken),
+        "cuts marked failed": len(failed),
+        "they are the failing ones": sorted(failed) == sorted(broken),
+        "cuts lost": len(cuts) - len(final),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cuts", type=int, default=300, help="cuts in the run")
-    parser.add_argument("--fault-share", type=float, default=0.3, help="share of cuts with injected faults")
+    parser.add_argument(
+        "--fault-share", type=float, default=0.3, help="share of cuts with injected faults"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     cuts = make_pl_cuts(sentences(args.cuts, rng), prefix="fault", language="es")
-    faults = {cut_id: [rng.choice(FIRST_ATTEMPT_FAULTS) for _ in range(rng.randint(1, 2))]
-              for cut_id in rng.sample(sorted(cuts.ids), int(args.fault_share * len(cuts)))}
+    faults = {
+        cut_id: [rng.choice(FIRST_ATTEMPT_FAULTS) for _ in range(rng.randint(1, 2))]
+        for cut_id in rng.sample(sorted(cuts.ids), int(args.fault_share * len(cuts)))
+    }
     os.environ.setdefault("OPENAI_API_KEY", "not-a-real-key")
     with tempfile.TemporaryDirectory(prefix="llm_fault_run_") as tmp:
         work = Path(tmp)
         cuts.to_file(work / "in.jsonl.gz")
         start = time.monotonic()
         report = {
-            "faulty server, SIGKILL, resumed": faulty_and_killed(work, cuts, faults, kill_after=len(cuts) // 3),
+            "faulty server, SIGKILL, resumed": faulty_and_killed(
+                work, cuts, faults, kill_after=len(cuts) // 3
+            ),
             "server down": server_down(work),
             "every request refused (HTTP 400)": all_refused(work, cuts),
             "1 % of cuts always failing, budget 2 %": within_budget(work, cuts, rng),

@@ -84,7 +84,9 @@ class Setting:
 def parse_setting(name: str) -> Setting:
     match = re.fullmatch(r"(fp32|bf16)-b(\d+)(-prefix)?", name)
     if not match:
-        raise SystemExit(f"bad setting {name!r}: expected (fp32|bf16)-b<N>[-prefix], e.g. bf16-b16-prefix")
+        raise SystemExit(
+            f"bad setting {name!r}: expected (fp32|bf16)-b<N>[-prefix], e.g. bf16-b16-prefix"
+        )
     dtype = {"fp32": "float32", "bf16": "bfloat16"}[match.group(1)]
     return Setting(name, dtype, int(match.group(2)), bool(match.group(3)))
 
@@ -95,11 +97,17 @@ def _cuts(count: int, sentences_file: str | None, seed: int) -> tuple[object, li
         hypotheses = [BROKEN_ENGLISH[i % len(BROKEN_ENGLISH)] for i in range(count)]
         return make_pl_cuts(hypotheses, prefix="bench", language="es"), None
     else:  # teacher-like errors on real sentences: more variety for the agreement count
-        lines = [line.strip() for line in Path(sentences_file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [
+            line.strip()
+            for line in Path(sentences_file).read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         rng = random.Random(seed)
         chosen = rng.sample(lines, min(count, len(lines)))
         simulator = WordErrorSimulator((w for line in lines[:5000] for w in line.split()), "en")
-        hypotheses = [simulator.corrupt(line, rng.uniform(0.1, 0.4), rng) or line for line in chosen]
+        hypotheses = [
+            simulator.corrupt(line, rng.uniform(0.1, 0.4), rng) or line for line in chosen
+        ]
     return make_pl_cuts(hypotheses, prefix="bench", language="es"), chosen
 
 
@@ -115,8 +123,13 @@ def _few_shot_file(directory: Path, count: int) -> str:
     path = directory / "bench_examples.jsonl"
     with path.open("w", encoding="utf-8") as out:
         for index, sentence in enumerate(SENTENCES[: max(count, 1)]):
-            noisy = sentence if index % 4 == 0 else simulator.corrupt(sentence, 0.3, rng) or sentence
-            out.write(json.dumps({"hypothesis": noisy, "corrected": sentence, "source": f"bench:{index}"}) + "\n")
+            noisy = (
+                sentence if index % 4 == 0 else simulator.corrupt(sentence, 0.3, rng) or sentence
+            )
+            out.write(
+                json.dumps({"hypothesis": noisy, "corrected": sentence, "source": f"bench:{index}"})
+                + "\n"
+            )
     return str(path)
 
 
@@ -135,12 +148,16 @@ def bench_load(model: str, threads: int) -> None:
     times = {}
     for label, cached in (("GGUF file", False), ("dequantised copy", True)):
         start = time.perf_counter()
-        backend = HFBackend(HFConfig(model=model, device="cpu", num_threads=threads, gguf_cache=cached))
+        backend = HFBackend(
+            HFConfig(model=model, device="cpu", num_threads=threads, gguf_cache=cached)
+        )
         times[label] = time.perf_counter() - start
         backend.close()
     direct, copy = times["GGUF file"], times["dequantised copy"]
-    print(f"load {model}: GGUF file {direct:.1f} s, dequantised copy {copy:.1f} s, ratio {direct / copy:.1f}x",
-          flush=True)
+    print(
+        f"load {model}: GGUF file {direct:.1f} s, dequantised copy {copy:.1f} s, ratio {direct / copy:.1f}x",
+        flush=True,
+    )
 
 
 def bench_hf_model(model: str, settings: list[Setting], args, workdir: Path) -> None:
@@ -149,12 +166,17 @@ def bench_hf_model(model: str, settings: list[Setting], args, workdir: Path) -> 
 
     builtin = builtin_model(model)
     base_model = builtin is not None and not builtin.instruct
-    few_shot = FewShotConfig(count=args.few_shot, examples_file=_few_shot_file(workdir, args.few_shot)) \
-        if base_model else FewShotConfig()
+    few_shot = (
+        FewShotConfig(count=args.few_shot, examples_file=_few_shot_file(workdir, args.few_shot))
+        if base_model
+        else FewShotConfig()
+    )
     config = CorrectionConfig(task="ast", lang="en", few_shot=few_shot, show_progress=False)
     backends = {}
     for dtype in dict.fromkeys(setting.dtype for setting in settings):
-        backends[dtype] = HFBackend(HFConfig(model=model, device="cpu", num_threads=args.threads, dtype=dtype))
+        backends[dtype] = HFBackend(
+            HFConfig(model=model, device="cpu", num_threads=args.threads, dtype=dtype)
+        )
     cuts, references = _cuts(args.cuts, args.sentences, args.seed)
     speeds: dict[str, list[float]] = {setting.name: [] for setting in settings}
     answers: dict[str, list[tuple[str, str]]] = {}
@@ -167,11 +189,16 @@ def bench_hf_model(model: str, settings: list[Setting], args, workdir: Path) -> 
             speeds[setting.name].append(speed)
             answers[setting.name] = records
             report = corrector.report
-            print(f"  {setting.name:>16}: {speed:.3f} cuts/s ({report.ok} ok, {report.rejected} rejected, "
-                  f"{report.tokens_generated} tokens)", flush=True)
+            print(
+                f"  {setting.name:>16}: {speed:.3f} cuts/s ({report.ok} ok, {report.rejected} rejected, "
+                f"{report.tokens_generated} tokens)",
+                flush=True,
+            )
     prompt = "few-shot completion" if base_model else "instruction"
-    print(f"hf {backends[settings[0].dtype].model_id} ({prompt} prompt, {len(cuts)} cuts, {args.threads} thread(s), "
-          f"median of {args.rounds} round(s)):")
+    print(
+        f"hf {backends[settings[0].dtype].model_id} ({prompt} prompt, {len(cuts)} cuts, {args.threads} thread(s), "
+        f"median of {args.rounds} round(s)):"
+    )
     if references is not None:
         hypotheses = [cut.supervisions[0].custom["pl"]["hyp"] for cut in cuts]
         print(f"  teacher-like input: WER vs clean {_wer(references, hypotheses):.1f} %")
@@ -182,8 +209,10 @@ def bench_hf_model(model: str, settings: list[Setting], args, workdir: Path) -> 
         same = sum(a == b for a, b in zip(answers[setting.name], answers[first]))
         line = f"  {setting.name:>16}: {speed:.3f} cuts/s"
         if previous is not None:
-            line += (f", {speed / statistics.median(speeds[previous]):.2f}x {previous}, "
-                     f"{speed / statistics.median(speeds[first]):.2f}x {first}")
+            line += (
+                f", {speed / statistics.median(speeds[previous]):.2f}x {previous}, "
+                f"{speed / statistics.median(speeds[first]):.2f}x {first}"
+            )
         line += f"; answers identical to {first}: {same}/{len(cuts)}"
         if references is not None:
             line += f"; WER vs clean {_wer(references, [text for _, text in answers[setting.name]]):.1f} %"
@@ -201,42 +230,65 @@ def bench_openai(args) -> None:
     with FakeChatServer(latency=args.latency) as server:
         for _ in range(args.rounds):
             for concurrency in speeds:
-                backend = OpenAIHTTPBackend(HTTPConfig(base_url=server.base_url, model="fake",
-                                                       max_concurrency=concurrency))
-                speed, _, _ = _run(backend, cuts, CorrectionConfig(task="ast", lang="en", show_progress=False))
+                backend = OpenAIHTTPBackend(
+                    HTTPConfig(base_url=server.base_url, model="fake", max_concurrency=concurrency)
+                )
+                speed, _, _ = _run(
+                    backend, cuts, CorrectionConfig(task="ast", lang="en", show_progress=False)
+                )
                 backend.close()
                 speeds[concurrency].append(speed)
                 print(f"  openai concurrency {concurrency:2d}: {speed:.2f} cuts/s", flush=True)
     one, many = statistics.median(speeds[1]), statistics.median(speeds[args.concurrency])
-    print(f"openai (fake server, {args.latency:.2f} s latency, {args.http_cuts} cuts): concurrency 1 {one:.2f} "
-          f"cuts/s, concurrency {args.concurrency} {many:.2f} cuts/s, ratio {many / one:.2f}x "
-          f"(server saw at most {server.max_in_flight} requests in flight)")
+    print(
+        f"openai (fake server, {args.latency:.2f} s latency, {args.http_cuts} cuts): concurrency 1 {one:.2f} "
+        f"cuts/s, concurrency {args.concurrency} {many:.2f} cuts/s, ratio {many / one:.2f}x "
+        f"(server saw at most {server.max_in_flight} requests in flight)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--models", default="builtin:smollm2",
-                        help="comma-separated hf models (builtin:smollm2, builtin:gemma3-270m, a dir or .gguf)")
-    parser.add_argument("--settings", default="fp32-b8,fp32-b8-prefix,bf16-b8-prefix,bf16-b16-prefix",
-                        help="comma-separated (fp32|bf16)-b<batch>[-prefix]; the first is the reference")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        default="builtin:smollm2",
+        help="comma-separated hf models (builtin:smollm2, builtin:gemma3-270m, a dir or .gguf)",
+    )
+    parser.add_argument(
+        "--settings",
+        default="fp32-b8,fp32-b8-prefix,bf16-b8-prefix,bf16-b16-prefix",
+        help="comma-separated (fp32|bf16)-b<batch>[-prefix]; the first is the reference",
+    )
     parser.add_argument("--cuts", type=int, default=16, help="hf: cuts per run")
-    parser.add_argument("--sentences", default=None,
-                        help="hf: draw the cuts from this text file (one sentence a line) with simulated errors "
-                             "instead of the 16 built-in broken sentences")
+    parser.add_argument(
+        "--sentences",
+        default=None,
+        help="hf: draw the cuts from this text file (one sentence a line) with simulated errors "
+        "instead of the 16 built-in broken sentences",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--few-shot", type=int, default=8, help="hf: worked examples for a base model")
+    parser.add_argument(
+        "--few-shot", type=int, default=8, help="hf: worked examples for a base model"
+    )
     parser.add_argument("--threads", type=int, default=1, help="hf: torch CPU threads")
-    parser.add_argument("--load-times", action="store_true", help="hf: also time GGUF vs dequantised-copy loading")
+    parser.add_argument(
+        "--load-times", action="store_true", help="hf: also time GGUF vs dequantised-copy loading"
+    )
     parser.add_argument("--http-cuts", type=int, default=32, help="openai: cuts per run")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--latency", type=float, default=0.2, help="openai: simulated seconds per request")
+    parser.add_argument(
+        "--latency", type=float, default=0.2, help="openai: simulated seconds per request"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-openai", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("less.llm.fewshot").setLevel(logging.ERROR)  # bench examples need no test-set guard
+    logging.getLogger("less.llm.fewshot").setLevel(
+        logging.ERROR
+    )  # bench examples need no test-set guard
     if not args.skip_openai:
         bench_openai(args)
     if args.skip_hf:

@@ -44,11 +44,21 @@ def read_timing(path: Path, last_only: bool = False) -> list[StageTime]:
         reader = csv.DictReader(f, delimiter="\t")
         expected = {"task", "stage", "start", "end", "wall_s", "cpu_s"}
         if reader.fieldnames is None or not expected <= set(reader.fieldnames):
-            raise SystemExit(f"{path}: expected a header with {sorted(expected)}, got {reader.fieldnames}")
+            raise SystemExit(
+                f"{path}: expected a header with {sorted(expected)}, got {reader.fieldnames}"
+            )
         for number, row in enumerate(reader, start=2):
             try:
-                rows.append(StageTime(row["task"], row["stage"], float(row["start"]), float(row["end"]),
-                                      float(row["wall_s"]), float(row["cpu_s"])))
+                rows.append(
+                    StageTime(
+                        row["task"],
+                        row["stage"],
+                        float(row["start"]),
+                        float(row["end"]),
+                        float(row["wall_s"]),
+                        float(row["cpu_s"]),
+                    )
+                )
             except (TypeError, ValueError) as e:
                 raise SystemExit(f"{path}:{number}: malformed line ({e}): {row}") from e
     if last_only:
@@ -107,23 +117,37 @@ def format_tables(rows: list[StageTime], markdown: bool) -> str:
     task_totals = []
     for task in tasks:
         task_rows = [r for r in rows if r.task == task]
-        task_totals.append(f"{task}: wall {minutes(sum(r.wall for r in task_rows))} min, "
-                           f"CPU {minutes(sum(r.cpu for r in task_rows))} min")
+        task_totals.append(
+            f"{task}: wall {minutes(sum(r.wall for r in task_rows))} min, "
+            f"CPU {minutes(sum(r.cpu for r in task_rows))} min"
+        )
     lines.append("")
-    lines.append(f"elapsed (first stage start to last stage end): {minutes(elapsed)} min; "
-                 f"CPU time of all stages: {minutes(total_cpu)} min "
-                 f"(x{total_cpu / elapsed:.2f} of the elapsed time)" if elapsed > 0 else "")
+    lines.append(
+        f"elapsed (first stage start to last stage end): {minutes(elapsed)} min; "
+        f"CPU time of all stages: {minutes(total_cpu)} min "
+        f"(x{total_cpu / elapsed:.2f} of the elapsed time)"
+        if elapsed > 0
+        else ""
+    )
     lines.append("per task: " + "; ".join(task_totals))
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("timing", type=Path, nargs="+",
-                        help="the run's timing.tsv (exp/timing.tsv); with --seeds, the corpus stages' "
-                             "exp/timing.tsv and a seed's exp/seed<s>/timing.tsv together")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "timing",
+        type=Path,
+        nargs="+",
+        help="the run's timing.tsv (exp/timing.tsv); with --seeds, the corpus stages' "
+        "exp/timing.tsv and a seed's exp/seed<s>/timing.tsv together",
+    )
     parser.add_argument("--markdown", action="store_true", help="markdown tables")
-    parser.add_argument("--last", action="store_true", help="only the latest line per task and stage")
+    parser.add_argument(
+        "--last", action="store_true", help="only the latest line per task and stage"
+    )
     args = parser.parse_args(argv)
     rows: list[StageTime] = []
     for path in args.timing:
@@ -131,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{path} not found (run.sh writes it into its --exp dir)")
         rows += read_timing(path, args.last)
     print(format_tables(sorted(rows, key=lambda r: r.start), args.markdown))
-    print(f"(machine: {os.cpu_count()} CPUs; load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})",
-          file=sys.stderr)
+    print(
+        f"(machine: {os.cpu_count()} CPUs; load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())})",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

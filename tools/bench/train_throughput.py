@@ -67,13 +67,21 @@ def load_baseline(rev: str, workdir: Path):
     name = f"less_model_{rev[:10]}"
     target = workdir / name
     target.mkdir(parents=True)
-    listing = subprocess.run(["git", "-C", str(REPO), "ls-tree", "--name-only", rev, "less/model/"],
-                             check=True, capture_output=True, text=True).stdout.split()
+    listing = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", rev, "less/model/"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if not listing:
         raise SystemExit(f"git revision {rev} has no less/model/")
     for path in listing:
-        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{rev}:{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         (target / Path(path).name).write_text(source.replace("less.model", name))
     sys.path.insert(0, str(workdir))
     return importlib.import_module(name)
@@ -238,14 +246,18 @@ def make_batch(batch_size: int, seconds: float, vocab: int, seed: int = 0):
     lens = frames - torch.randint(0, max(1, frames // 10), (batch_size,), generator=g)
     lens[0] = frames
     tokens_per_utt = max(1, int(seconds * 4))
-    targets = [torch.randint(3, vocab, (tokens_per_utt,), generator=g).tolist() for _ in range(batch_size)]
+    targets = [
+        torch.randint(3, vocab, (tokens_per_utt,), generator=g).tolist() for _ in range(batch_size)
+    ]
     return feats, lens, targets
 
 
 class Runner:
     """One model and how to take a step with it."""
 
-    def __init__(self, label: str, model: nn.Module, full: bool, package=None, batch_count: float = 0.0):
+    def __init__(
+        self, label: str, model: nn.Module, full: bool, package=None, batch_count: float = 0.0
+    ):
         self.label, self.model, self.full, self.package = label, model, full, package
         self.batch_count = batch_count
         self.optimizer = self.scheduler = None
@@ -267,8 +279,13 @@ class Runner:
             else:
                 enc, enc_lens = self.model.encode(feats, lens)
                 log_probs = self.model.ctc_log_probs(enc)
-                loss = F.ctc_loss(log_probs.transpose(0, 1).float(), torch.tensor([t for ts in targets for t in ts]),
-                                  enc_lens, torch.tensor([len(t) for t in targets]), reduction="sum")
+                loss = F.ctc_loss(
+                    log_probs.transpose(0, 1).float(),
+                    torch.tensor([t for ts in targets for t in ts]),
+                    enc_lens,
+                    torch.tensor([len(t) for t in targets]),
+                    reduction="sum",
+                )
         loss.backward()
         if self.full:
             self.scheduler.step_batch(self.batch_idx)
@@ -280,8 +297,13 @@ class Runner:
 
 def build_zipformer(package, name: str, vocab: int, full: bool) -> nn.Module:
     torch.manual_seed(0)
-    config = package.get_config(name, ctc_vocab_size=vocab, decoder_vocab_size=vocab if full else None,
-                                ctc_scale=0.3, aed_scale=0.7)
+    config = package.get_config(
+        name,
+        ctc_vocab_size=vocab,
+        decoder_vocab_size=vocab if full else None,
+        ctc_scale=0.3,
+        aed_scale=0.7,
+    )
     return package.CtcAedModel(config).train()
 
 
@@ -302,55 +324,114 @@ def measure(runners: list[Runner], batch, steps: int, dtype: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=18, help="utterances per batch (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=3.3, help="seconds per utterance (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per model after one warm-up "
-                        "(default: %(default)s)")
-    parser.add_argument("--config", default="xs", help="Zipformer configuration (default: %(default)s)")
-    parser.add_argument("--vocab", type=int, default=2000, help="vocabulary size (default: %(default)s: "
-                        "Mandarin characters of the mini corpus)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s, as "
-                        "each of the mini recipe's two side-by-side jobs)")
-    parser.add_argument("--batch-count", type=float, default=8000.0, help="Zipformer schedule position "
-                        "(default: %(default)s)")
-    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the previous "
-                        "implementation (default: %(default)s)")
-    parser.add_argument("--dtypes", default=None, help="comma-separated fp32,bf16 (default: fp32, plus bf16 "
-                        "on a CPU with native bf16)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=18, help="utterances per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=3.3, help="seconds per utterance (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=4,
+        help="timed steps per model after one warm-up (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--config", default="xs", help="Zipformer configuration (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--vocab",
+        type=int,
+        default=2000,
+        help="vocabulary size (default: %(default)s: Mandarin characters of the mini corpus)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default: %(default)s, as "
+        "each of the mini recipe's two side-by-side jobs)",
+    )
+    parser.add_argument(
+        "--batch-count",
+        type=float,
+        default=8000.0,
+        help="Zipformer schedule position (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--baseline-rev",
+        default=BASELINE_REV,
+        help="git revision of the previous implementation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dtypes",
+        default=None,
+        help="comma-separated fp32,bf16 (default: fp32, plus bf16 on a CPU with native bf16)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dtypes = args.dtypes.split(",") if args.dtypes else ["fp32"] + (["bf16"] if native_bf16_cpu() else [])
+    dtypes = (
+        args.dtypes.split(",")
+        if args.dtypes
+        else ["fp32"] + (["bf16"] if native_bf16_cpu() else [])
+    )
     begin = time.time()
     with tempfile.TemporaryDirectory() as workdir:
         baseline = load_baseline(args.baseline_rev, Path(workdir))
         batch = make_batch(args.batch_size, args.seconds, args.vocab)
         audio = float(batch[1].sum()) / 100.0
         rev = args.baseline_rev[:10]
-        print(f"threads={torch.get_num_threads()} batch={args.batch_size}x~{args.seconds:g}s ({audio:.1f} s of "
-              f"audio) steps={args.steps} batch_count={args.batch_count:g} baseline=git {rev}")
+        print(
+            f"threads={torch.get_num_threads()} batch={args.batch_size}x~{args.seconds:g}s ({audio:.1f} s of "
+            f"audio) steps={args.steps} batch_count={args.batch_count:g} baseline=git {rev}"
+        )
         results: dict[tuple[str, str, str], float] = {}
         for dtype in dtypes:
             for full in (False, True):
                 mode = "full step" if full else "encoder+CTC"
                 runners = [
-                    Runner(f"zipformer:{args.config}", build_zipformer(current_model, args.config, args.vocab, full),
-                           full, current_model, args.batch_count),
-                    Runner(f"zipformer:{args.config}@{rev}", build_zipformer(baseline, args.config, args.vocab, full),
-                           full, baseline, args.batch_count),
+                    Runner(
+                        f"zipformer:{args.config}",
+                        build_zipformer(current_model, args.config, args.vocab, full),
+                        full,
+                        current_model,
+                        args.batch_count,
+                    ),
+                    Runner(
+                        f"zipformer:{args.config}@{rev}",
+                        build_zipformer(baseline, args.config, args.vocab, full),
+                        full,
+                        baseline,
+                        args.batch_count,
+                    ),
                 ]
                 if not full:
-                    runners.append(Runner(f"conformer:{args.config}", build_conformer(args.config, args.vocab), False))
+                    runners.append(
+                        Runner(
+                            f"conformer:{args.config}",
+                            build_conformer(args.config, args.vocab),
+                            False,
+                        )
+                    )
                 measure(runners, batch, args.steps, dtype)
                 for runner in runners:
                     results[(dtype, mode, runner.label)] = audio / statistics.median(runner.times)
                     extra = ""
                     if isinstance(runner.model, ConformerCtc):
                         extra = f" (d={runner.model.d}, {len(runner.model.blocks)} layers)"
-                    print(f"  {dtype:<5} {mode:<12} {runner.label + extra:<40} "
-                          f"{count_parameters(runner.model) / 1e6:6.2f}M  {results[(dtype, mode, runner.label)]:7.1f} "
-                          f"s audio/s")
-        new, old, conf = f"zipformer:{args.config}", f"zipformer:{args.config}@{rev}", f"conformer:{args.config}"
+                    print(
+                        f"  {dtype:<5} {mode:<12} {runner.label + extra:<40} "
+                        f"{count_parameters(runner.model) / 1e6:6.2f}M  {results[(dtype, mode, runner.label)]:7.1f} "
+                        f"s audio/s"
+                    )
+        new, old, conf = (
+            f"zipformer:{args.config}",
+            f"zipformer:{args.config}@{rev}",
+            f"conformer:{args.config}",
+        )
         print("\nratios (throughput, higher is better):")
 
         def ratio(a: tuple[str, str, str], b: tuple[str, str, str]) -> str:
@@ -358,13 +439,19 @@ def main() -> None:
 
         for dtype in dtypes:
             for mode in ("encoder+CTC", "full step"):
-                print(f"  {dtype:<5} {mode:<12} new / previous implementation  "
-                      f"{ratio((dtype, mode, new), (dtype, mode, old))}")
-            print(f"  {dtype:<5} {'encoder+CTC':<12} new / Conformer (same size)   "
-                  f"{ratio((dtype, 'encoder+CTC', new), (dtype, 'encoder+CTC', conf))}")
+                print(
+                    f"  {dtype:<5} {mode:<12} new / previous implementation  "
+                    f"{ratio((dtype, mode, new), (dtype, mode, old))}"
+                )
+            print(
+                f"  {dtype:<5} {'encoder+CTC':<12} new / Conformer (same size)   "
+                f"{ratio((dtype, 'encoder+CTC', new), (dtype, 'encoder+CTC', conf))}"
+            )
         if "bf16" in dtypes and "fp32" in dtypes:
-            print("  training default (--dtype auto: bf16 here) / previous default (fp32), full step: "
-                  f"{ratio(('bf16', 'full step', new), ('fp32', 'full step', old))}")
+            print(
+                "  training default (--dtype auto: bf16 here) / previous default (fp32), full step: "
+                f"{ratio(('bf16', 'full step', new), ('fp32', 'full step', old))}"
+            )
         print(f"(benchmark took {time.time() - begin:.0f} s)")
 
 

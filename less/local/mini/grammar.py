@@ -78,7 +78,9 @@ def _finish(
         return None
     if not ES_WORDS_RANGE[0] <= len(es.split()) <= ES_WORDS_RANGE[1]:
         return None
-    return Sentence(zh, es, en, zh_display, es_display, domain, template, tuple(sorted((slots or {}).items())))
+    return Sentence(
+        zh, es, en, zh_display, es_display, domain, template, tuple(sorted((slots or {}).items()))
+    )
 
 
 def _draw(template: Template, rng: random.Random) -> dict[str, Any]:

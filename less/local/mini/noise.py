@@ -47,7 +47,9 @@ def noise_recording(seed: int, index: int, duration: float) -> np.ndarray:
     if rng.random() < 0.3:  # mains hum: a few harmonics of 50 or 60 Hz
         base = 50.0 if rng.random() < 0.5 else 60.0
         t = np.arange(n) / SAMPLE_RATE
-        hum = sum(np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 5))
+        hum = sum(
+            np.sin(2 * np.pi * base * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 5)
+        )
         noise = noise + float(rng.uniform(0.2, 1.0)) * hum / np.sqrt(np.mean(hum**2))
     noise = noise / np.max(np.abs(noise)) * 0.5
     return noise.astype(np.float32)
@@ -70,5 +72,7 @@ def prepare_noise(out_dir: Path, seed: int, count: int, duration: float = 10.0) 
             sf.write(tmp, noise_recording(seed, index, duration), SAMPLE_RATE, format="FLAC")
         recordings.append(Recording.from_file(path, recording_id=path.stem))
     save_cuts_atomic(RecordingSet.from_recordings(recordings), manifest)
-    logger.info("noise corpus: %d recordings, %.1f min -> %s", count, count * duration / 60, manifest)
+    logger.info(
+        "noise corpus: %d recordings, %.1f min -> %s", count, count * duration / 60, manifest
+    )
     return manifest

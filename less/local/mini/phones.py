@@ -53,21 +53,28 @@ class PhoneStats:
     mean_duration: float  # seconds
 
     def describe(self) -> str:
-        return (f"{self.utterances} utterances, {self.phones} phones, {self.distinct} distinct, "
-                f"mean phone duration {1000 * self.mean_duration:.1f} ms")
+        return (
+            f"{self.utterances} utterances, {self.phones} phones, {self.distinct} distinct, "
+            f"mean phone duration {1000 * self.mean_duration:.1f} ms"
+        )
 
 
 def utterance_phones(spec: UtteranceSpec) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """The rendered float audio of one planned utterance and its phones on that audio's time
     line ``(name, start s, end s)``, clipped to the audio."""
     voice = spec.voice
-    dry, phones = espeak.synthesize_with_phones(spec.text, voice.voice, rate=voice.rate, pitch=voice.pitch)
+    dry, phones = espeak.synthesize_with_phones(
+        spec.text, voice.voice, rate=voice.rate, pitch=voice.pitch
+    )
     audio = synthesis.utterance_audio(spec, synthesis.at_level(dry, spec.level_db))
     shift = synthesis.lead_samples(spec)
     if spec.condition is not None and spec.condition.room is not None:
         shift += synthesis.direct_path_samples(spec.condition.room)
     offset, duration = shift / SAMPLE_RATE, len(audio) / SAMPLE_RATE
-    moved = [(name, min(start + offset, duration), min(end + offset, duration)) for name, start, end in phones]
+    moved = [
+        (name, min(start + offset, duration), min(end + offset, duration))
+        for name, start, end in phones
+    ]
     return audio, [(name, start, end) for name, start, end in moved if end > start]
 
 
@@ -93,23 +100,31 @@ def check_audio(recording_id: str, audio: np.ndarray, path: str | Path) -> None:
     if rate != SAMPLE_RATE or stored.shape != rendered.shape:
         raise AudioMismatch(
             f"recording {recording_id}: {path} holds {stored.shape[0]} samples at {rate} Hz, the "
-            f"re-synthesis {rendered.shape[0]} at {SAMPLE_RATE} Hz (another corpus build or espeak-ng?)")
+            f"re-synthesis {rendered.shape[0]} at {SAMPLE_RATE} Hz (another corpus build or espeak-ng?)"
+        )
     differ = np.flatnonzero(stored != rendered)
     if differ.size:
         raise AudioMismatch(
             f"recording {recording_id}: re-synthesised audio differs from {path} in {differ.size} of "
-            f"{stored.size} samples (first at {differ[0] / SAMPLE_RATE:.3f} s); phone times would not fit it")
+            f"{stored.size} samples (first at {differ[0] / SAMPLE_RATE:.3f} s); phone times would not fit it"
+        )
 
 
-def alignment_of(utterance: PlannedUtterance, spec: UtteranceSpec, verify: bool = True) -> UtteranceAlignment:
+def alignment_of(
+    utterance: PlannedUtterance, spec: UtteranceSpec, verify: bool = True
+) -> UtteranceAlignment:
     """One utterance's phone alignment, keyed by its supervision id."""
     audio, phones = utterance_phones(spec)
     if verify:
         check_audio(utterance.utterance_id, audio, spec.audio_path)
-    return UtteranceAlignment(utterance.utterance_id, utterance.voice.voice, len(audio) / SAMPLE_RATE, phones)
+    return UtteranceAlignment(
+        utterance.utterance_id, utterance.voice.voice, len(audio) / SAMPLE_RATE, phones
+    )
 
 
-def split_specs(data_dir: Path, task: str, split: str) -> list[tuple[PlannedUtterance, UtteranceSpec]]:
+def split_specs(
+    data_dir: Path, task: str, split: str
+) -> list[tuple[PlannedUtterance, UtteranceSpec]]:
     """The planned utterances of one split of an existing corpus, with their render specs."""
     from .prepare import replan
 
@@ -118,13 +133,15 @@ def split_specs(data_dir: Path, task: str, split: str) -> list[tuple[PlannedUtte
     if split not in SINGLE_UTTERANCE_SPLITS:
         raise ValueError(
             f"split {split!r}: phone alignments are made for the single-utterance splits "
-            f"{SINGLE_UTTERANCE_SPLITS} only (unsup_wild's long recordings are not handled)")
+            f"{SINGLE_UTTERANCE_SPLITS} only (unsup_wild's long recordings are not handled)"
+        )
     plan = replan(data_dir, task, (split,))[split]
     return [(utterances[0], spec) for utterances, spec in zip(plan.utterances, plan.specs)]
 
 
-def split_alignments(data_dir: Path, task: str, split: str, verify: bool = True,
-                     progress: bool = True) -> Iterator[UtteranceAlignment]:
+def split_alignments(
+    data_dir: Path, task: str, split: str, verify: bool = True, progress: bool = True
+) -> Iterator[UtteranceAlignment]:
     """Phone alignments of every utterance of a split, in plan order."""
     from less.utils import progress_bar
 

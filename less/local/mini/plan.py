@@ -38,7 +38,11 @@ class TaskInfo:
 
 # asr_en: English ASR on the English side of the same grammar (the one language with offline
 # LLMs here); not in the default run (--tasks asr,ast) unless asked for
-TASKS: dict[str, TaskInfo] = {"asr": TaskInfo("zh", None), "ast": TaskInfo("es", "en"), "asr_en": TaskInfo("en", None)}
+TASKS: dict[str, TaskInfo] = {
+    "asr": TaskInfo("zh", None),
+    "ast": TaskInfo("es", "en"),
+    "asr_en": TaskInfo("en", None),
+}
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,11 @@ PROFILES: dict[str, ProfileSizes] = {
 # against 150 h of AISHELL); splits otherwise as in "default"
 PROFILES["large"] = replace(PROFILES["default"], unsup_recordings=512)
 
-WILD_BASE_VOICES: dict[str, tuple[str, ...]] = {"asr": ("cmn",), "ast": ("es", "es-419"), "asr_en": ("en", "en-us")}
+WILD_BASE_VOICES: dict[str, tuple[str, ...]] = {
+    "asr": ("cmn",),
+    "ast": ("es", "es-419"),
+    "asr_en": ("en", "en-us"),
+}
 WILD_VARIANTS = (
     tuple(f"f{i}" for i in range(1, 6))
     + tuple(f"m{i}" for i in range(1, 8))

@@ -177,13 +177,18 @@ def replan(out_dir: Path, task: str, splits: tuple[str, ...] = SPLITS) -> dict[s
     """
     path = out_dir / "manifests" / f"{corpus_name(task)}_build.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no build record of the {task} corpus (run the corpus stage)")
+        raise FileNotFoundError(
+            f"{path}: no build record of the {task} corpus (run the corpus stage)"
+        )
     info = json.loads(path.read_text())
     name = info["conditions"]["name"]
     if name not in CONDITIONS:
-        raise ValueError(f"{path}: unknown conditions {name!r}; expected one of {sorted(CONDITIONS)}")
-    sizes = type(PROFILES["default"])(**{k: tuple(v) if isinstance(v, list) else v
-                                         for k, v in info["sizes"].items()})
+        raise ValueError(
+            f"{path}: unknown conditions {name!r}; expected one of {sorted(CONDITIONS)}"
+        )
+    sizes = type(PROFILES["default"])(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in info["sizes"].items()}
+    )
     conditions = CONDITIONS[name]
     texts = plan_texts(info["seed"], task, sizes, conditions.sup_conversational)
     return {
@@ -228,7 +233,10 @@ def prepare_task(
         "seed": seed,
         "profile": profile,
         "sizes": json.loads(json.dumps(asdict(sizes))),
-        "conditions": {"name": conditions, **json.loads(json.dumps(asdict(CONDITIONS[conditions])))},
+        "conditions": {
+            "name": conditions,
+            **json.loads(json.dumps(asdict(CONDITIONS[conditions]))),
+        },
     }
     _check_build_info(out_dir, task, build_info)
     texts = plan_texts(seed, task, sizes, CONDITIONS[conditions].sup_conversational)
@@ -359,7 +367,9 @@ def get_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=42, help="corpus seed; same seed, same corpus (default: 42)"
     )
     parser.add_argument(
-        "--tasks", default="asr,ast", help="comma-separated tasks among asr, ast, asr_en (default: asr,ast)"
+        "--tasks",
+        default="asr,ast",
+        help="comma-separated tasks among asr, ast, asr_en (default: asr,ast)",
     )
     parser.add_argument(
         "--num-jobs", type=int, default=1, help="synthesis worker processes (default: 1)"
@@ -378,7 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args.log_file or args.out_dir / "log" / "prepare_mini.log")
     started = time.monotonic()
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    summaries = prepare(args.out_dir, args.profile, args.seed, tasks, args.num_jobs, args.conditions)
+    summaries = prepare(
+        args.out_dir, args.profile, args.seed, tasks, args.num_jobs, args.conditions
+    )
     print(format_summary(summaries))
     logger.info("mini corpus ready in %s (%.1f s)", args.out_dir, time.monotonic() - started)
 

@@ -102,7 +102,10 @@ def _canonical(value: Any) -> Any:
     """A JSON-able form of a slot value with a fixed order (a frozenset's repr changes with
     the process's string-hash seed, so ``repr`` is not stable across runs)."""
     if dataclasses.is_dataclass(value):
-        return [type(value).__name__, {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}]
+        return [
+            type(value).__name__,
+            {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)},
+        ]
     if isinstance(value, (set, frozenset)):
         return sorted(_canonical(v) for v in value)
     if isinstance(value, (tuple, list)):
@@ -151,7 +154,11 @@ def _thing_icons(slot: str, value: Any, copies: int) -> list[Icon]:
 
 
 def _person_icons(value: Any, plural: bool) -> list[Icon]:
-    parts = value if isinstance(value, tuple) and not all(isinstance(p, str) for p in value) else (value,)
+    parts = (
+        value
+        if isinstance(value, tuple) and not all(isinstance(p, str) for p in value)
+        else (value,)
+    )
     copies = 2 if plural else 1
     return [Icon(item_id(p), "person", copies, None, "normal", None) for p in parts]
 
@@ -160,12 +167,20 @@ def scene_of(sentence: Any) -> Scene:
     """The scene of a sentence from :mod:`.grammar` (its drawn slots)."""
     slots = dict(sentence.slots)
     if not slots:
-        raise ValueError(f"sentence {sentence.zh!r} carries no drawn slots (built by an old grammar?)")
-    unknown = set(slots) - set(PERSON_SLOTS) - set(THING_SLOTS) - IGNORED_SLOTS - {
-        "place", "city", "time", "period", "n", "hour"
-    }
+        raise ValueError(
+            f"sentence {sentence.zh!r} carries no drawn slots (built by an old grammar?)"
+        )
+    unknown = (
+        set(slots)
+        - set(PERSON_SLOTS)
+        - set(THING_SLOTS)
+        - IGNORED_SLOTS
+        - {"place", "city", "time", "period", "n", "hour"}
+    )
     if unknown:
-        raise ValueError(f"template {sentence.template!r}: no scene rule for slot(s) {sorted(unknown)}")
+        raise ValueError(
+            f"template {sentence.template!r}: no scene rule for slot(s) {sorted(unknown)}"
+        )
     number = slots.get("n", slots.get("hour"))
     counted = sentence.template in COUNTED and number is not None
     copies = max(1, min(int(number), MAX_COPIES)) if counted else 1
@@ -237,14 +252,22 @@ def render(scene: Scene):
     """The scene as a 64 x 64 RGB PIL image (deterministic: no anti-aliasing, no randomness)."""
     from PIL import Image, ImageDraw
 
-    background = (255, 255, 255) if scene.background is None else _hue_colour(scene.background, "bg", 180, 250)
+    background = (
+        (255, 255, 255)
+        if scene.background is None
+        else _hue_colour(scene.background, "bg", 180, 250)
+    )
     image = Image.new("RGB", (SIZE, SIZE), background)
     draw = ImageDraw.Draw(image)
     if scene.band is not None:
-        draw.rectangle((1, 1, SIZE - 2, 4), fill=_hue_colour(scene.band, "band", 0, 160), outline=OUTLINE)
+        draw.rectangle(
+            (1, 1, SIZE - 2, 4), fill=_hue_colour(scene.band, "band", 0, 160), outline=OUTLINE
+        )
     if scene.gauge is not None:
         length = 4 + round((SIZE - 12) * min(scene.gauge, 100) / 100)
-        draw.rectangle((4, SIZE - 5, 4 + length, SIZE - 2), fill=_hue_colour("gauge", "gauge", 0, 120))
+        draw.rectangle(
+            (4, SIZE - 5, 4 + length, SIZE - 2), fill=_hue_colour("gauge", "gauge", 0, 120)
+        )
     cells = _cells(scene)
     drawn = [(icon, copy) for icon in scene.icons for copy in range(icon.copies)]
     if len(drawn) > len(cells):
@@ -253,9 +276,11 @@ def render(scene: Scene):
         pixels = ICON_PIXELS[icon.size]
         x0 = col * CELL + (CELL - pixels) // 2
         y0 = TOP + row * CELL + (CELL - pixels) // 2
-        shape = "circle" if icon.kind == "person" and _digest(icon.key, "shape") % 2 else SHAPES[
-            _digest(icon.key, "shape") % len(SHAPES)
-        ]
+        shape = (
+            "circle"
+            if icon.kind == "person" and _digest(icon.key, "shape") % 2
+            else SHAPES[_digest(icon.key, "shape") % len(SHAPES)]
+        )
         fill = icon.colour or _hue_colour(icon.key, "fill", 30, 230)
         mark = None if icon.mark is None else _hue_colour(icon.mark, "mark", 0, 255)
         _draw_icon(draw, shape, (x0, y0, x0 + pixels - 1, y0 + pixels - 1), fill, mark)

@@ -81,7 +81,9 @@ class RenderResult:
 
 
 def _speak(text: str, voice: VoiceSettings, level_db: float) -> np.ndarray:
-    return at_level(espeak.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch), level_db)
+    return at_level(
+        espeak.synthesize(text, voice.voice, rate=voice.rate, pitch=voice.pitch), level_db
+    )
 
 
 def at_level(audio: np.ndarray, level_db: float) -> np.ndarray:
