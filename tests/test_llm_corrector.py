@@ -1,4 +1,4 @@
-"""The correction LM (less.llm.corrector + train_text_lm --objective correct): error
+"""The correction LM (less.llm.standin.correction_pairs + train_text_lm --objective correct): error
 simulation, pair encoding, and a trained corrector rewriting hypotheses through
 llm_correct --mode correct --backend hf."""
 
@@ -16,7 +16,7 @@ import pytest
 from lhotse import CutSet
 
 from less.decode.results import save_asr_results
-from less.llm.corrector import (
+from less.llm.standin.correction_pairs import (
     SEPARATOR,
     ErrorSimulator,
     ErrorStats,
@@ -28,8 +28,8 @@ from less.llm.corrector import (
     refuse_test_results,
     sound_key,
 )
+from less.llm.standin.text_lm import _encode_pairs, build_tokenizer
 from less.llm.testing import make_pl_cuts
-from less.llm.text_lm import _encode_pairs, build_tokenizer
 from less.metrics import error_rate
 from tests.test_llm_text_lm import grammar_sentences
 

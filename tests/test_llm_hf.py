@@ -7,7 +7,7 @@ import torch
 
 from less.llm.base import ChatPrompt, LengthBudget, ScoreRequest
 from less.llm.hf import HFBackend, HFConfig
-from less.llm.text_lm import ModelSize, build_model, build_tokenizer
+from less.llm.standin.text_lm import ModelSize, build_model, build_tokenizer
 
 SENTENCES = [
     "今天天气很好",

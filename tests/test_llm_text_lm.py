@@ -11,8 +11,8 @@ import pytest
 from lhotse import CutSet
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from less.llm.standin.text_lm import build_tokenizer
 from less.llm.testing import make_pl_cuts
-from less.llm.text_lm import build_tokenizer
 
 SUBJECTS = ["我", "你", "他", "我们", "老师", "学生", "妈妈", "小明"]
 VERBS = ["喜欢", "想要", "看见", "买了", "吃了", "需要"]
@@ -159,7 +159,7 @@ def test_fast_path_trains_a_nano_model_whose_loss_decreases(tmp_path, precision)
     import torch
     from safetensors.torch import load_file
 
-    from less.llm.text_lm import TextLMTrainConfig, resolve_precision, train_text_lm
+    from less.llm.standin.text_lm import TextLMTrainConfig, resolve_precision, train_text_lm
 
     torch.set_num_threads(1)
     config = TextLMTrainConfig(

@@ -7,7 +7,8 @@
 - :mod:`less.llm.cleaning`: answer extraction, plausibility checks, normalisation.
 - :mod:`less.llm.cache`: append-only, fsync-ed answer cache for resumable runs.
 - :mod:`less.llm.correct`: ``correct`` / ``rescore`` orchestration and the report.
-- :mod:`less.llm.text_lm`: the small text LM that ``less.bin.train_text_lm`` trains.
+- :mod:`less.llm.standin`: the offline stand-in LM (a small text LM or correction LM that
+  ``less.bin.train_text_lm`` trains), for the language without an offline instruct LLM.
 - :mod:`less.llm.models`: model resolution, incl. the built-in SmolLM2 and Gemma 3 270M GGUFs.
 - :mod:`less.llm.gguf_cache`: GGUF files dequantised once, kept as plain transformers dirs.
 - :mod:`less.llm.prefix_cache`: the prompt prefix all requests share, computed once.

@@ -12,7 +12,7 @@ built with the ``tokenizers`` library and add ``<s>`` in front of every text, so
 hypothesis can be scored from the sentence start. Training text goes through
 :func:`less.data.text.normalize`, as the hypotheses it will score do.
 
-``objective="correct"`` trains a *correction* LM instead (:mod:`less.llm.corrector`):
+``objective="correct"`` trains a *correction* LM instead (:mod:`less.llm.standin.correction_pairs`):
 the same model on ``<s> noisy \n clean </s>`` pairs made from the text with simulated
 recognition errors, the loss on the clean part only; ``llm_correct --mode correct``
 uses it to rewrite hypotheses. Its held-out check: the character error rate of
@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from less.data.text import normalize
-from less.llm.corrector import correction_pairs
+from less.llm.standin.correction_pairs import correction_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def _encode(tokenizer, sentences: Sequence[str], max_len: int) -> list[Example]:
 def _encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_len: int) -> list[Example]:
     """``<s> noisy SEP clean </s>``, scored from the first clean token (pairs too long are cut
     from the noisy side's end, never the clean side)."""
-    from less.llm.corrector import SEPARATOR
+    from less.llm.standin.correction_pairs import SEPARATOR
 
     eos = tokenizer.eos_token_id
     prefixes = tokenizer([noisy + SEPARATOR for noisy, _ in pairs], add_special_tokens=True)[
@@ -345,7 +345,7 @@ def train_text_lm(
         train_ids = _encode(tokenizer, train, config.max_len)
         heldout_ids = _encode(tokenizer, heldout, config.max_len)
     elif config.objective == "correct":
-        from less.llm.corrector import SEPARATOR
+        from less.llm.standin.correction_pairs import SEPARATOR
 
         if config.lang != "zh":
             raise ValueError(
@@ -498,7 +498,7 @@ def max_error_rate(config: TextLMTrainConfig) -> float:
 
 def _homophones(chars: Sequence[str], source: str) -> dict[str, list[str]]:
     from less.data import espeak
-    from less.llm.corrector import confusion_sets, pycorrector_confusions
+    from less.llm.standin.correction_pairs import confusion_sets, pycorrector_confusions
 
     if source == "none":
         return {}
@@ -519,7 +519,11 @@ def _homophones(chars: Sequence[str], source: str) -> dict[str, list[str]]:
 
 def _error_simulator(sentences: Sequence[str], config: TextLMTrainConfig):
     """The simulator of ``config.confusions``, and the measured statistics (seed-errors) or None."""
-    from less.llm.corrector import ErrorSimulator, SeedErrorSimulator, measure_error_stats
+    from less.llm.standin.correction_pairs import (
+        ErrorSimulator,
+        SeedErrorSimulator,
+        measure_error_stats,
+    )
 
     chars = sorted({ch for sentence in sentences for ch in sentence})
     if config.confusions not in CONFUSIONS:
@@ -544,7 +548,7 @@ def correction_check(model, tokenizer, pairs: Sequence[tuple[str, str]], limit: 
     """CER of (noisy, clean) pairs before and after greedy correction by ``model``."""
     import torch
 
-    from less.llm.corrector import SEPARATOR
+    from less.llm.standin.correction_pairs import SEPARATOR
     from less.metrics import error_rate
 
     model.eval()
