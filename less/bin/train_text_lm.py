@@ -6,7 +6,7 @@
 The output directory loads with ``AutoTokenizer.from_pretrained`` and
 ``AutoModelForCausalLM.from_pretrained``; ``less.bin.llm_correct --mode rescore
 --backend hf --model exp/text_lm`` uses it to rescore the teacher's N-best; with
-``--objective correct`` it is a correction LM (:mod:`less.llm.corrector`) that
+``--objective correct`` it is a correction LM (:mod:`less.llm.standin.correction_pairs`) that
 ``llm_correct --mode correct --backend hf --prompt-template
 less/llm/prompts/asr_zh_corrector.txt`` uses to rewrite hypotheses.
 With ``--confusions seed-errors --error-stats exp/asr/iter0/attention-decoder-rescoring/
@@ -24,7 +24,7 @@ import logging
 import sys
 from pathlib import Path
 
-from less.llm.text_lm import (
+from less.llm.standin.text_lm import (
     CONFUSIONS,
     MODEL_SIZES,
     TextLMTrainConfig,
