@@ -80,7 +80,8 @@ class TrainConfig:
     valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
     # system U: the sequence-level loss on the cuts the filter rejected (less.unsup)
     unsup_cuts: str | None = None
-    unsup_weight: float = 1.0
+    # chosen on the mini Mandarin dev set (seed 42: CER 22.76 / 16.41 / 13.70 at 1 / 0.3 / 0.1, L 15.26)
+    unsup_weight: float = 0.1
     unsup_lm: str | None = None  # ARPA n-gram LM scoring the hypotheses
     unsup_lm_weight: float = 1.0  # lambda
     unsup_prior_weight: float = 1.0  # beta

@@ -99,6 +99,7 @@ asr_max_hypo_wer=0.3    # ... and for Mandarin, chosen on dev over seeds 42, 1, 
                         # 0.1 on every seed; the correction LM stand-in rewrites more than an LLM would)
 unsup_lm_order=3        # system U: order of its character n-gram LM (text-only corpus + L's kept cuts)
 unsup_opts=             # system U: more less.bin.train flags, e.g. "--unsup-weight=0.3 --unsup-lm-weight=0.5"
+                        # (default weight 0.1, chosen on dev: RESULTS.md)
 pl_ratio=0              # hours of pseudo-labelled audio per supervised hour (0: all kept)
 beam_size=10            # beam of pseudo-labelling and decoding (asr: CTC prefix beam before rescoring)
 ast_beam_size=4         # ast: beam of the attention decoder's search (dev BLEU of the seed: 24.51 at 4,
