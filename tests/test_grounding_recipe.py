@@ -87,3 +87,17 @@ def test_grounding_recipe_trains_grounded_and_bilingual_encoders(mini_data: Path
             assert 0 <= layer["within"] <= 1 and layer["items"] > 0
     text = (out / "RESULTS.md").read_text()
     assert "| zh (1) |" in text and "| zhes_vg (1) |" in text and "R@1" in text
+
+
+def test_report_gain_uses_only_seeds_both_pairs_have(tmp_path: Path):
+    from less.bin.report_grounding import report
+
+    for seed, (mono, bi, mono_vg, bi_vg) in {"1": (0.10, 0.15, 0.10, 0.11), "2": (0.20, 0.26, 0.20, 0.21)}.items():
+        for enc, value in (("zh", mono), ("zhes", bi), ("zh_vg", mono_vg), ("zhes_vg", bi_vg)):
+            if not (enc == "zhes_vg" and seed == "1"):  # the grounded pair lacks seed 1
+                _abx(tmp_path / f"{enc}_s{seed}" / "abx_zh.json", value, 2 * value)
+    text = report(tmp_path, ["zh", "zh_vg", "zhes", "zhes_vg"], ["1", "2"])
+    row = next(line for line in text.splitlines() if line.startswith("| final | within"))
+    assert "| 25.00 |" in row  # seed 2 only: +30 - (+5), never seed 1's +50 against seed 2's +5
+    assert "s1 +50.0, s2 +30.0; s2 +5.0" in row
+    assert "zhes_vg_s1/abx_zh.json" in text and "Missing" in text

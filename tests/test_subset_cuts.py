@@ -96,3 +96,27 @@ def test_subset_refuses_more_hours_than_there_are(tmp_path: Path):
                 str(tmp_path / "x.jsonl.gz"),
             ]
         )
+
+
+def test_fraction_of_another_cut_set(tmp_path: Path):
+    from lhotse import CutSet
+
+    from less.bin.subset_cuts import main
+
+    src = _cuts(tmp_path)  # 300 s
+    small = tmp_path / "small.jsonl.gz"
+    CutSet.from_file(src).subset(first=12).to_file(small)  # 120 s
+    main(
+        [
+            "--in-cuts",
+            str(src),
+            "--fraction",
+            "0.5",
+            "--fraction-of",
+            str(small),
+            "--out-cuts",
+            str(tmp_path / "d.jsonl.gz"),
+        ]
+    )
+    kept = CutSet.from_file(tmp_path / "d.jsonl.gz").to_eager()
+    assert 60 <= sum(c.duration for c in kept) < 90  # half of 120 s, by whole 30-s recordings

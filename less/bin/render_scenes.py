@@ -4,7 +4,9 @@ Every utterance of the mini corpus is a sentence of the synchronous grammar; its
 (:mod:`less.local.mini.scenes`: people, objects and their count, colour and size, place,
 time, drawn as icons without any text) is derived from the sentence's drawn slots, which the
 corpus plan recovers from the build record (``mini-<task>_build.json``) without touching the
-audio. The Mandarin and Spanish utterances of one sentence share a scene.
+audio. A sentence's Mandarin and Spanish renderings share its scene; the two tasks' corpora
+hold different sentences, so their images share icons (objects, colours, counts), rarely a
+whole scene.
 
 Writes ``<out-dir>/images/<scene>.png`` (64 x 64 RGB; one file per distinct scene) and
 ``<out-dir>/scenes.jsonl``, one line per utterance::

@@ -113,11 +113,15 @@ def abx_table(runs: dict, fbank: dict[str, dict], encoders: list[str], lang: str
 
 
 def gap_table(runs: dict, lang: str) -> list[str]:
+    """Per layer and ABX kind: the per-seed gaps of each pair, and the grounding gain over the
+    seeds both pairs have (a seed is never set against another)."""
     lines = [
-        "| layer | kind | audio-only gap % | grounded gap % | grounding gain (points) | per seed (audio; grounded) |",
+        "| layer | kind | audio-only gap % | grounded gap % | grounding gain (points) | per seed: audio; grounded |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    gaps: dict[str, dict[tuple[str, str], list[float]]] = {}
+    gaps: dict[
+        tuple[str, str], dict[str, dict[str, float]]
+    ] = {}  # (layer, kind) -> pair -> seed -> gap
     for name, mono, bi in PAIRS:
         m, b = runs.get((mono, lang), {}), runs.get((bi, lang), {})
         for seed in sorted(set(m) & set(b)):
@@ -125,23 +129,31 @@ def gap_table(runs: dict, lang: str) -> list[str]:
                 for kind in ("within", "across"):
                     base = m[seed][layer][kind]
                     gap = 100 * (b[seed][layer][kind] - base) / base if base > 0 else float("nan")
-                    gaps.setdefault(name, {}).setdefault((layer, kind), []).append(gap)
-    keys = sorted(set().union(*[set(v) for v in gaps.values()]) if gaps else set())
-    for layer, kind in keys:
-        audio = gaps.get("audio only", {}).get((layer, kind), [])
-        grounded = gaps.get("grounded", {}).get((layer, kind), [])
-        gain = mean_std([a - g for a, g in zip(audio, grounded)]) if audio and grounded else "-"
-        per_seed = (
-            f"{', '.join(f'{x:+.1f}' for x in audio)}; {', '.join(f'{x:+.1f}' for x in grounded)}"
-        )
+                    gaps.setdefault((layer, kind), {}).setdefault(name, {})[seed] = gap
+    for (layer, kind), by_pair in sorted(gaps.items()):
+        audio, grounded = by_pair.get("audio only", {}), by_pair.get("grounded", {})
+        common = sorted(set(audio) & set(grounded))
+        gain = mean_std([audio[s] - grounded[s] for s in common]) if common else "-"
+
+        def seeds(d: dict[str, float]) -> str:
+            return ", ".join(f"s{s} {v:+.1f}" for s, v in sorted(d.items())) or "-"
+
         lines.append(
-            f"| {layer} | {kind} | {mean_std(audio)} | {mean_std(grounded)} | {gain} | {per_seed} |"
+            f"| {layer} | {kind} | {mean_std(list(audio.values()))} | {mean_std(list(grounded.values()))} "
+            f"| {gain} | {seeds(audio)}; {seeds(grounded)} |"
         )
     return lines
 
 
 def report(out_dir: Path, encoders: list[str], seeds: list[str]) -> str:
     runs = collect(out_dir, encoders, seeds)
+    missing = [
+        f"{enc}_s{seed}/abx_{lang}.json"
+        for enc in encoders
+        for seed in seeds
+        for lang in LANGS
+        if seed not in runs.get((enc, lang), {})
+    ]
     fbank = {
         lang: abx for lang in LANGS if (abx := load_abx(out_dir / "abx" / f"fbank_{lang}.json"))
     }
@@ -176,6 +188,8 @@ def report(out_dir: Path, encoders: list[str], seeds: list[str]) -> str:
             *rows,
             "",
         ]
+    if missing:
+        parts += [f"Missing (not run yet, or failed): {', '.join(missing)}", ""]
     text = "\n".join(parts)
     write_text_atomic(out_dir / "RESULTS.md", text)
     return text

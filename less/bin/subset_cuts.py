@@ -35,6 +35,12 @@ def get_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--hours", type=float, help="hours of audio to keep")
     size.add_argument("--fraction", type=float, help="share of the input's hours to keep (0..1]")
+    p.add_argument(
+        "--fraction-of",
+        type=Path,
+        help="with --fraction: a share of this cut set's hours instead of the input's (equal hours "
+        "across languages: half of the Mandarin hours from each of Mandarin and Spanish)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the recording order")
     p.add_argument("--out-cuts", type=Path, required=True)
     return p
@@ -67,7 +73,14 @@ def main(argv: list[str] | None = None) -> None:
     total = sum(c.duration for c in cuts) / 3600
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise SystemExit(f"subset_cuts: --fraction must be in (0, 1], not {args.fraction}")
-    hours = args.hours if args.hours is not None else args.fraction * total
+    if args.fraction_of is not None and args.fraction is None:
+        raise SystemExit("subset_cuts: --fraction-of needs --fraction")
+    base = (
+        total
+        if args.fraction_of is None
+        else sum(c.duration for c in read_cuts(args.fraction_of)) / 3600
+    )
+    hours = args.hours if args.hours is not None else args.fraction * base
     if hours > total + 1e-9:
         raise SystemExit(
             f"subset_cuts: {args.in_cuts} holds {total:.3f} h, fewer than the {hours:.3f} h asked for"

@@ -171,10 +171,13 @@ class SslTrainer(EpochLoop):
             from less.ssl.grounding import GroundingHead, frame_dim
 
             g = cfg.grounding
-            self.model.add_module(
-                "grounding",
-                GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim, g.temperature),
-            )
+            # its initial weights from a generator of their own: the global one drives the
+            # Zipformer's training-time masks, which must be the same as in the audio-only
+            # run of the same seed (the two differ by the grounding alone)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 7919)
+                head = GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim, g.temperature)
+            self.model.add_module("grounding", head)
         log.info(
             "%s on model %s: %.2fM parameters (encoder %.2fM)",
             cfg.objective.method,

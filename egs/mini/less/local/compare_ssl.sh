@@ -24,6 +24,12 @@ run_opts=               # more run.sh flags for every run
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
 
+# each run's exit status is collected by its pid (wait -n can miss a run that ended before it)
+pids=() names=()
+collect_first() {
+  wait "${pids[0]}" || { echo "compare_ssl.sh: run ${names[0]} failed (see ${names[0]}.log)" >&2; exit 1; }
+  pids=("${pids[@]:1}") names=("${names[@]:1}")
+}
 for arm in $arms; do
   for s in $seeds; do
     exp="$out/${arm}_s$s"
@@ -47,15 +53,16 @@ for arm in $arms; do
     mkdir -p "$out"
     # shellcheck disable=SC2086  # run_opts holds flags
     ./run.sh "${opts[@]}" $run_opts >"$exp.log" 2>&1 &
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
+    pids+=("$!") names+=("$exp")
+    while [ "${#pids[@]}" -ge "$jobs" ]; do collect_first; done
   done
   # SpeechLM's tokenizers are the scratch arm's seed models: the scratch arm finishes before
   # anything else starts; the other arms overlap (no core idles while one seed finishes)
   if [ "$arm" = scratch ]; then
-    while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
+    while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
   fi
 done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || { echo "compare_ssl.sh: a run failed" >&2; exit 1; }; done
+while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
 
 groups=()
 for arm in $arms; do

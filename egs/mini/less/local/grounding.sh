@@ -10,8 +10,10 @@
 #   local/grounding.sh --encoders "zh zhes" --seeds 1     # the pilot: is there an audio-only gap?
 #
 # Data at equal hours: zh pretrains on all of Mandarin unsup_wild and pairs with all of its
-# train_sup; zhes on half of each language's unsup_wild and half of each train_sup (whole
-# recordings, less.bin.subset_cuts). Runs skip finished work, so rerunning continues.
+# train_sup; zhes on half the Mandarin hours from each language's unsup_wild and train_sup
+# (whole recordings, less.bin.subset_cuts). The Mandarin and Spanish corpora are different
+# sentences, so the two languages share the scenes' vocabulary (objects, colours, counts,
+# places), not the images themselves. Runs skip finished work, so rerunning continues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,8 +54,9 @@ mkdir -p "$out/data" "$out/abx"
 half() { echo "$out/data/mini-$1_cuts_$2_half.jsonl.gz"; }
 for task in asr ast; do
   for split in unsup_wild train_sup; do
+    # half of the Mandarin hours from each language (the bilingual encoders' total = zh's)
     [ -f "$(half "$task" "$split")" ] || python -m less.bin.subset_cuts --in-cuts "$(fb "$task" "$split")" \
-      --fraction 0.5 --seed 0 --out-cuts "$(half "$task" "$split")"
+      --fraction 0.5 --fraction-of "$(fb asr "$split")" --seed 0 --out-cuts "$(half "$task" "$split")"
   done
   [ -f "$out/abx/$task.phones.jsonl" ] || python -m less.bin.phone_alignments --data-dir "$data" --task "$task" \
     --split test_clean --out "$out/abx/$task.phones.jsonl"
@@ -72,7 +75,7 @@ run_one() {  # encoder seed
     zhes | zhes_vg)
       args+=(--train-cuts "$(half asr unsup_wild)" --train-cuts "$(half ast unsup_wild)")
       vis=(--visual-cuts "$(half asr train_sup)" --visual-cuts "$(half ast train_sup)"
-           --visual-valid-cuts "$(fb asr dev)" --visual-valid-cuts "$(fb ast dev)") ;;
+           --visual-valid-cuts "$(fb asr dev)") ;;  # R@k on the same (Mandarin) dev scenes as zh_vg
     *) die "unknown encoder '$enc' (zh zh_vg zhes zhes_vg)" ;;
   esac
   [[ "$enc" == *_vg ]] && args+=(--visual-images "$scenes" "${vis[@]}" --visual-weight "$visual_weight"
@@ -90,16 +93,25 @@ run_one() {  # encoder seed
 for task in asr ast; do  # the input features' ABX: the floor every encoder is compared with
   lang=zh; [ "$task" = ast ] && lang=es
   [ -f "$out/abx/fbank_$lang.json" ] || python -m less.bin.abx --cuts "$(fb "$task" test_clean)" \
-    --alignments "$out/abx/$task.phones.jsonl" --units phone --layer fbank "${abx_flags[@]}" --out "$out/abx/fbank_$lang.json"
+    --alignments "$out/abx/$task.phones.jsonl" --units phone --layer fbank --num-threads "$num_threads" \
+    "${abx_flags[@]}" --out "$out/abx/fbank_$lang.json"
 done
+# at most $jobs runs at a time; each run's exit status is collected by its pid (wait -n can miss
+# a run that ended before it was called)
+pids=() names=()
+collect_first() {
+  wait "${pids[0]}" || die "run ${names[0]} failed (see its log)"
+  pids=("${pids[@]:1}") names=("${names[@]:1}")
+}
 for enc in $encoders; do
   for s in $seeds; do
     echo "$(date '+%F %T') grounding.sh: $enc, seed $s -> $out/${enc}_s$s (log: $out/${enc}_s$s.log)"
     run_one "$enc" "$s" >"$out/${enc}_s$s.log" 2>&1 &
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || die "a run failed (see its log)"; done
+    pids+=("$!") names+=("${enc}_s$s")
+    while [ "${#pids[@]}" -ge "$jobs" ]; do collect_first; done
   done
 done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || die "a run failed (see its log)"; done
+while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
 
 # shellcheck disable=SC2086  # encoders and seeds are lists
 python -m less.bin.report_grounding --out-dir "$out" --encoders $encoders --seeds $seeds
