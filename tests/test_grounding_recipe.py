@@ -92,7 +92,10 @@ def test_grounding_recipe_trains_grounded_and_bilingual_encoders(mini_data: Path
 def test_report_gain_uses_only_seeds_both_pairs_have(tmp_path: Path):
     from less.bin.report_grounding import report
 
-    for seed, (mono, bi, mono_vg, bi_vg) in {"1": (0.10, 0.15, 0.10, 0.11), "2": (0.20, 0.26, 0.20, 0.21)}.items():
+    for seed, (mono, bi, mono_vg, bi_vg) in {
+        "1": (0.10, 0.15, 0.10, 0.11),
+        "2": (0.20, 0.26, 0.20, 0.21),
+    }.items():
         for enc, value in (("zh", mono), ("zhes", bi), ("zh_vg", mono_vg), ("zhes_vg", bi_vg)):
             if not (enc == "zhes_vg" and seed == "1"):  # the grounded pair lacks seed 1
                 _abx(tmp_path / f"{enc}_s{seed}" / "abx_zh.json", value, 2 * value)

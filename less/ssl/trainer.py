@@ -176,7 +176,9 @@ class SslTrainer(EpochLoop):
             # run of the same seed (the two differ by the grounding alone)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed + 7919)
-                head = GroundingHead(frame_dim(self.model.model_config, g.stack), g.dim, g.temperature)
+                head = GroundingHead(
+                    frame_dim(self.model.model_config, g.stack), g.dim, g.temperature
+                )
             self.model.add_module("grounding", head)
         log.info(
             "%s on model %s: %.2fM parameters (encoder %.2fM)",
