@@ -220,7 +220,8 @@ if [ "$parallel_tasks" = true ] && [ "$ntasks" -gt 1 ] && [ "$stop_stage" -ge 1 
   exit 0
 fi
 
-# English's seed schedule, chosen on its own dev set (the default one was chosen on Mandarin's)
+# English's seed schedule, chosen on its own dev set (the default one was chosen on Mandarin's);
+# asr_en runs as its own task process unless --parallel-tasks false
 if [ "$tasks" = asr_en ]; then
   given=false
   for arg in "${run_args[@]}"; do [[ "$arg" == --seed-epochs* ]] && given=true; done
