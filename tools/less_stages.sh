@@ -33,6 +33,15 @@ less_die() {  # message: stop the recipe with an error naming what is wrong
   exit 1
 }
 
+# A queue of background runs, at most N at a time, each collected by its pid (`wait -n` misses a
+# run that ended before it was called): start a run with `cmd & less_pids+=("$!") less_names+=(X)`,
+# then `while [ "${#less_pids[@]}" -ge N ]; do less_wait_first; done`; N = 1 drains the queue.
+less_pids=() less_names=()
+less_wait_first() {  # wait for the oldest queued run; stop, naming it, when it failed
+  wait "${less_pids[0]}" || less_die "run ${less_names[0]} failed (see its log)"
+  less_pids=("${less_pids[@]:1}") less_names=("${less_names[@]:1}")
+}
+
 less_need() {  # stage file...: stop, naming the first input that an earlier stage should have made
   local stage_number=$1 path
   shift

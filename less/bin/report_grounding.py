@@ -21,9 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 from pathlib import Path
 
+from less.stats import mean_std as stats_mean_std
 from less.utils import write_text_atomic
 
 LANGS = ("zh", "es")
@@ -41,11 +41,11 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def mean_std(values: list[float]) -> str:
+    """``mean ± sample std`` (one value: itself; none: ``-``)."""
     if not values:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    mean, std = stats_mean_std(values)
+    return f"{mean:.2f}" if len(values) == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
 def load_abx(path: Path) -> dict[str, dict[str, float]] | None:

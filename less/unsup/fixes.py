@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-EPS = "*"
+from less.metrics import EPS, align_units
 
 
 @dataclass
@@ -48,11 +48,9 @@ class FixCounts:
 
 def reference_status(ref: Sequence[str], hyp: Sequence[str]) -> list[str | None]:
     """Per reference unit: None when recognised, else what stands in its place (a unit, or
-    ``EPS`` for a deletion), by a minimum-edit alignment."""
-    import kaldialign
-
+    ``EPS`` for a deletion), by the scoring's minimum-edit alignment."""
     status: list[str | None] = []
-    for r, h in kaldialign.align(list(ref), list(hyp), EPS):
+    for r, h in align_units(ref, hyp).alignment:
         if r == EPS:
             continue  # an insertion: no reference unit
         status.append(None if h == r else h)

@@ -23,13 +23,9 @@ jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine
 run_opts=               # more run.sh flags for every run
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
+# shellcheck source=../../../../tools/less_stages.sh
+. ../../../tools/less_stages.sh  # less_wait_first
 
-# each run's exit status is collected by its pid (wait -n can miss a run that ended before it)
-pids=() names=()
-collect_first() {
-  wait "${pids[0]}" || { echo "compare_ssl.sh: run ${names[0]} failed (see ${names[0]}.log)" >&2; exit 1; }
-  pids=("${pids[@]:1}") names=("${names[@]:1}")
-}
 for arm in $arms; do
   for s in $seeds; do
     exp="$out/${arm}_s$s"
@@ -53,16 +49,16 @@ for arm in $arms; do
     mkdir -p "$out"
     # shellcheck disable=SC2086  # run_opts holds flags
     ./run.sh "${opts[@]}" $run_opts >"$exp.log" 2>&1 &
-    pids+=("$!") names+=("$exp")
-    while [ "${#pids[@]}" -ge "$jobs" ]; do collect_first; done
+    less_pids+=("$!") less_names+=("$exp")
+    while [ "${#less_pids[@]}" -ge "$jobs" ]; do less_wait_first; done
   done
   # SpeechLM's tokenizers are the scratch arm's seed models: the scratch arm finishes before
   # anything else starts; the other arms overlap (no core idles while one seed finishes)
   if [ "$arm" = scratch ]; then
-    while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
+    while [ "${#less_pids[@]}" -gt 0 ]; do less_wait_first; done
   fi
 done
-while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
+while [ "${#less_pids[@]}" -gt 0 ]; do less_wait_first; done
 
 groups=()
 for arm in $arms; do

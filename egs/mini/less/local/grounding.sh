@@ -36,6 +36,8 @@ ssl_opts=                # more less.bin.ssl_pretrain flags for every run
 . ../../../tools/parse_options.sh
 # shellcheck source=../../../../tools/path.sh
 . ../../../tools/path.sh
+# shellcheck source=../../../../tools/less_stages.sh
+. "$LESS_ROOT/tools/less_stages.sh"
 
 scenes=${scenes:-$data/scenes}
 read -ra abx_flags <<<"$abx_opts"
@@ -96,22 +98,16 @@ for task in asr ast; do  # the input features' ABX: the floor every encoder is c
     --alignments "$out/abx/$task.phones.jsonl" --units phone --layer fbank --num-threads "$num_threads" \
     "${abx_flags[@]}" --out "$out/abx/fbank_$lang.json"
 done
-# at most $jobs runs at a time; each run's exit status is collected by its pid (wait -n can miss
-# a run that ended before it was called)
-pids=() names=()
-collect_first() {
-  wait "${pids[0]}" || die "run ${names[0]} failed (see its log)"
-  pids=("${pids[@]:1}") names=("${names[@]:1}")
-}
+# at most $jobs runs at a time (less_wait_first collects each run's status by its pid)
 for enc in $encoders; do
   for s in $seeds; do
     echo "$(date '+%F %T') grounding.sh: $enc, seed $s -> $out/${enc}_s$s (log: $out/${enc}_s$s.log)"
     run_one "$enc" "$s" >"$out/${enc}_s$s.log" 2>&1 &
-    pids+=("$!") names+=("${enc}_s$s")
-    while [ "${#pids[@]}" -ge "$jobs" ]; do collect_first; done
+    less_pids+=("$!") less_names+=("$out/${enc}_s$s")
+    while [ "${#less_pids[@]}" -ge "$jobs" ]; do less_wait_first; done
   done
 done
-while [ "${#pids[@]}" -gt 0 ]; do collect_first; done
+while [ "${#less_pids[@]}" -gt 0 ]; do less_wait_first; done
 
 # shellcheck disable=SC2086  # encoders and seeds are lists
 python -m less.bin.report_grounding --out-dir "$out" --encoders $encoders --seeds $seeds
