@@ -19,6 +19,7 @@ from lhotse import Recording, RecordingSet
 
 from less.bin import prepare_lang, vad_segment
 from less.data.cuts import ManifestError, read_cuts, read_manifest
+from less.llm.testing import llm_correct_command
 from less.utils import atomic_path, remove_stale_temp_files, remove_stale_temp_files_in
 
 RATE = 16000
@@ -85,19 +86,7 @@ def test_stages_name_the_bad_manifest(tmp_path) -> None:
     """The stage CLIs read through these helpers (here llm_correct's --in-cuts)."""
     bad = write_gz(tmp_path / "pl.jsonl.gz", supervision_line("sup-b", "mañana"))
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "less.bin.llm_correct",
-            "--in-cuts",
-            str(bad),
-            "--out-cuts",
-            str(tmp_path / "out.jsonl.gz"),
-            "--backend",
-            "openai",
-            "--model",
-            "m",
-        ],
+        llm_correct_command(bad, tmp_path / "out.jsonl.gz", "--backend openai --model m"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -104,27 +104,14 @@ def test_the_lm_decides_what_the_acoustics_leave_open_and_repeats_need_a_blank(a
 def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path: Path):
     from less.bin import decode as decode_cli
     from less.bin import train as train_cli
-    from less.bin import train_ngram
+    from tests.helpers import train_mini_lm
     from tests.test_train import train_args
 
     torch.set_num_threads(1)
     exp = tmp_path / "exp"
     train_cli.main(train_args(mini_data, exp, "--num-epochs", "1"))
     lm = tmp_path / "lm.arpa"
-    train_ngram.main(
-        [
-            "--lang",
-            "zh",
-            "--order",
-            "2",
-            "--text",
-            str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
-            "--extra-tokens",
-            str(mini_data / "lang_char" / "tokens.txt"),
-            "--out",
-            str(lm),
-        ]
-    )
+    train_mini_lm(mini_data, lm)
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
     with pytest.raises(SystemExit, match="needs --lm"):
         decode_cli.main(

@@ -24,15 +24,8 @@ from less.ssl.grounding import (
     info_nce_logits,
     retrieval_recall,
 )
+from tests.helpers import SMALL_ZIPFORMER as SMALL
 
-# a narrow Zipformer (as tests/test_ssl.py) so that a run takes seconds
-SMALL = {
-    "encoder_dim": [48, 64, 64, 64, 64, 64],
-    "encoder_unmasked_dim": [48] * 6,
-    "feedforward_dim": [96, 128, 128, 128, 128, 128],
-    "num_heads": [2] * 6,
-    "subsampling_channels": [4, 8, 16],
-}
 NUM_SCENES = 8
 PALETTE = [
     (220, 30, 30),

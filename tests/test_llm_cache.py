@@ -6,14 +6,13 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from lhotse import CutSet
 
 from less.llm.cache import AnswerCache, CacheEntry
-from less.llm.testing import FakeChatServer, make_pl_cuts
+from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts
 
 WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "melon", "olive", "peach", "pear"]
 
@@ -54,31 +53,10 @@ def test_an_entry_for_another_input_is_stale(tmp_path) -> None:
 
 
 def _cli(in_cuts: Path, out_cuts: Path, base_url: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "less.bin.llm_correct",
-        "--in-cuts",
-        str(in_cuts),
-        "--out-cuts",
-        str(out_cuts),
-        "--task",
-        "ast",
-        "--lang",
-        "en",
-        "--backend",
-        "openai",
-        "--model",
-        "fake-llm",
-        "--base-url",
-        base_url,
-        "--max-concurrency",
-        "3",
-        "--timeout",
-        "30",
-        "--backoff-base",
-        "0.01",
-    ]
+    options = "--task ast --lang en --backend openai --model fake-llm --max-concurrency 3"
+    return llm_correct_command(
+        in_cuts, out_cuts, f"{options} --timeout 30 --backoff-base 0.01", "--base-url", base_url
+    )
 
 
 def _wait_for(condition, timeout: float = 90.0) -> None:

@@ -9,7 +9,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,9 @@ from less.llm.standin.correction_pairs import (
     sound_key,
 )
 from less.llm.standin.text_lm import _encode_pairs, build_tokenizer
-from less.llm.testing import make_pl_cuts
+from less.llm.testing import llm_correct_command, make_pl_cuts
 from less.metrics import error_rate
+from tests.helpers import python_module
 from tests.test_llm_text_lm import grammar_sentences
 
 PROMPT = Path(__file__).resolve().parents[1] / "less" / "llm" / "prompts" / "asr_zh_corrector.txt"
@@ -215,31 +215,19 @@ def test_seed_errors_cli_saves_statistics_and_refuses_test_results(tmp_path: Pat
     recogs, _ = write_seed_results(tmp_path / "res")
     text = tmp_path / "text.txt"
     text.write_text("\n".join(grammar_sentences(200, seed=5)) + "\n", encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
+    command = python_module(
         "less.bin.train_text_lm",
-        "--text",
-        str(text),
-        "--lang",
-        "zh",
-        "--config",
-        "nano",
-        "--objective",
-        "correct",
-        "--confusions",
-        "seed-errors",
-        "--backoff-confusions",
-        "none",
-        "--max-steps",
-        "4",
-        "--batch-size",
-        "16",
-        "--warmup-steps",
-        "2",
-        "--heldout-fraction",
-        "0.05",
-    ]
+        text=text,
+        lang="zh",
+        config="nano",
+        objective="correct",
+        confusions="seed-errors",
+        backoff_confusions="none",
+        max_steps=4,
+        batch_size=16,
+        warmup_steps=2,
+        heldout_fraction=0.05,
+    )
     out_dir = tmp_path / "corrector"
     result = subprocess.run(
         command + ["--out-dir", str(out_dir), "--error-stats", str(recogs)],
@@ -276,43 +264,25 @@ def test_trained_corrector_rewrites_hypotheses_through_llm_correct(tmp_path: Pat
     text = tmp_path / "text.txt"
     text.write_text("\n".join(grammar_sentences(1500, seed=2)) + "\n", encoding="utf-8")
     out_dir = tmp_path / "corrector"
-    train = [
-        sys.executable,
-        "-m",
+    train = python_module(
         "less.bin.train_text_lm",
-        "--text",
-        str(text),
-        "--lang",
-        "zh",
-        "--out-dir",
-        str(out_dir),
-        "--config",
-        "nano",
-        "--objective",
-        "correct",
-        "--confusions",
-        "none",
-        "--max-steps",
-        "600",
-        "--batch-size",
-        "64",
-        "--lr",
-        "5e-3",
-        "--warmup-steps",
-        "30",
-        "--eval-every",
-        "300",
-        "--max-error-rate",
-        "0.3",
-        "--copies",
-        "2",
-        "--heldout-fraction",
-        "0.1",
-        "--seed",
-        "0",
-        "--num-threads",
-        "1",
-    ]
+        text=text,
+        lang="zh",
+        out_dir=out_dir,
+        config="nano",
+        objective="correct",
+        confusions="none",
+        max_steps=600,
+        batch_size=64,
+        lr=5e-3,
+        warmup_steps=30,
+        eval_every=300,
+        max_error_rate=0.3,
+        copies=2,
+        heldout_fraction=0.1,
+        seed=0,
+        num_threads=1,
+    )
     result = subprocess.run(train, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     check = json.loads((out_dir / "train_summary.json").read_text())["heldout_correction"]
@@ -327,32 +297,10 @@ def test_trained_corrector_rewrites_hypotheses_through_llm_correct(tmp_path: Pat
     ]
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     make_pl_cuts([wrong for wrong, _ in cases]).to_file(in_cuts)
+    options = "--task asr --lang zh --mode correct --backend hf --batch-size 4 --num-threads 1"
+    more = ("--model", out_dir, "--prompt-template", PROMPT)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "less.bin.llm_correct",
-            "--in-cuts",
-            str(in_cuts),
-            "--out-cuts",
-            str(out_cuts),
-            "--task",
-            "asr",
-            "--lang",
-            "zh",
-            "--mode",
-            "correct",
-            "--backend",
-            "hf",
-            "--model",
-            str(out_dir),
-            "--prompt-template",
-            str(PROMPT),
-            "--batch-size",
-            "4",
-            "--num-threads",
-            "1",
-        ],
+        llm_correct_command(in_cuts, out_cuts, options, *more),
         capture_output=True,
         text=True,
         timeout=300,

@@ -21,7 +21,7 @@ from less.llm.fewshot import (
     load_example_file,
 )
 from less.llm.prompts import RENDER_VERSION, PromptBuilder, _sha, load_template
-from less.llm.testing import make_pl_cuts
+from less.llm.testing import llm_correct_args, make_pl_cuts
 
 TRAIN = [
     f"the teacher bought {n} new books" for n in ("two", "three", "four", "five", "six", "seven")
@@ -275,24 +275,13 @@ def test_llm_correct_refuses_test_examples_before_loading_any_model(manifests, t
     make_pl_cuts(["we was happy"], language="es").to_file(in_cuts)
     with pytest.raises(HeldOutOverlapError, match="overlap the test sets"):
         llm_correct.main(
-            [
-                "--in-cuts",
-                str(in_cuts),
-                "--out-cuts",
-                str(tmp_path / "out.jsonl.gz"),
-                "--task",
-                "ast",
-                "--backend",
-                "hf",
-                "--model",
-                str(tmp_path / "no-such-model"),
-                "--few-shot",
-                "1",
-                "--few-shot-examples",
-                path,
-                "--exclude-cuts",
-                str(test),
-            ]
+            llm_correct_args(
+                in_cuts,
+                tmp_path / "out.jsonl.gz",
+                "--task ast --backend hf --few-shot 1",
+                *("--model", tmp_path / "no-such-model", "--few-shot-examples", path),
+                *("--exclude-cuts", test),
+            )
         )
     assert not (tmp_path / "out.jsonl.gz").exists()
 
@@ -316,26 +305,13 @@ def test_llm_correct_few_shot_run_reports_its_examples(manifests, tmp_path) -> N
     with FakeChatServer(answer_fn=base_lm) as server:
         assert (
             llm_correct.main(
-                [
-                    "--in-cuts",
-                    str(in_cuts),
-                    "--out-cuts",
-                    str(out_cuts),
-                    "--task",
-                    "ast",
-                    "--backend",
-                    "openai",
-                    "--base-url",
-                    server.base_url,
-                    "--model",
-                    "base",
-                    "--few-shot",
-                    "3",
-                    "--few-shot-source",
-                    str(train),
-                    "--exclude-cuts",
-                    str(test),
-                ]
+                llm_correct_args(
+                    in_cuts,
+                    out_cuts,
+                    "--task ast --backend openai --model base --few-shot 3",
+                    *("--base-url", server.base_url, "--few-shot-source", train),
+                    *("--exclude-cuts", test),
+                )
             )
             == 0
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +12,7 @@ from less.llm.base import ScoreRequest, ScoringNotSupportedError
 from less.llm.cache import AnswerCache
 from less.llm.correct import CorrectionConfig, Corrector, LLMRequestFailed
 from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend, parse_retry_after
-from less.llm.testing import FakeChatServer, make_pl_cuts
+from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts
 
 COLOURS = ["red", "blue", "green", "white", "black", "pink", "grey", "brown"]
 HYPOTHESES = [f"i goed to the {colour} shop" for colour in COLOURS]
@@ -150,32 +149,10 @@ def test_api_key_is_sent_but_never_logged(tmp_path, monkeypatch, caplog) -> None
         in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out" / "cuts_llm.jsonl.gz"
         make_pl_cuts(HYPOTHESES[3:6], prefix="cli").to_file(in_cuts)
         server.faults["cli-0000"] = ["500_echo"]
+        options = "--task ast --backend openai --model fake-llm --api-key-env LESS_TEST_LLM_KEY"
+        options += " --backoff-base 0.01 --max-retries 2 --max-failed-fraction 1"
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "less.bin.llm_correct",
-                "--in-cuts",
-                str(in_cuts),
-                "--out-cuts",
-                str(out_cuts),
-                "--task",
-                "ast",
-                "--backend",
-                "openai",
-                "--model",
-                "fake-llm",
-                "--base-url",
-                server.base_url,
-                "--api-key-env",
-                "LESS_TEST_LLM_KEY",
-                "--backoff-base",
-                "0.01",
-                "--max-retries",
-                "2",
-                "--max-failed-fraction",
-                "1",
-            ],
+            llm_correct_command(in_cuts, out_cuts, options, "--base-url", server.base_url),
             capture_output=True,
             text=True,
             timeout=120,
@@ -230,25 +207,8 @@ def test_report_json_from_the_cli_counts_requests(tmp_path) -> None:
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "cuts_llm.jsonl.gz"
     make_pl_cuts(HYPOTHESES[:4]).to_file(in_cuts)
     with FakeChatServer(answer_fn=answer_by_cut, faults={"cut-0001": ["503"]}) as server:
-        command = [
-            sys.executable,
-            "-m",
-            "less.bin.llm_correct",
-            "--in-cuts",
-            str(in_cuts),
-            "--out-cuts",
-            str(out_cuts),
-            "--task",
-            "ast",
-            "--backend",
-            "openai",
-            "--model",
-            "fake-llm",
-            "--base-url",
-            server.base_url,
-            "--backoff-base",
-            "0.01",
-        ]
+        options = "--task ast --backend openai --model fake-llm --backoff-base 0.01"
+        command = llm_correct_command(in_cuts, out_cuts, options, "--base-url", server.base_url)
         assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
         report = json.loads((tmp_path / "cuts_llm.report.json").read_text())
         assert report["cuts"] == 4 and report["ok"] == 4 and report["requests_sent"] == 5

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +17,7 @@ from lhotse import CutSet
 from less.llm.cache import AnswerCache
 from less.llm.correct import CorrectionConfig, Corrector, FailureBudgetExceeded
 from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend, request_uuid
-from less.llm.testing import FakeChatServer, make_pl_cuts
+from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts
 
 COLOURS = ["red", "blue", "green", "white", "black", "pink", "grey", "brown", "gold", "teal"]
 HYPOTHESES = [f"i goed to the {colour} shop" for colour in COLOURS]
@@ -68,24 +67,8 @@ def free_port() -> int:
 
 
 def cli(in_cuts: Path, out_cuts: Path, base_url: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "less.bin.llm_correct",
-        "--in-cuts",
-        str(in_cuts),
-        "--out-cuts",
-        str(out_cuts),
-        "--task",
-        "ast",
-        "--backend",
-        "openai",
-        "--model",
-        "fake-llm",
-        "--base-url",
-        base_url,
-        *extra,
-    ]
+    options = "--task ast --backend openai --model fake-llm"
+    return llm_correct_command(in_cuts, out_cuts, options, "--base-url", base_url, *extra)
 
 
 def write_cuts(tmp_path: Path, count: int = 8) -> tuple[Path, Path]:

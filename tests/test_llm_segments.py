@@ -20,7 +20,7 @@ from less.llm.segments import (
     numbered_answer_complete,
     split_numbered_answer,
 )
-from less.llm.testing import make_pl_cuts
+from less.llm.testing import llm_correct_args, make_pl_cuts
 
 # (recording, start, teacher hypothesis); deliberately not in time order
 SEGMENTS = [
@@ -239,20 +239,8 @@ def test_llm_correct_sends_groups_and_resumes_them_from_its_cache(tmp_path) -> N
         segments = re.findall(r"^\d+\. (.*)$", body["messages"][-1]["content"], flags=re.MULTILINE)
         return "\n".join(f"{i}. {text} fixed" for i, text in enumerate(segments, start=1))
 
-    command = [
-        "--in-cuts",
-        str(in_cuts),
-        "--out-cuts",
-        str(out_cuts),
-        "--task",
-        "ast",
-        "--backend",
-        "openai",
-        "--model",
-        "m",
-        "--llm-context-segments",
-        "3",
-    ]
+    options = "--task ast --backend openai --model m --llm-context-segments 3"
+    command = llm_correct_args(in_cuts, out_cuts, options)
     with FakeChatServer(answer_fn=numbered) as server:
         assert llm_correct.main(command + ["--base-url", server.base_url]) == 0
         assert server.total_requests == 3

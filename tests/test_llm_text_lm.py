@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import sys
 
 import pytest
 from lhotse import CutSet
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from less.llm.standin.text_lm import build_tokenizer
-from less.llm.testing import make_pl_cuts
+from less.llm.testing import llm_correct_command, make_pl_cuts
+from tests.helpers import python_module
 
 SUBJECTS = ["我", "你", "他", "我们", "老师", "学生", "妈妈", "小明"]
 VERBS = ["喜欢", "想要", "看见", "买了", "吃了", "需要"]
@@ -54,29 +54,18 @@ def trained_lm(tmp_path_factory):
     text = work / "text.txt"
     text.write_text("\n".join(grammar_sentences(400)) + "\n", encoding="utf-8")
     out_dir = work / "lm"
-    command = [
-        sys.executable,
-        "-m",
+    command = python_module(
         "less.bin.train_text_lm",
-        "--text",
-        str(text),
-        "--lang",
-        "zh",
-        "--out-dir",
-        str(out_dir),
-        "--config",
-        "nano",
-        "--max-steps",
-        "60",
-        "--batch-size",
-        "32",
-        "--warmup-steps",
-        "10",
-        "--eval-every",
-        "30",
-        "--heldout-fraction",
-        "0.05",
-    ]
+        text=text,
+        lang="zh",
+        out_dir=out_dir,
+        config="nano",
+        max_steps=60,
+        batch_size=32,
+        warmup_steps=10,
+        eval_every=30,
+        heldout_fraction=0.05,
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return out_dir, command
@@ -113,32 +102,10 @@ def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_pat
     nbest = [[(wrong, -1.0), (right, -1.5)] for wrong, right in cases]
     in_cuts, out_cuts = tmp_path / "in.jsonl.gz", tmp_path / "out.jsonl.gz"
     make_pl_cuts([wrong for wrong, _ in cases], nbest=nbest).to_file(in_cuts)
+    options = "--task asr --lang zh --mode rescore --backend hf --lm-weight 1.0 --batch-size 4"
+    more = ("--model", out_dir, "--num-threads", 1)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "less.bin.llm_correct",
-            "--in-cuts",
-            str(in_cuts),
-            "--out-cuts",
-            str(out_cuts),
-            "--task",
-            "asr",
-            "--lang",
-            "zh",
-            "--mode",
-            "rescore",
-            "--backend",
-            "hf",
-            "--model",
-            str(out_dir),
-            "--lm-weight",
-            "1.0",
-            "--batch-size",
-            "4",
-            "--num-threads",
-            "1",
-        ],
+        llm_correct_command(in_cuts, out_cuts, options, *more),
         capture_output=True,
         text=True,
         timeout=300,

@@ -29,7 +29,7 @@ pytest.importorskip("openai")  # transformers' serving extra needs all three
 
 from lhotse import CutSet  # noqa: E402
 
-from less.llm.testing import make_pl_cuts  # noqa: E402
+from less.llm.testing import llm_correct_command, make_pl_cuts  # noqa: E402
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
@@ -163,28 +163,10 @@ def test_five_cuts_answered_end_to_end_by_transformers_serve(tmp_path) -> None:
     try:
         wait_until_up(port, server, server_log)
         base_url = f"http://127.0.0.1:{port}/v1"
+        options = "--task ast --backend openai --max-concurrency 2 --timeout 60"
+        more = ("--base-url", base_url, "--model", model_dir)
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "less.bin.llm_correct",
-                "--in-cuts",
-                str(in_cuts),
-                "--out-cuts",
-                str(out_cuts),
-                "--task",
-                "ast",
-                "--backend",
-                "openai",
-                "--base-url",
-                base_url,
-                "--model",
-                str(model_dir),
-                "--max-concurrency",
-                "2",
-                "--timeout",
-                "60",
-            ],
+            llm_correct_command(in_cuts, out_cuts, options, *more),
             capture_output=True,
             text=True,
             timeout=300,

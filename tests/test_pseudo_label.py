@@ -236,24 +236,12 @@ def test_whisper_teacher(mini_data: Path, tiny_whisper: Path, tmp_path: Path):
 def test_lm_decoding_for_the_lm_filter(mini_data: Path, teachers: dict[str, Path], tmp_path: Path):
     """--lm decodes each cut a second time through T o G into pl["lm"]; filter_pl --max-lm-cer
     keeps the cuts where both decodings agree (WeNet's LM filter)."""
-    from less.bin import filter_pl, train_ngram
+    from less.bin import filter_pl
     from less.data.cuts import read_cuts
+    from tests.helpers import train_mini_lm
 
     lm = tmp_path / "lm.arpa"
-    train_ngram.main(
-        [
-            "--lang",
-            "zh",
-            "--order",
-            "2",
-            "--text",
-            str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
-            "--extra-tokens",
-            str(mini_data / "lang_char" / "tokens.txt"),
-            "--out",
-            str(lm),
-        ]
-    )
+    train_mini_lm(mini_data, lm)
     labelled = run_pl(
         mini_data,
         teachers["asr"],

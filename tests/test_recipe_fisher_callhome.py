@@ -21,6 +21,7 @@ from lhotse import CutSet, load_manifest
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import FISHER_CONVERSATIONS, make_fisher_callhome, write_sphere
+from tests.helpers import TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "egs" / "fisher_callhome_spanish" / "less" / "run.sh"
@@ -28,28 +29,7 @@ CORPUS = "fisher-callhome"
 TRAIN_SPLITS = ("fisher_train", "callhome_train")
 EVAL_SPLITS = ("fisher_dev", "fisher_dev2", "fisher_test", "callhome_devtest", "callhome_evltest")
 BPE = 40  # the fake corpus has a few dozen words
-TINY_TRAINING = [
-    "--model",
-    "xs",
-    "--model-overrides",
-    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs",
-    "1",
-    "--student-epochs",
-    "1",
-    "--max-duration",
-    "20",
-    "--dtype",
-    "fp32",
-    "--train-workers",
-    "0",
-    "--num-threads",
-    "1",
-    "--train-opts",
-    "--warmup-batches 5 --num-buckets 2",
-    "--bpe-vocab-size",
-    str(BPE),
-]
+TINY_TRAINING = [*TINY_RECIPE_TRAINING, "--bpe-vocab-size", str(BPE)]
 # Fisher dev line 5 ("((mm))", channel B) becomes pure annotation: empty Spanish after stripping
 EMPTY_SPANISH_ID = f"{FISHER_CONVERSATIONS['fisher_dev']}-B-0005"
 
@@ -178,23 +158,11 @@ def test_run_sh_syntax_and_help():
 
 def test_every_stage_is_a_guarded_block():
     """Stages 0-3 (the corpus's own) are blocks of run.sh; 4-10 are the shared less_loop's."""
-    text = RUN_SH.read_text()
-    shared = (ROOT / "tools" / "less_stages.sh").read_text()
-    loop = shared[shared.index("less_loop() {") :]
-    for number in range(11):
-        guard = f'[ "$stage" -le {number} ] && [ "$stop_stage" -ge {number} ]'
-        assert guard in (text if number < 4 else loop), f"no guarded block for stage {number}"
-    assert "tools/less_stages.sh" in text and "\nless_loop " in text
-    for function in (
-        "less_pseudo_label",
-        "less_llm_correct",
-        "less_filter",
-        "less_train_student",
-        "less_decode",
-        "less_report",
-    ):
-        assert function in loop, function
-    assert "--require-text true" not in text  # evaluation sets keep empty Spanish transcripts
+    assert_stages_are_guarded_blocks(RUN_SH)
+
+    assert (
+        "--require-text true" not in RUN_SH.read_text()
+    )  # evaluation sets keep empty Spanish transcripts
 
 
 @pytest.mark.slow

@@ -28,34 +28,12 @@ from lhotse import (
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from less.local import lhotse_manifests
+from tests.helpers import TINY_RECIPE_TRAINING, assert_results_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERIC = ROOT / "egs" / "lhotse" / "less" / "run.sh"
 LIBRISPEECH = ROOT / "egs" / "librispeech" / "less" / "run.sh"
-TINY_TRAINING = [
-    "--model",
-    "xs",
-    "--model-overrides",
-    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs",
-    "1",
-    "--student-epochs",
-    "1",
-    "--max-duration",
-    "20",
-    "--dtype",
-    "fp32",
-    "--avg",
-    "1",
-    "--beam-size",
-    "2",
-    "--train-workers",
-    "0",
-    "--num-threads",
-    "1",
-    "--train-opts",
-    "--warmup-batches 5 --num-buckets 2",
-]
+TINY_TRAINING = [*TINY_RECIPE_TRAINING, "--avg", "1", "--beam-size", "2"]
 
 ENGLISH = [
     "the cat sat on the mat",
@@ -480,10 +458,9 @@ def test_librispeech_recipe_end_to_end_on_a_tiny_tree(tmp_path):
         (data / "pl" / "asr" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
     )
     assert "teacher label error, all cuts" in report["label_error"]
-    results = (exp / "RESULTS.md").read_text()
-    for row in (
+    assert_results_rows(
+        exp / "RESULTS.md",
         "| asr | S | 0 | test_clean | WER",
         "| asr | L | 1 | dev | WER",
         "| asr | N | 1 | test_clean | WER",
-    ):
-        assert row in results, row
+    )

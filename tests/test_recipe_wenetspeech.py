@@ -19,29 +19,14 @@ from lhotse import CutSet, load_manifest
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import make_aishell, make_wenetspeech
+from tests.helpers import (
+    TINY_RECIPE_TRAINING,
+    assert_results_rows,
+    assert_stages_are_guarded_blocks,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "egs" / "wenetspeech" / "less" / "run.sh"
-TINY_TRAINING = [
-    "--model",
-    "xs",
-    "--model-overrides",
-    json.dumps({"num_encoder_layers": [1] * 6, "decoder_num_layers": 1}),
-    "--seed-epochs",
-    "1",
-    "--student-epochs",
-    "1",
-    "--max-duration",
-    "20",
-    "--dtype",
-    "fp32",
-    "--train-workers",
-    "0",
-    "--num-threads",
-    "1",
-    "--train-opts",
-    "--warmup-batches 5 --num-buckets 2",
-]
 
 
 def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -135,22 +120,7 @@ def test_run_sh_syntax_and_help():
 
 def test_every_stage_is_a_guarded_block():
     """Stages 0-3 (the corpus's own) are blocks of run.sh; 4-10 are the shared less_loop's."""
-    text = RUN_SH.read_text()
-    shared = (ROOT / "tools" / "less_stages.sh").read_text()
-    loop = shared[shared.index("less_loop() {") :]
-    for number in range(11):
-        guard = f'[ "$stage" -le {number} ] && [ "$stop_stage" -ge {number} ]'
-        assert guard in (text if number < 4 else loop), f"no guarded block for stage {number}"
-    assert "tools/less_stages.sh" in text and "\nless_loop " in text
-    for function in (
-        "less_pseudo_label",
-        "less_llm_correct",
-        "less_filter",
-        "less_train_student",
-        "less_decode",
-        "less_report",
-    ):
-        assert function in loop, function
+    assert_stages_are_guarded_blocks(RUN_SH)
 
 
 @pytest.mark.slow
@@ -252,7 +222,7 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
             data,
             "--exp",
             exp,
-            *TINY_TRAINING,
+            *TINY_RECIPE_TRAINING,
             "--num-iters",
             1,
             "--systems",
@@ -291,13 +261,12 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
         assert (data / "pl" / "asr" / system / "iter1" / "unsup_wild_cuts_kept.jsonl.gz").is_file()
         assert (data / "pl" / "asr" / system / "iter1" / "train_mix_cuts.jsonl.gz").is_file()
         assert (exp / "asr" / system / "iter1" / "epoch-1.pt").is_file()
-    results = (exp / "RESULTS.md").read_text()
-    for row in (
+    assert_results_rows(
+        exp / "RESULTS.md",
         "| asr | S | 0 | TEST_MEETING |",
         "| asr | N | 1 | TEST_MEETING |",
         "| asr | L | 1 | aishell_test |",
-    ):
-        assert row in results, row
+    )
 
 
 def test_stage_with_missing_inputs_names_the_file(tmp_path):

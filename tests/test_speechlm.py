@@ -27,6 +27,7 @@ from less.ssl.units import (
     unit_runs,
 )
 from less.training import load_state_into
+from tests.helpers import SMALL_ZIPFORMER as SMALL
 
 
 def test_upsampling_is_deterministic_and_its_mean_duration_is_the_configured_one() -> None:
@@ -224,15 +225,6 @@ def test_default_model_has_no_unit_encoder_and_checkpoints_are_unchanged() -> No
     with_units.eval()
     out, lens = with_units.encode(feats, feat_lens)
     assert out.shape[1] == int(lens.max()) and out.shape[-1] == with_units.config.encoder.output_dim
-
-
-SMALL = {
-    "encoder_dim": [48, 64, 64, 64, 64, 64],
-    "encoder_unmasked_dim": [48] * 6,
-    "feedforward_dim": [96, 128, 128, 128, 128, 128],
-    "num_heads": [2] * 6,
-    "subsampling_channels": [4, 8, 16],
-}
 
 
 @pytest.mark.slow

@@ -26,15 +26,7 @@ from less.ssl.quantizer import (
     valid_mask,
 )
 from less.ssl.trainer import collapse_warning
-
-# a narrow Zipformer (same six stacks) so that tests train in seconds
-SMALL = {
-    "encoder_dim": [48, 64, 64, 64, 64, 64],
-    "encoder_unmasked_dim": [48] * 6,
-    "feedforward_dim": [96, 128, 128, 128, 128, 128],
-    "num_heads": [2] * 6,
-    "subsampling_channels": [4, 8, 16],
-}
+from tests.helpers import SMALL_ZIPFORMER as SMALL
 
 
 def load_batch(mini_data: Path, split: str, count: int, max_seconds: float = 6.0):

@@ -11,8 +11,8 @@ from lhotse import CutSet
 from lhotse.utils import fastcopy
 
 from less.bin import train as train_cli
-from less.bin import train_ngram
 from less.checkpoint import load_checkpoint
+from tests.helpers import train_mini_lm
 from tests.test_train import same_weights, train_args
 
 
@@ -52,18 +52,7 @@ def test_unsup_training_resumes_exactly(mini_data: Path, tmp_path: Path):
     torch.set_num_threads(1)
     unsup = annotated_unsup_cuts(mini_data, tmp_path / "unsup.jsonl.gz")
     lm = tmp_path / "lm.arpa"
-    train_ngram.main(
-        [
-            "--lang",
-            "zh",
-            "--order",
-            "2",
-            "--text",
-            str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
-            "--out",
-            str(lm),
-        ]
-    )
+    train_mini_lm(mini_data, lm, extra_tokens=False)
     extra = (
         "--num-epochs",
         "2",

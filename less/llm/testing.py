@@ -23,12 +23,14 @@ It listens on the loopback interface only and stops with :meth:`stop`.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 FAULTS = (
@@ -47,6 +49,29 @@ FAULTS = (
 # Cut ids made by make_pl_cuts in this process: names the server can resolve request ids to.
 _KNOWN_NAMES: set[str] = set()
 _MAX_ATTEMPTS = 12  # attempts per request the resolver tries (1 + max_retries of the tests)
+
+
+def llm_correct_args(in_cuts: Path | str, out_cuts: Path | str, options: str, *more) -> list[str]:
+    """The arguments of ``less.bin.llm_correct`` from ``in_cuts`` to ``out_cuts``.
+
+    ``options``: constant flags and values separated by spaces (``"--task ast --backend openai"``);
+    ``more``: flags and values taken as they are (paths, URLs, JSON: anything with a space).
+    """
+    return ["--in-cuts", str(in_cuts), "--out-cuts", str(out_cuts), *options.split()] + [
+        str(value) for value in more
+    ]
+
+
+def llm_correct_command(
+    in_cuts: Path | str, out_cuts: Path | str, options: str, *more
+) -> list[str]:
+    """The command line ``python -m less.bin.llm_correct`` with :func:`llm_correct_args`."""
+    return [
+        sys.executable,
+        "-m",
+        "less.bin.llm_correct",
+        *llm_correct_args(in_cuts, out_cuts, options, *more),
+    ]
 
 
 def last_line_answer(request_id: str, body: dict[str, Any]) -> str:

@@ -30,14 +30,13 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from lhotse import CutSet
 
-from less.llm.testing import FakeChatServer, last_line_answer, make_pl_cuts
+from less.llm.testing import FakeChatServer, last_line_answer, llm_correct_command, make_pl_cuts
 
 FIRST_ATTEMPT_FAULTS = ("429", "500", "503", "malformed", "drop", "slow", "empty_answer")
 WORDS = "the a cat dog sees runs big small red green house tree in on".split()
@@ -55,34 +54,9 @@ def answer(request_id: str, body: dict) -> str:
 
 
 def command(in_cuts: Path, out_cuts: Path, base_url: str, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "less.bin.llm_correct",
-        "--in-cuts",
-        str(in_cuts),
-        "--out-cuts",
-        str(out_cuts),
-        "--task",
-        "ast",
-        "--lang",
-        "en",
-        "--backend",
-        "openai",
-        "--model",
-        "fake-llm",
-        "--base-url",
-        base_url,
-        "--timeout",
-        "1",
-        "--max-retries",
-        "4",
-        "--backoff-base",
-        "0.05",
-        "--max-concurrency",
-        "8",
-        *extra,
-    ]
+    options = "--task ast --lang en --backend openai --model fake-llm --timeout 1 --max-retries 4"
+    options += " --backoff-base 0.05 --max-concurrency 8"
+    return llm_correct_command(in_cuts, out_cuts, options, "--base-url", base_url, *extra)
 
 
 def labels(path: Path) -> dict[str, tuple[str, str]]:

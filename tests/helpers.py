@@ -1,0 +1,87 @@
+"""Small builders the tests share: command-line flags, a narrow Zipformer, the mini corpus's LM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# A narrow Zipformer (the same six stacks) so that tests train in seconds.
+SMALL_ZIPFORMER = {
+    "encoder_dim": [48, 64, 64, 64, 64, 64],
+    "encoder_unmasked_dim": [48] * 6,
+    "feedforward_dim": [96, 128, 128, 128, 128, 128],
+    "num_heads": [2] * 6,
+    "subsampling_channels": [4, 8, 16],
+}
+
+
+def flags(**options) -> list[str]:
+    """Command-line arguments from keyword arguments: ``out_dir=p`` -> ``["--out-dir", str(p)]``.
+
+    None leaves the flag out; a list or tuple repeats it once per value.
+    """
+    argv: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None:
+                argv += [flag, str(item)]
+    return argv
+
+
+def train_mini_lm(mini_data: Path, out: Path, order: int = 2, extra_tokens: bool = True) -> Path:
+    """A character n-gram LM (ARPA) of the mini corpus's Mandarin text-only corpus, at ``out``.
+
+    ``extra_tokens``: the CTC vocabulary joins the LM's (tokens the text never shows get a
+    unigram probability).
+    """
+    from less.bin import train_ngram
+
+    tokens = mini_data / "lang_char" / "tokens.txt" if extra_tokens else None
+    text = mini_data / "text" / "mini-asr_text_only.zh.txt"
+    train_ngram.main(flags(lang="zh", order=order, text=text, extra_tokens=tokens, out=out))
+    return out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Options that make a real recipe's training tiny: one-layer stacks, one epoch per model, one
+# thread, no data-loader workers (stages 4-10 run in a minute or two).
+TINY_RECIPE_TRAINING = flags(
+    model="xs",
+    model_overrides='{"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1}',
+    seed_epochs=1,
+    student_epochs=1,
+    max_duration=20,
+    dtype="fp32",
+    train_workers=0,
+    num_threads=1,
+    train_opts="--warmup-batches 5 --num-buckets 2",
+)
+
+
+def assert_stages_are_guarded_blocks(run_sh: Path) -> None:
+    """Stages 0-3 (the corpus's own) are guarded blocks of ``run_sh``; 4-10 are those of the
+    shared ``less_loop`` of tools/less_stages.sh, which the recipe calls."""
+    text = run_sh.read_text()
+    shared = (ROOT / "tools" / "less_stages.sh").read_text()
+    loop = shared[shared.index("less_loop() {") :]
+    for number in range(11):
+        guard = f'[ "$stage" -le {number} ] && [ "$stop_stage" -ge {number} ]'
+        assert guard in (text if number < 4 else loop), f"no guarded block for stage {number}"
+    assert "tools/less_stages.sh" in text and "\nless_loop " in text
+    stages = "less_pseudo_label less_llm_correct less_filter less_train_student less_decode"
+    for function in (*stages.split(), "less_report"):
+        assert function in loop, function
+
+
+def assert_results_rows(results_md: Path, *rows: str) -> None:
+    """Each of ``rows`` (the start of a table row) is in the RESULTS.md file ``results_md``."""
+    results = results_md.read_text()
+    for row in rows:
+        assert row in results, f"{row!r} not in {results_md}"
+
+
+def python_module(module: str, *args, **options) -> list[str]:
+    """The command line ``python -m module args... --option value...`` (options: :func:`flags`)."""
+    return [sys.executable, "-m", module, *map(str, args), *flags(**options)]
