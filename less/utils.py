@@ -227,6 +227,14 @@ def environment_info() -> dict[str, str]:
     return info
 
 
+def already_done(output: str | os.PathLike, log: logging.Logger) -> bool:
+    """Whether a step's output file exists already (said in ``log``): a rerun has nothing to do."""
+    if Path(output).is_file():
+        log.info("%s exists: nothing to do", output)
+        return True
+    return False
+
+
 def done_marker(path: str | os.PathLike) -> Path:
     """The ``.done`` file beside an output directory/file that marks a finished step."""
     path = Path(path)

@@ -206,3 +206,33 @@ def test_mini_recipe_passes_a_star_on_to_training_literally(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("TRAIN"))
     assert line.endswith(" *") and "RESULTS.md" not in line and "run.sh" not in line
+
+
+def test_a_sourced_options_file_adds_its_options_in_place(tmp_path: Path):
+    """A `*_options.sh` file sourced before parse_options.sh (path with a $VARIABLE) gives
+    options, listed by --help where it is sourced, with their comments; a plain sourced file
+    (not *_options.sh) adds none."""
+    (tmp_path / "shared_options.sh").write_text(
+        "shared_dir=data      # where the shared data lives\nbatch=16             # batch size\n"
+    )
+    (tmp_path / "helpers.sh").write_text("helper_value=1  # not an option\n")
+    path = tmp_path / "run.sh"
+    path.write_text(
+        '#!/usr/bin/env bash\nset -euo pipefail\nhere=$(dirname "$0")\n'
+        "first=1              # the script's own, before\n"
+        '. "$here/shared_options.sh"\n. "$here/helpers.sh"\n'
+        "last=2               # the script's own, after\n"
+        f". {ROOT}/tools/parse_options.sh\n"
+        'echo "shared_dir=$shared_dir batch=$batch first=$first last=$last"\n'
+    )
+    path.chmod(0o755)
+    assert run(path, "--batch", "4", "--shared-dir", "x").stdout.strip() == (
+        "shared_dir=x batch=4 first=1 last=2"
+    )
+    help_text = run(path, "--help").stdout
+    names = [name for name in ("--first", "--shared-dir", "--batch", "--last") if name in help_text]
+    assert names == ["--first", "--shared-dir", "--batch", "--last"], help_text
+    assert sorted(names, key=help_text.index) == names  # in the order of the script
+    assert "where the shared data lives" in help_text
+    result = run(path, "--helper-value", "2")
+    assert result.returncode == 1 and "unknown option --helper-value" in result.stderr

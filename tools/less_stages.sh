@@ -3,7 +3,8 @@
 # parse_options.sh). Each recipe keeps its numbered stage blocks; what the stages do
 # with their inputs lives here once.
 #
-# The functions read these recipe variables:
+# The functions read these recipe variables (the options of them that every recipe has with
+# the same default are set by tools/less_options.sh):
 #   exp data             experiment and data directories
 #   seed_epochs          epochs of the seed model S (exp/<task>/iter0)
 #   student_epochs       epochs of every student (exp/<task>/<system>/iter<k>)
@@ -22,6 +23,10 @@
 #                        unlabeled audio before the seed (exp/<task>/ssl_<ssl>); the seed and the
 #                        scratch students start their encoder from it (default none)
 #   ssl_epochs ssl_opts  its epochs, and more less.bin.ssl_pretrain flags
+#   unsup_audio_dir      your own long recordings (stages 1-2: less_vad_user_audio and
+#                        less_user_audio_features)
+#   min_utt_duration max_utt_duration  the VAD's shortest and longest segment (s)
+#   skip_bad_audio       true: the VAD passes over unreadable files (and logs them)
 #
 # Layout (see README.md): the teacher of system X at iteration k is exp/<task>/iter0 for
 # k = 1, else exp/<task>/X/iter<k-1>. At k = 1 every system shares the teacher's outputs
@@ -292,6 +297,24 @@ less_combine_cuts() {  # out source...: the cut sets combined into out (once; wr
   less_log "the unlabeled set = $*"
   lhotse combine "$@" "${out%.jsonl.gz}.tmp.jsonl.gz"
   mv "${out%.jsonl.gz}.tmp.jsonl.gz" "$out"
+}
+
+less_vad_user_audio() {  # lang out_cuts [more vad_segment flags]: stage 1, the recordings below
+  # --unsup-audio-dir (your own long audio) cut by the VAD into segments of min_utt_duration to
+  # max_utt_duration seconds; with skip_bad_audio=true unreadable files are passed over (and logged)
+  local lang=$1 out=$2 skip=()
+  shift 2
+  [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
+  python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language "$lang" "$@" \
+    --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$out" "${skip[@]}"
+}
+
+less_user_audio_features() {  # vad_cuts out_cuts [compute_fbank flags]: stage 2, the features of the
+  # segments stage 1 (less_vad_user_audio) cut from the recordings below --unsup-audio-dir
+  local vad_cuts=$1 out=$2
+  shift 2
+  less_need 2 "$vad_cuts"
+  python -m less.bin.compute_fbank "$@" --in-cuts "$vad_cuts" --out-cuts "$out"
 }
 
 less_model_args() {  # lang-dir flags...: sets the arrays train_args and ssl_args from the recipe's

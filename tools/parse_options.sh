@@ -12,6 +12,12 @@
 # block or after the `. parse_options.sh` line. (A caller whose file cannot be read, e.g.
 # a script piped into bash, gets as options its variables that are set, not exported and
 # have a lower-case letter in their name.)
+# Options several scripts share can live in a file of their own whose name ends in
+# _options.sh (tools/less_options.sh holds those of the LESS recipes). A line of the script
+# before the `. parse_options.sh` line that sources one (`. ../../../tools/less_options.sh`
+# at the start of the line; a relative path is taken from the current directory, $NAME and
+# ${NAME} are expanded) makes that file's assignments at the start of a line options too,
+# listed by --help in its place.
 # Rules:
 #   --help / -h          print the options with their current values and exit 0
 #   --name value         set a known variable; `--name=value` works too
@@ -29,25 +35,45 @@ if [ ! -r "$__po_script" ] && [ -n "${OLDPWD:-}" ] && [ -r "$OLDPWD/$__po_script
 fi
 
 # The options: names and help comments of the assignments at the start of a line of the
-# calling script, up to the line that sources this file.
+# calling script, up to the line that sources this file, and of the *_options.sh files it
+# sources before that line.
 __po_names=()
 __po_comments=()
 __po_readable=false
+__po_scan() {  # file: add its options; stop at a line that sources this file
+  local line comment path rest name
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ "$line" =~ ^[[:space:]]*(\.|source)[[:space:]].*parse_options\.sh ]]; then
+      return 1
+    fi
+    if [[ "$line" =~ ^(\.|source)[[:space:]]+[\"\']?([^\"\'[:space:]]*_options\.sh)[\"\']?([[:space:]]|$) ]]; then
+      rest="${BASH_REMATCH[2]}"
+      path=""
+      while [[ "$rest" =~ ^([^$]*)\$(\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))(.*)$ ]]; do
+        name="${BASH_REMATCH[3]}${BASH_REMATCH[4]}"
+        path+="${BASH_REMATCH[1]}${!name-}"
+        rest="${BASH_REMATCH[5]}"
+      done
+      path+="$rest"
+      if [ -r "$path" ]; then
+        __po_scan "$path" || return 1
+      fi
+      continue
+    fi
+    if [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
+      __po_names+=("${BASH_REMATCH[1]}")
+      comment=""
+      if [[ "$line" =~ [[:space:]]\#[[:space:]]?(.*)$ ]]; then
+        comment="${BASH_REMATCH[1]}"
+      fi
+      __po_comments+=("$comment")
+    fi
+  done <"$1"
+  return 0
+}
 if [ -r "$__po_script" ]; then
   __po_readable=true
-  while IFS= read -r __po_line || [ -n "$__po_line" ]; do
-    if [[ "$__po_line" =~ ^[[:space:]]*(\.|source)[[:space:]].*parse_options\.sh ]]; then
-      break
-    fi
-    if [[ "$__po_line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]]; then
-      __po_names+=("${BASH_REMATCH[1]}")
-      __po_comment=""
-      if [[ "$__po_line" =~ [[:space:]]\#[[:space:]]?(.*)$ ]]; then
-        __po_comment="${BASH_REMATCH[1]}"
-      fi
-      __po_comments+=("$__po_comment")
-    fi
-  done <"$__po_script"
+  __po_scan "$__po_script" || true
 fi
 
 __po_is_option() {
@@ -119,8 +145,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-unset __po_name __po_value __po_old __po_line __po_comment __po_names __po_comments __po_readable
-unset -f __po_is_option __po_print_help
+unset __po_name __po_value __po_old __po_names __po_comments __po_readable
+unset -f __po_scan __po_is_option __po_print_help
 # Recipes pass option values on as words (e.g. --train-opts "--noise-snr=0,20" split into
 # flags): with pathname expansion off, a value such as '*' stays '*' instead of becoming the
 # names of the files in the current directory. The recipes use no globs themselves.

@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from less.unsup.conditions import check_c2, context_items, context_matrix, unit_items
+from less.unsup.ngram import add_text_argument, text_file_sentences
 from less.utils import setup_logging, write_json_atomic
 
 log = logging.getLogger("less.check_unsup_conditions")
@@ -46,13 +47,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--text",
-        type=Path,
-        action="append",
-        default=[],
-        help="text corpus, one sentence a line (C2)",
-    )
+    add_text_argument(p, "text corpus, one sentence a line (C2)")
     p.add_argument(
         "--lang", choices=["zh", "es", "en"], default="zh", help="normalisation and units of --text"
     )
@@ -180,12 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("give --text (C2) and/or --cuts (C1)")
     report: dict = {}
     if args.text:
-        from less.unsup.ngram import sentence_units
-
-        sentences = []
-        for path in args.text:
-            with open(path, encoding="utf-8") as f:
-                sentences += [u for u in (sentence_units(line, args.lang) for line in f) if u]
+        sentences = list(text_file_sentences(args.text, args.lang))
         c2 = check_c2(
             context_matrix(sentences, args.context_size, args.min_count),
             args.threshold,

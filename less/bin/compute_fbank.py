@@ -34,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from less.data.cuts import check_audio_files_exist, check_transcripts
-from less.utils import progress_bar, save_cuts_atomic, setup_logging, str2bool
+from less.utils import already_done, progress_bar, save_cuts_atomic, setup_logging, str2bool
 
 log = logging.getLogger("less.compute_fbank")
 
@@ -142,8 +142,7 @@ def compute_piece(
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.out_cuts.is_file():
-        log.info("%s exists: nothing to do", args.out_cuts)
+    if already_done(args.out_cuts, log):
         return
     from lhotse import CutSet
 

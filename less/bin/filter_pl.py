@@ -27,6 +27,7 @@ from pathlib import Path
 from less.data.cuts import read_cuts
 from less.filter import FilterConfig, filter_cuts
 from less.utils import (
+    already_done,
     save_cuts_atomic,
     setup_logging,
     str2bool,
@@ -100,8 +101,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.out_cuts.is_file():
-        log.info("%s exists: nothing to do", args.out_cuts)
+    if already_done(args.out_cuts, log):
         return
     from lhotse import CutSet
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from less.data.cuts import read_cuts
 from less.mix import mix_cuts
-from less.utils import save_cuts_atomic, setup_logging, write_json_atomic
+from less.utils import already_done, save_cuts_atomic, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.mix")
 
@@ -45,8 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.out_cuts.is_file():
-        log.info("%s exists: nothing to do", args.out_cuts)
+    if already_done(args.out_cuts, log):
         return
     mixed, stats = mix_cuts(
         read_cuts(args.sup_cuts),

@@ -32,7 +32,14 @@ from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
 from less.pseudo.record import PseudoLabelRecord, read_record
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
-from less.utils import progress_bar, resolve_dtype, save_cuts_atomic, setup_logging, str2bool
+from less.utils import (
+    already_done,
+    progress_bar,
+    resolve_dtype,
+    save_cuts_atomic,
+    setup_logging,
+    str2bool,
+)
 
 log = logging.getLogger("less.pseudo_label")
 
@@ -258,8 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
-    if args.out_cuts.is_file():
-        log.info("%s exists: nothing to do", args.out_cuts)
+    if already_done(args.out_cuts, log):
         return
     if not 0 <= args.shard_id < args.num_shards:
         raise SystemExit(f"--shard-id must be in [0, {args.num_shards})")

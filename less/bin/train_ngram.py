@@ -27,7 +27,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from less.pseudo.record import PseudoLabelRecord
-from less.unsup.ngram import NgramScorer, perplexity, sentence_units, train_kneser_ney, write_arpa
+from less.unsup.ngram import (
+    NgramScorer,
+    add_text_argument,
+    perplexity,
+    sentence_units,
+    text_file_sentences,
+    train_kneser_ney,
+    write_arpa,
+)
 from less.utils import setup_logging, write_json_atomic
 
 log = logging.getLogger("less.train_ngram")
@@ -37,13 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--text",
-        type=Path,
-        action="append",
-        default=[],
-        help="text file, one sentence a line (repeatable)",
-    )
+    add_text_argument(p, "text file, one sentence a line (repeatable)")
     p.add_argument(
         "--cuts",
         type=Path,
@@ -71,12 +73,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def read_sentences(args: argparse.Namespace) -> Iterator[list[str]]:
-    for path in args.text:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                units = sentence_units(line, args.lang)
-                if units:
-                    yield units
+    yield from text_file_sentences(args.text, args.lang)
     for path in args.cuts:
         from less.data.cuts import read_cuts
 
@@ -132,8 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_perplexity": train_ppl,
     }
     if args.valid_text:
-        with open(args.valid_text, encoding="utf-8") as f:
-            valid = [u for u in (sentence_units(line, args.lang) for line in f) if u]
+        valid = list(text_file_sentences([args.valid_text], args.lang))
         stats["valid_perplexity"], stats["valid_units"] = perplexity(scorer, valid)
     log.info(
         "%d sentences, %d units -> %s: n-grams per order %s, vocabulary %d, perplexity %.2f (training text)%s",

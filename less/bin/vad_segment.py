@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from less.data.text import LANGUAGES, join_units, scoring_units
-from less.utils import progress_bar, save_cuts_atomic, setup_logging
+from less.utils import already_done, progress_bar, save_cuts_atomic, setup_logging
 
 log = logging.getLogger("less.vad_segment")
 VAD_SAMPLE_RATE = 16000
@@ -365,8 +365,7 @@ def load_partial(path: Path) -> dict[str, list[tuple[float, float]]]:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging(args.log_file)
-    if args.out_cuts.is_file():
-        log.info("%s exists: nothing to do", args.out_cuts)
+    if already_done(args.out_cuts, log):
         return
     from lhotse import CutSet, MonoCut, SupervisionSegment
     from silero_vad import load_silero_vad

@@ -48,12 +48,13 @@ from less.local.common import (
     DropCounter,
     DurationBounds,
     add_output_arguments,
+    parse_preparer_args,
+    preparer_parser,
     require_dir,
     require_file,
     split_is_done,
     write_split,
 )
-from less.utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -206,9 +207,8 @@ def prepare_aishell(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Prepare AISHELL-1 manifests (normalised texts, duration bounds on train).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = preparer_parser(
+        "Prepare AISHELL-1 manifests (normalised texts, duration bounds on train)."
     )
     parser.add_argument(
         "--corpus-dir",
@@ -227,13 +227,9 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.log_file)
+    args, bounds = parse_preparer_args(get_parser(), argv)
     prepare_aishell(
-        args.corpus_dir,
-        args.output_dir,
-        DurationBounds(args.min_duration, args.max_duration),
-        on_missing_audio=args.on_missing_audio,
+        args.corpus_dir, args.output_dir, bounds, on_missing_audio=args.on_missing_audio
     )
 
 

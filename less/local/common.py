@@ -13,6 +13,7 @@ names). They share three habits kept here so that they cannot drift apart:
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -27,7 +28,7 @@ from lhotse import (
 )
 
 from less.data.cuts import manifest_path
-from less.utils import save_cuts_atomic
+from less.utils import save_cuts_atomic, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -150,12 +151,17 @@ def write_split(
     return recording_set, supervision_set
 
 
+def preparer_parser(description: str) -> argparse.ArgumentParser:
+    """The argument parser of a preparer: ``--help`` shows every option's default."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+
+
 def add_output_arguments(
     parser, min_duration: float, max_duration: float, what: str = "utterances"
 ) -> None:
     """The options every preparer shares: output directory, training duration bounds, log file."""
-    from pathlib import Path
-
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -175,3 +181,13 @@ def add_output_arguments(
         help=f"drop train {what} longer than this (seconds)",
     )
     parser.add_argument("--log-file", type=Path, default=None, help="also log to this file")
+
+
+def parse_preparer_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, DurationBounds]:
+    """Parse ``argv`` with the options of :func:`add_output_arguments` among them, log to
+    ``--log-file`` too, and return the options with the duration bounds they give."""
+    args = parser.parse_args(argv)
+    setup_logging(args.log_file)
+    return args, DurationBounds(args.min_duration, args.max_duration)

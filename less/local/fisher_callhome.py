@@ -83,6 +83,8 @@ from less.local.common import (
     DropCounter,
     DurationBounds,
     add_output_arguments,
+    parse_preparer_args,
+    preparer_parser,
     require_dir,
     require_file,
     split_is_done,
@@ -96,7 +98,6 @@ from less.local.ldc_spanish import (
     read_mapping,
     read_translations,
 )
-from less.utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -372,10 +373,9 @@ def prepare_fisher_callhome(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Prepare Fisher/Callhome Spanish->English manifests with the standard "
-        "fisher-callhome-corpus splits.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = preparer_parser(
+        "Prepare Fisher/Callhome Spanish->English manifests with the standard "
+        "fisher-callhome-corpus splits."
     )
     parser.add_argument(
         "--fisher-audio-dir",
@@ -415,8 +415,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.log_file)
+    args, bounds = parse_preparer_args(get_parser(), argv)
     prepare_fisher_callhome(
         args.output_dir,
         args.translation_dir,
@@ -425,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         callhome_audio_dir=args.callhome_audio_dir,
         callhome_transcript_dir=args.callhome_transcript_dir,
         splits=tuple(args.splits),
-        bounds=DurationBounds(args.min_duration, args.max_duration),
+        bounds=bounds,
     )
 
 

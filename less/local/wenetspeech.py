@@ -70,12 +70,13 @@ from less.local.common import (
     DropCounter,
     DurationBounds,
     add_output_arguments,
+    parse_preparer_args,
+    preparer_parser,
     require_dir,
     require_file,
     split_is_done,
     write_split,
 )
-from less.utils import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -324,10 +325,9 @@ def prepare_wenetspeech(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Prepare WenetSpeech manifests: a training subset as unlabeled audio "
-        "(text in custom['ref_text']) plus DEV, TEST_NET and TEST_MEETING.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = preparer_parser(
+        "Prepare WenetSpeech manifests: a training subset as unlabeled audio "
+        "(text in custom['ref_text']) plus DEV, TEST_NET and TEST_MEETING."
     )
     parser.add_argument(
         "--corpus-dir",
@@ -359,13 +359,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = get_parser().parse_args(argv)
-    setup_logging(args.log_file)
+    args, bounds = parse_preparer_args(get_parser(), argv)
     prepare_wenetspeech(
         args.corpus_dir,
         args.output_dir,
         subset=args.subset,
-        bounds=DurationBounds(args.min_duration, args.max_duration),
+        bounds=bounds,
         skip_missing_audio=args.skip_missing_audio,
         probe_audio=args.probe_audio,
         num_jobs=args.num_jobs,

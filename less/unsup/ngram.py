@@ -27,10 +27,11 @@ interpolated model exactly; probabilities over ``V`` sum to one for every histor
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,21 @@ def sentence_units(text: str, lang: str) -> list[str]:
     from less.data.text import scoring_units
 
     return scoring_units(text, lang)
+
+
+def text_file_sentences(paths: Iterable[str | Path], lang: str) -> Iterator[list[str]]:
+    """The units of every sentence of text files (one sentence a line) that has any."""
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                units = sentence_units(line, lang)
+                if units:
+                    yield units
+
+
+def add_text_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--text FILE``, repeatable: text files for :func:`text_file_sentences`."""
+    parser.add_argument("--text", type=Path, action="append", default=[], help=help_text)
 
 
 def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter]:

@@ -162,11 +162,10 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
     def truth(lm: MarkovLM, emissions=TRUE_EMISSIONS):
         return lambda: likelihoods(emissions, enum) * lm.sequence_probs(enum)[None, :]
 
-    def exact_fit(lm: MarkovLM, true_joint: np.ndarray, offset: int) -> np.ndarray:
-        rng = np.random.default_rng([cfg.seed, offset])
-        progress.update()
+    def fit(target: np.ndarray, lm: MarkovLM, rng: np.random.Generator) -> np.ndarray:
+        """The emissions fitted to ``target``, a distribution over the observation sequences."""
         return fit_emissions(
-            true_joint.sum(axis=1),
+            target,
             lm.sequence_probs(enum),
             enum,
             rng,
@@ -175,6 +174,11 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
             cfg.em_iterations,
             cfg.lbfgs_iterations,
         ).emissions
+
+    def exact_fit(lm: MarkovLM, true_joint: np.ndarray, offset: int) -> np.ndarray:
+        rng = np.random.default_rng([cfg.seed, offset])
+        progress.update()
+        return fit(true_joint.sum(axis=1), lm, rng)
 
     joint = truth(GOOD_LM)()
     rows.append(
@@ -207,17 +211,7 @@ def run_simulation(cfg: SimulationConfig, show_progress: bool = False) -> list[R
         for s in range(cfg.sample_seeds):
             rng = np.random.default_rng([cfg.seed, 100 + i, s])
             sample = empirical(joint.sum(axis=1), cfg.num_samples, rng)
-            fit = fit_emissions(
-                sample,
-                lm.sequence_probs(enum),
-                enum,
-                rng,
-                cfg.restarts,
-                cfg.polished,
-                cfg.em_iterations,
-                cfg.lbfgs_iterations,
-            )
-            fits.append((joint, fit.emissions))
+            fits.append((joint, fit(sample, lm, rng)))
             progress.update()
         rows.append(
             _row(f"sigma_min: eps={eps:g}, {cfg.num_samples} seqs", True, lm, truth(lm), fits, enum)

@@ -53,46 +53,11 @@ nj=4                         # parallel jobs of data preparation
 fbank_splits=16              # pieces of each feature set (resumable, computed --nj at a time)
 speed_perturb=true           # add 0.9x/1.1x copies of train_sup (stage 2)
 bpe_vocab_size=1000          # BPE vocabulary size of Spanish and English (data/lang_bpe_<N>_{es,en})
-data=data                    # manifests, features, lang dirs, pseudo-labels
-exp=exp                      # models, decoding results, RESULTS.md
-model=medium                 # model configuration: xs, small, medium, large
-train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
-model_overrides=             # JSON of model fields to change (less.bin.train --model-overrides)
-seed_epochs=40               # epochs of the seed model S
+. ../../../tools/less_options.sh  # the options every recipe shares (data, exp, model, training, LESS loop, LLM; --help lists them)
 student_epochs=30            # epochs of every student
-student_init=scratch         # students start from scratch, or from their teacher (teacher)
-student_schedule="continue"    # with --student-init teacher: continue the teacher's LR schedule, or restart it
-max_duration=600             # seconds of audio per training batch (per GPU)
-dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
-train_workers=4              # data-loader workers while training
 train_opts=                  # more less.bin.train flags, e.g. "--ctc-scale 0.3 --aed-scale 0.7"
-ssl=none                     # self-supervised pretraining of the encoder on the unlabeled set before the
-                             # seed: none, bestrq or birq (BEST-RQ / BiRQ, less.bin.ssl_pretrain; one
-                             # process, fp32: no DDP or mixed precision yet)
-ssl_epochs=20                # its epochs
-ssl_opts=                    # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches 20000"
-num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
-avg=5                        # decode the average of the last N epochs (with the running averaged model)
-beam_size=10                 # beam of pseudo-labelling and decoding
-num_iters=3                  # LESS iterations (the student of k teaches k+1)
-systems="L"                  # students to train: L (LESS); add N for the noisy student without LLM
-max_hypo_wer=0.1             # LESS filter: keep hypo_wer(teacher 1-best, LLM text) <= this (the paper's)
-pl_ratio=0                   # hours of pseudo-labelled audio per supervised hour in a mix (0: all kept)
-cmd=../../../tools/run_local.sh  # launcher of sharded stages (Kaldi convention): run_local.sh [--max-jobs N],
-                             # or on a cluster "../../../tools/run_slurm.sh --time 8:00:00 --gpus 1 --mem 32G"
-pl_jobs=1                    # stage 6: pseudo-label in this many shards through --cmd (1: one process here)
-whisper_teacher=             # iteration 1 teacher: Whisper via faster-whisper (e.g. Systran/faster-whisper-large-v3,
-                             # the paper's; a CTranslate2 dir; builtin:whisper-base) instead of the seed; empty: the seed
 whisper_language=es          # language of the unlabeled speech for the Whisper teacher
-skip_bad_audio=false        # stage 1: skip unreadable files below --unsup-audio-dir (listed in the log) instead of stopping
-llm_max_failed_fraction=0.02 # stage 7: share of cuts whose LLM request may fail before the stage stops
-llm_backend=openai           # openai: an OpenAI-compatible server (vLLM, SGLang, Ollama, an API); hf: transformers here
-llm_base_url=http://127.0.0.1:8000/v1        # openai backend: server URL up to /v1
 llm_model=meta-llama/Llama-3.1-8B-Instruct   # English instruct model (served name, or hf: local dir / hub id)
-llm_api_key_env=OPENAI_API_KEY               # NAME of the environment variable holding the API key (never logged)
-llm_concurrency=16           # openai backend: requests in flight
-llm_batch_size=8             # hf backend: prompts per batch
-llm_nbest_in_prompt=0        # show the teacher's N-best translations in the prompt (0: the 1-best only)
 llm_prompt_template=         # prompt template file (default: the packaged English less/llm/prompts/ast_en.txt)
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
@@ -130,11 +95,8 @@ fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -n "$unsup_audio_dir" ]; then
-    skip=(); [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
     less_log "Stage 1: VAD-segment the recordings below $unsup_audio_dir (channel $unsup_channel)"
-    python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" --language es --channel "$unsup_channel" \
-      --max-segment "$max_utt_duration" --min-segment "$min_utt_duration" --out-cuts "$vad_cuts" \
-      "${skip[@]}"
+    less_vad_user_audio es "$vad_cuts" --channel "$unsup_channel"
   else
     less_log "Stage 1: no --unsup-audio-dir: nothing to segment (stages 6-10 will have nothing to pseudo-label)"
   fi
@@ -164,9 +126,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     mv "${sup_train%.jsonl.gz}.tmp.jsonl.gz" "$sup_train"
   fi
   if [ -n "$unsup_audio_dir" ]; then
-    less_need 2 "$vad_cuts"
-    python -m less.bin.compute_fbank --num-splits "$fbank_splits" --num-jobs "$nj" --in-cuts "$vad_cuts" \
-      --out-cuts "$unsup_cuts"
+    less_user_audio_features "$vad_cuts" "$unsup_cuts" --num-splits "$fbank_splits" --num-jobs "$nj"
   fi
 fi
 

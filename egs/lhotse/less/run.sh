@@ -49,42 +49,11 @@ nj=4                         # parallel jobs of data preparation
 fbank_splits=16              # pieces of each feature set (resumable, computed --nj at a time)
 speed_perturb=false          # add 0.9x/1.1x copies of the supervised set (stage 2)
 lang_extra_text=             # optional plain-text file (one sentence a line) for the tokenizer too
-data=data                    # manifests, features, lang dir, pseudo-labels
-exp=exp                      # models, decoding results, RESULTS.md
-model=medium                 # model configuration: xs, small, medium, large
-train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
-model_overrides=             # JSON of model fields to change (less.bin.train --model-overrides)
-seed_epochs=40               # epochs of the seed model S
+. ../../../tools/less_options.sh  # the options every recipe shares (data, exp, model, training, LESS loop, LLM; --help lists them)
 student_epochs=20            # epochs of every student
-student_init=scratch         # students start from scratch, or from their teacher (teacher)
-student_schedule="continue"    # with --student-init teacher: continue the teacher's LR schedule, or restart it
-max_duration=600             # seconds of audio per training batch (per GPU)
-dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32
-train_workers=4              # data-loader workers while training
 train_opts=                  # more less.bin.train flags, e.g. "--base-lr 0.04 --lr-epochs 6"
-ssl=none                     # self-supervised pretraining of the encoder on the unlabeled set: none, bestrq, birq
-ssl_epochs=20                # its epochs
-ssl_opts=                    # more less.bin.ssl_pretrain flags
-num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
-avg=5                        # decode the average of the last N epochs (with the running averaged model)
-beam_size=10                 # beam of pseudo-labelling and decoding
-num_iters=3                  # LESS iterations (the student of k teaches k+1)
-systems="L"                  # students: L (LESS); add N (noisy student without LLM), S_cont (supervised control)
-max_hypo_wer=0.1             # LESS filter: keep hypo_wer(teacher 1-best, LLM text) <= this (the paper's)
-pl_ratio=0                   # hours of pseudo-labelled audio per supervised hour in a mix (0: all kept)
-cmd=../../../tools/run_local.sh  # launcher of sharded stages (Kaldi convention), or tools/run_slurm.sh on a cluster
-pl_jobs=1                    # stage 6: pseudo-label in this many shards through --cmd
-whisper_teacher=             # iteration 1 teacher: Whisper via faster-whisper (CTranslate2 dir, hub id, builtin:whisper-base)
 whisper_language=            # its language (default: --lang)
-skip_bad_audio=false         # stage 1: skip unreadable files below --unsup-audio-dir instead of stopping
-llm_max_failed_fraction=0.02 # stage 7: share of cuts whose LLM request may fail before the stage stops
-llm_backend=openai           # openai: an OpenAI-compatible server (vLLM, SGLang, Ollama, an API); hf: transformers here
-llm_base_url=http://127.0.0.1:8000/v1  # openai backend: server URL up to /v1
 llm_model=Qwen/Qwen2.5-7B-Instruct     # instruct model for --lang (served name, or hf: local dir / hub id)
-llm_api_key_env=OPENAI_API_KEY         # NAME of the environment variable holding the API key (never logged)
-llm_concurrency=16           # openai backend: requests in flight
-llm_batch_size=8             # hf backend: prompts per batch
-llm_nbest_in_prompt=0        # show the teacher's N-best in the prompt (0: the 1-best only, the paper's)
 llm_prompt_template=         # prompt template file (default: the packaged less/llm/prompts/asr_<lang>.txt)
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
@@ -127,16 +96,14 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  vad_args=(--language "$lang" --max-segment "$max_utt_duration" --min-segment "$min_utt_duration")
   if [ -n "$unsup_audio_dir" ]; then
-    skip=(); [ "$skip_bad_audio" = true ] && skip=(--skip-bad-audio)
     less_log "Stage 1: VAD-segment the recordings below $unsup_audio_dir"
-    python -m less.bin.vad_segment --audio-dir "$unsup_audio_dir" "${vad_args[@]}" \
-      --out-cuts "$manifests/user_cuts_unsup.jsonl.gz" "${skip[@]}"
+    less_vad_user_audio "$lang" "$manifests/user_cuts_unsup.jsonl.gz"
   fi
   if [ "$unsup_vad" = true ] && [ -n "$unsup_parts" ]; then
     less_log "Stage 1: VAD-segment the unlabeled recordings ($unsup_parts)"
     less_need 1 "$manifests/${corpus}_recordings_unsup.jsonl.gz"
+    vad_args=(--language "$lang" --max-segment "$max_utt_duration" --min-segment "$min_utt_duration")
     refs=()
     [ -f "$manifests/${corpus}_supervisions_unsup.jsonl.gz" ] &&
       refs=(--supervisions "$manifests/${corpus}_supervisions_unsup.jsonl.gz")
@@ -173,9 +140,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
       --out-cuts "$fbank/${corpus}_cuts_unsup.jsonl.gz"
   fi
   if [ -n "$unsup_audio_dir" ]; then
-    less_need 2 "$manifests/user_cuts_unsup.jsonl.gz"
-    python -m less.bin.compute_fbank "${fbank_args[@]}" --in-cuts "$manifests/user_cuts_unsup.jsonl.gz" \
-      --out-cuts "$fbank/user_cuts_unsup.jsonl.gz"
+    less_user_audio_features "$manifests/user_cuts_unsup.jsonl.gz" "$fbank/user_cuts_unsup.jsonl.gz" \
+      "${fbank_args[@]}"
   fi
   if [ "${#unsup_sources[@]}" -gt 1 ]; then less_combine_cuts "$unsup_cuts" "${unsup_sources[@]}"; fi
 fi
