@@ -8,7 +8,7 @@ from lhotse.testing.dummies import dummy_cut
 from lhotse.utils import fastcopy
 
 from less.bin import filter_pl
-from less.filter import FilterConfig, decide, filter_cuts
+from less.pseudo.filter import FilterConfig, decide, filter_cuts
 
 
 def pl_cut(

@@ -1,11 +1,11 @@
-"""less.mix: pseudo-labelled hours per supervised hour, supervised repetition, origin tags."""
+"""less.pseudo.mix: pseudo-labelled hours per supervised hour, supervised repetition, origin tags."""
 
 import pytest
 from lhotse import CutSet
 from lhotse.testing.dummies import dummy_cut
 
 from less.bin import mix as mix_cli
-from less.mix import mix_cuts
+from less.pseudo.mix import mix_cuts
 
 
 def cuts(prefix: str, n: int, duration: float) -> CutSet:

@@ -25,7 +25,7 @@ import logging
 from pathlib import Path
 
 from less.data.cuts import read_cuts
-from less.filter import FilterConfig, filter_cuts
+from less.pseudo.filter import FilterConfig, filter_cuts
 from less.utils import (
     already_done,
     save_cuts_atomic,

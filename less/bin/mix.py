@@ -6,7 +6,7 @@ Example::
         --pl-cuts data/pl/asr/L/iter1/unsup_wild_cuts_kept.jsonl.gz \\
         --out-cuts data/pl/asr/L/iter1/train_mix_cuts.jsonl.gz --pl-ratio 0 --sup-repeat 1
 
-See :mod:`less.mix` for what ``--pl-ratio`` and ``--sup-repeat`` mean.
+See :mod:`less.pseudo.mix` for what ``--pl-ratio`` and ``--sup-repeat`` mean.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import logging
 from pathlib import Path
 
 from less.data.cuts import read_cuts
-from less.mix import mix_cuts
+from less.pseudo.mix import mix_cuts
 from less.utils import already_done, save_cuts_atomic, setup_logging, write_json_atomic
 
-log = logging.getLogger("less.mix")
+log = logging.getLogger("less.pseudo.mix")
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     from less.data.text import normalize
     from less.data.tokenizer import load_tokenizer
     from less.decode.recognizer import Recognizer
-    from less.filter import reference_of
     from less.metrics import align_units
+    from less.pseudo.filter import reference_of
     from less.ssl.alignment import align_cuts
     from less.ssl.units import DurationModel, UnitLexicon, frame_units
 

@@ -19,7 +19,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-log = logging.getLogger("less.mix")
+log = logging.getLogger("less.pseudo.mix")
 
 
 @dataclass

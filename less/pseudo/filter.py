@@ -27,7 +27,7 @@ from less.data.text import normalize
 from less.metrics import error_rate, hypo_wer
 from less.pseudo.record import PseudoLabelRecord, with_record
 
-log = logging.getLogger("less.filter")
+log = logging.getLogger("less.pseudo.filter")
 
 
 @dataclass
