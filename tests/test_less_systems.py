@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from less.bin.report import system_rank
+from less.report import system_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 
