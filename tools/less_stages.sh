@@ -204,15 +204,20 @@ less_ssl_checkpoint() {  # task -> the pretrained encoder the seed and scratch s
   echo "$exp/$1/ssl_${ssl}/epoch-${ssl_epochs}.pt"
 }
 
-less_ssl_init() {  # task -> training flags that start the encoder from SSL pretraining (none when ssl=none)
-  [ "${ssl:-none}" = none ] || echo "--init-encoder-from $(less_ssl_checkpoint "$1")"
-  # SpeechLM: also its unit encoder and UCTC head (the model has the unit encoder: less_speechlm_overrides)
-  [ "${ssl:-none}" = speechlm ] && echo "--init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output."
+less_ssl_init() {  # task: sets the array ssl_init, the training flags that start the encoder from SSL
+  # pretraining (none when ssl=none); SpeechLM: also its unit encoder and UCTC head (the model has
+  # the unit encoder: less_speechlm_overrides)
+  ssl_init=()
+  [ "${ssl:-none}" = none ] || ssl_init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
+  [ "${ssl:-none}" = speechlm ] && ssl_init+=(--init-prefixes "encoder_embed.,encoder.,unit_encoder.,ctc_output.")
   return 0
 }
 
-less_speechlm_overrides() {  # -> --model-overrides of every model of a --ssl speechlm run (none otherwise)
-  [ "${ssl:-none}" = speechlm ] && echo "--model-overrides {\"unit_encoder_layers\":${speechlm_unit_layers:-2}}"
+less_speechlm_overrides() {  # sets the array speechlm_overrides: --model-overrides of every model of a
+  # --ssl speechlm run (none otherwise)
+  speechlm_overrides=()
+  # shellcheck disable=SC2034  # the recipe reads it
+  [ "${ssl:-none}" = speechlm ] && speechlm_overrides=(--model-overrides "{\"unit_encoder_layers\":${speechlm_unit_layers:-2}}")
   return 0
 }
 
@@ -355,9 +360,10 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
       less_log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
       less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
     fi
-    # shellcheck disable=SC2046,SC2086  # train_cmd is a command line; no flag, or --init-encoder-from <pretrained>
+    less_ssl_init "$task"
+    # shellcheck disable=SC2086  # train_cmd is a command line
     ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" $(less_ssl_init "$task")
+      --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" "${ssl_init[@]}"
   fi
   if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     less_log "Stage 5: decode the seed model"

@@ -296,41 +296,46 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   done
 fi
 
-lang_args() {  # token dirs of a task: CTC (transcript) [+ decoder (translation)]
-  if [ "$1" = asr ]; then
-    echo "--lang-dir $data/lang_char"
-  elif [ "$1" = asr_en ]; then
-    echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_en_asr"
-  else
-    echo "--lang-dir $data/lang_bpe_${bpe_vocab_size}_es --decoder-lang-dir $data/lang_bpe_${bpe_vocab_size}_en"
+set_lang_args() {  # task: the array lang_args, its token dirs: CTC (transcript) [+ decoder (translation)]
+  case "$1" in
+    asr) lang_args=(--lang-dir "$data/lang_char") ;;
+    asr_en) lang_args=(--lang-dir "$data/lang_bpe_${bpe_vocab_size}_en_asr") ;;
+    *) lang_args=(--lang-dir "$data/lang_bpe_${bpe_vocab_size}_es" --decoder-lang-dir "$data/lang_bpe_${bpe_vocab_size}_en") ;;
+  esac
+}
+set_train_args() {  # task [plain] [seconds]: the array train_args, the training flags of a task (plain:
+  # without SpeechLM's unit encoder; seconds: batches of that many seconds instead of --max-duration)
+  set_lang_args "$1"
+  train_args=()
+  if [ "${2:-}" != plain ]; then
+    less_speechlm_overrides
+    train_args+=("${speechlm_overrides[@]}")
   fi
+  train_args+=("${lang_args[@]}" --model "$model" --max-duration "${3:-$max_duration}" --lr-batches "$lr_batches"
+    --lr-epochs "$lr_epochs" --warmup-batches "$warmup_batches" --ref-duration "$ref_duration"
+    --num-workers "$train_workers" --ctc-scale "$ctc_scale" --aed-scale "$aed_scale" --num-threads "$num_threads"
+    --dtype "$dtype" --valid-every-epochs "$valid_every" --seed "$train_seed")
+  [ "$noise_aug" = true ] && train_args+=(--noise-cuts "$data/fbank/mini-noise_cuts.jsonl.gz")
+  [ -n "$volume_db" ] && train_args+=("--volume-db=$volume_db")
+  # shellcheck disable=SC2206  # train_opts holds flags
+  train_args+=($train_opts)
 }
-train_args() {  # training flags of a task (a second argument "plain": without SpeechLM's unit encoder;
-  # batch_seconds=N train_args ...: batches of N seconds instead of --max-duration)
-  [ "${2:-}" = plain ] || less_speechlm_overrides
-  echo "$(lang_args "$1") --model $model --max-duration ${batch_seconds:-$max_duration} --lr-batches $lr_batches" \
-    "--lr-epochs $lr_epochs --warmup-batches $warmup_batches --ref-duration $ref_duration --num-workers $train_workers" \
-    "--ctc-scale $ctc_scale --aed-scale $aed_scale --num-threads $num_threads --dtype $dtype" \
-    "--valid-every-epochs $valid_every --seed $train_seed" \
-    "$([ "$noise_aug" = true ] && echo "--noise-cuts $data/fbank/mini-noise_cuts.jsonl.gz")" \
-    "$([ -n "$volume_db" ] && echo "--volume-db=$volume_db")" "$train_opts"
+set_ssl_args() {  # task: the array ssl_args, its pretraining flags (same model and batch schedule as training)
+  ssl_args=(--model "$model" --max-duration "$max_duration" --lr-batches "$lr_batches" --lr-epochs "$lr_epochs"
+    --warmup-batches 200 --ref-duration "$ref_duration" --num-workers "$train_workers" --num-threads "$num_threads"
+    --valid-cuts "$(fbank "$1" dev)" --seed "$train_seed")
 }
-ssl_args() {  # pretraining flags of a task (same model and batch schedule as training)
-  echo "--model $model --max-duration $max_duration --lr-batches $lr_batches --lr-epochs $lr_epochs" \
-    "--warmup-batches 200 --ref-duration $ref_duration --num-workers $train_workers --num-threads $num_threads" \
-    "--valid-cuts $data/fbank/mini-${1}_cuts_dev.jsonl.gz --seed $train_seed"
-}
-decode_args() {  # decoding methods and test sets of a task
-  local flags="--num-threads $num_threads"
+set_decode_args() {  # task: the array decode_args, its decoding methods and test sets
+  local split
+  decode_args=(--num-threads "$num_threads")
   if [ "$1" != ast ]; then
-    flags="$flags --method ctc-greedy-search --method attention-decoder-rescoring --attention-scales 0.5,1.0,2.0"
+    decode_args+=(--method ctc-greedy-search --method attention-decoder-rescoring --attention-scales "0.5,1.0,2.0")
   else
-    flags="$flags --method attention-beam-search --method ctc-greedy-search"
+    decode_args+=(--method attention-beam-search --method ctc-greedy-search)
   fi
   for split in dev test_clean test_wild; do
-    flags="$flags --test $split=$data/fbank/mini-${1}_cuts_${split}.jsonl.gz"
+    decode_args+=(--test "$split=$(fbank "$1" "$split")")
   done
-  echo "$flags"
 }
 fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
 asr_beam_size=$beam_size
@@ -349,10 +354,10 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
       tokenizer=${speechlm_tokenizer:-$exp/asr/speechlm_tokenizer/epoch-$seed_epochs.pt}
       if [ -z "$speechlm_tokenizer" ]; then
         log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
-        # shellcheck disable=SC2046
+        set_train_args asr plain "$seed_max_duration"
+        # shellcheck disable=SC2086  # train_cmd is a command line
         $train_cmd --task asr --exp-dir "$exp/asr/speechlm_tokenizer" --num-epochs "$seed_epochs" \
-          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" \
-          $(batch_seconds=$seed_max_duration train_args asr plain)
+          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" "${train_args[@]}"
       fi
       log "Stage 4: SpeechLM units of unsup_wild and of the text-only corpus"
       python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$data/lang_char" \
@@ -363,14 +368,15 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     fi
     if [ "$ssl" != none ]; then
       log "Stage 4: $ssl pretraining of the encoder on unsup_wild ($task)"
-      # shellcheck disable=SC2046
-      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" $(ssl_args "$task") "${speechlm_args[@]}"
+      set_ssl_args "$task"
+      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" "${ssl_args[@]}" "${speechlm_args[@]}"
     fi
     log "Stage 4: train the seed model S (iteration 0, $task)"
-    # shellcheck disable=SC2046
+    set_train_args "$task" "" "$seed_max_duration"
+    less_ssl_init "$task"
+    # shellcheck disable=SC2086  # train_cmd is a command line
     $train_cmd --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" \
-      $(batch_seconds=$seed_max_duration train_args "$task") $(less_ssl_init "$task")
+      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" "${train_args[@]}" "${ssl_init[@]}"
     less_time_end
   done
 fi
@@ -380,17 +386,20 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   for task in $tasks; do
     less_time_begin 5 "$task"
     set_beam "$task"
-    # shellcheck disable=SC2046
-    less_decode "$exp/$task/iter0" "$seed_epochs" $(decode_args "$task")
+    set_decode_args "$task"
+    less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
     if [ "$ssl" != none ] && [ "$task" = asr ]; then
       for split in test_clean test_wild; do
         out="$exp/asr/ssl_$ssl/abx_${split}.json"
         [ -f "$out" ] && continue
         log "Stage 5: ABX of the $ssl encoder on $split"
-        # shellcheck disable=SC2046,SC2086  # abx_layers and abx_opts are lists
+        abx=()
+        for layer in fbank $abx_layers; do abx+=(--layer "$layer"); done
+        # shellcheck disable=SC2206  # abx_opts holds flags
+        abx+=($abx_opts)
         python -m less.bin.abx --cuts "$(fbank asr "$split")" --alignments "$exp/asr/iter0/align_${split}.jsonl" \
           --align-checkpoint "$exp/asr/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint asr)" \
-          --num-threads "$num_threads" $(printf -- "--layer %s " fbank $abx_layers) $abx_opts --out "$out"
+          --num-threads "$num_threads" "${abx[@]}" --out "$out"
       done
     fi
     less_time_end
@@ -474,11 +483,11 @@ for iter in $(seq 1 "$num_iters"); do
 
     if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
       log "Stage 9: mix and train the students ($task, iteration $iter)"
+      set_train_args "$task"
       for system in $systems; do
         less_time_begin "9:$system" "$task"
-        # shellcheck disable=SC2046
         less_train_student "$task" "$system" "$iter" "$(fbank "$task" train_sup)" "$(fbank "$task" dev)" \
-          $(train_args "$task")
+          "${train_args[@]}"
         less_time_end
       done
     fi
@@ -486,9 +495,9 @@ for iter in $(seq 1 "$num_iters"); do
     if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
       log "Stage 10: decode the students ($task, iteration $iter)"
       less_time_begin 10 "$task"
+      set_decode_args "$task"
       for system in $systems; do
-        # shellcheck disable=SC2046
-        less_decode "$exp/$task/$system/iter$iter" "$student_epochs" $(decode_args "$task")
+        less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
       done
       less_time_end
     fi
