@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # A narrow Zipformer (the same six stacks) so that tests train in seconds.
 SMALL_ZIPFORMER = {
     "encoder_dim": [48, 64, 64, 64, 64, 64],
@@ -42,8 +44,6 @@ def train_mini_lm(mini_data: Path, out: Path, order: int = 2, extra_tokens: bool
     train_ngram.main(flags(lang="zh", order=order, text=text, extra_tokens=tokens, out=out))
     return out
 
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Options that make a real recipe's training tiny: one-layer stacks, one epoch per model, one
 # thread, no data-loader workers (stages 4-10 run in a minute or two).
