@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 import sys
 from pathlib import Path
 
@@ -15,6 +17,9 @@ SMALL_ZIPFORMER = {
     "num_heads": [2] * 6,
     "subsampling_channels": [4, 8, 16],
 }
+
+# One-layer stacks and decoder: the tiny model of the training and recipe tests.
+TINY_MODEL = json.dumps({"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1})
 
 
 def flags(**options) -> list[str]:
@@ -49,7 +54,7 @@ def train_mini_lm(mini_data: Path, out: Path, order: int = 2, extra_tokens: bool
 # thread, no data-loader workers (stages 4-10 run in a minute or two).
 TINY_RECIPE_TRAINING = flags(
     model="xs",
-    model_overrides='{"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1}',
+    model_overrides=TINY_MODEL,
     seed_epochs=1,
     student_epochs=1,
     max_duration=20,
@@ -85,3 +90,66 @@ def assert_results_rows(results_md: Path, *rows: str) -> None:
 def python_module(module: str, *args, **options) -> list[str]:
     """The command line ``python -m module args... --option value...`` (options: :func:`flags`)."""
     return [sys.executable, "-m", module, *map(str, args), *flags(**options)]
+
+
+def train_args(data: Path, exp_dir: Path, *extra: str, task: str = "asr") -> list[str]:
+    """less.bin.train's arguments: the tiny model on the mini corpus in ``data``, then ``extra``."""
+    if task == "asr":
+        lang = ["--lang-dir", str(data / "lang_char")]
+    else:
+        lang = [
+            "--lang-dir",
+            str(data / "lang_bpe_128_es"),
+            "--decoder-lang-dir",
+            str(data / "lang_bpe_96_en"),
+        ]
+    return [
+        "--task",
+        task,
+        "--exp-dir",
+        str(exp_dir),
+        *lang,
+        "--train-cuts",
+        str(data / "fbank" / f"mini-{task}_cuts_train_sup.jsonl.gz"),
+        "--valid-cuts",
+        str(data / "fbank" / f"mini-{task}_cuts_dev.jsonl.gz"),
+        "--model",
+        "xs",
+        "--model-overrides",
+        TINY_MODEL,
+        "--max-duration",
+        "20",
+        "--num-workers",
+        "0",
+        "--log-interval",
+        "1",
+        "--average-period",
+        "2",
+        "--warmup-batches",
+        "5",
+        "--seed",
+        "7",
+        *extra,
+    ]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    """Two state dicts with the same keys and exactly equal tensors."""
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# A toy Mandarin grammar: the text LM and the corrector tests train on its sentences.
+SUBJECTS = ["我", "你", "他", "我们", "老师", "学生", "妈妈", "小明"]
+VERBS = ["喜欢", "想要", "看见", "买了", "吃了", "需要"]
+OBJECTS = ["苹果", "电脑", "这本书", "音乐", "一杯咖啡", "火车票"]
+TIMES = ["今天", "昨天", "明天", "现在"]
+
+
+def grammar_sentences(count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [
+        rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS)
+        for _ in range(count)
+    ]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from less.checkpoint import load_checkpoint
-from tests.test_train import train_args
+from tests.helpers import train_args
 
 
 def free_port() -> int:

@@ -104,8 +104,7 @@ def test_the_lm_decides_what_the_acoustics_leave_open_and_repeats_need_a_blank(a
 def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path: Path):
     from less.bin import decode as decode_cli
     from less.bin import train as train_cli
-    from tests.helpers import train_mini_lm
-    from tests.test_train import train_args
+    from tests.helpers import train_args, train_mini_lm
 
     torch.set_num_threads(1)
     exp = tmp_path / "exp"

@@ -80,7 +80,7 @@ def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(
     mini_data: Path, tmp_path: Path, monkeypatch
 ):
     from less.bin import train as train_cli
-    from tests.test_train import train_args
+    from tests.helpers import train_args
 
     exp = tmp_path / "exp"
     train_cli.main(train_args(mini_data, exp, "--num-epochs", "1", task="ast"))

@@ -30,8 +30,7 @@ from less.llm.standin.correction_pairs import (
 from less.llm.standin.text_lm import _encode_pairs, build_tokenizer
 from less.llm.testing import llm_correct_command, make_pl_cuts
 from less.metrics import error_rate
-from tests.helpers import python_module
-from tests.test_llm_text_lm import grammar_sentences
+from tests.helpers import grammar_sentences, python_module
 
 PROMPT = Path(__file__).resolve().parents[1] / "less" / "llm" / "prompts" / "asr_zh_corrector.txt"
 

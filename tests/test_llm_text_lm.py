@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 
 import pytest
@@ -12,20 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from less.llm.standin.text_lm import build_tokenizer
 from less.llm.testing import llm_correct_command, make_pl_cuts
-from tests.helpers import python_module
-
-SUBJECTS = ["我", "你", "他", "我们", "老师", "学生", "妈妈", "小明"]
-VERBS = ["喜欢", "想要", "看见", "买了", "吃了", "需要"]
-OBJECTS = ["苹果", "电脑", "这本书", "音乐", "一杯咖啡", "火车票"]
-TIMES = ["今天", "昨天", "明天", "现在"]
-
-
-def grammar_sentences(count: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [
-        rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS)
-        for _ in range(count)
-    ]
+from tests.helpers import grammar_sentences, python_module
 
 
 def test_character_tokenizer_round_trips_and_adds_bos() -> None:

@@ -11,7 +11,7 @@ from lhotse import CutSet
 
 from less.bin import pseudo_label
 from less.bin import train as train_cli
-from tests.test_train import train_args
+from tests.helpers import train_args
 
 
 def byte_symbols() -> list[str]:

@@ -15,52 +15,7 @@ from lhotse.utils import fastcopy
 from less.bin import decode as decode_cli
 from less.bin import train as train_cli
 from less.checkpoint import load_checkpoint
-
-TINY_MODEL = json.dumps({"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1})
-
-
-def train_args(data: Path, exp_dir: Path, *extra: str, task: str = "asr") -> list[str]:
-    if task == "asr":
-        lang = ["--lang-dir", str(data / "lang_char")]
-    else:
-        lang = [
-            "--lang-dir",
-            str(data / "lang_bpe_128_es"),
-            "--decoder-lang-dir",
-            str(data / "lang_bpe_96_en"),
-        ]
-    return [
-        "--task",
-        task,
-        "--exp-dir",
-        str(exp_dir),
-        *lang,
-        "--train-cuts",
-        str(data / "fbank" / f"mini-{task}_cuts_train_sup.jsonl.gz"),
-        "--valid-cuts",
-        str(data / "fbank" / f"mini-{task}_cuts_dev.jsonl.gz"),
-        "--model",
-        "xs",
-        "--model-overrides",
-        TINY_MODEL,
-        "--max-duration",
-        "20",
-        "--num-workers",
-        "0",
-        "--log-interval",
-        "1",
-        "--average-period",
-        "2",
-        "--warmup-batches",
-        "5",
-        "--seed",
-        "7",
-        *extra,
-    ]
-
-
-def same_weights(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+from tests.helpers import same_weights, train_args
 
 
 @pytest.mark.slow

@@ -12,8 +12,7 @@ from lhotse.utils import fastcopy
 
 from less.bin import train as train_cli
 from less.checkpoint import load_checkpoint
-from tests.helpers import train_mini_lm
-from tests.test_train import same_weights, train_args
+from tests.helpers import same_weights, train_args, train_mini_lm
 
 
 def annotated_unsup_cuts(data: Path, out: Path, num_cuts: int = 6) -> Path:
