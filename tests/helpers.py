@@ -7,7 +7,8 @@ import random
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+FIXTURES = ROOT / "tests" / "fixtures"  # files the tests read (real recorded speech)
 
 # A narrow Zipformer (the same six stacks) so that tests train in seconds.
 SMALL_ZIPFORMER = {

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from less import layout
+from tests.helpers import ROOT
 
-STAGES = Path(__file__).resolve().parents[1] / "tools" / "less_stages.sh"
+STAGES = ROOT / "tools" / "less_stages.sh"
 CASES = [
     (task, system, it)
     for task in ("asr", "ast")

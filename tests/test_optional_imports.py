@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 # import name of each distribution of the extras llm, vad, mini, plot, wfst
 IMPORT_NAMES = {
     "transformers": "transformers",

@@ -22,7 +22,7 @@ Facts established by experiment (espeak-ng data of ``espeakng_loader`` 0.2.x):
 Phone timings (:func:`synthesize_with_phones`) come from espeak-ng's own phoneme events
 (``espeakEVENT_PHONEME``), switched on with ``espeak_ng_SetPhonemeEvents`` in the forked
 child of a phone request only, so plain synthesis runs exactly as before. Facts found by
-experiment (``tests/test_phone_alignments.py`` pins the ones we rely on):
+experiment (``tests/data/test_phone_alignments.py`` pins the ones we rely on):
 
 * the event struct (``espeak_EVENT`` of ``speak_lib.h``) is 40 bytes on x86_64: six 4-byte
   ints (type, unique_identifier, text_position, length, audio_position, sample), the

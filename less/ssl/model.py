@@ -84,7 +84,7 @@ collapse.
 
 Without the anchoring term (gamma = 0) the cheapest way to predict self-made labels is
 to make them constant: the enhanced labels collapse; the anchoring term slows that down
-(``tests/test_ssl.py`` measures it at a low temperature, gamma 10 vs 0).
+(``tests/ssl/test_ssl.py`` measures it at a low temperature, gamma 10 vs 0).
 """
 
 from __future__ import annotations

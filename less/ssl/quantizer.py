@@ -7,7 +7,7 @@ with the model so that a resumed or re-loaded run produces the same labels.
 
 Why the input is normalised first: log-mel frames share a large common offset, so without
 mean/variance normalisation every projected frame points roughly the same way and the
-labels collapse onto a handful of codes (``tests/test_ssl.py`` checks both cases).
+labels collapse onto a handful of codes (``tests/ssl/test_ssl.py`` checks both cases).
 
 Frame rates: the encoder emits one frame per 4 input frames (25 Hz).  Label frame ``j``
 stacks input frames ``4j + 3 .. 4j + 6``: the conv front end and the final x2 downsampling

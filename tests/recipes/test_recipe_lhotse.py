@@ -28,9 +28,8 @@ from lhotse import (
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from less.local import lhotse_manifests
-from tests.helpers import TINY_RECIPE_TRAINING, assert_results_rows
+from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_results_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 GENERIC = ROOT / "egs" / "lhotse" / "less" / "run.sh"
 LIBRISPEECH = ROOT / "egs" / "librispeech" / "less" / "run.sh"
 TINY_TRAINING = [*TINY_RECIPE_TRAINING, "--avg", "1", "--beam-size", "2"]

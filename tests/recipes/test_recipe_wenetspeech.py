@@ -20,12 +20,12 @@ from lhotse import CutSet, load_manifest
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import make_aishell, make_wenetspeech
 from tests.helpers import (
+    ROOT,
     TINY_RECIPE_TRAINING,
     assert_results_rows,
     assert_stages_are_guarded_blocks,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "egs" / "wenetspeech" / "less" / "run.sh"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 SCRIPT = ROOT / "egs" / "mini" / "less" / "local" / "grounding.sh"
 
 

@@ -19,9 +19,8 @@ import pytest
 from lhotse import CutSet
 
 from less.llm.testing import FakeChatServer, last_line_answer
-from tests.helpers import assert_results_rows
+from tests.helpers import ROOT, assert_results_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
 
 

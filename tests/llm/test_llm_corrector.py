@@ -30,9 +30,9 @@ from less.llm.standin.correction_pairs import (
 from less.llm.standin.text_lm import _encode_pairs, build_tokenizer
 from less.llm.testing import llm_correct_command, make_pl_cuts
 from less.metrics import error_rate
-from tests.helpers import grammar_sentences, python_module
+from tests.helpers import ROOT, grammar_sentences, python_module
 
-PROMPT = Path(__file__).resolve().parents[1] / "less" / "llm" / "prompts" / "asr_zh_corrector.txt"
+PROMPT = ROOT / "less" / "llm" / "prompts" / "asr_zh_corrector.txt"
 
 
 def test_sound_key_ignores_tone_and_stress():

@@ -4,13 +4,11 @@ the LLM stage, and their order in the report."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from less.report import system_rank
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def stages(script: str) -> subprocess.CompletedProcess:

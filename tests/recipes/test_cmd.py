@@ -6,7 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 LOCAL = ROOT / "tools" / "run_local.sh"
 SLURM = ROOT / "tools" / "run_slurm.sh"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 SCRIPT = f"""#!/usr/bin/env bash
 set -euo pipefail

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from less.checkpoint import load_checkpoint
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
 STAGES = ROOT / "tools" / "less_stages.sh"
 

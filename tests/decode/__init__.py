@@ -1,0 +1,1 @@
+"""Tests of less.decode: CTC and attention decoding, WFST decoding."""

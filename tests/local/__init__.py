@@ -1,0 +1,1 @@
+"""Tests of less.local: the corpus preparers and the synthetic mini corpus."""

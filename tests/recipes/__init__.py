@@ -1,0 +1,1 @@
+"""Tests of The recipes (egs/*/less/run.sh) and their shell tools (tools/)."""

@@ -1,0 +1,1 @@
+"""Tests of less.ssl: BEST-RQ, BiRQ, SpeechLM, visual grounding and ABX."""
