@@ -129,7 +129,6 @@ less_llm_correct() {  # task iter lang: system L's LLM correction with the recip
   local args=(--in-cuts "$(less_llm_in "$1" "$2")" --out-cuts "$(less_llm_out "$1" "$2")" --task "$(less_model_task "$1")"
               --lang "$3" --mode correct --backend "$llm_backend" --model "$llm_model"
               --nbest-in-prompt "${llm_nbest_in_prompt:-0}" --max-failed-fraction "${llm_max_failed_fraction:-0.02}")
-  less_need 7 "$(less_llm_in "$1" "$2")"
   [ -n "${llm_prompt_template:-}" ] && args+=(--prompt-template "$llm_prompt_template")
   if [ "$llm_backend" = openai ]; then
     args+=(--base-url "$llm_base_url" --api-key-env "$llm_api_key_env" --max-concurrency "$llm_concurrency")
@@ -339,36 +338,66 @@ less_model_args() {  # lang-dir flags...: sets the arrays train_args and ssl_arg
 less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]: stages 4-10 and the report
   # The part every recipe shares: seed model S (with --ssl: after pretraining its encoder), its
   # decoding, then for each iteration 1..num_iters and each system: pseudo-labels, LLM correction
-  # (systems that use it), filter, mix + student, decoding; then exp/RESULTS.md. Reads the recipe's
-  # arrays train_args, ssl_args (less.bin.train / ssl_pretrain flags) and decode_args (methods and
-  # --test NAME=CUTS), and stage stop_stage num_iters systems train_cmd seed_epochs student_epochs
-  # num_threads llm_backend llm_model. An empty unsup_cuts stops after the seed (stages 6-10 need it).
+  # (systems that use it), filter, mix + student, decoding; then exp/RESULTS.md. Each stage
+  # appends its time to exp/timing.tsv. Reads the recipe's arrays train_args, ssl_args
+  # (less.bin.train / ssl_pretrain flags) and decode_args (methods and --test NAME=CUTS), and
+  # stage stop_stage num_iters systems train_cmd seed_epochs student_epochs num_threads.
+  # An empty unsup_cuts stops after the seed (stages 6-10 need it). Optional, set by the recipe:
+  #   seed_train_args   array: the seed's training flags where they differ from the students'
+  #   llm_correct_fn    the function of stage 7 (arguments: task iter lang; default
+  #                     less_llm_correct, which reads the llm_* options)
+  #   unsup_lm_text     text-only corpus (files) of system U's n-gram LM; U needs it, with
+  #   unsup_lm_tokens   the CTC tokens.txt that LM gives a probability to
+  #   speechlm_text     --ssl speechlm: the text-only corpus its units are made from (needs
+  #   speechlm_lang_dir the character lang dir; the units come from a plain seed model:
+  #                     speechlm_tokenizer, or one trained here)
+  #   abx_tests         "name=cuts ...": with --ssl, stage 5 measures the ABX error of the
+  #                     pretrained encoder's layers (abx_layers, abx_opts) on these test sets
+  #   report            false: no exp/RESULTS.md (a recipe that reports over several tasks)
   local task=$1 lang=$2 sup_train=$3 sup_valid=$4 unsup_cuts=$5 iter system teacher teacher_epochs
-  local test_files=() i
+  local test_files=() seed_args=() speechlm_args=() i
   shift 5
-  [[ " $systems " == *" U "* ]] && less_die "system U runs in egs/mini/less only so far (its n-gram LM needs the recipe's text-only corpus)"
-  [ "${ssl:-none}" = speechlm ] && less_die "--ssl speechlm runs in egs/mini/less only so far (its units need the recipe's text-only corpus and a unit lexicon); use bestrq or birq here"
+  [[ " $systems " == *" U "* ]] && [ -z "${unsup_lm_text:-}" ] &&
+    less_die "system U needs a text-only corpus for its n-gram LM, and this recipe gives $task none (egs/mini/less has one)"
+  if [ "${ssl:-none}" = speechlm ] && [ -z "${speechlm_text:-}" ]; then
+    less_die "--ssl speechlm needs a text-only corpus and a unit lexicon, and this recipe gives $task none (egs/mini/less has them); use bestrq or birq here"
+  fi
   less_check_systems "$systems" "$num_iters"
   for (( i = 0; i < ${#decode_args[@]}; i++ )); do
     [ "${decode_args[$i]}" = --test ] && test_files+=("${decode_args[$((i + 1))]#*=}")
   done
+  less_speechlm_overrides  # SpeechLM's unit encoder is part of every model of the run
+  if declare -p seed_train_args &>/dev/null; then
+    seed_args=("${seed_train_args[@]}")
+  else
+    seed_args=("${train_args[@]}")
+  fi
   if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-    less_log "Stage 4: train the seed model S (iteration 0) on $sup_train"
+    less_time_begin 4 "$task"
     less_need 4 "$sup_train" "$sup_valid" "$@"
     if [ "${ssl:-none}" != none ]; then
       less_need 4 "$unsup_cuts"
+      if [ "$ssl" = speechlm ]; then
+        less_speechlm_units "$task" "$sup_train" "$sup_valid" "$unsup_cuts" "${seed_args[@]}"
+      fi
       less_log "Stage 4: $ssl pretraining of the encoder on the unlabeled set ($unsup_cuts)"
-      less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}"
+      less_ssl_pretrain "$task" "$unsup_cuts" "${ssl_args[@]}" "${speechlm_args[@]}"
     fi
+    less_log "Stage 4: train the seed model S (iteration 0, $task) on $sup_train"
     less_ssl_init "$task"
     # shellcheck disable=SC2086  # train_cmd is a command line
-    ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$sup_train" --valid-cuts "$sup_valid" "${train_args[@]}" "${ssl_init[@]}"
+    ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" \
+      --num-epochs "$seed_epochs" --train-cuts "$sup_train" --valid-cuts "$sup_valid" \
+      "${seed_args[@]}" "${speechlm_overrides[@]}" "${ssl_init[@]}"
+    less_time_end
   fi
   if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-    less_log "Stage 5: decode the seed model"
+    less_log "Stage 5: decode the seed model ($task)"
+    less_time_begin 5 "$task"
     less_need 5 "$exp/$task/iter0/epoch-$seed_epochs.pt" "${test_files[@]}"
     less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
+    [ "${ssl:-none}" = none ] || [ -z "${abx_tests:-}" ] || less_abx "$task"
+    less_time_end
   fi
   local iters=$num_iters
   if [ -z "$unsup_cuts" ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 6 ]; then
@@ -378,7 +407,8 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
   fi
   for iter in $(seq 1 "$iters"); do
     if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-      less_log "Stage 6: pseudo-label the unlabeled set (iteration $iter)"
+      less_log "Stage 6: pseudo-label the unlabeled set ($task, iteration $iter)"
+      less_time_begin 6 "$task"
       less_need 6 "$unsup_cuts"
       for system in $systems; do
         [ "$system" = S_cont ] && continue
@@ -388,36 +418,88 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
         fi
         less_pseudo_label "$task" "$system" "$iter" "$unsup_cuts" --num-threads "$num_threads"
       done
+      less_time_end
     fi
     if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && less_any_llm "$systems"; then
-      less_log "Stage 7: LLM correction of the pseudo-labels ($llm_backend: $llm_model, iteration $iter)"
-      less_llm_correct "$task" "$iter" "$lang"
+      less_log "Stage 7: LLM correction of the pseudo-labels ($task, iteration $iter)"
+      less_time_begin 7 "$task"
+      less_need 7 "$(less_llm_in "$task" "$iter")"
+      "${llm_correct_fn:-less_llm_correct}" "$task" "$iter" "$lang"
+      less_time_end
     fi
     if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-      less_log "Stage 8: filter the pseudo-labels (iteration $iter)"
+      less_log "Stage 8: filter the pseudo-labels ($task, iteration $iter)"
+      less_time_begin 8 "$task"
       for system in $systems; do
-        [ "$system" = S_cont ] || less_filter "$task" "$system" "$iter" "$lang"
+        [ "$system" = S_cont ] && continue
+        less_filter "$task" "$system" "$iter" "$lang"
+        if [ "$system" = U ]; then
+          # shellcheck disable=SC2086  # unsup_lm_text is a list of files
+          less_unsup_lm "$task" "$iter" "$lang" "${unsup_lm_tokens:?set unsup_lm_tokens with unsup_lm_text}" $unsup_lm_text
+        fi
       done
+      less_time_end
     fi
     if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-      less_log "Stage 9: mix and train the students (iteration $iter)"
+      less_log "Stage 9: mix and train the students ($task, iteration $iter)"
       for system in $systems; do
-        less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}"
+        less_time_begin "9:$system" "$task"
+        less_train_student "$task" "$system" "$iter" "$sup_train" "$sup_valid" "${train_args[@]}" "${speechlm_overrides[@]}"
+        less_time_end
       done
     fi
     if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-      less_log "Stage 10: decode the students (iteration $iter)"
+      less_log "Stage 10: decode the students ($task, iteration $iter)"
+      less_time_begin 10 "$task"
       for system in $systems; do
         less_need 10 "$exp/$task/$system/iter$iter/epoch-$student_epochs.pt"
         less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
       done
+      less_time_end
     fi
   done
-  if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
+  if [ "${report:-true}" = true ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
     less_log "Report: $exp/RESULTS.md"
     less_report
     cat "$exp/RESULTS.md"
   fi
+}
+
+less_speechlm_units() {  # task sup_train sup_valid unsup_cuts [seed flags]: SpeechLM-P's phoneme units
+  # of the unlabeled audio and of the text-only corpus $speechlm_text, made by a plain seed model
+  # (speechlm_tokenizer, or one trained here with the seed's flags); sets the array speechlm_args
+  local tokenizer=${speechlm_tokenizer:-}
+  if [ -z "$tokenizer" ]; then
+    tokenizer=$exp/$1/speechlm_tokenizer/epoch-$seed_epochs.pt
+    less_log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
+    # shellcheck disable=SC2086  # train_cmd is a command line
+    ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$1")" --exp-dir "$exp/$1/speechlm_tokenizer" \
+      --num-epochs "$seed_epochs" --train-cuts "$2" --valid-cuts "$3" "${@:5}"
+  fi
+  less_need 4 "$tokenizer" "$speechlm_text"
+  less_log "Stage 4: SpeechLM units of the unlabeled set and of the text-only corpus"
+  python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$speechlm_lang_dir" \
+    --ref-cuts "$2" --valid-cuts "$3" --hyp-cuts "$4" --text "$speechlm_text" \
+    --num-threads "$num_threads" --out-dir "$exp/$1/speechlm_units"
+  speechlm_args=(--unit-dir "$exp/$1/speechlm_units" --lang-dir "$speechlm_lang_dir"
+                 --unit-encoder-layers "${speechlm_unit_layers:-2}")
+}
+
+less_abx() {  # task: ABX error of the pretrained encoder's layers (abx_layers; fbank as the floor)
+  # on each "name=cuts" of abx_tests, frames aligned by the seed model's CTC forced alignment
+  local spec name out abx=() layer
+  for layer in fbank ${abx_layers:-final}; do abx+=(--layer "$layer"); done
+  # shellcheck disable=SC2206  # abx_opts holds flags
+  abx+=(${abx_opts:-})
+  for spec in $abx_tests; do
+    name=${spec%%=*}
+    out="$exp/$1/ssl_$ssl/abx_${name}.json"
+    [ -f "$out" ] && continue
+    less_log "Stage 5: ABX of the $ssl encoder on $name"
+    python -m less.bin.abx --cuts "${spec#*=}" --alignments "$exp/$1/iter0/align_${name}.jsonl" \
+      --align-checkpoint "$exp/$1/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint "$1")" \
+      --num-threads "$num_threads" "${abx[@]}" --out "$out"
+  done
 }
 
 less_report() {  # exp/RESULTS.md and plots

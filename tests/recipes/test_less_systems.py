@@ -73,3 +73,29 @@ def test_report_orders_threshold_variants_after_l():
         "L_abc",
         "X",
     ]
+
+
+@pytest.mark.parametrize(
+    ("systems", "ssl", "given", "message"),
+    [
+        ("N U", "none", "", "system U needs a text-only corpus for its n-gram LM"),
+        ("N U", "none", "unsup_lm_text=text.txt", None),
+        ("N L", "speechlm", "", "--ssl speechlm needs a text-only corpus and a unit lexicon"),
+        ("N L", "speechlm", "speechlm_text=text.txt", None),
+        ("N L", "bestrq", "", None),
+    ],
+)
+def test_loop_refuses_what_the_recipe_cannot_feed_before_any_work(
+    systems: str, ssl: str, given: str, message: str | None
+):
+    # stage 11: past every stage, so a run that passes its checks does nothing and says so
+    out = stages(
+        f'systems="{systems}" ssl={ssl} {given} num_iters=1 stage=11 stop_stage=11 '
+        "train_args=() decode_args=(); less_loop asr zh sup.jsonl.gz dev.jsonl.gz unsup.jsonl.gz; "
+        "echo passed"
+    )
+    if message is None:
+        assert out.returncode == 0 and out.stdout.strip() == "passed", out.stderr
+    else:
+        assert out.returncode != 0 and "passed" not in out.stdout
+        assert message in out.stderr and "asr" in out.stderr

@@ -303,15 +303,10 @@ set_lang_args() {  # task: the array lang_args, its token dirs: CTC (transcript)
     *) lang_args=(--lang-dir "$data/lang_bpe_${bpe_vocab_size}_es" --decoder-lang-dir "$data/lang_bpe_${bpe_vocab_size}_en") ;;
   esac
 }
-set_train_args() {  # task [plain] [seconds]: the array train_args, the training flags of a task (plain:
-  # without SpeechLM's unit encoder; seconds: batches of that many seconds instead of --max-duration)
+set_train_args() {  # task [seconds]: the array train_args, the training flags of a task (seconds: batches
+  # of that many seconds instead of --max-duration; less_loop adds SpeechLM's unit encoder)
   set_lang_args "$1"
-  train_args=()
-  if [ "${2:-}" != plain ]; then
-    less_speechlm_overrides
-    train_args+=("${speechlm_overrides[@]}")
-  fi
-  train_args+=("${lang_args[@]}" --model "$model" --max-duration "${3:-$max_duration}" --lr-batches "$lr_batches"
+  train_args=("${lang_args[@]}" --model "$model" --max-duration "${2:-$max_duration}" --lr-batches "$lr_batches"
     --lr-epochs "$lr_epochs" --warmup-batches "$warmup_batches" --ref-duration "$ref_duration"
     --num-workers "$train_workers" --ctc-scale "$ctc_scale" --aed-scale "$aed_scale" --num-threads "$num_threads"
     --dtype "$dtype" --valid-every-epochs "$valid_every" --seed "$train_seed")
@@ -340,168 +335,80 @@ set_decode_args() {  # task: the array decode_args, its decoding methods and tes
 fbank() { echo "$data/fbank/mini-${1}_cuts_${2}.jsonl.gz"; }  # task split -> cut set
 asr_beam_size=$beam_size
 set_beam() { if [ "$1" = ast ]; then beam_size=$ast_beam_size; else beam_size=$asr_beam_size; fi; }  # task
-pl_systems=${systems//S_cont/}  # the systems that learn from pseudo-labels
 less_check_systems "$systems" "$num_iters"
 if [ "$ssl" = speechlm ] && [ "$tasks" != asr ]; then
   less_die "--ssl speechlm is Mandarin only (its units are espeak syllables of characters): add --tasks asr"
 fi
 
-if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  for task in $tasks; do
-    less_time_begin 4 "$task"
-    speechlm_args=()
-    if [ "$ssl" = speechlm ]; then
-      tokenizer=${speechlm_tokenizer:-$exp/asr/speechlm_tokenizer/epoch-$seed_epochs.pt}
-      if [ -z "$speechlm_tokenizer" ]; then
-        log "Stage 4: a plain seed model as SpeechLM's unit tokenizer"
-        set_train_args asr plain "$seed_max_duration"
-        # shellcheck disable=SC2086  # train_cmd is a command line
-        $train_cmd --task asr --exp-dir "$exp/asr/speechlm_tokenizer" --num-epochs "$seed_epochs" \
-          --train-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" "${train_args[@]}"
-      fi
-      log "Stage 4: SpeechLM units of unsup_wild and of the text-only corpus"
-      python -m less.bin.speechlm_units --checkpoint "$tokenizer" --lang-dir "$data/lang_char" \
-        --ref-cuts "$(fbank asr train_sup)" --valid-cuts "$(fbank asr dev)" --hyp-cuts "$(fbank asr unsup_wild)" \
-        --text "$data/text/mini-asr_text_only.zh.txt" --num-threads "$num_threads" --out-dir "$exp/asr/speechlm_units"
-      speechlm_args=(--unit-dir "$exp/asr/speechlm_units" --lang-dir "$data/lang_char"
-                     --unit-encoder-layers "$speechlm_unit_layers")
+mini_llm_correct() {  # task iter lang: stage 7, the mini recipe's offline LLMs (less_loop's llm_correct_fn)
+  local llm_io lm_dir dev_errors server few_shot llm shots backend
+  llm_io=(--in-cuts "$(less_llm_in "$1" "$2")" --out-cuts "$(less_llm_out "$1" "$2")"
+          --batch-size "$llm_batch_size" --num-threads "$llm_threads"
+          --llm-context-segments "$llm_context_segments")
+  if [ "$1" = asr ]; then
+    # No Chinese instruct LLM ships in any package: a small Mandarin LM trained on the
+    # text-only corpus either rewrites the 1-best (a correction LM, trained on sentences
+    # with simulated recognition errors) or rescores the teacher's N-best (real recipes
+    # use an instruct LLM).
+    if [ "$asr_llm_mode" = correct ]; then
+      # its simulated errors are the seed's own on dev (stage 5): substitution pairs,
+      # deletion/insertion shares and per-utterance error rates (never test results)
+      lm_dir=${asr_lm_dir:-$exp/asr/text_corrector}
+      dev_errors="$exp/asr/iter0/attention-decoder-rescoring/recogs-dev-attention_scale_1.0-epoch-${seed_epochs}_avg-$(less_avg "$seed_epochs").txt"
+      less_need 7 "$dev_errors"
+      python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
+        --objective correct --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs" \
+        --confusions seed-errors --error-stats "$dev_errors"
+      python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode correct --backend hf \
+        --model "$lm_dir" --prompt-template "$LESS_ROOT/less/llm/prompts/asr_zh_corrector.txt"
+    else
+      lm_dir=${asr_lm_dir:-$exp/asr/text_lm}
+      python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
+        --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
+      python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
+        --model "$lm_dir" --lm-weight "$asr_lm_weight"
     fi
-    if [ "$ssl" != none ]; then
-      log "Stage 4: $ssl pretraining of the encoder on unsup_wild ($task)"
-      set_ssl_args "$task"
-      less_ssl_pretrain "$task" "$(fbank "$task" unsup_wild)" "${ssl_args[@]}" "${speechlm_args[@]}"
+  else
+    # English: translations (ast) or transcripts (asr_en), corrected by an English LLM
+    server=() few_shot=()
+    if [ "$1" = ast ]; then
+      llm=$ast_llm shots=$ast_llm_few_shot backend=$ast_llm_backend
+    else
+      llm=$asr_en_llm shots=$asr_en_llm_few_shot backend=$asr_en_llm_backend
     fi
-    log "Stage 4: train the seed model S (iteration 0, $task)"
-    set_train_args "$task" "" "$seed_max_duration"
-    less_ssl_init "$task"
-    # shellcheck disable=SC2086  # train_cmd is a command line
-    $train_cmd --task "$(less_model_task "$task")" --exp-dir "$exp/$task/iter0" --num-epochs "$seed_epochs" \
-      --train-cuts "$(fbank "$task" train_sup)" --valid-cuts "$(fbank "$task" dev)" "${train_args[@]}" "${ssl_init[@]}"
-    less_time_end
-  done
-fi
+    [ "$backend" = openai ] && server=(--base-url "$ast_llm_base_url")
+    # a base LM learns the task from worked examples; never from dev or test
+    [ "$shots" -gt 0 ] && few_shot=(--few-shot "$shots" --few-shot-source "$(fbank "$1" train_sup)"
+      --exclude-cuts "$(fbank "$1" dev)" "$(fbank "$1" test_clean)" "$(fbank "$1" test_wild)")
+    python -m less.bin.llm_correct "${llm_io[@]}" --task "$(less_model_task "$1")" --lang en --mode correct \
+      --backend "$backend" --model "$llm" --dtype "$llm_dtype" "${server[@]}" "${few_shot[@]}"
+  fi
+}
 
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  log "Stage 5: decode the seed model"
-  for task in $tasks; do
-    less_time_begin 5 "$task"
-    set_beam "$task"
-    set_decode_args "$task"
-    less_decode "$exp/$task/iter0" "$seed_epochs" "${decode_args[@]}"
-    if [ "$ssl" != none ] && [ "$task" = asr ]; then
-      for split in test_clean test_wild; do
-        out="$exp/asr/ssl_$ssl/abx_${split}.json"
-        [ -f "$out" ] && continue
-        log "Stage 5: ABX of the $ssl encoder on $split"
-        abx=()
-        for layer in fbank $abx_layers; do abx+=(--layer "$layer"); done
-        # shellcheck disable=SC2206  # abx_opts holds flags
-        abx+=($abx_opts)
-        python -m less.bin.abx --cuts "$(fbank asr "$split")" --alignments "$exp/asr/iter0/align_${split}.jsonl" \
-          --align-checkpoint "$exp/asr/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint asr)" \
-          --num-threads "$num_threads" "${abx[@]}" --out "$out"
-      done
-    fi
-    less_time_end
-  done
-fi
-
-for iter in $(seq 1 "$num_iters"); do
-  for task in $tasks; do
-    set_beam "$task"
-    if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-      log "Stage 6: pseudo-label unsup_wild ($task, iteration $iter)"
-      less_time_begin 6 "$task"
-      for system in $pl_systems; do
-        less_pseudo_label "$task" "$system" "$iter" "$(fbank "$task" unsup_wild)" --num-threads "$num_threads"
-      done
-      less_time_end
-    fi
-
-    if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ] && less_any_llm "$systems"; then
-      log "Stage 7: LLM correction of the pseudo-labels ($task, iteration $iter)"
-      less_time_begin 7 "$task"
-      llm_io=(--in-cuts "$(less_llm_in "$task" "$iter")" --out-cuts "$(less_llm_out "$task" "$iter")"
-              --batch-size "$llm_batch_size" --num-threads "$llm_threads"
-              --llm-context-segments "$llm_context_segments")
-      if [ "$task" = asr ]; then
-        # No Chinese instruct LLM ships in any package: a small Mandarin LM trained on the
-        # text-only corpus either rewrites the 1-best (a correction LM, trained on sentences
-        # with simulated recognition errors) or rescores the teacher's N-best (real recipes
-        # use an instruct LLM).
-        if [ "$asr_llm_mode" = correct ]; then
-          # its simulated errors are the seed's own on dev (stage 5): substitution pairs,
-          # deletion/insertion shares and per-utterance error rates (never test results)
-          lm_dir=${asr_lm_dir:-$exp/asr/text_corrector}
-          dev_errors="$exp/asr/iter0/attention-decoder-rescoring/recogs-dev-attention_scale_1.0-epoch-${seed_epochs}_avg-$(less_avg "$seed_epochs").txt"
-          less_need 7 "$dev_errors"
-          python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
-            --objective correct --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs" \
-            --confusions seed-errors --error-stats "$dev_errors"
-          python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode correct --backend hf \
-            --model "$lm_dir" --prompt-template "$LESS_ROOT/less/llm/prompts/asr_zh_corrector.txt"
-        else
-          lm_dir=${asr_lm_dir:-$exp/asr/text_lm}
-          python -m less.bin.train_text_lm --text "$data/text/mini-asr_text_only.zh.txt" --lang zh \
-            --out-dir "$lm_dir" --config "$asr_lm_config" --epochs "$asr_lm_epochs"
-          python -m less.bin.llm_correct "${llm_io[@]}" --task asr --lang zh --mode rescore --backend hf \
-            --model "$lm_dir" --lm-weight "$asr_lm_weight"
-        fi
-      else
-        # English: translations (ast) or transcripts (asr_en), corrected by an English LLM
-        server=() few_shot=()
-        if [ "$task" = ast ]; then
-          llm=$ast_llm shots=$ast_llm_few_shot backend=$ast_llm_backend
-        else
-          llm=$asr_en_llm shots=$asr_en_llm_few_shot backend=$asr_en_llm_backend
-        fi
-        [ "$backend" = openai ] && server=(--base-url "$ast_llm_base_url")
-        # a base LM learns the task from worked examples; never from dev or test
-        [ "$shots" -gt 0 ] && few_shot=(--few-shot "$shots" --few-shot-source "$(fbank "$task" train_sup)"
-          --exclude-cuts "$(fbank "$task" dev)" "$(fbank "$task" test_clean)" "$(fbank "$task" test_wild)")
-        python -m less.bin.llm_correct "${llm_io[@]}" --task "$(less_model_task "$task")" --lang en --mode correct \
-          --backend "$backend" --model "$llm" --dtype "$llm_dtype" "${server[@]}" "${few_shot[@]}"
-      fi
-      less_time_end
-    fi
-
-    if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-      log "Stage 8: filter the pseudo-labels ($task, iteration $iter)"
-      less_time_begin 8 "$task"
-      lang=zh; [ "$task" != asr ] && lang=en  # ast: English translations; asr_en: English transcripts
-      for system in $pl_systems; do
-        threshold=$max_hypo_wer
-        [ "$task" = asr ] && threshold=$asr_max_hypo_wer
-        max_hypo_wer=$threshold less_filter "$task" "$system" "$iter" "$lang"
-        if [ "$system" = U ]; then
-          [ "$task" = asr ] || less_die "system U is ASR only; drop it from --systems or run --tasks asr"
-          less_unsup_lm "$task" "$iter" zh "$data/lang_char/tokens.txt" "$data/text/mini-asr_text_only.zh.txt"
-        fi
-      done
-      less_time_end
-    fi
-
-    if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-      log "Stage 9: mix and train the students ($task, iteration $iter)"
-      set_train_args "$task"
-      for system in $systems; do
-        less_time_begin "9:$system" "$task"
-        less_train_student "$task" "$system" "$iter" "$(fbank "$task" train_sup)" "$(fbank "$task" dev)" \
-          "${train_args[@]}"
-        less_time_end
-      done
-    fi
-
-    if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-      log "Stage 10: decode the students ($task, iteration $iter)"
-      less_time_begin 10 "$task"
-      set_decode_args "$task"
-      for system in $systems; do
-        less_decode "$exp/$task/$system/iter$iter" "$student_epochs" "${decode_args[@]}"
-      done
-      less_time_end
-    fi
-  done
+# stages 4-10: the LESS loop every recipe shares (tools/less_stages.sh), once per task with its
+# own token dirs, batch sizes, beam, filter threshold, decoding methods and stage-7 LLM
+for task in $tasks; do
+  set_lang_args "$task"
+  tokens=()
+  for (( i = 1; i < ${#lang_args[@]}; i += 2 )); do tokens+=("${lang_args[$i]}/tokens.txt"); done
+  set_train_args "$task" "$seed_max_duration"
+  seed_train_args=("${train_args[@]}")
+  set_train_args "$task"
+  set_ssl_args "$task"
+  set_decode_args "$task"
+  set_beam "$task"
+  lang=en threshold=$max_hypo_wer unsup_lm_text='' unsup_lm_tokens='' speechlm_text='' speechlm_lang_dir='' abx_tests=''
+  if [ "$task" = asr ]; then
+    lang=zh threshold=$asr_max_hypo_wer
+    unsup_lm_text=$data/text/mini-asr_text_only.zh.txt unsup_lm_tokens=$data/lang_char/tokens.txt
+    speechlm_text=$unsup_lm_text speechlm_lang_dir=$data/lang_char
+    abx_tests="test_clean=$(fbank asr test_clean) test_wild=$(fbank asr test_wild)"
+  elif [[ " $systems " == *" U "* ]]; then
+    less_die "system U is ASR only (its loss scores character hypotheses with a character n-gram LM); drop it from --systems or run --tasks asr"
+  fi
+  max_hypo_wer=$threshold report=false llm_correct_fn=mini_llm_correct \
+    less_loop "$task" "$lang" "$(fbank "$task" train_sup)" "$(fbank "$task" dev)" "$(fbank "$task" unsup_wild)" \
+    "${tokens[@]}"
 done
 
 if [ "$report" = true ] && [ "$stage" -le 10 ] && [ "$stop_stage" -ge 5 ]; then
