@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from less.checkpoint import epoch_path, latest_checkpoint, remove_old_checkpoints, set_rng_state
 from less.data.datamodule import DataConfig, make_loader
-from less.utils import progress_bar
+from less.utils import config_options, progress_bar
 
 
 class EpochLoop:
@@ -236,47 +236,31 @@ class EpochLoop:
 
 def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
     """Options of the epoch loop (less.loop) that training and SSL pretraining share; ``d``: defaults."""
-    dd = DataConfig()
-    p.add_argument("--num-epochs", type=int, default=d.num_epochs)
-    p.add_argument(
-        "--start-epoch",
-        type=int,
-        default=d.start_epoch,
-        help="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)",
+    config_options(
+        p,
+        d,
+        num_epochs=None,
+        start_epoch="resume from epoch-(N-1).pt (0: continue from the newest checkpoint, if any)",
+        start_batch="resume from checkpoint-<N>.pt",
+        base_lr=None,
+        lr_batches="Eden: batches of LR decay",
+        lr_epochs="Eden: epochs of LR decay",
+        warmup_batches=None,
+        seed=None,
+        save_every_n=None,
+        keep_last_k=None,
+        log_interval=None,
+        valid_every_epochs="validate after every N-th epoch and after the last one",
+        device="auto, cpu, cuda, cuda:1",
+        num_threads="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each",
+        max_batches_per_epoch="0: the whole epoch (testing aid)",
     )
-    p.add_argument(
-        "--start-batch", type=int, default=d.start_batch, help="resume from checkpoint-<N>.pt"
+    config_options(
+        p,
+        DataConfig(),
+        max_duration="seconds of audio per batch",
+        num_buckets=None,
+        num_workers=None,
+        min_cut_duration=None,
+        max_cut_duration=None,
     )
-    p.add_argument("--base-lr", type=float, default=d.base_lr)
-    p.add_argument(
-        "--lr-batches", type=float, default=d.lr_batches, help="Eden: batches of LR decay"
-    )
-    p.add_argument("--lr-epochs", type=float, default=d.lr_epochs, help="Eden: epochs of LR decay")
-    p.add_argument("--warmup-batches", type=float, default=d.warmup_batches)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--save-every-n", type=int, default=d.save_every_n)
-    p.add_argument("--keep-last-k", type=int, default=d.keep_last_k)
-    p.add_argument("--log-interval", type=int, default=d.log_interval)
-    p.add_argument(
-        "--valid-every-epochs",
-        type=int,
-        default=d.valid_every_epochs,
-        help="validate after every N-th epoch and after the last one",
-    )
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1")
-    p.add_argument(
-        "--num-threads",
-        type=int,
-        default=d.num_threads,
-        help="torch CPU threads (0: all cores). Several jobs on one small CPU: use 1 each",
-    )
-    p.add_argument(
-        "--max-batches-per-epoch", type=int, default=0, help="0: the whole epoch (testing aid)"
-    )
-    p.add_argument(
-        "--max-duration", type=float, default=dd.max_duration, help="seconds of audio per batch"
-    )
-    p.add_argument("--num-buckets", type=int, default=dd.num_buckets)
-    p.add_argument("--num-workers", type=int, default=dd.num_workers)
-    p.add_argument("--min-cut-duration", type=float, default=dd.min_cut_duration)
-    p.add_argument("--max-cut-duration", type=float, default=dd.max_cut_duration)

@@ -68,7 +68,7 @@ from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
 from less.ssl.speechlm import SpeechLmConfig
 from less.ssl.trainer import SslConfig, run_pretraining
-from less.utils import str2bool
+from less.utils import config_options
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -105,141 +105,56 @@ def get_parser() -> argparse.ArgumentParser:
     )
 
     g = p.add_argument_group("labels and masking (both methods)")
-    g.add_argument(
-        "--label-norm",
-        choices=NORM_MODES,
-        default=o.label_norm,
-        help="feature normalisation before quantisation: per utterance, per batch, or none "
+    config_options(
+        g,
+        o,
+        choices={"label_norm": NORM_MODES},
+        label_norm="feature normalisation before quantisation: per utterance, per batch, or none "
         "(none collapses the labels onto a few codes)",
-    )
-    g.add_argument(
-        "--code-dim", type=int, default=o.code_dim, help="random projection output dimension"
-    )
-    g.add_argument("--codebook-size", type=int, default=o.codebook_size)
-    g.add_argument("--num-codebooks", type=int, default=o.num_codebooks)
-    g.add_argument(
-        "--quantizer-seed",
-        type=int,
-        default=o.quantizer_seed,
-        help="seed of the frozen projections and codebooks",
-    )
-    g.add_argument(
-        "--mask-prob",
-        type=float,
-        default=o.mask_prob,
-        help="probability that a span starts at a 25 Hz label frame",
-    )
-    g.add_argument(
-        "--mask-span",
-        type=int,
-        default=o.mask_span,
-        help="span length in label frames (40 ms each)",
-    )
-    g.add_argument(
-        "--mask-noise-std",
-        type=float,
-        default=o.mask_noise_std,
-        help="masked frames: utterance mean + this * utterance std * N(0, 1)",
+        code_dim="random projection output dimension",
+        codebook_size=None,
+        num_codebooks=None,
+        quantizer_seed="seed of the frozen projections and codebooks",
+        mask_prob="probability that a span starts at a 25 Hz label frame",
+        mask_span="span length in label frames (40 ms each)",
+        mask_noise_std="masked frames: utterance mean + this * utterance std * N(0, 1)",
     )
 
     b = p.add_argument_group("BiRQ")
-    b.add_argument(
-        "--enhanced-stack",
-        type=int,
-        default=o.enhanced_stack,
-        help="Zipformer stack (0-based) whose output on the unmasked input gives the enhanced labels",
-    )
-    b.add_argument("--enhanced-code-dim", type=int, default=o.enhanced_code_dim)
-    b.add_argument("--enhanced-codebook-size", type=int, default=o.enhanced_codebook_size)
-    b.add_argument("--enhanced-num-codebooks", type=int, default=o.enhanced_num_codebooks)
-    b.add_argument(
-        "--anchor-weight",
-        type=float,
-        default=o.anchor_weight,
-        help="gamma: penalty weight of the anchoring (BEST-RQ) loss",
-    )
-    b.add_argument(
-        "--enhanced-weight",
-        type=float,
-        default=o.enhanced_weight,
-        help="weight of the enhanced loss",
-    )
-    b.add_argument(
-        "--enhanced-start-batches",
-        type=float,
-        default=o.enhanced_start_batches,
-        help="schedule batches of BEST-RQ alone before the enhanced labels start",
-    )
-    b.add_argument(
-        "--enhanced-warmup-batches",
-        type=float,
-        default=o.enhanced_warmup_batches,
-        help="schedule batches over which the enhanced weight then ramps up from 0",
-    )
-    b.add_argument("--gumbel-temp-start", type=float, default=o.gumbel_temp_start)
-    b.add_argument("--gumbel-temp-end", type=float, default=o.gumbel_temp_end)
-    b.add_argument(
-        "--gumbel-temp-batches",
-        type=float,
-        default=o.gumbel_temp_batches,
-        help="schedule batches of the geometric temperature decay",
-    )
-    b.add_argument(
-        "--gumbel-noise-in-forward",
-        type=str2bool,
-        default=o.gumbel_noise_in_forward,
-        help="hard label = argmax of the noisy logits (textbook) instead of the nearest code",
-    )
-    b.add_argument(
-        "--enhanced-label-grad",
-        type=str2bool,
-        default=o.enhanced_label_grad,
-        help="let gradients flow through the enhanced labels into the lower stacks",
-    )
-    b.add_argument(
-        "--label-grad-scale",
-        type=float,
-        default=o.label_grad_scale,
-        help="scale of the gradient through the enhanced labels (not of their value)",
-    )
-    b.add_argument(
-        "--diversity-weight",
-        type=float,
-        default=o.diversity_weight,
-        help="weight of a wav2vec 2.0-style code-diversity penalty on the enhanced quantizer "
-        "(0: off, as in the paper as far as we know)",
-    )
-    b.add_argument(
-        "--anchor-weight-end",
-        type=float,
-        default=o.anchor_weight_end,
-        help="penalty schedule: the anchor weight grows geometrically to this (default: constant)",
-    )
-    b.add_argument(
-        "--anchor-weight-batches",
-        type=float,
-        default=o.anchor_weight_batches,
-        help="schedule batches of that growth, from --enhanced-start-batches",
-    )
-    b.add_argument(
-        "--enhanced-label-source",
-        choices=LABEL_SOURCES,
-        default=o.enhanced_label_source,
-        help="online: the enhanced labels come from the network being trained, with gradients "
-        "through the straight-through Gumbel-softmax (the paper's self-labelling); ema: from a "
-        "momentum copy of it, without gradients (data2vec-style; cannot be pulled into a collapse)",
-    )
-    b.add_argument(
-        "--ema-decay",
-        type=float,
-        default=o.ema_decay,
-        help="momentum of the ema label generator (a plain copy before --enhanced-start-batches)",
-    )
-    b.add_argument(
-        "--diversity-temperature",
-        type=float,
-        default=o.diversity_temperature,
-        help="softmax temperature of the soft code assignments the diversity penalty sees",
+    config_options(
+        b,
+        o,
+        choices={"enhanced_label_source": LABEL_SOURCES},
+        enhanced_stack="Zipformer stack (0-based) whose output on the unmasked input gives the "
+        "enhanced labels",
+        enhanced_code_dim=None,
+        enhanced_codebook_size=None,
+        enhanced_num_codebooks=None,
+        anchor_weight="gamma: penalty weight of the anchoring (BEST-RQ) loss",
+        enhanced_weight="weight of the enhanced loss",
+        enhanced_start_batches="schedule batches of BEST-RQ alone before the enhanced labels start",
+        enhanced_warmup_batches="schedule batches over which the enhanced weight then ramps up "
+        "from 0",
+        gumbel_temp_start=None,
+        gumbel_temp_end=None,
+        gumbel_temp_batches="schedule batches of the geometric temperature decay",
+        gumbel_noise_in_forward="hard label = argmax of the noisy logits (textbook) instead of "
+        "the nearest code",
+        enhanced_label_grad="let gradients flow through the enhanced labels into the lower stacks",
+        label_grad_scale="scale of the gradient through the enhanced labels (not of their value)",
+        diversity_weight="weight of a wav2vec 2.0-style code-diversity penalty on the enhanced "
+        "quantizer (0: off, as in the paper as far as we know)",
+        anchor_weight_end="penalty schedule: the anchor weight grows geometrically to this "
+        "(default: constant)",
+        anchor_weight_batches="schedule batches of that growth, from --enhanced-start-batches",
+        enhanced_label_source="online: the enhanced labels come from the network being trained, "
+        "with gradients through the straight-through Gumbel-softmax (the paper's "
+        "self-labelling); ema: from a momentum copy of it, without gradients (data2vec-style; "
+        "cannot be pulled into a collapse)",
+        ema_decay="momentum of the ema label generator (a plain copy before "
+        "--enhanced-start-batches)",
+        diversity_temperature="softmax temperature of the soft code assignments the diversity "
+        "penalty sees",
     )
 
     s = p.add_argument_group("SpeechLM (units from less.bin.speechlm_units)")
@@ -251,34 +166,27 @@ def get_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--lang-dir", help="character tokens of the UCTC head (the fine-tuning model's lang dir)"
     )
-    s.add_argument(
-        "--unit-encoder-layers",
-        type=int,
-        default=sd.unit_encoder_layers,
-        help="Transformer layers of the shared unit encoder (fine-tune with the same in "
-        "--model-overrides)",
+    config_options(
+        s,
+        sd,
+        unit_encoder_layers="Transformer layers of the shared unit encoder (fine-tune with the "
+        "same in --model-overrides)",
     )
-    s.add_argument(
-        "--unit-mask-prob",
-        type=float,
-        default=sd.mask_prob,
-        help="span start probability per 25 Hz frame, speech and text (0.16 x 5 frames: ~58 %% masked)",
+    config_options(
+        s,
+        sd,
+        prefix="unit",
+        mask_prob="span start probability per 25 Hz frame, speech and text (0.16 x 5 frames: "
+        "~58 %% masked)",
+        mask_span="span length in 25 Hz frames",
     )
-    s.add_argument(
-        "--unit-mask-span", type=int, default=sd.mask_span, help="span length in 25 Hz frames"
-    )
-    s.add_argument(
-        "--swap-prob",
-        type=float,
-        default=sd.swap_prob,
-        help="random swapping: span start probability of the swap mask (masked frames never swap)",
-    )
-    s.add_argument("--swap-span", type=int, default=sd.swap_span)
-    s.add_argument(
-        "--text-weight",
-        type=float,
-        default=sd.text_weight,
-        help="weight of UCTC on the text batches (0: SpeechLM-P without text)",
+    config_options(
+        s,
+        sd,
+        swap_prob="random swapping: span start probability of the swap mask (masked frames "
+        "never swap)",
+        swap_span=None,
+        text_weight="weight of UCTC on the text batches (0: SpeechLM-P without text)",
     )
 
     v = p.add_argument_group("speech-image grounding (less.ssl.grounding; bestrq and birq)")
@@ -298,44 +206,19 @@ def get_parser() -> argparse.ArgumentParser:
         default=[],
         help="validation pairs: InfoNCE and speech->image R@1/R@5 after each validation (repeatable)",
     )
-    v.add_argument(
-        "--visual-weight",
-        type=float,
-        default=vd.weight,
-        help="loss += this * InfoNCE on paired steps",
-    )
-    v.add_argument(
-        "--visual-every",
-        type=int,
-        default=vd.every,
-        help="a paired batch on every K-th step (2: alternating paired and audio-only steps)",
-    )
-    v.add_argument(
-        "--visual-stack",
-        default=vd.stack,
-        help="encoder layer pooled into the speech embedding: final (25 Hz output), embed, or a "
+    config_options(
+        v,
+        vd,
+        prefix="visual",
+        weight="loss += this * InfoNCE on paired steps",
+        every="a paired batch on every K-th step (2: alternating paired and audio-only steps)",
+        stack="encoder layer pooled into the speech embedding: final (25 Hz output), embed, or a "
         "stack index 0..num_stacks-1 (50 Hz)",
-    )
-    v.add_argument(
-        "--visual-dim", type=int, default=vd.dim, help="shared speech/image embedding dimension"
-    )
-    v.add_argument(
-        "--visual-temperature",
-        type=float,
-        default=vd.temperature,
-        help="initial InfoNCE temperature (learned, clamped to >= 0.01 as in CLIP)",
-    )
-    v.add_argument(
-        "--visual-ssl-weight",
-        type=float,
-        default=vd.ssl_weight,
-        help="SSL loss on the paired audio too, with this weight (0: only the --train-cuts stream)",
-    )
-    v.add_argument(
-        "--visual-max-duration",
-        type=float,
-        default=vd.max_duration,
-        help="seconds of audio per paired batch (0: --max-duration)",
+        dim="shared speech/image embedding dimension",
+        temperature="initial InfoNCE temperature (learned, clamped to >= 0.01 as in CLIP)",
+        ssl_weight="SSL loss on the paired audio too, with this weight (0: only the --train-cuts "
+        "stream)",
+        max_duration="seconds of audio per paired batch (0: --max-duration)",
     )
     return p
 

@@ -41,7 +41,7 @@ from dataclasses import fields
 from less.data.datamodule import DataConfig
 from less.loop import add_loop_arguments
 from less.training import TrainConfig, run_training
-from less.utils import str2bool
+from less.utils import config_options
 
 
 def _float_range(text: str) -> tuple[float, float]:
@@ -88,37 +88,27 @@ def get_parser() -> argparse.ArgumentParser:
         type=float,
         help="weight of the attention-decoder loss (default: the model's)",
     )
-    p.add_argument(
-        "--ref-duration",
-        type=float,
-        default=d.ref_duration,
-        help="batch count for schedules = batches * max_duration * world_size / ref_duration",
-    )
-    p.add_argument("--average-period", type=int, default=d.average_period)
-    p.add_argument("--valid-interval", type=int, default=d.valid_interval)
-    p.add_argument(
-        "--dtype",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default=d.dtype,
-        help="autocast dtype; auto: bf16 on a CPU with native bf16 (AVX512-BF16/AMX: several "
+    config_options(
+        p,
+        d,
+        choices={"dtype": ["auto", "fp32", "bf16", "fp16"]},
+        ref_duration="batch count for schedules = batches * max_duration * world_size / ref_duration",
+        average_period=None,
+        valid_interval=None,
+        dtype="autocast dtype; auto: bf16 on a CPU with native bf16 (AVX512-BF16/AMX: several "
         "times faster than fp32 there), fp32 otherwise (on GPUs choose bf16 or fp16)",
     )
     p.add_argument(
         "--init-from", help="start from this checkpoint's model weights (student from teacher)"
     )
-    p.add_argument(
-        "--init-avg",
-        type=int,
-        default=d.init_avg,
-        help="with --init-from .../epoch-E.pt: start from the average of epochs E-A+1..E "
+    config_options(
+        p,
+        d,
+        choices={"init_schedule": ["restart", "continue"]},
+        init_avg="with --init-from .../epoch-E.pt: start from the average of epochs E-A+1..E "
         "(running averaged model), the model decoding and pseudo-labelling use",
-    )
-    p.add_argument(
-        "--init-schedule",
-        choices=["restart", "continue"],
-        default=d.init_schedule,
-        help="with --init-from: continue the checkpoint's LR and regularisation schedules where "
-        "its training stopped (a student continues its teacher), or restart them from zero",
+        init_schedule="with --init-from: continue the checkpoint's LR and regularisation schedules "
+        "where its training stopped (a student continues its teacher), or restart them from zero",
     )
     p.add_argument(
         "--init-encoder-from", help="initialise only the encoder (e.g. from SSL pretraining)"
@@ -129,14 +119,13 @@ def get_parser() -> argparse.ArgumentParser:
         help="with --init-encoder-from: the module names to take, comma-separated (default "
         "encoder_embed.,encoder.; SpeechLM: encoder_embed.,encoder.,unit_encoder.,ctc_output.)",
     )
-    p.add_argument("--on-the-fly-feats", type=str2bool, default=dd.on_the_fly_feats)
-    p.add_argument(
-        "--speed-perturb",
-        type=str2bool,
-        default=dd.speed_perturb,
-        help="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)",
+    config_options(
+        p,
+        dd,
+        on_the_fly_feats=None,
+        speed_perturb="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)",
+        spec_augment=None,
     )
-    p.add_argument("--spec-augment", type=str2bool, default=dd.spec_augment)
     p.add_argument("--noise-cuts", help="noise cut set (with features) mixed into training batches")
     p.add_argument(
         "--noise-snr",
@@ -144,9 +133,7 @@ def get_parser() -> argparse.ArgumentParser:
         default=dd.noise_snr,
         help="SNR range in dB of the mixed noise, e.g. 10,20",
     )
-    p.add_argument(
-        "--noise-prob", type=float, default=dd.noise_prob, help="share of cuts that get noise"
-    )
+    config_options(p, dd, noise_prob="share of cuts that get noise")
     p.add_argument(
         "--volume-db",
         type=_float_range,
@@ -159,32 +146,22 @@ def get_parser() -> argparse.ArgumentParser:
         help="system U: cuts with pseudo-label records whose rejected ones "
         "(pl['kept'] false) train on the sequence-level unsupervised loss",
     )
-    p.add_argument(
-        "--unsup-weight",
-        type=float,
-        default=d.unsup_weight,
-        help="weight of the unsupervised loss (summed over the unlabeled batch, like the CTC loss)",
+    config_options(
+        p,
+        d,
+        unsup_weight="weight of the unsupervised loss (summed over the unlabeled batch, like the "
+        "CTC loss)",
     )
     p.add_argument(
         "--unsup-lm", help="ARPA n-gram LM (less.bin.train_ngram) scoring the hypotheses"
     )
-    p.add_argument(
-        "--unsup-lm-weight",
-        type=float,
-        default=d.unsup_lm_weight,
-        help="lambda: scale of log p_ngram(c) (the derivation's value is 1)",
-    )
-    p.add_argument(
-        "--unsup-prior-weight",
-        type=float,
-        default=d.unsup_prior_weight,
-        help="beta: scale of the label prior divided out (batch-averaged CTC posteriors; derivation: 1)",
-    )
-    p.add_argument(
-        "--unsup-max-duration",
-        type=float,
-        default=d.unsup_max_duration,
-        help="seconds of audio per unlabeled batch (0: --max-duration)",
+    config_options(
+        p,
+        d,
+        unsup_lm_weight="lambda: scale of log p_ngram(c) (the derivation's value is 1)",
+        unsup_prior_weight="beta: scale of the label prior divided out (batch-averaged CTC "
+        "posteriors; derivation: 1)",
+        unsup_max_duration="seconds of audio per unlabeled batch (0: --max-duration)",
     )
     return p
 
