@@ -13,6 +13,8 @@ student directory of ``less_train_student``) build the same paths, and
     <pl>/<task>/iter1/                      the seed's pseudo-labels, shared by every system at k = 1
     <pl>/<task>/<system>/iter<k>/           a system's teacher labels (k > 1), LLM answers, kept cuts, mix
     <pl>/<task>/<system>/iter<k>/<part>_cuts_kept.report.json   the filter's report
+    <name>.shard<i>of<n>.jsonl.gz           shard i of n of a sharded job's output (its logs:
+                                            <job>.shard<i>of<n>.log)
 """
 
 from __future__ import annotations
@@ -22,6 +24,22 @@ from pathlib import Path
 
 SEED_SYSTEM = "S"
 ITER_PREFIX = "iter"
+MANIFEST_SUFFIXES = (".jsonl.gz", ".jsonl", ".json.gz", ".json")  # longest first
+
+
+def shard_suffix(shard_id: int, num_shards: int) -> str:
+    """``.shard<i>of<n>``, the tag of shard i of n in file names; empty for an unsharded job."""
+    if num_shards < 1 or not 0 <= shard_id < num_shards:
+        raise ValueError(f"shard id must be in [0, {num_shards}), got {shard_id}")
+    return "" if num_shards == 1 else f".shard{shard_id}of{num_shards}"
+
+
+def shard_path(out: str | Path, shard_id: int, num_shards: int) -> Path:
+    """Where shard i of n writes ``out`` (``x.jsonl.gz`` -> ``x.shard<i>of<n>.jsonl.gz``)."""
+    out = Path(out)
+    ext = next((e for e in MANIFEST_SUFFIXES if out.name.endswith(e)), out.suffix)
+    stem = out.name[: len(out.name) - len(ext)]
+    return out.with_name(stem + shard_suffix(shard_id, num_shards) + ext)
 
 
 def iter_name(iteration: int) -> str:

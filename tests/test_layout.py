@@ -88,3 +88,14 @@ def test_result_paths_parse_and_reject() -> None:
         layout.model_dir("/e", "asr", "N", 0)
     with pytest.raises(ValueError, match="students start at iteration 1"):
         layout.teacher_dir("/e", "asr", "N", 0)
+
+
+def test_shard_names() -> None:
+    out = Path("pl/asr/iter1/unsup_wild_cuts_pl.jsonl.gz")
+    assert layout.shard_path(out, 0, 1) == out  # unsharded: the output itself
+    assert layout.shard_path(out, 1, 4).name == "unsup_wild_cuts_pl.shard1of4.jsonl.gz"
+    assert layout.shard_path("x/a.jsonl", 2, 3) == Path("x/a.shard2of3.jsonl")
+    assert layout.shard_suffix(3, 4) == ".shard3of4" and layout.shard_suffix(0, 1) == ""
+    for bad in ((4, 4), (-1, 2), (0, 0)):
+        with pytest.raises(ValueError, match="shard id"):
+            layout.shard_suffix(*bad)

@@ -51,6 +51,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from less.data.cuts import read_cuts
+from less.layout import MANIFEST_SUFFIXES, shard_suffix
 from less.llm.base import LengthBudget, LLMBackend, LLMUnavailableError
 from less.llm.cleaning import CleaningConfig
 from less.llm.correct import (
@@ -385,7 +386,7 @@ def _shard(cuts: list, num_shards: int, shard_id: int) -> list:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".jsonl.gz", ".jsonl", ".json.gz", ".json"):
+    for suffix in MANIFEST_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     lang = args.lang or DEFAULT_LANG[args.task]
     out_path = Path(args.out_cuts)
-    shard_tag = f"-{args.shard_id}-of-{args.num_shards}" if args.num_shards > 1 else ""
+    shard_tag = shard_suffix(args.shard_id, args.num_shards)
     log_file = args.log_file or out_path.parent / "log" / f"llm_correct{shard_tag}.log"
     setup_logging(log_file)
     try:

@@ -30,6 +30,7 @@ import torch
 from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
+from less.layout import shard_path
 from less.pseudo.record import PseudoLabelRecord, read_record
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
 from less.utils import (
@@ -116,12 +117,6 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     return p
-
-
-def shard_path(out: Path, shard_id: int, num_shards: int) -> Path:
-    if num_shards == 1:
-        return out
-    return out.with_name(out.name.replace(".jsonl.gz", f".shard{shard_id}of{num_shards}.jsonl.gz"))
 
 
 def make_teacher(args: argparse.Namespace, device: torch.device):
