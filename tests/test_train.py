@@ -78,6 +78,7 @@ def test_nan_batch_is_skipped_counted_and_named(mini_data: Path, tmp_path: Path)
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
 
 
+@pytest.mark.slow
 def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Path):
     torch.set_num_threads(1)
     teacher = tmp_path / "teacher"
@@ -246,6 +247,7 @@ def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path
         )
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_init_from_the_averaged_teacher(mini_data: Path, tmp_path: Path):
     """--seed seeds torch, Python random (the Zipformer's Balancer/Whiten/bypass draws) and
     numpy: two fresh runs agree exactly; a student started with --init-avg starts from the

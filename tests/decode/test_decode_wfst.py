@@ -101,6 +101,7 @@ def test_the_lm_decides_what_the_acoustics_leave_open_and_repeats_need_a_blank(a
     assert "1 CTC tokens are not in the LM" in caplog.text
 
 
+@pytest.mark.slow
 def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path: Path):
     from less.bin import decode as decode_cli
     from less.bin import train as train_cli

@@ -210,6 +210,7 @@ def test_pycorrector_same_pinyin_confusions():
     assert all(ch not in options for ch, options in sets.items())
 
 
+@pytest.mark.slow
 def test_seed_errors_cli_saves_statistics_and_refuses_test_results(tmp_path: Path):
     recogs, _ = write_seed_results(tmp_path / "res")
     text = tmp_path / "text.txt"

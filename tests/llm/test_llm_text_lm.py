@@ -76,6 +76,7 @@ def test_trained_lm_loads_with_auto_classes_and_perplexity_drops(trained_lm) -> 
     assert (out_dir / "model.safetensors").stat().st_mtime_ns == modified
 
 
+@pytest.mark.slow
 def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_path) -> None:
     out_dir, _ = trained_lm
     # Teacher prefers a wrong hypothesis by a small margin; the LM knows the grammar's words.

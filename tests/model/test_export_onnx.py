@@ -19,6 +19,7 @@ from less.model import build_model  # noqa: E402
 TINY = {"num_encoder_layers": [1, 1, 1, 1, 1, 1], "decoder_num_layers": 1}
 
 
+@pytest.mark.slow
 def test_asr_and_ast_exports_match_torch_on_other_lengths(tmp_path: Path):
     """Traced at one shape, run at others: a padded batch, odd lengths (the downsampling
     stacks pad by one frame), a decoder prefix longer than the traced one."""
@@ -76,6 +77,7 @@ def test_asr_and_ast_exports_match_torch_on_other_lengths(tmp_path: Path):
         assert np.abs(logits[1, :2] - ref[1, :2].numpy()).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(
     mini_data: Path, tmp_path: Path, monkeypatch
 ):

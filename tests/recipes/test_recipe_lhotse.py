@@ -297,6 +297,7 @@ def test_generic_recipe_help_and_missing_options(tmp_path):
     assert result.returncode != 0 and "stages 6-10 need unlabeled audio" in result.stderr
 
 
+@pytest.mark.slow
 def test_generic_recipe_stages_0_to_3_on_mandarin_manifests(tmp_path):
     from less.data.espeak import synthesize
 

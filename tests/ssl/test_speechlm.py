@@ -123,6 +123,7 @@ def _toy_texts(n: int, seed: int) -> tuple[list[list[int]], list[list[int]]]:
     return units, chars
 
 
+@pytest.mark.slow
 def test_uctc_alone_learns_a_toy_unit_to_character_mapping() -> None:
     import kaldialign
 
