@@ -19,52 +19,35 @@ import pytest
 from lhotse import CutSet
 
 from less.llm.testing import FakeChatServer, last_line_answer
-from tests.helpers import ROOT, assert_results_rows
+from tests.helpers import ROOT, assert_results_rows, flags
 
 RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
+
+
+def tiny_run(data: Path, exp: Path, **options) -> list[str]:
+    """run.sh on the tiny profile: one-epoch models, small beams, one thread, then ``options``."""
+    return [
+        str(RUN),
+        *flags(profile="tiny", data=data, exp=exp, nj=1, seed_epochs=1, student_epochs=1),
+        *flags(max_duration=20, beam_size=2, avg=1, num_threads=1, bpe_vocab_size=128),
+        *flags(**options),
+    ]
 
 
 @pytest.mark.slow
 def test_mini_recipe_end_to_end(tmp_path: Path):
     data, exp = tmp_path / "data", tmp_path / "exp"
     with FakeChatServer() as server:
-        args = [
-            str(RUN),
-            "--profile",
-            "tiny",
-            "--data",
-            str(data),
-            "--exp",
-            str(exp),
-            "--nj",
-            "1",
-            "--seed-epochs",
-            "1",
-            "--student-epochs",
-            "1",
-            "--max-duration",
-            "20",
-            "--beam-size",
-            "2",
-            "--ast-beam-size",
-            "2",
-            "--avg",
-            "1",
-            "--num-threads",
-            "1",
-            "--train-workers",
-            "0",
-            "--asr-lm-config",
-            "nano",
-            "--bpe-vocab-size",
-            "128",
-            "--ast-llm-backend",
-            "openai",
-            "--ast-llm-base-url",
-            server.base_url,
-            "--ast-llm",
-            "fake-llm",
-        ]
+        args = tiny_run(
+            data,
+            exp,
+            ast_beam_size=2,
+            train_workers=0,
+            asr_lm_config="nano",
+            ast_llm_backend="openai",
+            ast_llm_base_url=server.base_url,
+            ast_llm="fake-llm",
+        )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         result = subprocess.run(args, capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -205,41 +188,15 @@ def test_mini_recipe_english_asr_task(tmp_path: Path):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = subprocess.run(
-            [
-                str(RUN),
-                "--tasks",
-                "asr_en",
-                "--profile",
-                "tiny",
-                "--data",
-                str(data),
-                "--exp",
-                str(exp),
-                "--nj",
-                "1",
-                "--seed-epochs",
-                "1",
-                "--student-epochs",
-                "1",
-                "--max-duration",
-                "20",
-                "--beam-size",
-                "2",
-                "--avg",
-                "1",
-                "--num-threads",
-                "1",
-                "--bpe-vocab-size",
-                "128",
-                "--asr-en-llm-backend",
-                "openai",
-                "--ast-llm-base-url",
-                server.base_url,
-                "--asr-en-llm",
-                "fake-llm",
-                "--asr-en-llm-few-shot",
-                "0",
-            ],
+            tiny_run(
+                data,
+                exp,
+                tasks="asr_en",
+                asr_en_llm_backend="openai",
+                ast_llm_base_url=server.base_url,
+                asr_en_llm="fake-llm",
+                asr_en_llm_few_shot=0,
+            ),
             capture_output=True,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
