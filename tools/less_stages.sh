@@ -353,6 +353,7 @@ less_loop() {  # task lang sup_train sup_valid unsup_cuts [files stage 4 needs]:
   #                     speechlm_tokenizer, or one trained here)
   #   abx_tests         "name=cuts ...": with --ssl, stage 5 measures the ABX error of the
   #                     pretrained encoder's layers (abx_layers, abx_opts) on these test sets
+  #   abx_phones_dir    where exact phone alignments <task>_<name>.phones.jsonl are (less_abx)
   #   report            false: no exp/RESULTS.md (a recipe that reports over several tasks)
   local task=$1 lang=$2 sup_train=$3 sup_valid=$4 unsup_cuts=$5 iter system teacher teacher_epochs
   local test_files=() seed_args=() speechlm_args=() i
@@ -486,8 +487,10 @@ less_speechlm_units() {  # task sup_train sup_valid unsup_cuts [seed flags]: Spe
 }
 
 less_abx() {  # task: ABX error of the pretrained encoder's layers (abx_layers; fbank as the floor)
-  # on each "name=cuts" of abx_tests, frames aligned by the seed model's CTC forced alignment
-  local spec name out abx=() layer
+  # on each "name=cuts" of abx_tests. Units: exact phones where abx_phones_dir has
+  # <task>_<name>.phones.jsonl (the mini corpus: less.bin.phone_alignments), else characters
+  # aligned by the seed model's CTC forced alignment (which the seed's own errors blur)
+  local spec name out abx=() align=() layer phones
   for layer in fbank ${abx_layers:-final}; do abx+=(--layer "$layer"); done
   # shellcheck disable=SC2206  # abx_opts holds flags
   abx+=(${abx_opts:-})
@@ -495,9 +498,14 @@ less_abx() {  # task: ABX error of the pretrained encoder's layers (abx_layers; 
     name=${spec%%=*}
     out="$exp/$1/ssl_$ssl/abx_${name}.json"
     [ -f "$out" ] && continue
-    less_log "Stage 5: ABX of the $ssl encoder on $name"
-    python -m less.bin.abx --cuts "${spec#*=}" --alignments "$exp/$1/iter0/align_${name}.jsonl" \
-      --align-checkpoint "$exp/$1/iter0/epoch-$seed_epochs.pt" --checkpoint "$(less_ssl_checkpoint "$1")" \
+    phones="${abx_phones_dir:-}/$1_${name}.phones.jsonl"
+    if [ -n "${abx_phones_dir:-}" ] && [ -f "$phones" ]; then
+      align=(--alignments "$phones" --units phone)
+    else
+      align=(--alignments "$exp/$1/iter0/align_${name}.jsonl" --align-checkpoint "$exp/$1/iter0/epoch-$seed_epochs.pt")
+    fi
+    less_log "Stage 5: ABX of the $ssl encoder on $name (${align[1]})"
+    python -m less.bin.abx --cuts "${spec#*=}" "${align[@]}" --checkpoint "$(less_ssl_checkpoint "$1")" \
       --num-threads "$num_threads" "${abx[@]}" --out "$out"
   done
 }

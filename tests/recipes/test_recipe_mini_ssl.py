@@ -122,7 +122,10 @@ def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(
             assert layer["items"] > 0 and layer["within_pairs"] + layer["across_pairs"] > 0
             for kind in ("within", "across"):
                 assert layer[f"{kind}_pairs"] == 0 or 0.0 <= layer[kind] <= 1.0
-        assert (exp / "asr" / "iter0" / f"align_{split}.jsonl").is_file()
+        # units: the exact phones of espeak-ng's events (made once per corpus), not a CTC alignment
+        phones = mini_data / "phones" / f"asr_{split}.phones.jsonl"
+        assert abx["alignments"] == str(phones) and phones.is_file()
+        assert not (exp / "asr" / "iter0" / f"align_{split}.jsonl").exists()
 
     # a rerun finds the pretraining, the seed and the ABX results done
     stamps = {p: p.stat().st_mtime_ns for p in (exp / "asr" / "ssl_birq").glob("*.*")}

@@ -16,7 +16,8 @@
 #      train the seed model S (iteration 0) on train_sup           exp/<task>/iter0
 #      (its encoder starts from the pretrained one when --ssl is set)
 #   5  decode dev, test_clean, test_wild with it; with --ssl (asr): ABX of the pretrained
-#      encoder's layers on test_clean and test_wild (alignments by the seed)
+#      encoder's layers on test_clean and test_wild (exact phone times from espeak-ng's events,
+#      data/phones)
 #   for each iteration k = 1..num_iters and each system in $systems:
 #   6  pseudo-label unsup_wild with the teacher (S for k = 1, else the system's
 #      student of k-1); at k = 1 both systems share the same teacher outputs
@@ -141,7 +142,7 @@ speechlm_tokenizer=     # --ssl speechlm: seed checkpoint that makes the units (
 ssl_epochs=15           # pretraining epochs
 ssl_opts=               # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches=3000"
 abx_layers="embed 0 1 2 3 4 5 final"  # encoder layers whose ABX error stage 5 measures (with --ssl)
-abx_opts=               # more less.bin.abx flags, e.g. "--units espeak-cmn"
+abx_opts=               # more less.bin.abx flags, e.g. "--context any --max-group-size 3"
 . ../../../tools/path.sh
 . "$LESS_ROOT/tools/parse_options.sh"
 . "$LESS_ROOT/tools/less_stages.sh"
@@ -398,11 +399,19 @@ for task in $tasks; do
   set_decode_args "$task"
   set_beam "$task"
   lang=en threshold=$max_hypo_wer unsup_lm_text='' unsup_lm_tokens='' speechlm_text='' speechlm_lang_dir='' abx_tests=''
+  abx_phones_dir=$data/phones
   if [ "$task" = asr ]; then
     lang=zh threshold=$asr_max_hypo_wer
     unsup_lm_text=$data/text/mini-asr_text_only.zh.txt unsup_lm_tokens=$data/lang_char/tokens.txt
     speechlm_text=$unsup_lm_text speechlm_lang_dir=$data/lang_char
     abx_tests="test_clean=$(fbank asr test_clean) test_wild=$(fbank asr test_wild)"
+    if [ "$ssl" != none ] && [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+      # ABX on exact phones: espeak-ng's own phoneme times, checked against the stored audio
+      for split in test_clean test_wild; do
+        phones=$data/phones/asr_${split}.phones.jsonl
+        [ -f "$phones" ] || python -m less.bin.phone_alignments --data-dir "$data" --task asr --split "$split" --out "$phones"
+      done
+    fi
   elif [[ " $systems " == *" U "* ]]; then
     less_die "system U is ASR only (its loss scores character hypotheses with a character n-gram LM); drop it from --systems or run --tasks asr"
   fi
