@@ -486,6 +486,16 @@ less_speechlm_units() {  # task sup_train sup_valid unsup_cuts [seed flags]: Spe
                  --unit-encoder-layers "${speechlm_unit_layers:-2}")
 }
 
+less_phone_alignments() {  # data task split...: the exact phone times of those splits of the mini
+  # corpus (less.bin.phone_alignments: espeak-ng's own phoneme events), made once per corpus in
+  # <data>/phones/<task>_<split>.phones.jsonl, where less_abx looks (abx_phones_dir=<data>/phones)
+  local split out
+  for split in "${@:3}"; do
+    out="$1/phones/$2_${split}.phones.jsonl"
+    [ -f "$out" ] || python -m less.bin.phone_alignments --data-dir "$1" --task "$2" --split "$split" --out "$out"
+  done
+}
+
 less_abx() {  # task: ABX error of the pretrained encoder's layers (abx_layers; fbank as the floor)
   # on each "name=cuts" of abx_tests. Units: exact phones where abx_phones_dir has
   # <task>_<name>.phones.jsonl (the mini corpus: less.bin.phone_alignments), else characters

@@ -407,10 +407,7 @@ for task in $tasks; do
     abx_tests="test_clean=$(fbank asr test_clean) test_wild=$(fbank asr test_wild)"
     if [ "$ssl" != none ] && [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
       # ABX on exact phones: espeak-ng's own phoneme times, checked against the stored audio
-      for split in test_clean test_wild; do
-        phones=$data/phones/asr_${split}.phones.jsonl
-        [ -f "$phones" ] || python -m less.bin.phone_alignments --data-dir "$data" --task asr --split "$split" --out "$phones"
-      done
+      less_phone_alignments "$data" asr test_clean test_wild
     fi
   elif [[ " $systems " == *" U "* ]]; then
     less_die "system U is ASR only (its loss scores character hypotheses with a character n-gram LM); drop it from --systems or run --tasks asr"

@@ -60,8 +60,7 @@ for task in asr ast; do
     [ -f "$(half "$task" "$split")" ] || python -m less.bin.subset_cuts --in-cuts "$(fb "$task" "$split")" \
       --fraction 0.5 --fraction-of "$(fb asr "$split")" --seed 0 --out-cuts "$(half "$task" "$split")"
   done
-  [ -f "$out/abx/$task.phones.jsonl" ] || python -m less.bin.phone_alignments --data-dir "$data" --task "$task" \
-    --split test_clean --out "$out/abx/$task.phones.jsonl"
+  less_phone_alignments "$data" "$task" test_clean  # the same file the recipe's stage-5 ABX uses
 done
 
 run_one() {  # encoder seed
@@ -87,7 +86,7 @@ run_one() {  # encoder seed
   for task in asr ast; do
     lang=zh; [ "$task" = ast ] && lang=es
     [ -f "$dir/abx_$lang.json" ] || python -m less.bin.abx --cuts "$(fb "$task" test_clean)" \
-      --alignments "$out/abx/$task.phones.jsonl" --units phone --checkpoint "$dir/epoch-$ssl_epochs.pt" \
+      --alignments "$data/phones/${task}_test_clean.phones.jsonl" --units phone --checkpoint "$dir/epoch-$ssl_epochs.pt" \
       "${layers[@]}" --num-threads "$num_threads" "${abx_flags[@]}" --out "$dir/abx_$lang.json"
   done
 }
@@ -95,7 +94,7 @@ run_one() {  # encoder seed
 for task in asr ast; do  # the input features' ABX: the floor every encoder is compared with
   lang=zh; [ "$task" = ast ] && lang=es
   [ -f "$out/abx/fbank_$lang.json" ] || python -m less.bin.abx --cuts "$(fb "$task" test_clean)" \
-    --alignments "$out/abx/$task.phones.jsonl" --units phone --layer fbank --num-threads "$num_threads" \
+    --alignments "$data/phones/${task}_test_clean.phones.jsonl" --units phone --layer fbank --num-threads "$num_threads" \
     "${abx_flags[@]}" --out "$out/abx/fbank_$lang.json"
 done
 # at most $jobs runs at a time (less_wait_first collects each run's status by its pid)
