@@ -34,12 +34,18 @@ def shard_suffix(shard_id: int, num_shards: int) -> str:
     return "" if num_shards == 1 else f".shard{shard_id}of{num_shards}"
 
 
+def manifest_stem(path: str | Path) -> str:
+    """A manifest's name without its format suffix (``x.jsonl.gz`` -> ``x``; else ``Path.stem``)."""
+    name = Path(path).name
+    ext = next((e for e in MANIFEST_SUFFIXES if name.endswith(e)), Path(name).suffix)
+    return name[: len(name) - len(ext)]
+
+
 def shard_path(out: str | Path, shard_id: int, num_shards: int) -> Path:
     """Where shard i of n writes ``out`` (``x.jsonl.gz`` -> ``x.shard<i>of<n>.jsonl.gz``)."""
     out = Path(out)
-    ext = next((e for e in MANIFEST_SUFFIXES if out.name.endswith(e)), out.suffix)
-    stem = out.name[: len(out.name) - len(ext)]
-    return out.with_name(stem + shard_suffix(shard_id, num_shards) + ext)
+    stem = manifest_stem(out)
+    return out.with_name(stem + shard_suffix(shard_id, num_shards) + out.name[len(stem) :])
 
 
 def iter_name(iteration: int) -> str:

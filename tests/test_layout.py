@@ -99,3 +99,9 @@ def test_shard_names() -> None:
     for bad in ((4, 4), (-1, 2), (0, 0)):
         with pytest.raises(ValueError, match="shard id"):
             layout.shard_suffix(*bad)
+
+
+def test_manifest_stem() -> None:
+    assert layout.manifest_stem("pl/a_cuts_llm.jsonl.gz") == "a_cuts_llm"
+    assert layout.manifest_stem(Path("x/b.json")) == "b"
+    assert layout.manifest_stem("c.tar.gz") == "c.tar"  # not a manifest: Path.stem

@@ -51,7 +51,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from less.data.cuts import read_cuts
-from less.layout import MANIFEST_SUFFIXES, shard_suffix
+from less.layout import manifest_stem, shard_suffix
 from less.llm.base import LengthBudget, LLMBackend, LLMUnavailableError
 from less.llm.cleaning import CleaningConfig
 from less.llm.correct import (
@@ -384,14 +384,6 @@ def _shard(cuts: list, num_shards: int, shard_id: int) -> list:
     return cuts[begin:end]
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in MANIFEST_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
 def main(argv: list[str] | None = None) -> int:
     global _requests_abandoned
     args = get_parser().parse_args(argv)
@@ -508,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     report = corrector.report
     report.log()
     report_path = (
-        Path(args.report) if args.report else out_path.parent / f"{_stem(out_path)}.report.json"
+        Path(args.report)
+        if args.report
+        else out_path.parent / f"{manifest_stem(out_path)}.report.json"
     )
     write_json_atomic(
         report_path,
