@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 SEED = 42
 TASKS = ("asr", "ast")
+
+
+@pytest.fixture(scope="module")
+def module_dir(request, tmp_path_factory) -> Iterator[Path]:
+    """A directory for one test module's shared fixtures, removed when the module is done.
+
+    Trained models and recipe runs take hundreds of MB, and pytest's retention policy only
+    frees per-test directories; a module with a failed test keeps its directory to inspect.
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    failed_before = request.session.testsfailed
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +114,33 @@ def mini_data(mini_corpus: Path) -> Path:
             ]
         )
     return data
+
+
+@pytest.fixture(scope="session")
+def _seed_models(mini_data: Path, tmp_path_factory) -> dict[str, Path]:
+    """One-epoch tiny seed models of both tasks (tests.helpers.train_args), trained once."""
+    import torch
+
+    from less.bin import train as train_cli
+    from tests.helpers import train_args
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("seed_models")
+    for task in TASKS:
+        train_cli.main(train_args(mini_data, root / task, "--num-epochs", "1", task=task))
+    return {task: root / task for task in TASKS}
+
+
+@pytest.fixture
+def seed_model(_seed_models: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
+    """``seed_model("asr")``: an exp dir of this test's own holding the session's one-epoch
+    model of that task as ``epoch-1.pt`` (what ``train_args(..., "--num-epochs", "1")``
+    writes), so decoding and export write their results beside it without touching others'."""
+
+    def copy(task: str) -> Path:
+        exp = tmp_path / f"{task}_seed"
+        exp.mkdir()
+        shutil.copy2(_seed_models[task] / "epoch-1.pt", exp / "epoch-1.pt")
+        return exp
+
+    return copy

@@ -79,10 +79,9 @@ def test_nan_batch_is_skipped_counted_and_named(mini_data: Path, tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Path):
+def test_init_from_teacher_and_decode_result_files(mini_data: Path, seed_model, tmp_path: Path):
     torch.set_num_threads(1)
-    teacher = tmp_path / "teacher"
-    train_cli.main(train_args(mini_data, teacher, "--num-epochs", "1"))
+    teacher = seed_model("asr")
     student = tmp_path / "student"
     train_cli.main(
         train_args(
@@ -198,10 +197,9 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, tmp_path: Pa
     ).read_text().count("attention_scale_") == 2
 
 
-def test_ast_training_uses_translations_and_bleu(mini_data: Path, tmp_path: Path):
+def test_ast_training_uses_translations_and_bleu(mini_data: Path, seed_model):
     torch.set_num_threads(1)
-    exp = tmp_path / "ast"
-    train_cli.main(train_args(mini_data, exp, "--num-epochs", "1", task="ast"))
+    exp = seed_model("ast")  # train_args(..., task="ast") for one epoch
     ckpt = load_checkpoint(exp / "epoch-1.pt")
     assert ckpt["config"]["task"] == "ast"
     # CTC over the Spanish BPE (128), decoder over the English BPE (96)

@@ -102,14 +102,12 @@ def test_the_lm_decides_what_the_acoustics_leave_open_and_repeats_need_a_blank(a
 
 
 @pytest.mark.slow
-def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, tmp_path: Path):
+def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, seed_model, tmp_path: Path):
     from less.bin import decode as decode_cli
-    from less.bin import train as train_cli
-    from tests.helpers import train_args, train_mini_lm
+    from tests.helpers import train_mini_lm
 
     torch.set_num_threads(1)
-    exp = tmp_path / "exp"
-    train_cli.main(train_args(mini_data, exp, "--num-epochs", "1"))
+    exp = seed_model("asr")
     lm = tmp_path / "lm.arpa"
     train_mini_lm(mini_data, lm)
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"

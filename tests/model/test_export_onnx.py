@@ -79,13 +79,9 @@ def test_asr_and_ast_exports_match_torch_on_other_lengths(tmp_path: Path):
 
 @pytest.mark.slow
 def test_export_cli_writes_tokens_and_a_wrong_export_is_refused(
-    mini_data: Path, tmp_path: Path, monkeypatch
+    mini_data: Path, seed_model, tmp_path: Path, monkeypatch
 ):
-    from less.bin import train as train_cli
-    from tests.helpers import train_args
-
-    exp = tmp_path / "exp"
-    train_cli.main(train_args(mini_data, exp, "--num-epochs", "1", task="ast"))
+    exp = seed_model("ast")
     out = tmp_path / "onnx"
     export_onnx.main(["--exp-dir", str(exp), "--epoch", "1", "--out-dir", str(out)])
     assert sorted(p.name for p in out.iterdir()) == [

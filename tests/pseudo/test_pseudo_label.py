@@ -10,8 +10,6 @@ import torch
 from lhotse import CutSet
 
 from less.bin import pseudo_label
-from less.bin import train as train_cli
-from tests.helpers import train_args
 
 
 def byte_symbols() -> list[str]:
@@ -106,14 +104,11 @@ def tiny_whisper(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def teachers(mini_data: Path, tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture
+def teachers(seed_model) -> dict[str, Path]:
     """One-epoch tiny seed models for both tasks (what the LESS loop uses as teachers)."""
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("teachers")
-    for task in ("asr", "ast"):
-        train_cli.main(train_args(mini_data, root / task, "--num-epochs", "1", task=task))
-    return {task: root / task for task in ("asr", "ast")}
+    return {task: seed_model(task) for task in ("asr", "ast")}
 
 
 def run_pl(mini_data: Path, teacher: Path, task: str, out: Path, *extra: str) -> CutSet | None:

@@ -98,9 +98,9 @@ def own_recordings(out_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(module_dir):
     """Stages 0-3 of run.sh (no unlabeled audio yet)."""
-    root = tmp_path_factory.mktemp("recipe_fisher_callhome")
+    root = module_dir
     fake = make_fisher_callhome(root / "ldc")
     blank_a_fisher_dev_transcript(fake)
     data = root / "data"

@@ -52,9 +52,9 @@ def own_recording(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(module_dir):
     """Stages 0-3 of run.sh on fake corpora, with an own recording as extra unlabeled audio."""
-    root = tmp_path_factory.mktemp("recipe_wenetspeech")
+    root = module_dir
     aishell = make_aishell(root / "aishell")
     wenetspeech = make_wenetspeech(root / "WenetSpeech")
     own_recording(root / "own" / "day1" / "talk.flac")
