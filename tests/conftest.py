@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,16 @@ import pytest
 
 SEED = 42
 TASKS = ("asr", "ast")
+
+
+def pytest_configure(config) -> None:
+    """Each pytest-xdist worker computes with one thread: the workers already share the cores
+    (with two threads each, a worker waited on the other's spinning threads: a 9-s test took
+    175 s on a busy machine). Tests that want more threads set them themselves."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
