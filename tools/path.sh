@@ -12,9 +12,11 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   fi
   unset __venv
 fi
-if ! python3 -c "import less" 2>/dev/null; then
+if ! __import_error="$(python3 -c "import less" 2>&1)"; then
   echo "The 'less' package is not importable. Run $LESS_ROOT/tools/install.sh first" \
-       "(or activate the environment you installed it in)." >&2
+       "(or activate the environment you installed it in). Python said:" >&2
+  echo "$__import_error" | tail -n 5 >&2
   exit 1
 fi
+unset __import_error
 export PYTHONUNBUFFERED=1
