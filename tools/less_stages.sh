@@ -486,12 +486,16 @@ less_speechlm_units() {  # task sup_train sup_valid unsup_cuts [seed flags]: Spe
                  --unit-encoder-layers "${speechlm_unit_layers:-2}")
 }
 
+less_phones_file() {  # phones_dir task split: the one name of a split's exact phone alignments
+  echo "$1/$2_$3.phones.jsonl"
+}
+
 less_phone_alignments() {  # data task split...: the exact phone times of those splits of the mini
   # corpus (less.bin.phone_alignments: espeak-ng's own phoneme events), made once per corpus in
-  # <data>/phones/<task>_<split>.phones.jsonl, where less_abx looks (abx_phones_dir=<data>/phones)
+  # <data>/phones (less_phones_file), where less_abx looks (abx_phones_dir=<data>/phones)
   local split out
   for split in "${@:3}"; do
-    out="$1/phones/$2_${split}.phones.jsonl"
+    out="$(less_phones_file "$1/phones" "$2" "$split")"
     [ -f "$out" ] || python -m less.bin.phone_alignments --data-dir "$1" --task "$2" --split "$split" --out "$out"
   done
 }
@@ -508,7 +512,7 @@ less_abx() {  # task: ABX error of the pretrained encoder's layers (abx_layers; 
     name=${spec%%=*}
     out="$exp/$1/ssl_$ssl/abx_${name}.json"
     [ -f "$out" ] && continue
-    phones="${abx_phones_dir:-}/$1_${name}.phones.jsonl"
+    phones="$(less_phones_file "${abx_phones_dir:-}" "$1" "$name")"
     if [ -n "${abx_phones_dir:-}" ] && [ -f "$phones" ]; then
       align=(--alignments "$phones" --units phone)
     else

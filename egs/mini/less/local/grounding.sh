@@ -86,7 +86,7 @@ run_one() {  # encoder seed
   for task in asr ast; do
     lang=zh; [ "$task" = ast ] && lang=es
     [ -f "$dir/abx_$lang.json" ] || python -m less.bin.abx --cuts "$(fb "$task" test_clean)" \
-      --alignments "$data/phones/${task}_test_clean.phones.jsonl" --units phone --checkpoint "$dir/epoch-$ssl_epochs.pt" \
+      --alignments "$(less_phones_file "$data/phones" "$task" test_clean)" --units phone --checkpoint "$dir/epoch-$ssl_epochs.pt" \
       "${layers[@]}" --num-threads "$num_threads" "${abx_flags[@]}" --out "$dir/abx_$lang.json"
   done
 }
@@ -94,7 +94,7 @@ run_one() {  # encoder seed
 for task in asr ast; do  # the input features' ABX: the floor every encoder is compared with
   lang=zh; [ "$task" = ast ] && lang=es
   [ -f "$out/abx/fbank_$lang.json" ] || python -m less.bin.abx --cuts "$(fb "$task" test_clean)" \
-    --alignments "$data/phones/${task}_test_clean.phones.jsonl" --units phone --layer fbank --num-threads "$num_threads" \
+    --alignments "$(less_phones_file "$data/phones" "$task" test_clean)" --units phone --layer fbank --num-threads "$num_threads" \
     "${abx_flags[@]}" --out "$out/abx/fbank_$lang.json"
 done
 # at most $jobs runs at a time (less_wait_first collects each run's status by its pid)
