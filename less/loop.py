@@ -13,6 +13,7 @@ a progress bar. Subclasses build the model and optimizer (``setup``), take one s
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -234,8 +235,20 @@ class EpochLoop:
         return ""
 
 
-def add_loop_arguments(p: argparse.ArgumentParser, d) -> None:
-    """Options of the epoch loop (less.loop) that training and SSL pretraining share; ``d``: defaults."""
+def add_loop_arguments(
+    p: argparse.ArgumentParser, d, train_help: str, model_overrides_help: str
+) -> None:
+    """Options of the epoch loop (less.loop) that training and SSL pretraining share: the
+    experiment dir, the cut sets, the model, the schedules and the batches; ``d``: defaults."""
+    p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
+    p.add_argument("--train-cuts", action="append", required=True, help=train_help)
+    p.add_argument(
+        "--train-weights",
+        type=lambda s: [float(x) for x in s.split(",")],
+        help="comma-separated sampling weights of the --train-cuts (CutSet.mux; default equal)",
+    )
+    p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
+    p.add_argument("--model-overrides", type=json.loads, default={}, help=model_overrides_help)
     config_options(
         p,
         d,

@@ -234,6 +234,20 @@ def config_options(
         parser.add_argument(flag, type=kind, default=getattr(config, name), help=help_text, **extra)
 
 
+def config_from_args(config_class, args, **overrides):
+    """An instance of the dataclass ``config_class`` whose fields take the value of the
+    same-named attribute of ``args`` (an argparse Namespace, e.g. from :func:`config_options`)
+    where it has one, then ``overrides``; other fields keep their defaults."""
+    import dataclasses
+
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(config_class)
+        if hasattr(args, f.name)
+    }
+    return config_class(**(values | overrides))
+
+
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:
     """Log to stderr and, when given, to ``log_file`` (appending, so reruns keep history)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]

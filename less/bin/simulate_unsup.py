@@ -20,7 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from less.unsup.simulation import SimulationConfig, format_table, run_simulation
-from less.utils import setup_logging, write_json_atomic, write_text_atomic
+from less.utils import (
+    config_from_args,
+    config_options,
+    setup_logging,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 log = logging.getLogger("less.simulate_unsup")
 
@@ -34,20 +40,15 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--length", type=int, default=d.length, help="positions N of every sequence")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--restarts", type=int, default=d.restarts, help="random starts of every fit")
-    p.add_argument(
-        "--polished", type=int, default=d.polished, help="best starts run to convergence (L-BFGS)"
-    )
-    p.add_argument(
-        "--num-samples",
-        type=int,
-        default=d.num_samples,
-        help="unpaired audio sequences drawn for the sigma_min rows (finite data)",
-    )
-    p.add_argument(
-        "--sample-seeds", type=int, default=d.sample_seeds, help="draws averaged per sigma_min row"
+    config_options(
+        p,
+        d,
+        length="positions N of every sequence",
+        seed=None,
+        restarts="random starts of every fit",
+        polished="best starts run to convergence (L-BFGS)",
+        num_samples="unpaired audio sequences drawn for the sigma_min rows (finite data)",
+        sample_seeds="draws averaged per sigma_min row",
     )
     p.add_argument(
         "--sweep",
@@ -76,16 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(max(1, args.num_threads))
-    cfg = SimulationConfig(
-        length=args.length,
-        seed=args.seed,
-        restarts=args.restarts,
-        polished=args.polished,
-        num_samples=args.num_samples,
-        sample_seeds=args.sample_seeds,
-        sweep=args.sweep,
-        coarticulation=args.coarticulation,
-    )
+    cfg = config_from_args(SimulationConfig, args)
     rows = run_simulation(cfg, show_progress=True)
     table = format_table(rows)
     print(table)

@@ -58,7 +58,6 @@ Fine-tuning from the pretrained encoder::
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 
 from less.data.datamodule import DataConfig
@@ -78,24 +77,13 @@ def get_parser() -> argparse.ArgumentParser:
     d = SslConfig()
     o = SslObjectiveConfig()
     p.add_argument("--method", choices=METHODS, default=o.method)
-    p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
-    p.add_argument(
-        "--train-cuts", action="append", required=True, help="cut set with features (repeatable)"
-    )
-    p.add_argument(
-        "--train-weights",
-        type=lambda s: [float(x) for x in s.split(",")],
-        help="comma-separated sampling weights of the --train-cuts (CutSet.mux; default equal)",
+    add_loop_arguments(
+        p,
+        d,
+        train_help="cut set with features (repeatable)",
+        model_overrides_help="JSON of configuration fields to change (use the same in fine-tuning)",
     )
     p.add_argument("--valid-cuts", help="cut set for a validation loss after each epoch")
-    p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
-    p.add_argument(
-        "--model-overrides",
-        type=json.loads,
-        default={},
-        help="JSON of configuration fields to change (use the same in fine-tuning)",
-    )
-    add_loop_arguments(p, d)
     p.add_argument(
         "--ref-duration",
         type=float,

@@ -35,7 +35,6 @@ or ``fp16`` for mixed precision). The CPU path is the default.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import fields
 
 from less.data.datamodule import DataConfig
@@ -62,26 +61,16 @@ def get_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     dd = DataConfig()
     p.add_argument("--task", choices=["asr", "ast"], default=d.task)
-    p.add_argument("--exp-dir", default=d.exp_dir, help="checkpoints, logs, tensorboard")
-    p.add_argument(
-        "--train-cuts", action="append", required=True, help="training cut set (repeatable)"
-    )
-    p.add_argument(
-        "--train-weights",
-        type=lambda s: [float(x) for x in s.split(",")],
-        help="comma-separated sampling weights of the --train-cuts (CutSet.mux)",
+    add_loop_arguments(
+        p,
+        d,
+        train_help="training cut set (repeatable)",
+        model_overrides_help="JSON of configuration fields to change, e.g. "
+        "'{\"num_decoder_layers\": 2}'",
     )
     p.add_argument("--valid-cuts", help="validation cut set (valid loss, best-valid-loss.pt)")
     p.add_argument("--lang-dir", default=d.lang_dir, help="CTC tokens (the source transcript)")
     p.add_argument("--decoder-lang-dir", help="decoder tokens for --task ast (English BPE)")
-    p.add_argument("--model", default=d.model, help="named configuration: xs, small, medium, large")
-    p.add_argument(
-        "--model-overrides",
-        type=json.loads,
-        default={},
-        help="JSON of configuration fields to change, e.g. '{\"num_decoder_layers\": 2}'",
-    )
-    add_loop_arguments(p, d)
     p.add_argument("--ctc-scale", type=float, help="weight of the CTC loss (default: the model's)")
     p.add_argument(
         "--aed-scale",

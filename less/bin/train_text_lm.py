@@ -31,7 +31,7 @@ from less.llm.standin.text_lm import (
     read_sentences,
     train_text_lm,
 )
-from less.utils import done_marker, setup_logging
+from less.utils import config_from_args, config_options, done_marker, setup_logging
 
 logger = logging.getLogger("less.bin.train_text_lm")
 
@@ -62,50 +62,20 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", choices=sorted(MODEL_SIZES), default=defaults.size, help="model size"
     )
-    parser.add_argument(
-        "--epochs", type=float, default=defaults.epochs, help="passes over the training text"
-    )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        default=None,
-        help="stop after this many steps (overrides --epochs)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=defaults.batch_size, help="sentences per step"
-    )
-    parser.add_argument(
-        "--lr", type=float, default=defaults.learning_rate, help="peak learning rate (AdamW)"
-    )
-    parser.add_argument(
-        "--warmup-steps",
-        type=int,
-        default=defaults.warmup_steps,
-        help="linear warm-up, then cosine decay to 10%% of --lr",
-    )
-    parser.add_argument(
-        "--max-len", type=int, default=defaults.max_len, help="tokens per sentence at most"
-    )
-    parser.add_argument(
-        "--vocab-size", type=int, default=defaults.vocab_size, help="BPE vocabulary (es/en)"
-    )
-    parser.add_argument(
-        "--min-char-count",
-        type=int,
-        default=defaults.min_char_count,
-        help="zh: rarer characters become <unk>",
-    )
-    parser.add_argument(
-        "--heldout-fraction",
-        type=float,
-        default=defaults.heldout_fraction,
-        help="share of sentences held out for perplexity (at most 2000)",
-    )
-    parser.add_argument(
-        "--eval-every", type=int, default=defaults.eval_every, help="steps between evaluations"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="shuffling, held-out split and init"
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak (AdamW)")
+    config_options(
+        parser,
+        defaults,
+        epochs="passes over the training text",
+        max_steps="stop after this many steps (overrides --epochs)",
+        batch_size="sentences per step",
+        warmup_steps="linear warm-up, then cosine decay to 10%% of --lr",
+        max_len="tokens per sentence at most",
+        vocab_size="BPE vocabulary (es/en)",
+        min_char_count="zh: rarer characters become <unk>",
+        heldout_fraction="share of sentences held out for perplexity (at most 2000)",
+        eval_every="steps between evaluations",
+        seed="shuffling, held-out split and init",
     )
     parser.add_argument(
         "--num-threads",
@@ -114,35 +84,21 @@ def get_parser() -> argparse.ArgumentParser:
         help="torch CPU threads; 0 = torch's default. Small models are overhead-bound: on a "
         "busy 2-core machine 1 thread measured ~9x faster than 2",
     )
-    parser.add_argument(
-        "--objective",
-        choices=("lm", "correct"),
-        default=defaults.objective,
-        help="lm: a language model (rescore mode); correct: a correction LM trained on "
+    config_options(
+        parser,
+        defaults,
+        choices={"objective": ("lm", "correct"), "confusions": CONFUSIONS},
+        objective="lm: a language model (rescore mode); correct: a correction LM trained on "
         "sentences with simulated recognition errors (correct mode; zh)",
-    )
-    parser.add_argument(
-        "--copies",
-        type=int,
-        default=defaults.copies,
-        help="correct: noisy versions of every training sentence",
-    )
-    parser.add_argument(
-        "--max-error-rate",
-        type=float,
-        default=None,
-        help="correct: each noisy sentence's character error rate is drawn from [0, this]; "
-        "with --confusions seed-errors the measured rates are capped at this. Default: "
+        copies="correct: noisy versions of every training sentence",
+        max_error_rate="correct: each noisy sentence's character error rate is drawn from [0, "
+        "this]; with --confusions seed-errors the measured rates are capped at this. Default: "
         "0.4, or 1.0 (no cap) with seed-errors",
-    )
-    parser.add_argument(
-        "--confusions",
-        choices=CONFUSIONS,
-        default=defaults.confusions,
-        help="correct: where substitutions come from: espeak (similar-sounding characters from "
-        "espeak-ng pronunciations), pycorrector (its same-pinyin lists; pip install --no-deps "
-        "pycorrector), seed-errors (the seed model's measured dev errors, see --error-stats; "
-        "also sets the error rates and the sub/del/ins shares), none (random characters)",
+        confusions="correct: where substitutions come from: espeak (similar-sounding characters "
+        "from espeak-ng pronunciations), pycorrector (its same-pinyin lists; pip install "
+        "--no-deps pycorrector), seed-errors (the seed model's measured dev errors, see "
+        "--error-stats; also sets the error rates and the sub/del/ins shares), none (random "
+        "characters)",
     )
     parser.add_argument(
         "--error-stats",
@@ -153,31 +109,26 @@ def get_parser() -> argparse.ArgumentParser:
         "are refused",
     )
     parser.add_argument(
-        "--backoff-confusions",
-        choices=("espeak", "pycorrector", "none"),
-        default=defaults.backoff_confusions,
-        help="seed-errors: similar-sounding characters for characters without measured "
-        "substitutions",
-    )
-    parser.add_argument(
         "--measured-only",
         action="store_true",
         help="seed-errors: substitute and insert only measured characters (no back-off)",
     )
-    parser.add_argument(
-        "--precision",
-        choices=("bf16", "fp32"),
-        default=defaults.precision,
-        help="bf16: autocast matmuls to bf16 on CPUs with avx512_bf16/AMX (fp32 elsewhere); with "
-        "eager attention 2.6x the steps/s of the old fp32+sdpa path on the mini corpus' CPU; "
-        "fp32: the old full-precision training",
-    )
-    parser.add_argument(
-        "--attn-implementation",
-        choices=("eager", "sdpa"),
-        default=defaults.attn_implementation,
-        help="attention kernel in training; eager: 1.6x the steps/s of sdpa (CPU flash "
-        "attention) under bf16 for these short sequences, the same under fp32; sdpa: the old one",
+    config_options(
+        parser,
+        defaults,
+        choices={
+            "backoff_confusions": ("espeak", "pycorrector", "none"),
+            "precision": ("bf16", "fp32"),
+            "attn_implementation": ("eager", "sdpa"),
+        },
+        backoff_confusions="seed-errors: similar-sounding characters for characters without "
+        "measured substitutions",
+        precision="bf16: autocast matmuls to bf16 on CPUs with avx512_bf16/AMX (fp32 elsewhere); "
+        "with eager attention 2.6x the steps/s of the old fp32+sdpa path on the mini corpus' "
+        "CPU; fp32: the old full-precision training",
+        attn_implementation="attention kernel in training; eager: 1.6x the steps/s of sdpa (CPU "
+        "flash attention) under bf16 for these short sequences, the same under fp32; sdpa: the "
+        "old one",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="retrain even if --out-dir is finished"
@@ -204,29 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     sentences = read_sentences(args.text, args.lang, args.skip_first_field)
     logger.info("%d sentences from %s", len(sentences), ", ".join(args.text))
-    config = TextLMTrainConfig(
-        lang=args.lang,
+    config = config_from_args(
+        TextLMTrainConfig,
+        args,
         size=args.config,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
         learning_rate=args.lr,
-        warmup_steps=args.warmup_steps,
-        max_len=args.max_len,
-        vocab_size=args.vocab_size,
-        min_char_count=args.min_char_count,
-        heldout_fraction=args.heldout_fraction,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        objective=args.objective,
-        copies=args.copies,
-        max_error_rate=args.max_error_rate,
-        confusions=args.confusions,
         error_stats=tuple(args.error_stats),
-        backoff_confusions=args.backoff_confusions,
         measured_only=args.measured_only,
-        precision=args.precision,
-        attn_implementation=args.attn_implementation,
     )
     train_text_lm(sentences, out_dir, config)
     marker.touch()
