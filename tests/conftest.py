@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import flags
+
 SEED = 42
 TASKS = ("asr", "ast")
 
@@ -57,50 +59,43 @@ def mini_data(mini_corpus: Path) -> Path:
     for task, lang in (("asr", "zh"), ("ast", "es")):
         vad_segment.main(
             [
-                "--recordings",
-                str(man / f"mini-{task}_recordings_unsup_wild.jsonl.gz"),
-                "--supervisions",
-                str(man / f"mini-{task}_supervisions_unsup_wild.jsonl.gz"),
-                "--language",
-                lang,
-                "--out-cuts",
-                str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                *flags(
+                    recordings=str(man / f"mini-{task}_recordings_unsup_wild.jsonl.gz"),
+                    supervisions=str(man / f"mini-{task}_supervisions_unsup_wild.jsonl.gz"),
+                    language=lang,
+                    out_cuts=str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                ),
             ]
         )
         for split in ("train_sup", "dev", "test_clean", "test_wild"):
             compute_fbank.main(
                 [
-                    "--recordings",
-                    str(man / f"mini-{task}_recordings_{split}.jsonl.gz"),
-                    "--supervisions",
-                    str(man / f"mini-{task}_supervisions_{split}.jsonl.gz"),
-                    "--require-text",
-                    "true",
-                    "--out-cuts",
-                    str(data / "fbank" / f"mini-{task}_cuts_{split}.jsonl.gz"),
+                    *flags(
+                        recordings=str(man / f"mini-{task}_recordings_{split}.jsonl.gz"),
+                        supervisions=str(man / f"mini-{task}_supervisions_{split}.jsonl.gz"),
+                        require_text="true",
+                        out_cuts=str(data / "fbank" / f"mini-{task}_cuts_{split}.jsonl.gz"),
+                    ),
                 ]
             )
         compute_fbank.main(
             [
-                "--in-cuts",
-                str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
-                "--out-cuts",
-                str(data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                *flags(
+                    in_cuts=str(man / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                    out_cuts=str(data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                ),
             ]
         )
     sups = str(man / "mini-asr_supervisions_train_sup.jsonl.gz")
     prepare_lang.main(
         [
-            "--type",
-            "char",
-            "--lang",
-            "zh",
-            "--out-dir",
-            str(data / "lang_char"),
-            "--manifest",
-            sups,
-            "--extra-text",
-            str(data / "text" / "mini-asr_text_only.zh.txt"),
+            *flags(
+                type="char",
+                lang="zh",
+                out_dir=str(data / "lang_char"),
+                manifest=sups,
+                extra_text=str(data / "text" / "mini-asr_text_only.zh.txt"),
+            ),
         ]
     )
     sups = str(man / "mini-ast_supervisions_train_sup.jsonl.gz")
@@ -108,20 +103,15 @@ def mini_data(mini_corpus: Path) -> Path:
     for lang, field, size in (("es", "text", 128), ("en", "translation", 96)):
         prepare_lang.main(
             [
-                "--type",
-                "bpe",
-                "--lang",
-                lang,
-                "--vocab-size",
-                str(size),
-                "--field",
-                field,
-                "--out-dir",
-                str(data / f"lang_bpe_{size}_{lang}"),
-                "--manifest",
-                sups,
-                "--extra-text",
-                str(data / "text" / f"mini-ast_text_only.{lang}.txt"),
+                *flags(
+                    type="bpe",
+                    lang=lang,
+                    vocab_size=str(size),
+                    field=field,
+                    out_dir=str(data / f"lang_bpe_{size}_{lang}"),
+                    manifest=sups,
+                    extra_text=str(data / "text" / f"mini-ast_text_only.{lang}.txt"),
+                ),
             ]
         )
     return data

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from less.checkpoint import load_checkpoint
-from tests.helpers import train_args
+from tests.helpers import flags, train_args
 
 
 def free_port() -> int:
@@ -26,12 +26,7 @@ def torchrun(data: Path, exp_dir: Path, epochs: int) -> subprocess.CompletedProc
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
+        *flags(nproc_per_node="2", master_addr="127.0.0.1", master_port=str(free_port())),
         "-m",
         "less.bin.train",
         *train_args(

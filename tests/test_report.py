@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from less.bin import report
+from tests.helpers import flags
 
 
 def result(
@@ -159,14 +160,14 @@ def test_groups_of_runs_are_averaged_over_seeds(tmp_path: Path):
     out = tmp_path / "cmp.md"
     report.main(
         [
-            "--task",
-            "asr",
-            "--out",
-            str(out),
-            "--group",
-            "scratch=" + ",".join(map(str, runs["scratch"])),
-            "--group",
-            "birq=" + ",".join(map(str, runs["birq"])),
+            *flags(
+                task="asr",
+                out=str(out),
+                group=[
+                    "scratch=" + ",".join(map(str, runs["scratch"])),
+                    "birq=" + ",".join(map(str, runs["birq"])),
+                ],
+            ),
         ]
     )
     text = out.read_text()
@@ -275,18 +276,13 @@ def test_paired_l_against_n_over_seeds(tmp_path: Path):
     out = tmp_path / "seeds.md"
     report.main(
         [
-            "--task",
-            "asr",
-            "--out",
-            str(out),
-            "--group",
-            "seeds=" + ",".join(map(str, runs)),
-            "--paired",
-            "L,N",
-            "--paired",
-            "L,S",
-            "--bootstrap",
-            "500",
+            *flags(
+                task="asr",
+                out=str(out),
+                group="seeds=" + ",".join(map(str, runs)),
+                paired=["L,N", "L,S"],
+                bootstrap="500",
+            ),
         ]
     )
     text = out.read_text()
@@ -319,18 +315,12 @@ def test_paired_groups_by_position_and_identical_systems(tmp_path: Path):
     out = tmp_path / "cmp.md"
     report.main(
         [
-            "--task",
-            "asr",
-            "--out",
-            str(out),
-            "--group",
-            "a=" + ",".join(map(str, first)),
-            "--group",
-            "b=" + ",".join(map(str, second)),
-            "--paired",
-            "a:N,b:N",
-            "--paired",
-            "L,N",
+            *flags(
+                task="asr",
+                out=str(out),
+                group=["a=" + ",".join(map(str, first)), "b=" + ",".join(map(str, second))],
+                paired=["a:N,b:N", "L,N"],
+            ),
         ]
     )
     text = out.read_text()
@@ -341,16 +331,12 @@ def test_paired_groups_by_position_and_identical_systems(tmp_path: Path):
     with pytest.raises(SystemExit, match="paired by position"):
         report.main(
             [
-                "--task",
-                "asr",
-                "--out",
-                str(out),
-                "--group",
-                "a=" + str(first[0]),
-                "--group",
-                "b=" + ",".join(map(str, second)),
-                "--paired",
-                "a:N,b:N",
+                *flags(
+                    task="asr",
+                    out=str(out),
+                    group=["a=" + str(first[0]), "b=" + ",".join(map(str, second))],
+                    paired="a:N,b:N",
+                ),
             ]
         )
     with pytest.raises(SystemExit):
@@ -368,14 +354,7 @@ def test_paired_refuses_recogs_that_disagree_with_the_json(tmp_path: Path):
     with pytest.raises(SystemExit, match="recomputed from the recogs"):
         report.main(
             [
-                "--task",
-                "asr",
-                "--out",
-                str(tmp_path / "x.md"),
-                "--group",
-                f"g={runs[0]}",
-                "--paired",
-                "L,N",
+                *flags(task="asr", out=str(tmp_path / "x.md"), group=f"g={runs[0]}", paired="L,N"),
             ]
         )
 
@@ -412,14 +391,7 @@ def test_paired_bleu_from_recogs_matches_the_decoded_bleu(tmp_path: Path):
     # the recomputed BLEU must equal the decoded one (normalised text read back from recogs)
     report.main(
         [
-            "--task",
-            "ast",
-            "--out",
-            str(out),
-            "--group",
-            "g=" + ",".join(map(str, runs)),
-            "--paired",
-            "L,N",
+            *flags(task="ast", out=str(out), group="g=" + ",".join(map(str, runs)), paired="L,N"),
         ]
     )
     cells = paired_row(out.read_text(), "| L - N | test_wild |")

@@ -15,7 +15,7 @@ from lhotse.utils import fastcopy
 from less.bin import decode as decode_cli
 from less.bin import train as train_cli
 from less.checkpoint import load_checkpoint
-from tests.helpers import same_weights, train_args
+from tests.helpers import flags, same_weights, train_args
 
 
 @pytest.mark.slow
@@ -87,12 +87,9 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, seed_model, 
         train_args(
             mini_data,
             student,
-            "--num-epochs",
-            "1",
-            "--max-batches-per-epoch",
-            "1",
-            "--init-from",
-            str(teacher / "epoch-1.pt"),
+            *flags(
+                num_epochs="1", max_batches_per_epoch="1", init_from=str(teacher / "epoch-1.pt")
+            ),
         )
     )
     t = load_checkpoint(teacher / "epoch-1.pt")["model"]
@@ -117,14 +114,12 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, seed_model, 
             train_args(
                 mini_data,
                 out,
-                "--num-epochs",
-                "1",
-                "--max-batches-per-epoch",
-                "2",
-                "--init-from",
-                str(parent),
-                "--init-schedule",
-                "continue",
+                *flags(
+                    num_epochs="1",
+                    max_batches_per_epoch="2",
+                    init_from=str(parent),
+                    init_schedule="continue",
+                ),
             )
         )
         ckpt = load_checkpoint(out / "epoch-1.pt")
@@ -153,32 +148,23 @@ def test_init_from_teacher_and_decode_result_files(mini_data: Path, seed_model, 
             train_args(
                 mini_data,
                 tmp_path / "bad",
-                "--num-epochs",
-                "1",
-                "--init-from",
-                str(tmp_path / "export.pt"),
-                "--init-schedule",
-                "continue",
+                *flags(
+                    num_epochs="1", init_from=str(tmp_path / "export.pt"), init_schedule="continue"
+                ),
             )
         )
 
     test = mini_data / "fbank" / "mini-asr_cuts_test_clean.jsonl.gz"
     decode_cli.main(
         [
-            "--exp-dir",
-            str(teacher),
-            "--epoch",
-            "1",
-            "--avg",
-            "1",
-            "--method",
-            "ctc-greedy-search",
-            "--method",
-            "attention-decoder-rescoring",
-            "--attention-scales",
-            "0.5,1.0",
-            "--test",
-            f"test_clean={test}",
+            *flags(
+                exp_dir=str(teacher),
+                epoch="1",
+                avg="1",
+                method=["ctc-greedy-search", "attention-decoder-rescoring"],
+                attention_scales="0.5,1.0",
+                test=f"test_clean={test}",
+            ),
         ]
     )
     summary = json.loads(
@@ -208,18 +194,13 @@ def test_ast_training_uses_translations_and_bleu(mini_data: Path, seed_model):
     test = mini_data / "fbank" / "mini-ast_cuts_test_clean.jsonl.gz"
     decode_cli.main(
         [
-            "--exp-dir",
-            str(exp),
-            "--epoch",
-            "1",
-            "--method",
-            "attention-beam-search",
-            "--method",
-            "ctc-greedy-search",
-            "--beam-size",
-            "2",
-            "--test",
-            f"test_clean={test}",
+            *flags(
+                exp_dir=str(exp),
+                epoch="1",
+                method=["attention-beam-search", "ctc-greedy-search"],
+                beam_size="2",
+                test=f"test_clean={test}",
+            ),
         ]
     )
     aed = json.loads(
@@ -233,14 +214,12 @@ def test_ast_training_uses_translations_and_bleu(mini_data: Path, seed_model):
     with pytest.raises(ValueError, match="attention-beam-search"):
         decode_cli.main(
             [
-                "--exp-dir",
-                str(exp),
-                "--epoch",
-                "1",
-                "--method",
-                "attention-decoder-rescoring",
-                "--test",
-                f"test_clean={test}",
+                *flags(
+                    exp_dir=str(exp),
+                    epoch="1",
+                    method="attention-decoder-rescoring",
+                    test=f"test_clean={test}",
+                ),
             ]
         )
 

@@ -21,6 +21,7 @@ from less.bin import prepare_lang, vad_segment
 from less.data.cuts import ManifestError, read_cuts, read_manifest
 from less.llm.testing import llm_correct_command
 from less.utils import atomic_path, remove_stale_temp_files, remove_stale_temp_files_in
+from tests.helpers import flags
 
 RATE = 16000
 
@@ -139,10 +140,7 @@ def test_one_unreadable_file_stops_the_directory_unless_skipped(tmp_path, caplog
     caplog.set_level(logging.INFO)
     vad_segment.main(
         [
-            "--audio-dir",
-            str(directory),
-            "--out-cuts",
-            str(out),
+            *flags(audio_dir=str(directory), out_cuts=str(out)),
             "--skip-bad-audio",
             "--log-file",
             str(log_file),

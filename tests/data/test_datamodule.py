@@ -13,6 +13,7 @@ from lhotse import CutSet
 from less.bin import compute_fbank
 from less.data.datamodule import DataConfig, SpecAugmentConfig, SpeechDataset, spec_augment
 from less.local.mini.noise import noise_recording, prepare_noise
+from tests.helpers import flags
 
 
 def test_noise_corpus_is_deterministic_and_varied(tmp_path: Path):
@@ -39,10 +40,10 @@ def noise_cuts(mini_data: Path) -> Path:
     out = mini_data / "fbank" / "mini-noise_cuts.jsonl.gz"
     compute_fbank.main(
         [
-            "--recordings",
-            str(mini_data / "manifests" / "mini-noise_recordings.jsonl.gz"),
-            "--out-cuts",
-            str(out),
+            *flags(
+                recordings=str(mini_data / "manifests" / "mini-noise_recordings.jsonl.gz"),
+                out_cuts=str(out),
+            ),
         ]
     )
     return out

@@ -15,6 +15,7 @@ import soundfile
 from less.data import espeak
 from less.local.mini.phones import AudioMismatch, phone_stats, split_alignments
 from less.ssl.alignment import load_alignments
+from tests.helpers import flags
 
 ZH = "你明天有空吗？"
 ES = "el profesor compró tres libros nuevos."
@@ -154,14 +155,12 @@ def test_a_tampered_flac_is_reported_with_its_recording(mini_corpus: Path, tmp_p
     with pytest.raises(SystemExit, match=victim.stem):
         phone_alignments.main(
             [
-                "--data-dir",
-                str(data),
-                "--task",
-                "asr",
-                "--split",
-                "test_clean",
-                "--out",
-                str(tmp_path / "again.jsonl"),
+                *flags(
+                    data_dir=str(data),
+                    task="asr",
+                    split="test_clean",
+                    out=str(tmp_path / "again.jsonl"),
+                ),
             ]
         )
     with pytest.raises(SystemExit, match="long multi-utterance"):
@@ -180,45 +179,32 @@ def test_abx_on_fbank_through_the_phone_alignments(mini_corpus: Path, tmp_path: 
     cuts = tmp_path / "cuts_test_clean.jsonl.gz"
     compute_fbank.main(
         [
-            "--recordings",
-            str(man / "mini-asr_recordings_test_clean.jsonl.gz"),
-            "--supervisions",
-            str(man / "mini-asr_supervisions_test_clean.jsonl.gz"),
-            "--out-cuts",
-            str(cuts),
+            *flags(
+                recordings=str(man / "mini-asr_recordings_test_clean.jsonl.gz"),
+                supervisions=str(man / "mini-asr_supervisions_test_clean.jsonl.gz"),
+                out_cuts=str(cuts),
+            ),
         ]
     )
     phones = tmp_path / "test_clean.phones.jsonl"
     phone_alignments.main(
         [
-            "--data-dir",
-            str(mini_corpus),
-            "--task",
-            "asr",
-            "--split",
-            "test_clean",
-            "--out",
-            str(phones),
+            *flags(data_dir=str(mini_corpus), task="asr", split="test_clean", out=str(phones)),
         ]
     )
     out = tmp_path / "abx.json"
     # cut ids are "<recording>-<index>", the alignments name supervisions: abx maps them
     abx.main(
         [
-            "--cuts",
-            str(cuts),
-            "--alignments",
-            str(phones),
-            "--units",
-            "phone",
-            "--layer",
-            "fbank",
-            "--context",
-            "any",
-            "--max-group-size",
-            "4",
-            "--out",
-            str(out),
+            *flags(
+                cuts=str(cuts),
+                alignments=str(phones),
+                units="phone",
+                layer="fbank",
+                context="any",
+                max_group_size="4",
+                out=str(out),
+            ),
         ]
     )
     result = json.loads(out.read_text())["layers"]["fbank"]
@@ -227,15 +213,12 @@ def test_abx_on_fbank_through_the_phone_alignments(mini_corpus: Path, tmp_path: 
     with pytest.raises(SystemExit, match="phone_alignments"):
         abx.main(
             [
-                "--cuts",
-                str(cuts),
-                "--alignments",
-                str(tmp_path / "missing.jsonl"),
-                "--units",
-                "phone",
-                "--layer",
-                "fbank",
-                "--out",
-                str(out),
+                *flags(
+                    cuts=str(cuts),
+                    alignments=str(tmp_path / "missing.jsonl"),
+                    units="phone",
+                    layer="fbank",
+                    out=str(out),
+                ),
             ]
         )

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import flags
+
 
 def _cuts(tmp_path: Path) -> Path:
     from lhotse import AudioSource, CutSet, MonoCut, Recording
@@ -38,14 +40,12 @@ def test_subset_takes_whole_recordings_up_to_the_hours(tmp_path: Path):
     src = _cuts(tmp_path)  # 10 recordings x 30 s = 300 s
     main(
         [
-            "--in-cuts",
-            str(src),
-            "--hours",
-            str(100 / 3600),
-            "--seed",
-            "1",
-            "--out-cuts",
-            str(tmp_path / "a.jsonl.gz"),
+            *flags(
+                in_cuts=str(src),
+                hours=str(100 / 3600),
+                seed="1",
+                out_cuts=str(tmp_path / "a.jsonl.gz"),
+            ),
         ]
     )
     kept = CutSet.from_file(tmp_path / "a.jsonl.gz").to_eager()
@@ -54,28 +54,18 @@ def test_subset_takes_whole_recordings_up_to_the_hours(tmp_path: Path):
     assert 100 <= sum(c.duration for c in kept) < 130  # overshoots by less than one recording
     main(
         [
-            "--in-cuts",
-            str(src),
-            "--fraction",
-            "0.5",
-            "--seed",
-            "1",
-            "--out-cuts",
-            str(tmp_path / "b.jsonl.gz"),
+            *flags(
+                in_cuts=str(src), fraction="0.5", seed="1", out_cuts=str(tmp_path / "b.jsonl.gz")
+            ),
         ]
     )
     half = CutSet.from_file(tmp_path / "b.jsonl.gz").to_eager()
     assert sum(c.duration for c in half) == 150
     main(
         [
-            "--in-cuts",
-            str(src),
-            "--fraction",
-            "0.5",
-            "--seed",
-            "2",
-            "--out-cuts",
-            str(tmp_path / "c.jsonl.gz"),
+            *flags(
+                in_cuts=str(src), fraction="0.5", seed="2", out_cuts=str(tmp_path / "c.jsonl.gz")
+            ),
         ]
     )
     other = CutSet.from_file(tmp_path / "c.jsonl.gz").to_eager()
@@ -88,12 +78,9 @@ def test_subset_refuses_more_hours_than_there_are(tmp_path: Path):
     with pytest.raises(SystemExit, match="fewer than"):
         main(
             [
-                "--in-cuts",
-                str(_cuts(tmp_path)),
-                "--hours",
-                "1",
-                "--out-cuts",
-                str(tmp_path / "x.jsonl.gz"),
+                *flags(
+                    in_cuts=str(_cuts(tmp_path)), hours="1", out_cuts=str(tmp_path / "x.jsonl.gz")
+                ),
             ]
         )
 
@@ -108,14 +95,12 @@ def test_fraction_of_another_cut_set(tmp_path: Path):
     CutSet.from_file(src).subset(first=12).to_file(small)  # 120 s
     main(
         [
-            "--in-cuts",
-            str(src),
-            "--fraction",
-            "0.5",
-            "--fraction-of",
-            str(small),
-            "--out-cuts",
-            str(tmp_path / "d.jsonl.gz"),
+            *flags(
+                in_cuts=str(src),
+                fraction="0.5",
+                fraction_of=str(small),
+                out_cuts=str(tmp_path / "d.jsonl.gz"),
+            ),
         ]
     )
     kept = CutSet.from_file(tmp_path / "d.jsonl.gz").to_eager()

@@ -6,6 +6,7 @@ import pytest
 
 from less.bin import prepare_lang
 from less.data.tokenizer import build_bpe_lang, build_char_lang, load_tokenizer, read_tokens
+from tests.helpers import flags
 
 ES_WORDS = (
     "hola mundo cómo estás yo tengo tres gatos y dos perros en la casa grande mañana niño".split()
@@ -57,14 +58,7 @@ def test_prepare_lang_from_text_files_rejects_bad_lines(tmp_path):
     good.write_text("今天天气很好\n我们去北京\n", encoding="utf-8")
     prepare_lang.main(
         [
-            "--type",
-            "char",
-            "--lang",
-            "zh",
-            "--out-dir",
-            str(tmp_path / "a"),
-            "--extra-text",
-            str(good),
+            *flags(type="char", lang="zh", out_dir=str(tmp_path / "a"), extra_text=str(good)),
         ]
     )
     assert load_tokenizer(tmp_path / "a").vocab_size == 3 + len(set("今天天气很好我们去北京"))
@@ -74,14 +68,7 @@ def test_prepare_lang_from_text_files_rejects_bad_lines(tmp_path):
     with pytest.raises(ValueError, match=r"bad.txt:2: not valid UTF-8"):
         prepare_lang.main(
             [
-                "--type",
-                "char",
-                "--lang",
-                "zh",
-                "--out-dir",
-                str(tmp_path / "b"),
-                "--extra-text",
-                str(bad),
+                *flags(type="char", lang="zh", out_dir=str(tmp_path / "b"), extra_text=str(bad)),
             ]
         )
     empty = tmp_path / "empty.txt"
@@ -89,14 +76,7 @@ def test_prepare_lang_from_text_files_rejects_bad_lines(tmp_path):
     with pytest.raises(ValueError, match=r"empty.txt:2: empty line"):
         prepare_lang.main(
             [
-                "--type",
-                "char",
-                "--lang",
-                "zh",
-                "--out-dir",
-                str(tmp_path / "c"),
-                "--extra-text",
-                str(empty),
+                *flags(type="char", lang="zh", out_dir=str(tmp_path / "c"), extra_text=str(empty)),
             ]
         )
     assert not (tmp_path / "b" / "lang.json").exists()

@@ -11,6 +11,7 @@ from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment,
 from lhotse.supervision import AlignmentItem
 
 from less.bin import vad_segment
+from tests.helpers import flags
 
 RATE = 16000
 # Two utterances of one long recording: 你好世界 over 0.5-2.5 s (four characters, so their
@@ -145,14 +146,12 @@ def test_cli_attaches_partial_references(tmp_path: Path):
     )
     vad_segment.main(
         [
-            "--recordings",
-            str(recordings),
-            "--supervisions",
-            str(supervisions),
-            "--language",
-            "zh",
-            "--out-cuts",
-            str(out),
+            *flags(
+                recordings=str(recordings),
+                supervisions=str(supervisions),
+                language="zh",
+                out_cuts=str(out),
+            ),
         ]
     )
     cuts = sorted(CutSet.from_file(out), key=lambda c: c.start)

@@ -15,6 +15,7 @@ pytest.importorskip("kaldi_decoder", reason="ctc-wfst needs kaldi-decoder")
 
 from less.decode.wfst import build_graph  # noqa: E402
 from less.unsup.ngram import NgramScorer, train_kneser_ney, write_arpa  # noqa: E402
+from tests.helpers import flags
 
 TOKENS = ["<blk>", "<sos/eos>", "<unk>", "一", "二", "三"]
 SENTENCES = ["一二三", "一二", "二三一", "三三", "一二二", "三一二"]
@@ -117,20 +118,14 @@ def test_decode_cli_with_an_lm_writes_lm_scale_results(mini_data: Path, seed_mod
         )
     decode_cli.main(
         [
-            "--exp-dir",
-            str(exp),
-            "--epoch",
-            "1",
-            "--method",
-            "ctc-wfst",
-            "--method",
-            "ctc-greedy-search",
-            "--lm",
-            str(lm),
-            "--lm-scales",
-            "0.5,2.0",
-            "--test",
-            f"t={test}",
+            *flags(
+                exp_dir=str(exp),
+                epoch="1",
+                method=["ctc-wfst", "ctc-greedy-search"],
+                lm=str(lm),
+                lm_scales="0.5,2.0",
+                test=f"t={test}",
+            ),
         ]
     )
     summary = json.loads((exp / "ctc-wfst" / "results-t-epoch-1_avg-1.json").read_text())

@@ -30,6 +30,7 @@ pytest.importorskip("openai")  # transformers' serving extra needs all three
 from lhotse import CutSet  # noqa: E402
 
 from less.llm.testing import llm_correct_command, make_pl_cuts  # noqa: E402
+from tests.helpers import flags
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
@@ -147,14 +148,7 @@ def test_five_cuts_answered_end_to_end_by_transformers_serve(tmp_path) -> None:
                 str(transformers_cli),
                 "serve",
                 str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-                "--log-level",
-                "info",
+                *flags(host="127.0.0.1", port=str(port), device="cpu", log_level="info"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,7 @@ import pytest
 
 from less.local.mini.grammar import SentenceSampler
 from less.local.mini.scenes import COUNTED, MAX_COPIES, png_bytes, render, scene_of
+from tests.helpers import flags
 
 
 def _sentences(count: int, seed: int = 0):
@@ -109,14 +110,12 @@ def test_render_scenes_covers_every_supervision(mini_corpus: Path, tmp_path: Pat
     out = tmp_path / "scenes"
     main(
         [
-            "--data-dir",
-            str(mini_corpus),
-            "--tasks",
-            "asr,ast",
-            "--splits",
-            "train_sup,test_clean",
-            "--out-dir",
-            str(out),
+            *flags(
+                data_dir=str(mini_corpus),
+                tasks="asr,ast",
+                splits="train_sup,test_clean",
+                out_dir=str(out),
+            ),
         ]
     )
     rows = [json.loads(line) for line in (out / "scenes.jsonl").read_text().splitlines()]

@@ -9,6 +9,7 @@ from lhotse.utils import fastcopy
 
 from less.bin import filter_pl
 from less.pseudo.filter import FilterConfig, decide, filter_cuts
+from tests.helpers import flags
 
 
 def pl_cut(
@@ -129,18 +130,14 @@ def test_cli_noisy_student_keeps_teacher_labels(tmp_path):
     out = tmp_path / "kept.jsonl.gz"
     filter_pl.main(
         [
-            "--in-cuts",
-            str(tmp_path / "pl.jsonl.gz"),
-            "--out-cuts",
-            str(out),
-            "--task",
-            "asr",
-            "--lang",
-            "zh",
-            "--max-hypo-wer",
-            "-1",
-            "--label",
-            "teacher",
+            *flags(
+                in_cuts=str(tmp_path / "pl.jsonl.gz"),
+                out_cuts=str(out),
+                task="asr",
+                lang="zh",
+                max_hypo_wer="-1",
+                label="teacher",
+            ),
         ]
     )
     assert [c.supervisions[0].text for c in CutSet.from_file(out)] == ["你好世界", "再见"]

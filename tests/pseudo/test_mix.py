@@ -6,6 +6,7 @@ from lhotse.testing.dummies import dummy_cut
 
 from less.bin import mix as mix_cli
 from less.pseudo.mix import mix_cuts
+from tests.helpers import flags
 
 
 def cuts(prefix: str, n: int, duration: float) -> CutSet:
@@ -53,14 +54,12 @@ def test_cli_writes_cuts_and_stats(tmp_path):
     out = tmp_path / "mix.jsonl.gz"
     mix_cli.main(
         [
-            "--sup-cuts",
-            str(tmp_path / "sup.jsonl.gz"),
-            "--pl-cuts",
-            str(tmp_path / "pl.jsonl.gz"),
-            "--out-cuts",
-            str(out),
-            "--pl-ratio",
-            "0.5",
+            *flags(
+                sup_cuts=str(tmp_path / "sup.jsonl.gz"),
+                pl_cuts=str(tmp_path / "pl.jsonl.gz"),
+                out_cuts=str(out),
+                pl_ratio="0.5",
+            ),
         ]
     )
     assert len(CutSet.from_file(out)) == 3 + 3  # 6 s of 2 s cuts
@@ -73,12 +72,11 @@ def test_nothing_kept_gives_the_supervised_set(tmp_path):
     out = tmp_path / "mix.jsonl.gz"
     mix_cli.main(
         [
-            "--sup-cuts",
-            str(tmp_path / "sup.jsonl.gz"),
-            "--pl-cuts",
-            str(tmp_path / "pl.jsonl.gz"),
-            "--out-cuts",
-            str(out),
+            *flags(
+                sup_cuts=str(tmp_path / "sup.jsonl.gz"),
+                pl_cuts=str(tmp_path / "pl.jsonl.gz"),
+                out_cuts=str(out),
+            ),
         ]
     )
     assert [c.custom["origin"] for c in CutSet.from_file(out)] == ["sup"] * 3

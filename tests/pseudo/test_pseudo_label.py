@@ -10,6 +10,7 @@ import torch
 from lhotse import CutSet
 
 from less.bin import pseudo_label
+from tests.helpers import flags
 
 
 def byte_symbols() -> list[str]:
@@ -114,22 +115,16 @@ def teachers(seed_model) -> dict[str, Path]:
 def run_pl(mini_data: Path, teacher: Path, task: str, out: Path, *extra: str) -> CutSet | None:
     pseudo_label.main(
         [
-            "--in-cuts",
-            str(mini_data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
-            "--out-cuts",
-            str(out),
-            "--iter",
-            "1",
-            "--exp-dir",
-            str(teacher),
-            "--epoch",
-            "1",
-            "--beam-size",
-            "2",
-            "--nbest",
-            "2",
-            "--num-threads",
-            "1",
+            *flags(
+                in_cuts=str(mini_data / "fbank" / f"mini-{task}_cuts_unsup_wild.jsonl.gz"),
+                out_cuts=str(out),
+                iter="1",
+                exp_dir=str(teacher),
+                epoch="1",
+                beam_size="2",
+                nbest="2",
+                num_threads="1",
+            ),
             *extra,
         ]
     )
@@ -196,22 +191,16 @@ def test_whisper_teacher(mini_data: Path, tiny_whisper: Path, tmp_path: Path):
     cuts.subset(first=3).to_file(tmp_path / "in.jsonl.gz")
     pseudo_label.main(
         [
-            "--in-cuts",
-            str(tmp_path / "in.jsonl.gz"),
-            "--out-cuts",
-            str(tmp_path / "out.jsonl.gz"),
-            "--iter",
-            "2",
-            "--teacher",
-            "whisper",
-            "--whisper-model",
-            str(tiny_whisper),
-            "--language",
-            "es",
-            "--whisper-task",
-            "translate",
-            "--num-threads",
-            "1",
+            *flags(
+                in_cuts=str(tmp_path / "in.jsonl.gz"),
+                out_cuts=str(tmp_path / "out.jsonl.gz"),
+                iter="2",
+                teacher="whisper",
+                whisper_model=str(tiny_whisper),
+                language="es",
+                whisper_task="translate",
+                num_threads="1",
+            ),
         ]
     )
     labelled = CutSet.from_file(tmp_path / "out.jsonl.gz")
@@ -242,10 +231,7 @@ def test_lm_decoding_for_the_lm_filter(mini_data: Path, teachers: dict[str, Path
         teachers["asr"],
         "asr",
         tmp_path / "pl.jsonl.gz",
-        "--lm",
-        str(lm),
-        "--lm-scale",
-        "2.0",
+        *flags(lm=str(lm), lm_scale="2.0"),
     )
     plain = run_pl(mini_data, teachers["asr"], "asr", tmp_path / "plain.jsonl.gz")
     lm_texts = [c.supervisions[0].custom["pl"]["lm"]["text"] for c in labelled]
@@ -261,20 +247,15 @@ def test_lm_decoding_for_the_lm_filter(mini_data: Path, teachers: dict[str, Path
     assert any(t != h for t, h in zip(lm_texts, teacher_texts))  # the LM changed some labels
     filter_pl.main(
         [
-            "--in-cuts",
-            str(tmp_path / "pl.jsonl.gz"),
-            "--out-cuts",
-            str(tmp_path / "kept.jsonl.gz"),
-            "--task",
-            "asr",
-            "--lang",
-            "zh",
-            "--max-hypo-wer",
-            "-1",
-            "--label",
-            "teacher",
-            "--max-lm-cer",
-            "0.7",
+            *flags(
+                in_cuts=str(tmp_path / "pl.jsonl.gz"),
+                out_cuts=str(tmp_path / "kept.jsonl.gz"),
+                task="asr",
+                lang="zh",
+                max_hypo_wer="-1",
+                label="teacher",
+                max_lm_cer="0.7",
+            ),
         ]
     )
     kept = {c.id for c in read_cuts(tmp_path / "kept.jsonl.gz")}

@@ -13,7 +13,7 @@ from lhotse import CutSet, Recording
 
 from less.bin import pseudo_label
 from less.pseudo import faster_whisper as fw
-from tests.helpers import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT, flags
 
 ARCTIC = FIXTURES / "arctic"
 needs_whisper = pytest.mark.skipif(
@@ -56,22 +56,16 @@ def test_whisper_base_transcribes_real_arctic_speech(tmp_path: Path, monkeypatch
     cuts.to_file(tmp_path / "in.jsonl.gz")
     pseudo_label.main(
         [
-            "--in-cuts",
-            str(tmp_path / "in.jsonl.gz"),
-            "--out-cuts",
-            str(tmp_path / "pl.jsonl.gz"),
-            "--iter",
-            "1",
-            "--teacher",
-            "faster-whisper",
-            "--whisper-model",
-            "builtin:whisper-base",
-            "--language",
-            "en",
-            "--num-threads",
-            "2",
-            "--compute-type",
-            "int8",
+            *flags(
+                in_cuts=str(tmp_path / "in.jsonl.gz"),
+                out_cuts=str(tmp_path / "pl.jsonl.gz"),
+                iter="1",
+                teacher="faster-whisper",
+                whisper_model="builtin:whisper-base",
+                language="en",
+                num_threads="2",
+                compute_type="int8",
+            ),
         ]
     )
     labelled = CutSet.from_file(tmp_path / "pl.jsonl.gz")

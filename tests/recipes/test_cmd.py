@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, flags
 
 LOCAL = ROOT / "tools" / "run_local.sh"
 SLURM = ROOT / "tools" / "run_slurm.sh"
@@ -94,18 +94,7 @@ def test_slurm_array_is_submitted_with_the_resources_and_runs_every_task(tmp_pat
     result = subprocess.run(
         [
             str(SLURM),
-            "--time",
-            "1:00:00",
-            "--mem",
-            "4G",
-            "--cpus",
-            "2",
-            "--gpus",
-            "1",
-            "--partition",
-            "gpu",
-            "--max-jobs",
-            "3",
+            *flags(time="1:00:00", mem="4G", cpus="2", gpus="1", partition="gpu", max_jobs="3"),
             "JOB=0:3",
             "exp/log/pl.JOB.log",
             "bash",

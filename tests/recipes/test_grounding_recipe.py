@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, flags
 
 SCRIPT = ROOT / "egs" / "mini" / "less" / "local" / "grounding.sh"
 
@@ -45,22 +45,16 @@ def test_grounding_recipe_trains_grounded_and_bilingual_encoders(mini_data: Path
     out = tmp_path / "exp_vg"
     args = [
         str(SCRIPT),
-        "--data",
-        str(mini_data),
-        "--scenes",
-        str(tmp_path / "scenes"),
-        "--out",
-        str(out),
-        "--encoders",
-        "zh zhes_vg",
-        "--seeds",
-        "1",
-        "--ssl-epochs",
-        "1",
-        "--max-duration",
-        "20",
-        "--abx-layers",
-        "final",
+        *flags(
+            data=str(mini_data),
+            scenes=str(tmp_path / "scenes"),
+            out=str(out),
+            encoders="zh zhes_vg",
+            seeds="1",
+            ssl_epochs="1",
+            max_duration="20",
+            abx_layers="final",
+        ),
         "--abx-opts",
         "--context any --max-group-size 3",
         "--ssl-opts",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, flags
 
 SCRIPT = f"""#!/usr/bin/env bash
 set -euo pipefail
@@ -191,20 +191,15 @@ def test_mini_recipe_passes_a_star_on_to_training_literally(tmp_path: Path):
     result = subprocess.run(
         [
             str(recipe),
-            "--stage",
-            "4",
-            "--stop-stage",
-            "4",
-            "--tasks",
-            "asr",
-            "--exp",
-            str(tmp_path / "exp"),
-            "--data",
-            str(tmp_path / "data"),
-            "--train-cmd",
-            "echo TRAIN",
-            "--train-opts",
-            "*",
+            *flags(
+                stage="4",
+                stop_stage="4",
+                tasks="asr",
+                exp=str(tmp_path / "exp"),
+                data=str(tmp_path / "data"),
+                train_cmd="echo TRAIN",
+                train_opts="*",
+            ),
         ],
         capture_output=True,
         text=True,

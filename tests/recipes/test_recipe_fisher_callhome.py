@@ -21,7 +21,7 @@ from lhotse import CutSet, load_manifest
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import FISHER_CONVERSATIONS, make_fisher_callhome, write_sphere
-from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks
+from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks, flags
 
 RUN_SH = ROOT / "egs" / "fisher_callhome_spanish" / "less" / "run.sh"
 CORPUS = "fisher-callhome"
@@ -41,16 +41,13 @@ def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 def corpus_options(fake) -> list:
     return [
-        "--fisher-speech-dir",
-        fake.fisher_speech_dir,
-        "--fisher-transcript-dir",
-        fake.fisher_transcript_dir,
-        "--callhome-speech-dir",
-        fake.callhome_speech_dir,
-        "--callhome-transcript-dir",
-        fake.callhome_transcript_dir,
-        "--translation-dir",
-        fake.translation_dir,
+        *flags(
+            fisher_speech_dir=fake.fisher_speech_dir,
+            fisher_transcript_dir=fake.fisher_transcript_dir,
+            callhome_speech_dir=fake.callhome_speech_dir,
+            callhome_transcript_dir=fake.callhome_transcript_dir,
+            translation_dir=fake.translation_dir,
+        ),
     ]
 
 
@@ -105,17 +102,9 @@ def prepared(module_dir):
     blank_a_fisher_dev_transcript(fake)
     data = root / "data"
     result = run_recipe(
-        "--stop-stage",
-        3,
-        "--nj",
-        1,
+        *flags(stop_stage=3, nj=1),
         *corpus_options(fake),
-        "--bpe-vocab-size",
-        BPE,
-        "--data",
-        data,
-        "--exp",
-        root / "exp",
+        *flags(bpe_vocab_size=BPE, data=data, exp=root / "exp"),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root, data, fake
@@ -276,23 +265,16 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = run_recipe(
-            "--stage",
-            1,
-            "--nj",
-            1,
+            *flags(stage=1, nj=1),
             *TINY_TRAINING,
-            "--data",
-            data,
-            "--exp",
-            exp,
-            "--unsup-audio-dir",
-            root / "own",
-            "--num-iters",
-            2,
-            "--llm-base-url",
-            server.base_url,
-            "--llm-model",
-            "test-en-instruct",
+            *flags(
+                data=data,
+                exp=exp,
+                unsup_audio_dir=root / "own",
+                num_iters=2,
+                llm_base_url=server.base_url,
+                llm_model="test-en-instruct",
+            ),
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     unlabeled = list(CutSet.from_file(data / "fbank" / "user_cuts_unsup_wild.jsonl.gz"))
@@ -327,16 +309,7 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
 def test_stage_with_missing_inputs_names_the_file(tmp_path):
     data = tmp_path / "data"
     result = run_recipe(
-        "--stage",
-        4,
-        "--stop-stage",
-        4,
-        "--data",
-        data,
-        "--exp",
-        tmp_path / "exp",
-        "--bpe-vocab-size",
-        BPE,
+        *flags(stage=4, stop_stage=4, data=data, exp=tmp_path / "exp", bpe_vocab_size=BPE),
     )
     assert result.returncode != 0
     assert (

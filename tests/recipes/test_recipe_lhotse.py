@@ -28,7 +28,7 @@ from lhotse import (
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from less.local import lhotse_manifests
-from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_results_rows
+from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_results_rows, flags
 
 GENERIC = ROOT / "egs" / "lhotse" / "less" / "run.sh"
 LIBRISPEECH = ROOT / "egs" / "librispeech" / "less" / "run.sh"
@@ -102,20 +102,15 @@ def write_part(
 
 def stage0(tmp_path: Path, *extra: str, unsup: str = "wild") -> list[str]:
     return [
-        "--manifest-dir",
-        str(tmp_path / "in"),
-        "--prefix",
-        "mine",
-        "--train",
-        "train",
-        "--dev",
-        "dev",
-        "--test",
-        "test-a",
-        "--unsup",
-        unsup,
-        "--output-dir",
-        str(tmp_path / "out"),
+        *flags(
+            manifest_dir=str(tmp_path / "in"),
+            prefix="mine",
+            train="train",
+            dev="dev",
+            test="test-a",
+            unsup=unsup,
+            output_dir=str(tmp_path / "out"),
+        ),
         *extra,
     ]
 
@@ -310,28 +305,19 @@ def test_generic_recipe_stages_0_to_3_on_mandarin_manifests(tmp_path):
     data, exp = tmp_path / "data", tmp_path / "exp"
     result = run(
         GENERIC,
-        "--manifest-dir",
-        inputs,
-        "--prefix",
-        "mine",
-        "--lang",
-        "zh",
-        "--train-parts",
-        "train",
-        "--dev-part",
-        "dev",
-        "--test-parts",
-        "test",
-        "--stop-stage",
-        3,
-        "--nj",
-        1,
-        "--fbank-splits",
-        1,
-        "--data",
-        data,
-        "--exp",
-        exp,
+        *flags(
+            manifest_dir=inputs,
+            prefix="mine",
+            lang="zh",
+            train_parts="train",
+            dev_part="dev",
+            test_parts="test",
+            stop_stage=3,
+            nj=1,
+            fbank_splits=1,
+            data=data,
+            exp=exp,
+        ),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     train = CutSet.from_file(data / "fbank" / "corpus_cuts_train.jsonl.gz")
@@ -391,31 +377,23 @@ def test_librispeech_recipe_end_to_end_on_a_tiny_tree(tmp_path):
     with FakeChatServer(answer_fn=last_line_answer) as server:
         result = run(
             LIBRISPEECH,
-            "--librispeech-dir",
-            tmp_path / "corpus",
-            "--unsup-parts",
-            "train-clean-360",
-            "--test-parts",
-            "test-clean",
-            "--nj",
-            1,
-            "--fbank-splits",
-            1,
-            "--bpe-vocab-size",
-            40,
+            *flags(
+                librispeech_dir=tmp_path / "corpus",
+                unsup_parts="train-clean-360",
+                test_parts="test-clean",
+                nj=1,
+                fbank_splits=1,
+                bpe_vocab_size=40,
+            ),
             *TINY_TRAINING,
-            "--num-iters",
-            1,
-            "--systems",
-            "N L",
-            "--data",
-            data,
-            "--exp",
-            exp,
-            "--llm-base-url",
-            server.base_url,
-            "--llm-model",
-            "test-en-instruct",
+            *flags(
+                num_iters=1,
+                systems="N L",
+                data=data,
+                exp=exp,
+                llm_base_url=server.base_url,
+                llm_model="test-en-instruct",
+            ),
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     labelled = CutSet.from_file(data / "pl" / "asr" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")

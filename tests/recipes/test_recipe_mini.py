@@ -114,16 +114,7 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
     # text-only corpus + kept cuts, and a student with the unsupervised loss on the rejected cuts
     u_args = [
         *args,
-        "--tasks",
-        "asr",
-        "--systems",
-        "U",
-        "--stage",
-        "7",
-        "--stop-stage",
-        "9",
-        "--report",
-        "false",
+        *flags(tasks="asr", systems="U", stage="7", stop_stage="9", report="false"),
         "--unsup-opts",
         "--unsup-max-duration=20 --log-interval=2",
     ]  # batch lines show the unsup loss
@@ -150,16 +141,7 @@ def test_mini_recipe_end_to_end(tmp_path: Path):
     refused = subprocess.run(
         [
             *args,
-            "--tasks",
-            "ast",
-            "--systems",
-            "U",
-            "--stage",
-            "8",
-            "--stop-stage",
-            "9",
-            "--report",
-            "false",
+            *flags(tasks="ast", systems="U", stage="8", stop_stage="9", report="false"),
         ],
         capture_output=True,
         text=True,

@@ -24,6 +24,7 @@ from tests.helpers import (
     TINY_RECIPE_TRAINING,
     assert_results_rows,
     assert_stages_are_guarded_blocks,
+    flags,
 )
 
 RUN_SH = ROOT / "egs" / "wenetspeech" / "less" / "run.sh"
@@ -60,20 +61,15 @@ def prepared(module_dir):
     own_recording(root / "own" / "day1" / "talk.flac")
     data = root / "data"
     result = run_recipe(
-        "--stop-stage",
-        3,
-        "--nj",
-        1,
-        "--aishell-dir",
-        aishell.corpus_dir,
-        "--wenetspeech-dir",
-        wenetspeech.corpus_dir,
-        "--unsup-audio-dir",
-        root / "own",
-        "--data",
-        data,
-        "--exp",
-        root / "exp",
+        *flags(
+            stop_stage=3,
+            nj=1,
+            aishell_dir=aishell.corpus_dir,
+            wenetspeech_dir=wenetspeech.corpus_dir,
+            unsup_audio_dir=root / "own",
+            data=data,
+            exp=root / "exp",
+        ),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root, data, aishell, wenetspeech
@@ -212,25 +208,14 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
 
     with FakeChatServer(answer_fn=answer) as server:
         result = run_recipe(
-            "--stage",
-            4,
-            "--nj",
-            1,
-            "--unsup-audio-dir",
-            root / "own",
-            "--data",
-            data,
-            "--exp",
-            exp,
+            *flags(stage=4, nj=1, unsup_audio_dir=root / "own", data=data, exp=exp),
             *TINY_RECIPE_TRAINING,
-            "--num-iters",
-            1,
-            "--systems",
-            "N L",
-            "--llm-base-url",
-            server.base_url,
-            "--llm-model",
-            "test-zh-instruct",
+            *flags(
+                num_iters=1,
+                systems="N L",
+                llm_base_url=server.base_url,
+                llm_model="test-zh-instruct",
+            ),
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     unlabeled = cuts(data, "unlabeled_cuts_unsup_wild")
@@ -291,16 +276,13 @@ def test_missing_options_and_corpus_dirs(tmp_path):
     assert result.returncode != 0 and "--wenetspeech-subset must be S, M or L" in result.stderr
     missing = tmp_path / "no_such_aishell"
     result = run_recipe(
-        "--stop-stage",
-        0,
-        "--nj",
-        1,
-        "--aishell-dir",
-        missing,
-        "--wenetspeech-dir",
-        tmp_path,
-        "--data",
-        tmp_path / "data",
+        *flags(
+            stop_stage=0,
+            nj=1,
+            aishell_dir=missing,
+            wenetspeech_dir=tmp_path,
+            data=tmp_path / "data",
+        ),
     )
     assert result.returncode != 0
     assert f"AISHELL-1 corpus directory {missing} does not exist" in result.stderr
@@ -311,16 +293,13 @@ def test_transcript_line_with_missing_audio_stops_stage_0(tmp_path):
     line_number, utt_id = aishell.missing_audio
     transcript = aishell.corpus_dir / "data_aishell" / "transcript" / "aishell_transcript_v0.8.txt"
     result = run_recipe(
-        "--stop-stage",
-        0,
-        "--nj",
-        1,
-        "--aishell-dir",
-        aishell.corpus_dir,
-        "--wenetspeech-dir",
-        tmp_path,
-        "--data",
-        tmp_path / "data",
+        *flags(
+            stop_stage=0,
+            nj=1,
+            aishell_dir=aishell.corpus_dir,
+            wenetspeech_dir=tmp_path,
+            data=tmp_path / "data",
+        ),
     )
     assert result.returncode != 0
     assert (
@@ -333,16 +312,13 @@ def test_wenetspeech_audio_missing_stops_stage_0(tmp_path):
     aishell = make_aishell(tmp_path / "aishell")
     wenetspeech = make_wenetspeech(tmp_path / "WenetSpeech", missing_audio=True)
     result = run_recipe(
-        "--stop-stage",
-        0,
-        "--nj",
-        1,
-        "--aishell-dir",
-        aishell.corpus_dir,
-        "--wenetspeech-dir",
-        wenetspeech.corpus_dir,
-        "--data",
-        tmp_path / "data",
+        *flags(
+            stop_stage=0,
+            nj=1,
+            aishell_dir=aishell.corpus_dir,
+            wenetspeech_dir=wenetspeech.corpus_dir,
+            data=tmp_path / "data",
+        ),
     )
     assert result.returncode != 0
     assert (

@@ -11,6 +11,7 @@ from lhotse import CutSet, load_manifest
 
 from less.bin import compute_fbank, vad_segment
 from less.data.tokenizer import load_tokenizer
+from tests.helpers import flags
 
 
 def test_vad_segments_match_true_utterance_boundaries(mini_data: Path):
@@ -132,12 +133,11 @@ def test_fbank_missing_audio_names_cut_and_file(mini_corpus: Path, tmp_path: Pat
     with pytest.raises(FileNotFoundError, match=victim.sources[0].source.replace("/", ".")) as err:
         compute_fbank.main(
             [
-                "--recordings",
-                str(tmp_path / "recs.jsonl.gz"),
-                "--supervisions",
-                str(tmp_path / "sups.jsonl.gz"),
-                "--out-cuts",
-                str(tmp_path / "out.jsonl.gz"),
+                *flags(
+                    recordings=str(tmp_path / "recs.jsonl.gz"),
+                    supervisions=str(tmp_path / "sups.jsonl.gz"),
+                    out_cuts=str(tmp_path / "out.jsonl.gz"),
+                ),
             ]
         )
     assert "cut " in str(err.value) and not (tmp_path / "out.jsonl.gz").exists()
@@ -151,12 +151,11 @@ def test_fbank_missing_audio_names_cut_and_file(mini_corpus: Path, tmp_path: Pat
     with pytest.raises(RuntimeError, match=r"cut .*" + bad.name.replace(".", r"\.")):
         compute_fbank.main(
             [
-                "--recordings",
-                str(tmp_path / "recs.jsonl.gz"),
-                "--supervisions",
-                str(tmp_path / "sups.jsonl.gz"),
-                "--out-cuts",
-                str(tmp_path / "out.jsonl.gz"),
+                *flags(
+                    recordings=str(tmp_path / "recs.jsonl.gz"),
+                    supervisions=str(tmp_path / "sups.jsonl.gz"),
+                    out_cuts=str(tmp_path / "out.jsonl.gz"),
+                ),
             ]
         )
 
@@ -169,14 +168,12 @@ def test_fbank_empty_transcript_and_short_cuts(mini_corpus: Path, tmp_path: Path
     with pytest.raises(ValueError, match=f"empty transcript.*{sups[0].id}"):
         compute_fbank.main(
             [
-                "--recordings",
-                str(tmp_path / "recs.jsonl.gz"),
-                "--supervisions",
-                str(tmp_path / "sups.jsonl.gz"),
-                "--require-text",
-                "true",
-                "--out-cuts",
-                str(tmp_path / "out.jsonl.gz"),
+                *flags(
+                    recordings=str(tmp_path / "recs.jsonl.gz"),
+                    supervisions=str(tmp_path / "sups.jsonl.gz"),
+                    require_text="true",
+                    out_cuts=str(tmp_path / "out.jsonl.gz"),
+                ),
             ]
         )
     # a cut shorter than the analysis window is skipped and counted, not fatal
@@ -196,14 +193,12 @@ def test_fbank_pieces_resume(mini_corpus: Path, tmp_path: Path):
     sups.to_file(tmp_path / "sups.jsonl.gz")
     out = tmp_path / "fbank" / "cuts.jsonl.gz"
     args = [
-        "--recordings",
-        str(tmp_path / "recs.jsonl.gz"),
-        "--supervisions",
-        str(tmp_path / "sups.jsonl.gz"),
-        "--out-cuts",
-        str(out),
-        "--num-splits",
-        "2",
+        *flags(
+            recordings=str(tmp_path / "recs.jsonl.gz"),
+            supervisions=str(tmp_path / "sups.jsonl.gz"),
+            out_cuts=str(out),
+            num_splits="2",
+        ),
     ]
     compute_fbank.main([*args, "--split-index", "1"])  # one scheduler job finished, the other died
     assert not out.exists()

@@ -21,6 +21,7 @@ from less.ssl.alignment import (
     spans_to_segments,
     token_spans,
 )
+from tests.helpers import flags
 
 
 def reference_dtw(dist: list[list[float]]) -> float:
@@ -206,24 +207,15 @@ def test_abx_cli_on_the_tiny_corpus(mini_data: Path, tmp_path: Path):
     out = tmp_path / "abx.json"
     abx_cli.main(
         [
-            "--cuts",
-            str(cuts_path),
-            "--alignments",
-            str(tmp_path / "align.jsonl"),
-            "--checkpoint",
-            str(tmp_path / "ssl.pt"),
-            "--layer",
-            "fbank",
-            "--layer",
-            "2",
-            "--layer",
-            "final",
-            "--context",
-            "any",
-            "--max-group-size",
-            "3",
-            "--out",
-            str(out),
+            *flags(
+                cuts=str(cuts_path),
+                alignments=str(tmp_path / "align.jsonl"),
+                checkpoint=str(tmp_path / "ssl.pt"),
+                layer=["fbank", "2", "final"],
+                context="any",
+                max_group_size="3",
+                out=str(out),
+            ),
         ]
     )
     result = json.loads(out.read_text())
@@ -234,13 +226,11 @@ def test_abx_cli_on_the_tiny_corpus(mini_data: Path, tmp_path: Path):
     with pytest.raises(SystemExit, match="align-checkpoint"):
         abx_cli.main(
             [
-                "--cuts",
-                str(cuts_path),
-                "--alignments",
-                str(tmp_path / "missing.jsonl"),
-                "--layer",
-                "fbank",
-                "--out",
-                str(out),
+                *flags(
+                    cuts=str(cuts_path),
+                    alignments=str(tmp_path / "missing.jsonl"),
+                    layer="fbank",
+                    out=str(out),
+                ),
             ]
         )

@@ -25,6 +25,7 @@ from less.ssl.grounding import (
     retrieval_recall,
 )
 from tests.helpers import SMALL_ZIPFORMER as SMALL
+from tests.helpers import flags
 
 NUM_SCENES = 8
 PALETTE = [
@@ -239,54 +240,33 @@ def synthetic_corpus(root: Path) -> dict[str, Path]:
 
 def pretrain_args(data: dict[str, Path], exp_dir: Path, *extra: str) -> list[str]:
     return [
-        "--method",
-        "bestrq",
-        "--train-cuts",
-        str(data["zh"]),
-        "--train-cuts",
-        str(data["es"]),
-        "--exp-dir",
-        str(exp_dir),
-        "--model",
-        "xs",
-        "--model-overrides",
-        json.dumps(SMALL),
-        "--max-duration",
-        "5",
-        "--num-buckets",
-        "2",
-        "--num-workers",
-        "0",
-        "--codebook-size",
-        "128",
+        *flags(
+            method="bestrq",
+            train_cuts=[str(data["zh"]), str(data["es"])],
+            exp_dir=str(exp_dir),
+            model="xs",
+            model_overrides=json.dumps(SMALL),
+            max_duration="5",
+            num_buckets="2",
+            num_workers="0",
+            codebook_size="128",
+        ),
         # the schedule batch count starts at its end: the Zipformer's early-training layer skipping
         # and dropout would otherwise hide every pattern from a 20-step run
-        "--log-interval",
-        "5",
-        "--seed",
-        "3",
-        "--ref-duration",
-        "0.001",
-        "--visual-images",
-        str(data["scenes"]),
-        "--visual-cuts",
-        str(data["zh"]),
-        "--visual-cuts",
-        str(data["es"]),
-        "--visual-valid-cuts",
-        str(data["zh"]),
-        "--visual-every",
-        "1",
-        "--visual-dim",
-        "64",
-        "--visual-max-duration",
-        "16",
-        "--num-epochs",
-        "3",
-        "--max-batches-per-epoch",
-        "10",
-        "--save-every-n",
-        "5",
+        *flags(
+            log_interval="5",
+            seed="3",
+            ref_duration="0.001",
+            visual_images=str(data["scenes"]),
+            visual_cuts=[str(data["zh"]), str(data["es"])],
+            visual_valid_cuts=str(data["zh"]),
+            visual_every="1",
+            visual_dim="64",
+            visual_max_duration="16",
+            num_epochs="3",
+            max_batches_per_epoch="10",
+            save_every_n="5",
+        ),
         *extra,
     ]
 
@@ -360,18 +340,14 @@ def test_paired_steps_alternate_and_can_add_the_ssl_loss_of_the_paired_audio(tmp
     args = pretrain_args(
         data,
         exp,
-        "--num-epochs",
-        "1",
-        "--max-batches-per-epoch",
-        "4",
-        "--visual-every",
-        "2",
-        "--visual-ssl-weight",
-        "0.5",
-        "--valid-cuts",
-        str(data["es"]),
-        "--log-interval",
-        "1",
+        *flags(
+            num_epochs="1",
+            max_batches_per_epoch="4",
+            visual_every="2",
+            visual_ssl_weight="0.5",
+            valid_cuts=str(data["es"]),
+            log_interval="1",
+        ),
     )
     ssl_pretrain.main(args)
     lines = next((exp / "log").glob("log-ssl-*.txt")).read_text().splitlines()

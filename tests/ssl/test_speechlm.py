@@ -28,6 +28,7 @@ from less.ssl.units import (
 )
 from less.training import load_state_into
 from tests.helpers import SMALL_ZIPFORMER as SMALL
+from tests.helpers import flags
 
 
 def test_upsampling_is_deterministic_and_its_mean_duration_is_the_configured_one() -> None:
@@ -244,53 +245,40 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     fbank = mini_data / "fbank"
     lang = str(mini_data / "lang_char")
     common = [
-        "--task",
-        "asr",
-        "--lang-dir",
-        lang,
-        "--model",
-        "xs",
-        "--max-duration",
-        "20",
-        "--num-workers",
-        "0",
-        "--seed",
-        "5",
-        "--valid-cuts",
-        str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+        *flags(
+            task="asr",
+            lang_dir=lang,
+            model="xs",
+            max_duration="20",
+            num_workers="0",
+            seed="5",
+            valid_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+        ),
     ]
     train_cli.main(
         [
             *common,
-            "--model-overrides",
-            json.dumps(SMALL),
-            "--num-epochs",
-            "1",
-            "--max-batches-per-epoch",
-            "2",
-            "--train-cuts",
-            str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-            "--exp-dir",
-            str(tmp_path / "seed"),
+            *flags(
+                model_overrides=json.dumps(SMALL),
+                num_epochs="1",
+                max_batches_per_epoch="2",
+                train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+                exp_dir=str(tmp_path / "seed"),
+            ),
         ]
     )
 
     units_dir = tmp_path / "units"
     units_args = [
-        "--checkpoint",
-        str(tmp_path / "seed" / "epoch-1.pt"),
-        "--lang-dir",
-        lang,
-        "--ref-cuts",
-        str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-        "--ref-speech",
-        "true",
-        "--hyp-cuts",
-        str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
-        "--text",
-        str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
-        "--out-dir",
-        str(units_dir),
+        *flags(
+            checkpoint=str(tmp_path / "seed" / "epoch-1.pt"),
+            lang_dir=lang,
+            ref_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+            ref_speech="true",
+            hyp_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+            text=str(mini_data / "text" / "mini-asr_text_only.zh.txt"),
+            out_dir=str(units_dir),
+        ),
     ]
     speechlm_units.main(units_args)
     lexicon = UnitLexicon.load(units_dir)
@@ -308,42 +296,26 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     def pretrain(exp_dir, *extra):
         ssl_pretrain.main(
             [
-                "--method",
-                "speechlm",
-                "--unit-dir",
-                str(units_dir),
-                "--lang-dir",
-                lang,
-                "--train-cuts",
-                str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-                "--valid-cuts",
-                str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
-                "--exp-dir",
-                str(exp_dir),
-                "--model",
-                "xs",
-                "--model-overrides",
-                json.dumps(SMALL),
-                "--unit-encoder-layers",
-                "1",
-                "--max-duration",
-                "8",
-                "--max-cut-duration",
-                "10",
-                "--num-buckets",
-                "2",
-                "--num-workers",
-                "0",
-                "--log-interval",
-                "1",
-                "--seed",
-                "3",
-                "--num-epochs",
-                "2",
-                "--max-batches-per-epoch",
-                "3",
-                "--save-every-n",
-                "2",
+                *flags(
+                    method="speechlm",
+                    unit_dir=str(units_dir),
+                    lang_dir=lang,
+                    train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+                    valid_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+                    exp_dir=str(exp_dir),
+                    model="xs",
+                    model_overrides=json.dumps(SMALL),
+                    unit_encoder_layers="1",
+                    max_duration="8",
+                    max_cut_duration="10",
+                    num_buckets="2",
+                    num_workers="0",
+                    log_interval="1",
+                    seed="3",
+                    num_epochs="2",
+                    max_batches_per_epoch="3",
+                    save_every_n="2",
+                ),
                 *extra,
             ]
         )
@@ -366,20 +338,15 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     train_cli.main(
         [
             *common,
-            "--model-overrides",
-            overrides,
-            "--num-epochs",
-            "1",
-            "--max-batches-per-epoch",
-            "1",
-            "--train-cuts",
-            str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-            "--init-encoder-from",
-            str(straight / "epoch-2.pt"),
-            "--init-prefixes",
-            ",".join(SPEECHLM_PREFIXES),
-            "--exp-dir",
-            str(tmp_path / "fine"),
+            *flags(
+                model_overrides=overrides,
+                num_epochs="1",
+                max_batches_per_epoch="1",
+                train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+                init_encoder_from=str(straight / "epoch-2.pt"),
+                init_prefixes=",".join(SPEECHLM_PREFIXES),
+                exp_dir=str(tmp_path / "fine"),
+            ),
         ]
     )
     tuned = load_checkpoint(tmp_path / "fine" / "epoch-1.pt")

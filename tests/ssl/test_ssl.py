@@ -27,6 +27,7 @@ from less.ssl.quantizer import (
 )
 from less.ssl.trainer import collapse_warning
 from tests.helpers import SMALL_ZIPFORMER as SMALL
+from tests.helpers import flags
 
 
 def load_batch(mini_data: Path, split: str, count: int, max_seconds: float = 6.0):
@@ -300,36 +301,23 @@ def test_collapse_warning_names_the_perplexities_and_the_remedies():
 
 def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
     return [
-        "--method",
-        "birq",
-        "--train-cuts",
-        str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
-        "--exp-dir",
-        str(exp_dir),
-        "--model",
-        "xs",
-        "--model-overrides",
-        json.dumps(SMALL),
-        "--max-duration",
-        "6",
-        "--max-cut-duration",
-        "10",
-        "--num-buckets",
-        "2",
-        "--num-workers",
-        "0",
-        "--codebook-size",
-        "128",
-        "--enhanced-codebook-size",
-        "128",
-        "--log-interval",
-        "1",
-        "--seed",
-        "3",
-        "--enhanced-start-batches",
-        "0",
-        "--enhanced-warmup-batches",
-        "2",
+        *flags(
+            method="birq",
+            train_cuts=str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
+            exp_dir=str(exp_dir),
+            model="xs",
+            model_overrides=json.dumps(SMALL),
+            max_duration="6",
+            max_cut_duration="10",
+            num_buckets="2",
+            num_workers="0",
+            codebook_size="128",
+            enhanced_codebook_size="128",
+            log_interval="1",
+            seed="3",
+            enhanced_start_batches="0",
+            enhanced_warmup_batches="2",
+        ),
         *extra,
     ]
 
@@ -343,14 +331,12 @@ def test_pretraining_resumes_exactly(mini_data: Path, tmp_path: Path, monkeypatc
     )  # every window "collapses": the warning is wired
     straight = tmp_path / "straight"
     args = (
-        "--num-epochs",
-        "2",
-        "--max-batches-per-epoch",
-        "3",
-        "--save-every-n",
-        "2",
-        "--enhanced-label-source",
-        labels,
+        *flags(
+            num_epochs="2",
+            max_batches_per_epoch="3",
+            save_every_n="2",
+            enhanced_label_source=labels,
+        ),
     )
     ssl_pretrain.main(pretrain_args(mini_data, straight, *args))
     final = load_checkpoint(straight / "epoch-2.pt")
@@ -387,28 +373,19 @@ def test_pretrained_encoder_initialises_training(mini_data: Path, tmp_path: Path
     )
     pretrained = load_checkpoint(ssl_dir / "epoch-1.pt")["model"]
     train_args = [
-        "--task",
-        "asr",
-        "--lang-dir",
-        str(mini_data / "lang_char"),
-        "--train-cuts",
-        str(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz"),
-        "--model",
-        "xs",
-        "--model-overrides",
-        json.dumps(SMALL),
-        "--max-duration",
-        "20",
-        "--num-workers",
-        "0",
-        "--seed",
-        "5",
-        "--num-epochs",
-        "1",
-        "--max-batches-per-epoch",
-        "1",
-        "--init-encoder-from",
-        str(ssl_dir / "epoch-1.pt"),
+        *flags(
+            task="asr",
+            lang_dir=str(mini_data / "lang_char"),
+            train_cuts=str(mini_data / "fbank" / "mini-asr_cuts_train_sup.jsonl.gz"),
+            model="xs",
+            model_overrides=json.dumps(SMALL),
+            max_duration="20",
+            num_workers="0",
+            seed="5",
+            num_epochs="1",
+            max_batches_per_epoch="1",
+            init_encoder_from=str(ssl_dir / "epoch-1.pt"),
+        ),
     ]
     trainer = Trainer(
         train_cli.config_from_args(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from less.unsup.conditions import check_c2, context_items, context_matrix, unit_items
+from tests.helpers import flags
 
 
 def planted_text(seed: int = 0, count: int = 3000, plant: bool = True) -> list[list[str]]:
@@ -88,20 +89,15 @@ def test_cli_checks_c2_on_text_and_c1_on_aligned_features(mini_data: Path, tmp_p
     out = tmp_path / "report.json"
     check_unsup_conditions.main(
         [
-            "--lang",
-            "zh",
-            "--text",
-            str(text),
-            "--min-count",
-            "5",
-            "--threshold",
-            "0.95",
-            "--cuts",
-            f"train_sup={cuts_path}",
-            "--alignments-dir",
-            str(tmp_path),
-            "--out",
-            str(out),
+            *flags(
+                lang="zh",
+                text=str(text),
+                min_count="5",
+                threshold="0.95",
+                cuts=f"train_sup={cuts_path}",
+                alignments_dir=str(tmp_path),
+                out=str(out),
+            ),
         ]
     )
     printed = capsys.readouterr().out

@@ -20,6 +20,7 @@ from less.unsup.ngram import (
     train_kneser_ney,
     write_arpa,
 )
+from tests.helpers import flags
 
 
 def toy_sentences(count: int = 300, seed: int = 0) -> list[list[str]]:
@@ -142,16 +143,13 @@ def test_train_ngram_cli(tmp_path: Path):
     with_fst = importlib.util.find_spec("kaldilm") is not None
     train_ngram.main(
         [
-            "--lang",
-            "zh",
-            "--order",
-            "3",
-            "--text",
-            str(text),
-            "--cuts",
-            str(tmp_path / "cuts.jsonl.gz"),
-            "--out",
-            str(out),
+            *flags(
+                lang="zh",
+                order="3",
+                text=str(text),
+                cuts=str(tmp_path / "cuts.jsonl.gz"),
+                out=str(out),
+            ),
         ]
         + (["--fst-out", str(tmp_path / "lm" / "G.fst")] if with_fst else [])
     )

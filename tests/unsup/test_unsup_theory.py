@@ -29,6 +29,7 @@ from less.unsup.theory import (
     likelihoods,
     lm_matrix_spectrum,
 )
+from tests.helpers import flags
 
 ENUM = Enumeration.make(3, 4, 4)
 
@@ -139,16 +140,13 @@ def test_simulation_table_is_deterministic_and_cli_prints_it(capsys, tmp_path):
     assert "VIOLATED" not in format_table(first)
     simulate_unsup.main(
         [
-            "--sweep",
-            "1",
-            "--sample-seeds",
-            "1",
-            "--coarticulation",
-            "0.3",
-            "--restarts",
-            "4",
-            "--out",
-            str(tmp_path / "sim.json"),
+            *flags(
+                sweep="1",
+                sample_seeds="1",
+                coarticulation="0.3",
+                restarts="4",
+                out=str(tmp_path / "sim.json"),
+            ),
         ]
     )
     printed = capsys.readouterr().out

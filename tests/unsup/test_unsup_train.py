@@ -12,7 +12,7 @@ from lhotse.utils import fastcopy
 
 from less.bin import train as train_cli
 from less.checkpoint import load_checkpoint
-from tests.helpers import same_weights, train_args, train_mini_lm
+from tests.helpers import flags, same_weights, train_args, train_mini_lm
 
 
 def annotated_unsup_cuts(data: Path, out: Path, num_cuts: int = 6) -> Path:
@@ -53,24 +53,17 @@ def test_unsup_training_resumes_exactly(mini_data: Path, tmp_path: Path):
     lm = tmp_path / "lm.arpa"
     train_mini_lm(mini_data, lm, extra_tokens=False)
     extra = (
-        "--num-epochs",
-        "2",
-        "--max-batches-per-epoch",
-        "4",
-        "--save-every-n",
-        "3",
-        "--unsup-cuts",
-        str(unsup),
-        "--unsup-lm",
-        str(lm),
-        "--unsup-lm-weight",
-        "0.5",
-        "--unsup-prior-weight",
-        "0.3",
-        "--unsup-weight",
-        "0.5",
-        "--unsup-max-duration",
-        "10",
+        *flags(
+            num_epochs="2",
+            max_batches_per_epoch="4",
+            save_every_n="3",
+            unsup_cuts=str(unsup),
+            unsup_lm=str(lm),
+            unsup_lm_weight="0.5",
+            unsup_prior_weight="0.3",
+            unsup_weight="0.5",
+            unsup_max_duration="10",
+        ),
     )
     straight = tmp_path / "straight"
     train_cli.main(train_args(mini_data, straight, *extra))
