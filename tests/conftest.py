@@ -25,6 +25,18 @@ def pytest_configure(config) -> None:
         torch.set_num_threads(1)
 
 
+@pytest.fixture()
+def one_thread():
+    """Torch on one thread for the test (toy models are faster so, and far faster on a busy
+    machine); used by ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def module_dir(request, tmp_path_factory) -> Iterator[Path]:
     """A directory for one test module's shared fixtures, removed when the module is done.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +37,40 @@ def flags(**options) -> list[str]:
             if item is not None:
                 argv += [flag, str(item)]
     return argv
+
+
+def run_script(script: Path, *args, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a recipe's shell script as a user does (a subprocess); arguments become strings."""
+    return subprocess.run(
+        [str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_help_lists(script: Path, options, defaults: dict[str, str] | None = None) -> None:
+    """``script`` parses (bash -n), ``--help`` succeeds and names every one of ``options``;
+    ``defaults``: option -> regex of the default its help line shows (e.g. ``r"\\[medium\\]"``)."""
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    result = run_script(script, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in options:
+        assert option in result.stdout, option
+    for option, default in (defaults or {}).items():
+        assert re.search(rf"{option}\s.*{default}", result.stdout), (option, default)
+
+
+def recipe_supervisions(data: Path, corpus: str, split: str) -> dict:
+    """A real recipe's supervisions of ``corpus`` and ``split`` (stage 1's manifests) by id."""
+    from lhotse import load_manifest
+
+    path = data / "manifests" / f"{corpus}_supervisions_{split}.jsonl.gz"
+    return {s.id: s for s in load_manifest(path)}
+
+
+def recipe_cuts(data: Path, name: str) -> list:
+    """A real recipe's cuts with features (stage 2-3's ``data/fbank/<name>.jsonl.gz``)."""
+    from lhotse import CutSet
+
+    return list(CutSet.from_file(data / "fbank" / f"{name}.jsonl.gz"))
 
 
 def train_mini_lm(mini_data: Path, out: Path, order: int = 2, extra_tokens: bool = True) -> Path:

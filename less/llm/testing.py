@@ -74,6 +74,26 @@ def llm_correct_command(
     ]
 
 
+def run_llm_correct(
+    in_cuts: Path | str,
+    out_cuts: Path | str,
+    options: str,
+    *more,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+):
+    """Run :func:`llm_correct_command` as a subprocess (output captured as text)."""
+    import subprocess
+
+    return subprocess.run(
+        llm_correct_command(in_cuts, out_cuts, options, *more),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 def last_line_answer(request_id: str, body: dict[str, Any]) -> str:
     """Default 'model': repeats the text after the last colon of the prompt (the hypothesis)."""
     user = body["messages"][-1]["content"].strip().splitlines()[-1]
@@ -398,20 +418,12 @@ def make_pl_cuts(
     language: str = "zh",
 ):
     """A CutSet of 1-second cuts (no audio needed) carrying ``custom["pl"]`` records."""
-    from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
-    from lhotse.audio import AudioSource
+    from lhotse import CutSet
 
     cuts = []
     for index, hypothesis in enumerate(hypotheses):
         cut_id = f"{prefix}-{index:04d}"
         _KNOWN_NAMES.add(cut_id)
-        recording = Recording(
-            id=f"{cut_id}-rec",
-            sources=[AudioSource(type="file", channels=[0], source=f"/nonexistent/{cut_id}.wav")],
-            sampling_rate=16000,
-            num_samples=16000,
-            duration=1.0,
-        )
         candidates = nbest[index] if nbest is not None else [(hypothesis, -1.0)]
         pl = {
             "iter": 1,
@@ -420,24 +432,38 @@ def make_pl_cuts(
             "nbest": [[text, score] for text, score in candidates],
             "confidence": 0.9,
         }
-        supervision = SupervisionSegment(
-            id=f"{cut_id}-sup",
-            recording_id=recording.id,
-            start=0.0,
-            duration=1.0,
-            channel=0,
-            language=language,
-            text="",
-            custom={"pl": pl},
-        )
-        cuts.append(
-            MonoCut(
-                id=cut_id,
-                start=0.0,
-                duration=1.0,
-                channel=0,
-                recording=recording,
-                supervisions=[supervision],
-            )
-        )
+        cuts.append(audio_free_cut(cut_id, language=language, text="", custom={"pl": pl}))
     return CutSet.from_cuts(cuts)
+
+
+def audio_free_cut(cut_id: str, *, language: str, text: str, custom: dict):
+    """A 1-second MonoCut with one supervision whose recording is a file that does not exist
+    (for code that reads manifests and never loads audio)."""
+    from lhotse import MonoCut, Recording, SupervisionSegment
+    from lhotse.audio import AudioSource
+
+    recording = Recording(
+        id=f"{cut_id}-rec",
+        sources=[AudioSource(type="file", channels=[0], source=f"/nonexistent/{cut_id}.wav")],
+        sampling_rate=16000,
+        num_samples=16000,
+        duration=1.0,
+    )
+    supervision = SupervisionSegment(
+        id=f"{cut_id}-sup",
+        recording_id=recording.id,
+        start=0.0,
+        duration=1.0,
+        channel=0,
+        language=language,
+        text=text,
+        custom=custom,
+    )
+    return MonoCut(
+        id=cut_id,
+        start=0.0,
+        duration=1.0,
+        channel=0,
+        recording=recording,
+        supervisions=[supervision],
+    )

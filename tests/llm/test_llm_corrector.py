@@ -28,7 +28,7 @@ from less.llm.standin.correction_pairs import (
     sound_key,
 )
 from less.llm.standin.text_lm import _encode_pairs, build_tokenizer
-from less.llm.testing import llm_correct_command, make_pl_cuts
+from less.llm.testing import make_pl_cuts, run_llm_correct
 from less.metrics import error_rate
 from tests.helpers import ROOT, grammar_sentences, python_module
 
@@ -299,13 +299,7 @@ def test_trained_corrector_rewrites_hypotheses_through_llm_correct(tmp_path: Pat
     make_pl_cuts([wrong for wrong, _ in cases]).to_file(in_cuts)
     options = "--task asr --lang zh --mode correct --backend hf --batch-size 4 --num-threads 1"
     more = ("--model", out_dir, "--prompt-template", PROMPT)
-    result = subprocess.run(
-        llm_correct_command(in_cuts, out_cuts, options, *more),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    result = run_llm_correct(in_cuts, out_cuts, options, *more, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]
     assert all(r["status"] == "ok" and r["mode"] == "correct" for r in records)

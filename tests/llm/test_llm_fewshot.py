@@ -6,8 +6,7 @@ import json
 from collections.abc import Sequence
 
 import pytest
-from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
-from lhotse.audio import AudioSource
+from lhotse import CutSet
 
 from less.data.text import normalize
 from less.llm.base import ChatPrompt, GenerationResult, LLMBackend
@@ -21,7 +20,7 @@ from less.llm.fewshot import (
     load_example_file,
 )
 from less.llm.prompts import RENDER_VERSION, PromptBuilder, _sha, load_template
-from less.llm.testing import llm_correct_args, make_pl_cuts
+from less.llm.testing import audio_free_cut, llm_correct_args, make_pl_cuts
 
 TRAIN = [
     f"the teacher bought {n} new books" for n in ("two", "three", "four", "five", "six", "seven")
@@ -41,36 +40,15 @@ TEST = [
 
 
 def _cuts(split: str, translations: Sequence[str]) -> CutSet:
-    cuts = []
-    for index, text in enumerate(translations):
-        cut_id = f"mini-ast-{split}-{index:05d}-0"
-        recording = Recording(
-            id=cut_id,
-            sources=[AudioSource(type="file", channels=[0], source="/nonexistent.wav")],
-            sampling_rate=16000,
-            num_samples=16000,
-            duration=1.0,
-        )
-        supervision = SupervisionSegment(
-            id=cut_id,
-            recording_id=cut_id,
-            start=0.0,
-            duration=1.0,
+    return CutSet.from_cuts(
+        audio_free_cut(
+            f"mini-ast-{split}-{index:05d}-0",
             language="es",
             text=f"texto {index}",
             custom={"translated_text": {"en": text}},
         )
-        cuts.append(
-            MonoCut(
-                id=cut_id,
-                start=0.0,
-                duration=1.0,
-                channel=0,
-                recording=recording,
-                supervisions=[supervision],
-            )
-        )
-    return CutSet.from_cuts(cuts)
+        for index, text in enumerate(translations)
+    )
 
 
 @pytest.fixture()

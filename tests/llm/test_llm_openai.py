@@ -12,7 +12,7 @@ from less.llm.base import ScoreRequest, ScoringNotSupportedError
 from less.llm.cache import AnswerCache
 from less.llm.correct import CorrectionConfig, Corrector, LLMRequestFailed
 from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend, parse_retry_after
-from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts
+from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts, run_llm_correct
 
 COLOURS = ["red", "blue", "green", "white", "black", "pink", "grey", "brown"]
 HYPOTHESES = [f"i goed to the {colour} shop" for colour in COLOURS]
@@ -151,11 +151,8 @@ def test_api_key_is_sent_but_never_logged(tmp_path, monkeypatch, caplog) -> None
         server.faults["cli-0000"] = ["500_echo"]
         options = "--task ast --backend openai --model fake-llm --api-key-env LESS_TEST_LLM_KEY"
         options += " --backoff-base 0.01 --max-retries 2 --max-failed-fraction 1"
-        result = subprocess.run(
-            llm_correct_command(in_cuts, out_cuts, options, "--base-url", server.base_url),
-            capture_output=True,
-            text=True,
-            timeout=120,
+        result = run_llm_correct(
+            in_cuts, out_cuts, options, "--base-url", server.base_url, timeout=120
         )
     assert result.returncode == 0, result.stderr
     assert "500" in caplog.text  # the failures were logged ...

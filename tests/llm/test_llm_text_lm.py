@@ -10,7 +10,7 @@ from lhotse import CutSet
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from less.llm.standin.text_lm import build_tokenizer
-from less.llm.testing import llm_correct_command, make_pl_cuts
+from less.llm.testing import make_pl_cuts, run_llm_correct
 from tests.helpers import grammar_sentences, python_module
 
 
@@ -91,12 +91,7 @@ def test_rescore_cli_with_the_trained_lm_fixes_nbest_choices(trained_lm, tmp_pat
     make_pl_cuts([wrong for wrong, _ in cases], nbest=nbest).to_file(in_cuts)
     options = "--task asr --lang zh --mode rescore --backend hf --lm-weight 1.0 --batch-size 4"
     more = ("--model", out_dir, "--num-threads", 1)
-    result = subprocess.run(
-        llm_correct_command(in_cuts, out_cuts, options, *more),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_llm_correct(in_cuts, out_cuts, options, *more)
     assert result.returncode == 0, result.stderr
     records = [cut.supervisions[0].custom["pl"]["llm"] for cut in CutSet.from_file(out_cuts)]
     assert [r["text"] for r in records] == [right for _, right in cases]

@@ -29,7 +29,7 @@ pytest.importorskip("openai")  # transformers' serving extra needs all three
 
 from lhotse import CutSet  # noqa: E402
 
-from less.llm.testing import llm_correct_command, make_pl_cuts  # noqa: E402
+from less.llm.testing import make_pl_cuts, run_llm_correct  # noqa: E402
 from tests.helpers import flags
 
 CHAT_TEMPLATE = (
@@ -159,13 +159,7 @@ def test_five_cuts_answered_end_to_end_by_transformers_serve(tmp_path) -> None:
         base_url = f"http://127.0.0.1:{port}/v1"
         options = "--task ast --backend openai --max-concurrency 2 --timeout 60"
         more = ("--base-url", base_url, "--model", model_dir)
-        result = subprocess.run(
-            llm_correct_command(in_cuts, out_cuts, options, *more),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-        )
+        result = run_llm_correct(in_cuts, out_cuts, options, *more, env=env)
     finally:
         server.terminate()
         try:

@@ -42,13 +42,7 @@ PUBLISHED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Toy models are faster on one thread, and far faster on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # every Zipformer feature (6 stacks, all modules) at toy width, for fast tests

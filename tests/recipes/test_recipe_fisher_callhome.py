@@ -10,18 +10,26 @@ Spanish recordings as the user's unlabeled audio and a local fake LLM server.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from lhotse import CutSet, load_manifest
+from lhotse import CutSet
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import FISHER_CONVERSATIONS, make_fisher_callhome, write_sphere
-from tests.helpers import ROOT, TINY_RECIPE_TRAINING, assert_stages_are_guarded_blocks, flags
+from tests.helpers import (
+    ROOT,
+    TINY_RECIPE_TRAINING,
+    assert_help_lists,
+    assert_stages_are_guarded_blocks,
+    flags,
+    recipe_cuts,
+    recipe_supervisions,
+    run_script,
+)
 
 RUN_SH = ROOT / "egs" / "fisher_callhome_spanish" / "less" / "run.sh"
 CORPUS = "fisher-callhome"
@@ -33,10 +41,8 @@ TINY_TRAINING = [*TINY_RECIPE_TRAINING, "--bpe-vocab-size", str(BPE)]
 EMPTY_SPANISH_ID = f"{FISHER_CONVERSATIONS['fisher_dev']}-B-0005"
 
 
-def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
+def run_recipe(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run_script(RUN_SH, *args, timeout=timeout)
 
 
 def corpus_options(fake) -> list:
@@ -111,37 +117,31 @@ def prepared(module_dir):
 
 
 def supervisions(data: Path, split: str):
-    return {
-        s.id: s
-        for s in load_manifest(data / "manifests" / f"{CORPUS}_supervisions_{split}.jsonl.gz")
-    }
+    return recipe_supervisions(data, CORPUS, split)
 
 
 def cuts(data: Path, split: str) -> list:
-    return list(CutSet.from_file(data / "fbank" / f"{CORPUS}_cuts_{split}.jsonl.gz"))
+    return recipe_cuts(data, f"{CORPUS}_cuts_{split}")
 
 
 def test_run_sh_syntax_and_help():
-    assert subprocess.run(["bash", "-n", str(RUN_SH)]).returncode == 0
-    result = run_recipe("--help")
-    assert result.returncode == 0, result.stderr
-    for option in (
-        "--fisher-speech-dir",
-        "--fisher-transcript-dir",
-        "--callhome-speech-dir",
-        "--callhome-transcript-dir",
-        "--translation-dir",
-        "--unsup-audio-dir",
-        "--bpe-vocab-size",
-        "--llm-model",
-        "--llm-base-url",
-        "--max-hypo-wer",
-        "--model-overrides",
-    ):
-        assert option in result.stdout, option
-    assert re.search(r"--llm-backend\s.*\[openai\]", result.stdout)
-    assert re.search(r"--llm-model\s.*Instruct\]", result.stdout)
-    assert re.search(r"--model\s.*\[medium\]", result.stdout)
+    assert_help_lists(
+        RUN_SH,
+        (
+            "--fisher-speech-dir",
+            "--fisher-transcript-dir",
+            "--callhome-speech-dir",
+            "--callhome-transcript-dir",
+            "--translation-dir",
+            "--unsup-audio-dir",
+            "--bpe-vocab-size",
+            "--llm-model",
+            "--llm-base-url",
+            "--max-hypo-wer",
+            "--model-overrides",
+        ),
+        {"--llm-backend": r"\[openai\]", "--llm-model": r"Instruct\]", "--model": r"\[medium\]"},
+    )
 
 
 def test_every_stage_is_a_guarded_block():

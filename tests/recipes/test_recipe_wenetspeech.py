@@ -8,32 +8,33 @@ tests check the manifests, features and lang dir they leave. A slow test runs st
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from lhotse import CutSet, load_manifest
+from lhotse import CutSet
 
 from less.llm.testing import FakeChatServer, last_line_answer
 from tests.fake_corpora import make_aishell, make_wenetspeech
 from tests.helpers import (
     ROOT,
     TINY_RECIPE_TRAINING,
+    assert_help_lists,
     assert_results_rows,
     assert_stages_are_guarded_blocks,
     flags,
+    recipe_cuts,
+    recipe_supervisions,
+    run_script,
 )
 
 RUN_SH = ROOT / "egs" / "wenetspeech" / "less" / "run.sh"
 
 
-def run_recipe(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(RUN_SH), *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
+def run_recipe(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return run_script(RUN_SH, *args, timeout=timeout)
 
 
 def own_recording(path: Path) -> None:
@@ -75,43 +76,33 @@ def prepared(module_dir):
     return root, data, aishell, wenetspeech
 
 
-def supervisions(data: Path, corpus: str, split: str):
-    return {
-        s.id: s
-        for s in load_manifest(data / "manifests" / f"{corpus}_supervisions_{split}.jsonl.gz")
-    }
-
-
-def cuts(data: Path, name: str) -> list:
-    return list(CutSet.from_file(data / "fbank" / f"{name}.jsonl.gz"))
-
-
 def test_run_sh_syntax_and_help():
-    assert subprocess.run(["bash", "-n", str(RUN_SH)]).returncode == 0
-    result = run_recipe("--help")
-    assert result.returncode == 0, result.stderr
-    for option in (
-        "--aishell-dir",
-        "--wenetspeech-dir",
-        "--wenetspeech-subset",
-        "--unsup-audio-dir",
-        "--min-utt-duration",
-        "--max-utt-duration",
-        "--model ",
-        "--num-iters",
-        "--llm-backend",
-        "--llm-base-url",
-        "--llm-model",
-        "--llm-api-key-env",
-        "--max-hypo-wer",
-        "--model-overrides",
-    ):
-        assert option in result.stdout, option
-    assert re.search(r"--model\s.*\[medium\]", result.stdout)
-    assert re.search(r"--num-iters\s.*\[3\]", result.stdout)
-    assert re.search(r"--llm-backend\s.*\[openai\]", result.stdout)
-    assert re.search(r"--max-hypo-wer\s.*\[0.1\]", result.stdout)
-    assert re.search(r"--llm-model\s.*\[Qwen/Qwen2.5-7B-Instruct\]", result.stdout)
+    assert_help_lists(
+        RUN_SH,
+        (
+            "--aishell-dir",
+            "--wenetspeech-dir",
+            "--wenetspeech-subset",
+            "--unsup-audio-dir",
+            "--min-utt-duration",
+            "--max-utt-duration",
+            "--model ",
+            "--num-iters",
+            "--llm-backend",
+            "--llm-base-url",
+            "--llm-model",
+            "--llm-api-key-env",
+            "--max-hypo-wer",
+            "--model-overrides",
+        ),
+        {
+            "--model": r"\[medium\]",
+            "--num-iters": r"\[3\]",
+            "--llm-backend": r"\[openai\]",
+            "--max-hypo-wer": r"\[0.1\]",
+            "--llm-model": r"\[Qwen/Qwen2.5-7B-Instruct\]",
+        },
+    )
 
 
 def test_every_stage_is_a_guarded_block():
@@ -123,24 +114,27 @@ def test_every_stage_is_a_guarded_block():
 def test_aishell_manifests(prepared):
     _, data, aishell, _ = prepared
     for split in ("train", "dev", "test"):
-        sups = supervisions(data, "aishell", split)
+        sups = recipe_supervisions(data, "aishell", split)
         assert {i: s.text for i, s in sups.items()} == aishell.texts[split]
         assert all(s.language == "zh" for s in sups.values())
-    assert not set(aishell.dropped) & set(supervisions(data, "aishell", "train"))
+    assert not set(aishell.dropped) & set(recipe_supervisions(data, "aishell", "train"))
 
 
 @pytest.mark.slow
 def test_wenetspeech_manifests(prepared):
     _, data, _, wenetspeech = prepared
-    unlabeled = supervisions(data, "wenetspeech", "M")
+    unlabeled = recipe_supervisions(data, "wenetspeech", "M")
     assert {i: s.custom["ref_text"] for i, s in unlabeled.items()} == wenetspeech.texts["M"]
     assert all(s.text is None for s in unlabeled.values())  # labels hidden: reporting only
     for split in ("DEV", "TEST_NET", "TEST_MEETING"):
         assert {
-            i: s.text for i, s in supervisions(data, "wenetspeech", split).items()
+            i: s.text for i, s in recipe_supervisions(data, "wenetspeech", split).items()
         } == wenetspeech.texts[split]
     every_id = set().union(
-        *(supervisions(data, "wenetspeech", s) for s in ("M", "DEV", "TEST_NET", "TEST_MEETING"))
+        *(
+            recipe_supervisions(data, "wenetspeech", s)
+            for s in ("M", "DEV", "TEST_NET", "TEST_MEETING")
+        )
     )
     tagged = {i for i, why in wenetspeech.dropped.items() if why.startswith("text tagged")}
     assert len(tagged) == 4 and not tagged & every_id
@@ -152,7 +146,7 @@ def test_wenetspeech_manifests(prepared):
 @pytest.mark.slow
 def test_fbank_of_supervised_and_test_sets(prepared):
     _, data, aishell, wenetspeech = prepared
-    train = cuts(data, "aishell_cuts_train")
+    train = recipe_cuts(data, "aishell_cuts_train")
     assert len(train) == 3 * len(aishell.texts["train"])  # 0.9x / 1.0x / 1.1x speed perturbation
     assert sum(c.id.endswith("_sp0.9") for c in train) == len(aishell.texts["train"])
     for name, expected in (
@@ -162,14 +156,14 @@ def test_fbank_of_supervised_and_test_sets(prepared):
         ("wenetspeech_cuts_TEST_MEETING", wenetspeech.texts["TEST_MEETING"]),
         ("wenetspeech_cuts_DEV", wenetspeech.texts["DEV"]),
     ):
-        found = cuts(data, name)
+        found = recipe_cuts(data, name)
         assert sorted(c.supervisions[0].text for c in found) == sorted(expected.values()), name
-    for cut in train + cuts(data, "wenetspeech_cuts_TEST_NET"):
+    for cut in train + recipe_cuts(data, "wenetspeech_cuts_TEST_NET"):
         assert cut.has_features and cut.num_features == 80
         assert abs(cut.num_frames - cut.duration * 100) <= 2
         assert cut.load_features().shape == (cut.num_frames, 80)
     # WenetSpeech recordings are whole videos: each cut is one segment (trimmed), not the file
-    test_net = cuts(data, "wenetspeech_cuts_TEST_NET")[0]
+    test_net = recipe_cuts(data, "wenetspeech_cuts_TEST_NET")[0]
     assert test_net.duration == pytest.approx(2.7) and test_net.start == pytest.approx(0.1)
 
 
@@ -179,7 +173,7 @@ def test_unlabeled_set_is_wenetspeech_plus_own_vad_segments(prepared):
     vad = list(CutSet.from_file(data / "manifests" / "user_cuts_unsup_wild.jsonl.gz"))
     assert 1 <= len(vad) <= 3 and all(c.recording.id == "day1_talk" for c in vad)
     assert all(1.0 <= c.duration <= 20.0 for c in vad)
-    unlabeled = cuts(data, "unlabeled_cuts_unsup_wild")
+    unlabeled = recipe_cuts(data, "unlabeled_cuts_unsup_wild")
     assert len(unlabeled) == len(wenetspeech.texts["M"]) + len(vad)
     from_wenet = {c.id: c.supervisions[0] for c in unlabeled if c.id in wenetspeech.texts["M"]}
     assert {i: s.custom["ref_text"] for i, s in from_wenet.items()} == wenetspeech.texts["M"]
@@ -218,7 +212,7 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
             ),
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    unlabeled = cuts(data, "unlabeled_cuts_unsup_wild")
+    unlabeled = recipe_cuts(data, "unlabeled_cuts_unsup_wild")
     assert len(requests) == len(unlabeled)
     assert all(body["model"] == "test-zh-instruct" for body in requests)
     assert "中文" in requests[0]["messages"][-1]["content"]  # the packaged Chinese prompt
