@@ -28,9 +28,10 @@ from less.data.cuts import read_cuts
 from less.pseudo.filter import FilterConfig, filter_cuts
 from less.utils import (
     already_done,
+    config_from_args,
+    config_options,
     save_cuts_atomic,
     setup_logging,
-    str2bool,
     write_json_atomic,
     write_text_atomic,
 )
@@ -54,39 +55,17 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         help="language of the pseudo-label that the LLM corrected (zh; en for translations)",
     )
-    p.add_argument(
-        "--max-hypo-wer",
-        type=float,
-        default=0.1,
-        help="keep cuts with hypo_wer <= this (the paper: 0.1); negative: no hypo_wer filter",
-    )
-    p.add_argument(
-        "--label",
-        choices=["llm", "teacher"],
-        default="llm",
-        help="which text the kept cuts train on",
-    )
-    p.add_argument(
-        "--keep-llm-failures",
-        type=str2bool,
-        default=False,
-        help="keep cuts whose LLM answer was rejected/failed (with the teacher text)",
-    )
-    p.add_argument(
-        "--min-confidence", type=float, default=0.0, help="drop cuts with lower teacher confidence"
-    )
-    p.add_argument(
-        "--min-chars-per-second",
-        type=float,
-        default=0.0,
-        help="units (chars zh, words otherwise) per s",
-    )
-    p.add_argument("--max-chars-per-second", type=float, default=float("inf"))
-    p.add_argument(
-        "--max-length-ratio",
-        type=float,
-        default=float("inf"),
-        help="drop cuts whose label and teacher lengths differ by more than this factor",
+    config_options(
+        p,
+        FilterConfig(lang="zh"),
+        choices={"label": ["llm", "teacher"]},
+        max_hypo_wer="keep cuts with hypo_wer <= this (the paper: 0.1); negative: no hypo_wer filter",
+        label="which text the kept cuts train on",
+        keep_llm_failures="keep cuts whose LLM answer was rejected/failed (with the teacher text)",
+        min_confidence="drop cuts with lower teacher confidence",
+        min_chars_per_second="units (chars zh, words otherwise) per s",
+        max_chars_per_second=None,
+        max_length_ratio="drop cuts whose label and teacher lengths differ by more than this factor",
     )
     p.add_argument(
         "--max-lm-cer",
@@ -105,15 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     from lhotse import CutSet
 
-    cfg = FilterConfig(
-        lang=args.lang,
+    cfg = config_from_args(
+        FilterConfig,
+        args,
         max_hypo_wer=None if args.max_hypo_wer < 0 else args.max_hypo_wer,
-        label=args.label,
-        keep_llm_failures=args.keep_llm_failures,
-        min_confidence=args.min_confidence,
-        min_chars_per_second=args.min_chars_per_second,
-        max_chars_per_second=args.max_chars_per_second,
-        max_length_ratio=args.max_length_ratio,
         max_lm_cer=None if args.max_lm_cer < 0 else args.max_lm_cer,
     )
     kept, annotated, report = filter_cuts(read_cuts(args.in_cuts), cfg, args.task)

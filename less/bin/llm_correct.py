@@ -64,8 +64,15 @@ from less.llm.correct import (
 )
 from less.llm.fewshot import FewShotConfig, draw_examples
 from less.llm.models import builtin_model
-from less.llm.openai_http import check_api_key_env
-from less.utils import done_marker, save_cuts_atomic, setup_logging, write_json_atomic
+from less.llm.openai_http import HTTPConfig, check_api_key_env
+from less.utils import (
+    config_from_args,
+    config_options,
+    done_marker,
+    save_cuts_atomic,
+    setup_logging,
+    write_json_atomic,
+)
 
 logger = logging.getLogger("less.bin.llm_correct")
 
@@ -293,40 +300,20 @@ def get_parser() -> argparse.ArgumentParser:
         default=0,
         help="hf: torch CPU threads (0: torch's default); 1 is often faster on a busy machine",
     )
-    model.add_argument(
-        "--base-url", default="http://127.0.0.1:8000/v1", help="openai: server URL up to /v1"
-    )
-    model.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="openai: NAME of the environment variable holding the API key (never logged; a key "
-        "given here instead is refused); empty: send no key",
-    )
-    model.add_argument("--max-concurrency", type=int, default=8, help="openai: requests in flight")
-    model.add_argument(
-        "--timeout", type=float, default=120.0, help="openai: read timeout of one attempt (s)"
-    )
-    model.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="openai: connect timeout (s)"
-    )
-    model.add_argument(
-        "--max-retries",
-        type=int,
-        default=5,
-        help="openai: retries after the first attempt (429/5xx/timeouts/bad JSON)",
-    )
-    model.add_argument(
-        "--backoff-base",
-        type=float,
-        default=1.0,
-        help="openai: first retry waits ~this many seconds, doubling each time (with jitter)",
-    )
-    model.add_argument(
-        "--health-timeout",
-        type=float,
-        default=10.0,
-        help="openai: timeout (s) of the one request (GET <base-url>/models, or a 1-token chat "
-        "request) that checks the server before the run",
+    config_options(
+        model,
+        HTTPConfig(),
+        base_url="openai: server URL up to /v1",
+        api_key_env="openai: NAME of the environment variable holding the API key (never "
+        "logged; a key given here instead is refused); empty: send no key",
+        max_concurrency="openai: requests in flight",
+        timeout="openai: read timeout of one attempt (s)",
+        connect_timeout="openai: connect timeout (s)",
+        max_retries="openai: retries after the first attempt (429/5xx/timeouts/bad JSON)",
+        backoff_base="openai: first retry waits ~this many seconds, doubling each time (with "
+        "jitter)",
+        health_timeout="openai: timeout (s) of the one request (GET <base-url>/models, or a "
+        "1-token chat request) that checks the server before the run",
     )
     model.add_argument(
         "--no-health-check",
@@ -344,34 +331,20 @@ def build_backend(args: argparse.Namespace) -> LLMBackend:
         from less.llm.hf import HFBackend, HFConfig
 
         return HFBackend(
-            HFConfig(
-                model=args.model,
-                gguf_file=args.gguf_file,
-                device=args.device,
-                dtype=args.dtype,
-                batch_size=args.batch_size,
+            config_from_args(
+                HFConfig,
+                args,
                 length_budget=budget,
                 num_threads=args.num_threads or None,
                 prefix_cache=not args.no_prefix_cache,
-                gguf_cache_dir=args.gguf_cache_dir,
                 gguf_cache=not args.no_gguf_cache,
             )
         )
-    from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend
+    from less.llm.openai_http import OpenAIHTTPBackend
 
     return OpenAIHTTPBackend(
-        HTTPConfig(
-            base_url=args.base_url,
-            model=args.model,
-            api_key_env=args.api_key_env,
-            max_concurrency=args.max_concurrency,
-            connect_timeout=args.connect_timeout,
-            timeout=args.timeout,
-            max_retries=args.max_retries,
-            backoff_base=args.backoff_base,
-            length_budget=budget,
-            health_check=not args.no_health_check,
-            health_timeout=args.health_timeout,
+        config_from_args(
+            HTTPConfig, args, length_budget=budget, health_check=not args.no_health_check
         )
     )
 
