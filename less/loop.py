@@ -182,16 +182,15 @@ class EpochLoop:
     def train_one_epoch(self, epoch: int) -> None:
         cfg = self.cfg
         skip = self.state["batch_idx_in_epoch"]
-        loader, sampler, dataset = make_loader(
+        loader, _, _ = make_loader(
             self.train_cuts,
             cfg.data,
             training=True,
             seed=cfg.seed,
             skip_batches=skip,
+            epoch=epoch,
             **self.loader_kwargs(),
         )
-        sampler.set_epoch(epoch)
-        dataset.epoch = epoch
         self.scheduler.step_epoch(self.state.get("schedule_epochs", 0) + epoch - 1)
         if skip:
             self.log.info("epoch %d: skipping the %d batches already trained on", epoch, skip)

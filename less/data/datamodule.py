@@ -283,8 +283,12 @@ def make_loader(
     rank: int | None = None,
     skip_batches: int = 0,
     keep: Callable[[Any], bool] | None = None,
+    epoch: int | None = None,
 ):
     """DataLoader over a DynamicBucketingSampler (training) or a plain ordered sampler.
+
+    ``epoch``: the sampler's shuffling and the dataset's augmentation draw that epoch's order
+    (with ``skip_batches``: a loader resumed in the middle of that epoch).
 
     Training drops cuts outside ``[min_cut_duration, max_cut_duration]`` and those for which
     ``keep`` (e.g. "the CTC target fits in the output frames") is false; otherwise only
@@ -320,6 +324,9 @@ def make_loader(
         )
     dataset = SpeechDataset(cfg, training=training, seed=seed)
     wrapped = SkipBatches(sampler, skip_batches)
+    if epoch is not None:
+        wrapped.set_epoch(epoch)
+        dataset.epoch = epoch
     # Its own generator: creating a loader iterator otherwise draws from the global RNG,
     # which would make a run resumed mid-epoch diverge from an uninterrupted one.
     loader = torch.utils.data.DataLoader(

@@ -91,16 +91,15 @@ class UnlabeledStream:
         from less.data.datamodule import make_loader
 
         epoch, skip = self.state["unsup_epoch"], self.state["unsup_batch_idx"]
-        loader, sampler, dataset = make_loader(
+        loader, _, _ = make_loader(
             self.cuts,
             self.data_config,
             training=True,
             seed=self.seed,
             skip_batches=skip,
+            epoch=epoch,
             **self.loader_kwargs,
         )
-        sampler.set_epoch(epoch)
-        dataset.epoch = epoch
         self._iterator = iter(loader)
         if skip:
             log.info(
