@@ -174,6 +174,25 @@ def epoch_path(exp_dir: Path, epoch: int) -> Path:
     return Path(exp_dir) / f"epoch-{epoch}.pt"
 
 
+def add_model_selection_arguments(p, required: bool = False) -> None:
+    """``--exp-dir``, ``--epoch``, ``--avg``, ``--use-averaged-model``: icefall's choice of a
+    trained model, the one :func:`averaged_model_state` loads.  ``required``: the experiment
+    dir and the epoch must be given (otherwise the tool has another source, e.g. one file)."""
+    from less.utils import str2bool
+
+    p.add_argument("--exp-dir", type=Path, required=required, help="training directory")
+    p.add_argument(
+        "--epoch", type=int, required=required, help="epoch-E.pt, the last of the average"
+    )
+    p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
+    p.add_argument(
+        "--use-averaged-model",
+        type=str2bool,
+        default=True,
+        help="average with the running averaged model (icefall's default)",
+    )
+
+
 def averaged_model_state(
     exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from less.utils import config_options
+from less.utils import config_from_args, config_options
 
 
 @dataclass
@@ -53,3 +53,13 @@ def test_unknown_fields_and_other_types_are_refused():
         parser(epoch=None)
     with pytest.raises(TypeError, match="items: a list\\[str\\] option is declared by hand"):
         parser(items=None)
+
+
+def test_config_from_args_takes_same_named_options_then_overrides():
+    p = parser(epochs=None, rate=None)
+    p.add_argument("--unrelated", default="x")  # not a field: ignored
+    args = p.parse_args(["--epochs", "9"])
+    config = config_from_args(Example, args, name="medium")
+    assert (config.epochs, config.rate, config.name) == (9, 1, "medium")
+    assert config.shuffle is True and config.items == []  # no option: the field's default
+    assert config_from_args(Example, args, epochs=2).epochs == 2  # overrides win

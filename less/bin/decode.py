@@ -29,11 +29,12 @@ from pathlib import Path
 
 import torch
 
+from less.checkpoint import add_model_selection_arguments
 from less.data.cuts import read_cuts, translation_references
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import METHODS, DecodeOptions, Recognizer
 from less.decode.results import result_filename, save_asr_results, save_bleu_results
-from less.utils import progress_bar, resolve_dtype, setup_logging, str2bool, write_json_atomic
+from less.utils import progress_bar, resolve_dtype, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.decode")
 
@@ -42,17 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--exp-dir", type=Path, required=True)
-    p.add_argument(
-        "--epoch", type=int, required=True, help="decode epoch-E.pt (the last of the average)"
-    )
-    p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
-    p.add_argument(
-        "--use-averaged-model",
-        type=str2bool,
-        default=True,
-        help="average with the running averaged model (icefall's default)",
-    )
+    add_model_selection_arguments(p, required=True)
     p.add_argument(
         "--method", action="append", choices=METHODS, help="decoding method (repeatable)"
     )

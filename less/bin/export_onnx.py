@@ -44,7 +44,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from less.utils import setup_logging, str2bool
+from less.checkpoint import add_model_selection_arguments
+from less.utils import setup_logging
 
 log = logging.getLogger("less.export_onnx")
 
@@ -81,15 +82,7 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--exp-dir", type=Path, help="training directory (with --epoch/--avg)")
-    p.add_argument("--epoch", type=int, help="export epoch-E.pt (the last of the average)")
-    p.add_argument("--avg", type=int, default=1, help="number of epochs to average")
-    p.add_argument(
-        "--use-averaged-model",
-        type=str2bool,
-        default=True,
-        help="average with the running averaged model (as decoding does)",
-    )
+    add_model_selection_arguments(p)
     p.add_argument(
         "--checkpoint", type=Path, help="or: any checkpoint/export with 'model' and 'config'"
     )

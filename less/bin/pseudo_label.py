@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from less.checkpoint import add_model_selection_arguments
 from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
@@ -39,7 +40,6 @@ from less.utils import (
     resolve_dtype,
     save_cuts_atomic,
     setup_logging,
-    str2bool,
 )
 
 log = logging.getLogger("less.pseudo_label")
@@ -63,10 +63,7 @@ def get_parser() -> argparse.ArgumentParser:
         default="checkpoint",
         help="checkpoint (less.bin.train), whisper (transformers) or faster-whisper (CTranslate2)",
     )
-    p.add_argument("--exp-dir", type=Path, help="checkpoint teacher: experiment directory")
-    p.add_argument("--epoch", type=int, help="checkpoint teacher: last epoch of the average")
-    p.add_argument("--avg", type=int, default=1)
-    p.add_argument("--use-averaged-model", type=str2bool, default=True)
+    add_model_selection_arguments(p)  # checkpoint teacher
     p.add_argument(
         "--checkpoint", type=Path, help="checkpoint teacher from one file (e.g. pretrained.pt)"
     )
