@@ -37,16 +37,38 @@ import os
 import struct
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from less.data.text import LANGUAGES, join_units, scoring_units
-from less.utils import already_done, progress_bar, save_cuts_atomic, setup_logging
+from less.utils import (
+    already_done,
+    config_from_args,
+    config_options,
+    progress_bar,
+    save_cuts_atomic,
+    setup_logging,
+)
 
 log = logging.getLogger("less.vad_segment")
 VAD_SAMPLE_RATE = 16000
 MIN_AUDIO_SECONDS = 0.1  # shorter than any word: a file this short is almost certainly broken
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """How Silero's speech probabilities become segments (times in seconds)."""
+
+    threshold: float = 0.5
+    min_speech: float = 0.25
+    min_silence: float = 0.3
+    max_segment: float = 30.0
+    min_segment: float = 0.5
+    padding: float = 0.1
+    chunk: float = 600.0
+    channel: int = 0
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -67,28 +89,17 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--language", default=None, help="language code stored in the supervisions (zh, es)"
     )
-    p.add_argument("--threshold", type=float, default=0.5, help="speech probability threshold")
-    p.add_argument(
-        "--min-speech", type=float, default=0.25, help="drop speech shorter than this (s)"
-    )
-    p.add_argument(
-        "--min-silence", type=float, default=0.3, help="silence needed to end a segment (s)"
-    )
-    p.add_argument(
-        "--max-segment", type=float, default=30.0, help="split segments longer than this (s)"
-    )
-    p.add_argument(
-        "--min-segment", type=float, default=0.5, help="drop final segments shorter than this (s)"
-    )
-    p.add_argument("--padding", type=float, default=0.1, help="pad each segment on both sides (s)")
-    p.add_argument(
-        "--chunk",
-        type=float,
-        default=600.0,
-        help="process long recordings in chunks of this many seconds (bounded memory)",
-    )
-    p.add_argument(
-        "--channel", type=int, default=0, help="channel of multi-channel recordings to use"
+    config_options(
+        p,
+        VadConfig(),
+        threshold="speech probability threshold",
+        min_speech="drop speech shorter than this (s)",
+        min_silence="silence needed to end a segment (s)",
+        max_segment="split segments longer than this (s)",
+        min_segment="drop final segments shorter than this (s)",
+        padding="pad each segment on both sides (s)",
+        chunk="process long recordings in chunks of this many seconds (bounded memory)",
+        channel="channel of multi-channel recordings to use",
     )
     p.add_argument(
         "--skip-bad-audio",
@@ -104,32 +115,30 @@ class BadAudioError(RuntimeError):
     """An audio file that cannot be read; the message names it."""
 
 
-def detect_speech(
-    audio: torch.Tensor, model, args: argparse.Namespace
-) -> list[tuple[float, float]]:
+def detect_speech(audio: torch.Tensor, model, cfg: VadConfig) -> list[tuple[float, float]]:
     from silero_vad import get_speech_timestamps
 
     stamps = get_speech_timestamps(
         audio,
         model,
-        threshold=args.threshold,
+        threshold=cfg.threshold,
         sampling_rate=VAD_SAMPLE_RATE,
-        min_speech_duration_ms=int(args.min_speech * 1000),
-        max_speech_duration_s=args.max_segment - 2 * args.padding,
-        min_silence_duration_ms=int(args.min_silence * 1000),
-        speech_pad_ms=int(args.padding * 1000),
+        min_speech_duration_ms=int(cfg.min_speech * 1000),
+        max_speech_duration_s=cfg.max_segment - 2 * cfg.padding,
+        min_silence_duration_ms=int(cfg.min_silence * 1000),
+        speech_pad_ms=int(cfg.padding * 1000),
     )
     return [(s["start"] / VAD_SAMPLE_RATE, s["end"] / VAD_SAMPLE_RATE) for s in stamps]
 
 
-def segment_recording(recording, model, args: argparse.Namespace) -> list[tuple[float, float]]:
+def segment_recording(recording, model, cfg: VadConfig) -> list[tuple[float, float]]:
     """Speech segments (start, end) in seconds; chunks are stitched where speech crosses a border."""
     segments: list[tuple[float, float]] = []
     offset = 0.0
     while offset < recording.duration - 1e-3:
-        duration = min(args.chunk, recording.duration - offset)
+        duration = min(cfg.chunk, recording.duration - offset)
         try:
-            samples = recording.load_audio(offset=offset, duration=duration, channels=args.channel)
+            samples = recording.load_audio(offset=offset, duration=duration, channels=cfg.channel)
         except Exception as e:
             paths = ", ".join(s.source for s in recording.sources)
             raise BadAudioError(
@@ -143,18 +152,18 @@ def segment_recording(recording, model, args: argparse.Namespace) -> list[tuple[
                 Resample(recording.sampling_rate, VAD_SAMPLE_RATE)(audio.numpy()[None])[0]
             )
         model.reset_states()
-        for start, end in detect_speech(audio, model, args):
+        for start, end in detect_speech(audio, model, cfg):
             start, end = start + offset, min(end + offset, recording.duration)
             if (
                 segments
                 and start - segments[-1][1] < 0.05
-                and end - segments[-1][0] <= args.max_segment
+                and end - segments[-1][0] <= cfg.max_segment
             ):
                 segments[-1] = (segments[-1][0], end)  # speech continued across the chunk border
             else:
                 segments.append((start, end))
         offset += duration
-    return [(round(s, 3), round(e, 3)) for s, e in segments if e - s >= args.min_segment]
+    return [(round(s, 3), round(e, 3)) for s, e in segments if e - s >= cfg.min_segment]
 
 
 def reference_text(sup) -> str:
@@ -388,6 +397,7 @@ def main(argv: list[str] | None = None) -> None:
             references[sup.recording_id].append(sup)
     torch.set_num_threads(1)  # Silero runs fastest single-threaded on short windows
     model = load_silero_vad()
+    vad = config_from_args(VadConfig, args)
     partial = args.out_cuts.with_name(args.out_cuts.name + ".partial.jsonl")
     done = load_partial(partial)
     if done:
@@ -398,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
             if recording.id in done:
                 continue
             try:
-                done[recording.id] = segment_recording(recording, model, args)
+                done[recording.id] = segment_recording(recording, model, vad)
             except BadAudioError as error:
                 if not args.skip_bad_audio:
                     raise BadAudioError(f"{error} (--skip-bad-audio skips such files)") from error
@@ -423,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
                 recording_id=recording.id,
                 start=start,
                 duration=round(end - start, 3),
-                channel=args.channel,
+                channel=vad.channel,
                 text=None,
                 language=args.language,
                 custom={},
@@ -432,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
                 id=cut_id,
                 start=start,
                 duration=round(end - start, 3),
-                channel=args.channel,
+                channel=vad.channel,
                 recording=recording,
                 supervisions=[sup.with_offset(-start)],
             )
