@@ -220,13 +220,20 @@ def plot(results: list[Result], primary: dict[str, str], out_dir: Path) -> list[
     return written
 
 
+def read_abx_layers(path: Path) -> dict[str, dict[str, float]]:
+    """layer -> {"within", "across"} error rates (fractions) of one ABX result file
+    (``less.bin.abx --out``)."""
+    layers = json.loads(path.read_text(encoding="utf-8"))["layers"]
+    return {layer: {k: values[k] for k in ("within", "across")} for layer, values in layers.items()}
+
+
 def _abx_results(run: Path, task: str) -> dict[tuple[str, str], dict[str, float]]:
     """(test, layer) -> {"within", "across"} of the run's pretrained encoder(s)."""
     out = {}
     for path in sorted(run.glob(f"{task}/ssl_*/abx_*.json")):
         test = path.stem[len("abx_") :]
-        for layer, values in json.loads(path.read_text(encoding="utf-8"))["layers"].items():
-            out[(test, layer)] = {"within": values["within"], "across": values["across"]}
+        for layer, values in read_abx_layers(path).items():
+            out[(test, layer)] = values
     return out
 
 

@@ -19,10 +19,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
+from less.report import read_abx_layers
 from less.stats import mean_std as stats_mean_std
 from less.utils import write_text_atomic
 
@@ -52,7 +52,7 @@ def load_abx(path: Path) -> dict[str, dict[str, float]] | None:
     """layer -> {"within": %, "across": %}; None when the run has not got there."""
     if not path.is_file():
         return None
-    layers = json.loads(path.read_text())["layers"]
+    layers = read_abx_layers(path)
     return {layer: {k: 100 * r[k] for k in ("within", "across")} for layer, r in layers.items()}
 
 
