@@ -53,7 +53,9 @@ class SpeechLmConfig:
     mask_prob: float = 0.16  # span start probability per 25 Hz frame
     mask_span: int = 5  # frames (200 ms)
     mask_noise_std: float = 0.1
-    swap_prob: float = 0.08  # the swap mask: half the authors' rate and span, like theirs
+    # the swap mask: ~40 % of the 25 Hz frames before overlaps, the authors' share (their swap
+    # mask is half their masking probability, 0.4 of 50 Hz frames, in spans of 5 = 100 ms)
+    swap_prob: float = 0.2
     swap_span: int = 2
     text_weight: float = 0.1  # UCTC; 0: without text
     speech_weight: float = 1.0  # UMLM at each of the two outputs

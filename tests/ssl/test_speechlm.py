@@ -109,6 +109,28 @@ def test_swapped_positions_are_never_masked() -> None:
     assert not bool((swap & ~real).any())
 
 
+def test_a_swapped_frame_keeps_its_unit_among_louder_speech_frames() -> None:
+    """The Zipformer's output is ~30x the RMS of a new unit embedding (2.4 against 0.08): the
+    unit encoder must still tell which unit was swapped in.  Two swaps that differ only in the
+    unit change the unit encoder's output there by more than its own size (1.25-1.42 measured;
+    without the input LayerNorm, 0.13-0.16)."""
+    from less.model.unit_encoder import UnitEncoder
+
+    torch.manual_seed(0)
+    dim, t = 160, 30
+    encoder = UnitEncoder(dim, 2).eval()
+    embed = torch.nn.Embedding(50, dim)
+    torch.nn.init.normal_(embed.weight, std=dim**-0.5)  # as SpeechLmModel initialises it
+    speech = 2.4 * torch.randn(4, 60, dim)
+    lens = torch.full((4,), 60)
+    for first, second in ((1, 2), (3, 4), (5, 6), (7, 8)):
+        a, b = speech.clone(), speech.clone()
+        a[:, t], b[:, t] = embed.weight[first], embed.weight[second]
+        with torch.no_grad():
+            out_a, out_b = encoder(a, lens)[:, t], encoder(b, lens)[:, t]
+        assert float((out_a - out_b).norm() / out_a.norm()) > 0.7
+
+
 def _toy_texts(n: int, seed: int) -> tuple[list[list[int]], list[list[int]]]:
     """Unit u (2..9) spells character u + 1 (ids 3..10); each unit lasts 3-5 frames; no unit
     follows itself (two equal neighbours would be one run of frames, as in speech)."""
