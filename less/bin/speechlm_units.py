@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from less.checkpoint import add_model_selection_arguments
 from less.utils import atomic_path, setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.speechlm_units")
@@ -48,9 +49,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         type=Path,
-        required=True,
-        help="the seed CTC model (epoch-N.pt or pretrained.pt)",
+        help="the seed CTC model as one file (pretrained.pt, or an epoch-N.pt as it is)",
     )
+    add_model_selection_arguments(p)  # or: the seed model as decoding averages it
     p.add_argument(
         "--lang-dir", type=Path, required=True, help="its character tokens (data/lang_char)"
     )
@@ -117,6 +118,8 @@ def _write_jsonl(path: Path, rows) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
+    if args.checkpoint is None and (args.exp_dir is None or args.epoch is None):
+        raise SystemExit("speechlm_units: give --checkpoint, or --exp-dir with --epoch (and --avg)")
     setup_logging()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -161,7 +164,12 @@ def main(argv: list[str] | None = None) -> None:
         "".join(unknown[:20]),
     )
 
-    recognizer = Recognizer.from_file(args.checkpoint)
+    if args.checkpoint is not None:
+        recognizer = Recognizer.from_file(args.checkpoint)
+    else:
+        recognizer = Recognizer.from_exp_dir(
+            args.exp_dir, args.epoch, args.avg, args.use_averaged_model
+        )
     ref_cuts = _load_cuts(args.ref_cuts)
     ref_alignments, skipped = align_cuts(recognizer, ref_cuts, args.max_duration)
     frames_of = {c.id: _encoder_frames(c) for c in ref_cuts}

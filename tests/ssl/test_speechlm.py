@@ -312,8 +312,16 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
             assert len(speech[cut.id]) == int(output_lengths(torch.tensor([cut.num_frames]))[0])
     text_rows = gzip.open(units_dir / "text_units.jsonl.gz", "rt").read()
     shutil.rmtree(units_dir)
-    speechlm_units.main(units_args)  # deterministic: the same text units again
+    # the same model chosen as decoding chooses one (one epoch, no running average):
+    # deterministic, the same speech and text units again
+    by_exp_dir = [a for a in units_args if not a.startswith(str(tmp_path / "seed"))]
+    by_exp_dir.remove("--checkpoint")
+    by_exp_dir += flags(exp_dir=tmp_path / "seed", epoch=1, avg=1, use_averaged_model="false")
+    speechlm_units.main(by_exp_dir)
     assert gzip.open(units_dir / "text_units.jsonl.gz", "rt").read() == text_rows
+    assert speechlm_units.load_speech_units(units_dir / "speech_units.jsonl.gz") == speech
+    with pytest.raises(SystemExit, match="give --checkpoint, or --exp-dir with --epoch"):
+        speechlm_units.main(by_exp_dir[: by_exp_dir.index("--exp-dir")])
 
     def pretrain(exp_dir, *extra):
         ssl_pretrain.main(
