@@ -480,12 +480,12 @@ less_speechlm_units() {  # task sup_train sup_valid unsup_cuts [seed flags]: Spe
   less_need 4 "$tokenizer" "$speechlm_text"
   # an epoch-N.pt of a training dir: the model as decoding averages it (--avg, with the running
   # average), whose units are more accurate than the last epoch's weights; any other file as it is
-  local model=(--checkpoint "$tokenizer")
+  local tokenizer_model=(--checkpoint "$tokenizer")
   if [[ $(basename "$tokenizer") =~ ^epoch-([0-9]+)\.pt$ ]]; then
-    model=(--exp-dir "$(dirname "$tokenizer")" --epoch "${BASH_REMATCH[1]}" --avg "${avg:-1}")
+    tokenizer_model=(--exp-dir "$(dirname "$tokenizer")" --epoch "${BASH_REMATCH[1]}" --avg "${avg:-1}")
   fi
   less_log "Stage 4: SpeechLM units of the unlabeled set and of the text-only corpus"
-  python -m less.bin.speechlm_units "${model[@]}" --lang-dir "$speechlm_lang_dir" \
+  python -m less.bin.speechlm_units "${tokenizer_model[@]}" --lang-dir "$speechlm_lang_dir" \
     --ref-cuts "$2" --valid-cuts "$3" --hyp-cuts "$4" --text "$speechlm_text" \
     --num-threads "$num_threads" --out-dir "$exp/$1/speechlm_units"
   speechlm_args=(--unit-dir "$exp/$1/speechlm_units" --lang-dir "$speechlm_lang_dir"

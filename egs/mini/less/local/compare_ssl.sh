@@ -23,6 +23,8 @@ jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine
 run_opts=               # more run.sh flags for every run
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
+# shellcheck source=../../../../tools/path.sh
+. ../../../tools/path.sh  # the environment of the final report (run.sh sources it for each run)
 # shellcheck source=../../../../tools/less_stages.sh
 . ../../../tools/less_stages.sh  # less_wait_first
 
