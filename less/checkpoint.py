@@ -193,6 +193,28 @@ def add_model_selection_arguments(p, required: bool = False) -> None:
     )
 
 
+_NO_MODEL = "give --checkpoint, or --exp-dir with --epoch (and --avg)"
+
+
+def check_model_selection(args, error: str = _NO_MODEL) -> None:
+    """Stop with ``error`` unless ``args`` name a model: ``--checkpoint``, or ``--exp-dir`` and
+    ``--epoch`` (for tools that check their arguments before they start work)."""
+    if args.checkpoint is None and (args.exp_dir is None or args.epoch is None):
+        raise SystemExit(error)
+
+
+def selected_model_state(
+    args, error: str = _NO_MODEL
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and training config of the model a tool's ``--checkpoint`` (one file) names, or
+    else its :func:`add_model_selection_arguments`; ``error`` when neither is given."""
+    check_model_selection(args, error)
+    if args.checkpoint is not None:
+        ckpt = load_checkpoint(args.checkpoint)
+        return ckpt["model"], ckpt["config"]
+    return averaged_model_state(args.exp_dir, args.epoch, args.avg, args.use_averaged_model)
+
+
 def averaged_model_state(
     exp_dir: str | Path, epoch: int, avg: int, use_averaged_model: bool
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -255,19 +255,15 @@ def export_model(
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    from less.checkpoint import averaged_model_state, load_checkpoint
+    from less.checkpoint import selected_model_state
     from less.model.spec import ModelSpec
 
-    if args.checkpoint is not None:
-        ckpt = load_checkpoint(args.checkpoint)
-        state, config, source = ckpt["model"], ckpt["config"], str(args.checkpoint)
-    elif args.exp_dir is not None and args.epoch is not None:
-        state, config = averaged_model_state(
-            args.exp_dir, args.epoch, args.avg, args.use_averaged_model
-        )
-        source = f"{args.exp_dir} epoch {args.epoch} avg {args.avg}"
-    else:
-        raise SystemExit("give --checkpoint, or --exp-dir with --epoch (and --avg)")
+    state, config = selected_model_state(args)
+    source = (
+        str(args.checkpoint)
+        if args.checkpoint is not None
+        else f"{args.exp_dir} epoch {args.epoch} avg {args.avg}"
+    )
     spec = ModelSpec.from_train_config(config)
     ctc_tokenizer, decoder_tokenizer = spec.tokenizers()
     decoder_lang = spec.decoder_lang_dir

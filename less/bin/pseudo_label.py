@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from less.checkpoint import add_model_selection_arguments
+from less.checkpoint import add_model_selection_arguments, selected_model_state
 from less.data.cuts import read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
@@ -140,18 +140,16 @@ def make_teacher(args: argparse.Namespace, device: torch.device):
         beam_size=args.beam_size, nbest=args.nbest, max_len_ratio=args.max_len_ratio
     )
     dtype = resolve_dtype(args.dtype, device)
-    if args.checkpoint:
-        recognizer = Recognizer.from_file(args.checkpoint, device, dtype)
+    state, config = selected_model_state(
+        args, "--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch"
+    )
+    recognizer = Recognizer.from_config(config, state, device, dtype)
+    if args.checkpoint is not None:
         name = str(args.checkpoint)
-    elif args.exp_dir and args.epoch:
-        recognizer = Recognizer.from_exp_dir(
-            args.exp_dir, args.epoch, args.avg, args.use_averaged_model, device, dtype
-        )
+    else:
         name = f"{args.exp_dir} epoch-{args.epoch}_avg-{args.avg}" + (
             "_averaged" if args.use_averaged_model else ""
         )
-    else:
-        raise SystemExit("--teacher checkpoint needs --checkpoint, or --exp-dir and --epoch")
     wfst = None
     if args.lm is not None:
         if recognizer.task != "asr":

@@ -34,7 +34,11 @@ from pathlib import Path
 
 import torch
 
-from less.checkpoint import add_model_selection_arguments
+from less.checkpoint import (
+    add_model_selection_arguments,
+    check_model_selection,
+    selected_model_state,
+)
 from less.utils import atomic_path, setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.speechlm_units")
@@ -118,8 +122,7 @@ def _write_jsonl(path: Path, rows) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    if args.checkpoint is None and (args.exp_dir is None or args.epoch is None):
-        raise SystemExit("speechlm_units: give --checkpoint, or --exp-dir with --epoch (and --avg)")
+    check_model_selection(args)
     setup_logging()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
@@ -164,12 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         "".join(unknown[:20]),
     )
 
-    if args.checkpoint is not None:
-        recognizer = Recognizer.from_file(args.checkpoint)
-    else:
-        recognizer = Recognizer.from_exp_dir(
-            args.exp_dir, args.epoch, args.avg, args.use_averaged_model
-        )
+    state, config = selected_model_state(args)
+    recognizer = Recognizer.from_config(config, state)
     ref_cuts = _load_cuts(args.ref_cuts)
     ref_alignments, skipped = align_cuts(recognizer, ref_cuts, args.max_duration)
     frames_of = {c.id: _encoder_frames(c) for c in ref_cuts}

@@ -62,7 +62,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", choices=sorted(MODEL_SIZES), default=defaults.size, help="model size"
     )
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak (AdamW)")
+    parser.add_argument(
+        "--lr", type=float, default=defaults.learning_rate, help="peak learning rate (AdamW)"
+    )
     config_options(
         parser,
         defaults,
