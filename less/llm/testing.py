@@ -143,6 +143,7 @@ class FakeChatServer:
         self.request_times: dict[str, list[float]] = {}
         self.answered: Counter[str] = Counter()
         self.authorization: list[str] = []
+        self.chat_bodies: list[dict[str, Any]] = []  # every answered chat request, in order
         self.in_flight = 0
         self.max_in_flight = 0
         self._admitted = 0
@@ -227,6 +228,7 @@ class FakeChatServer:
 
     def _chat_body(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         content = self.answer_fn(request_id, body)
+        self.chat_bodies.append(body)
         return {
             "id": f"chatcmpl-{request_id}",
             "object": "chat.completion",

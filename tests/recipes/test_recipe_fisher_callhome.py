@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet
 
-from less.llm.testing import FakeChatServer, last_line_answer
+from less.llm.testing import FakeChatServer
 from tests.fake_corpora import FISHER_CONVERSATIONS, make_fisher_callhome, write_sphere
 from tests.helpers import (
     ROOT,
@@ -257,13 +257,7 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
     assert "| ast | S | 0 | callhome_evltest | BLEU |" in (exp / "RESULTS.md").read_text()
 
     own_recordings(root / "own")
-    requests = []
-
-    def answer(request_id: str, body: dict) -> str:
-        requests.append(body)
-        return last_line_answer(request_id, body)
-
-    with FakeChatServer(answer_fn=answer) as server:
+    with FakeChatServer() as server:
         result = run_recipe(
             *flags(stage=1, nj=1),
             *TINY_TRAINING,
@@ -280,9 +274,11 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
     unlabeled = list(CutSet.from_file(data / "fbank" / "user_cuts_unsup_wild.jsonl.gz"))
     assert {c.recording.id for c in unlabeled} == {"uno", "dos"} and len(unlabeled) >= 3
     assert all(c.sampling_rate == 16000 and c.has_features for c in unlabeled)
-    assert len(requests) == 2 * len(unlabeled)  # one per cut and iteration
-    assert all(body["model"] == "test-en-instruct" for body in requests)
-    assert "English" in requests[0]["messages"][-1]["content"]  # the packaged English prompt
+    assert len(server.chat_bodies) == 2 * len(unlabeled)  # one per cut and iteration
+    assert all(body["model"] == "test-en-instruct" for body in server.chat_bodies)
+    assert (
+        "English" in server.chat_bodies[0]["messages"][-1]["content"]
+    )  # the packaged English prompt
     for iteration in (1, 2):
         pl_dir = data / "pl" / "ast" / ("iter1" if iteration == 1 else "L/iter2")
         labelled = list(CutSet.from_file(pl_dir / "unsup_wild_cuts_pl.jsonl.gz"))

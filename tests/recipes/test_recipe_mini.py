@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from lhotse import CutSet
 
-from less.llm.testing import FakeChatServer, last_line_answer
+from less.llm.testing import FakeChatServer
 from tests.helpers import ROOT, assert_results_rows, flags
 
 RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
@@ -162,13 +162,7 @@ def test_mini_recipe_english_asr_task(tmp_path: Path):
     English LLM (here a local OpenAI-compatible server), WER in the report, the wild
     transcripts only in the pseudo-label error."""
     data, exp = tmp_path / "data", tmp_path / "exp"
-    requests = []
-
-    def answer(request_id: str, body: dict) -> str:
-        requests.append(body["messages"][-1]["content"])
-        return last_line_answer(request_id, body)
-
-    with FakeChatServer(answer_fn=answer) as server:
+    with FakeChatServer() as server:
         result = subprocess.run(
             tiny_run(
                 data,
@@ -185,8 +179,11 @@ def test_mini_recipe_english_asr_task(tmp_path: Path):
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     pl = CutSet.from_file(data / "pl" / "asr_en" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
-    assert len(requests) == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in pl) > 0
-    assert all("English transcript" in r for r in requests)  # the packaged English ASR prompt
+    prompts = [body["messages"][-1]["content"] for body in server.chat_bodies]
+    assert len(prompts) == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in pl) > 0
+    assert all(
+        "English transcript" in prompt for prompt in prompts
+    )  # the packaged English ASR prompt
     report = json.loads(
         (data / "pl" / "asr_en" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
     )

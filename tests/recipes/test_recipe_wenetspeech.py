@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet
 
-from less.llm.testing import FakeChatServer, last_line_answer
+from less.llm.testing import FakeChatServer
 from tests.fake_corpora import make_aishell, make_wenetspeech
 from tests.helpers import (
     ROOT,
@@ -194,13 +194,7 @@ def test_lang_char_covers_the_supervised_text(prepared):
 def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
     root, data, _, _ = prepared
     exp = root / "exp"
-    requests = []
-
-    def answer(request_id: str, body: dict) -> str:
-        requests.append(body)
-        return last_line_answer(request_id, body)
-
-    with FakeChatServer(answer_fn=answer) as server:
+    with FakeChatServer() as server:
         result = run_recipe(
             *flags(stage=4, nj=1, unsup_audio_dir=root / "own", data=data, exp=exp),
             *TINY_RECIPE_TRAINING,
@@ -213,9 +207,9 @@ def test_stages_4_to_10_end_to_end_with_a_fake_llm_server(prepared):
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     unlabeled = recipe_cuts(data, "unlabeled_cuts_unsup_wild")
-    assert len(requests) == len(unlabeled)
-    assert all(body["model"] == "test-zh-instruct" for body in requests)
-    assert "中文" in requests[0]["messages"][-1]["content"]  # the packaged Chinese prompt
+    assert len(server.chat_bodies) == len(unlabeled)
+    assert all(body["model"] == "test-zh-instruct" for body in server.chat_bodies)
+    assert "中文" in server.chat_bodies[0]["messages"][-1]["content"]  # the packaged Chinese prompt
 
     for test in ("aishell_test", "TEST_NET", "TEST_MEETING"):
         for exp_dir in (
