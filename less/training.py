@@ -75,6 +75,12 @@ class TrainConfig:
     # epoch, the Zipformer's batch count: a student goes on where its teacher stopped) or "restart"
     # them from zero (warm-up, then the largest LR and the initial dropout/layer-skip rates again)
     init_schedule: str = "restart"
+    # with init_encoder_from: fine-tuning the loaded (pretrained) modules more gently than the
+    # fresh ones, as icefall-based SSL fine-tuning recipes do: their learning rate times this,
+    # and none at all for the first freeze_encoder_batches batches (the fresh heads learn on a
+    # fixed encoder first)
+    encoder_lr_scale: float = 1.0
+    freeze_encoder_batches: int = 0
     max_batches_per_epoch: int = 0
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
     valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
@@ -229,7 +235,7 @@ class Trainer(EpochLoop):
             self.device,
         )
         self.model.to(self.device)
-        self.optimizer = ScaledAdam(self.model, lr=cfg.base_lr, clipping_scale=2.0)
+        self.optimizer = ScaledAdam(self.param_groups(), lr=cfg.base_lr, clipping_scale=2.0)
         self.scheduler = Eden(
             self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
         )
@@ -245,11 +251,7 @@ class Trainer(EpochLoop):
             self.restore_position(ckpt, resume)
         elif cfg.init_from or cfg.init_encoder_from:
             path = cfg.init_from or cfg.init_encoder_from
-            prefixes = None
-            if cfg.init_encoder_from is not None:
-                prefixes = tuple(cfg.init_prefixes) if cfg.init_prefixes else ENCODER_PREFIXES
-            elif cfg.init_prefixes:
-                raise SystemExit("--init-prefixes goes with --init-encoder-from")
+            prefixes = self.pretrained_prefixes()
             load_state_into(self.model, init_weights(path, cfg.init_avg), path, prefixes=prefixes)
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(self.model.state_dict())
@@ -287,6 +289,47 @@ class Trainer(EpochLoop):
             from less.unsup.stream import build_objective
 
             self.unsup = build_objective(cfg, self.ctc_tokenizer, self.state, self.loader_kwargs())
+
+    def pretrained_prefixes(self) -> tuple[str, ...] | None:
+        """The module names --init-encoder-from loads; None without it."""
+        cfg = self.cfg
+        if cfg.init_encoder_from is None:
+            if cfg.init_prefixes:
+                raise SystemExit("--init-prefixes goes with --init-encoder-from")
+            if cfg.encoder_lr_scale != 1.0 or cfg.freeze_encoder_batches:
+                raise SystemExit(
+                    "--encoder-lr-scale and --freeze-encoder-batches go with --init-encoder-from "
+                    "(they fine-tune the pretrained modules it loads)"
+                )
+            return None
+        if cfg.encoder_lr_scale <= 0.0 or cfg.freeze_encoder_batches < 0:
+            raise SystemExit(
+                f"--encoder-lr-scale must be > 0 and --freeze-encoder-batches >= 0, not "
+                f"{cfg.encoder_lr_scale} and {cfg.freeze_encoder_batches}"
+            )
+        return tuple(cfg.init_prefixes) if cfg.init_prefixes else ENCODER_PREFIXES
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: one, or with --encoder-lr-scale or
+        --freeze-encoder-batches the pretrained modules first (their own base LR) and the rest."""
+        named = list(self.model.named_parameters())
+        prefixes = self.pretrained_prefixes()
+        cfg = self.cfg
+        if prefixes is None or (cfg.encoder_lr_scale == 1.0 and not cfg.freeze_encoder_batches):
+            return [{"params": named}]
+        loaded = [(n, p) for n, p in named if n.startswith(prefixes)]
+        fresh = [(n, p) for n, p in named if not n.startswith(prefixes)]
+        log.info(
+            "pretrained modules (%s, %.2fM parameters): LR x %g, frozen for the first %d batches",
+            ", ".join(prefixes),
+            sum(p.numel() for _, p in loaded) / 1e6,
+            cfg.encoder_lr_scale,
+            cfg.freeze_encoder_batches,
+        )
+        return [
+            {"params": loaded, "lr": cfg.base_lr * cfg.encoder_lr_scale},
+            {"params": fresh, "lr": cfg.base_lr},
+        ]
 
     # ----------------------------------------------------------------- steps
     def targets(self, batch: dict[str, Any]) -> tuple[list[list[int]], list[list[int]]]:
@@ -381,6 +424,10 @@ class Trainer(EpochLoop):
             )
             raise
         self.scheduler.step_batch(self.state["schedule_batches"] + self.state["batch_idx_train"])
+        if self.state["batch_idx_train"] <= cfg.freeze_encoder_batches:  # this batch's number
+            # ScaledAdam at LR 0 leaves a tensor as it is (its momentum starts at zero) while
+            # its gradient statistics warm up; the pretrained modules are group 0
+            self.optimizer.param_groups[0]["lr"] = 0.0
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -448,7 +495,7 @@ class Trainer(EpochLoop):
             update_averaged_model(self.model_avg, self.model, cfg.average_period, n)
         if self.is_main and n % cfg.log_interval == 0 and self.totals.get("frames"):
             totals, frames = self.totals, self.totals["frames"]
-            lr = self.scheduler.get_last_lr()[0]
+            lr = self.scheduler.get_last_lr()[-1]  # the fresh modules' (see param_groups)
             stats = {
                 "loss": totals["loss"] / frames,
                 "ctc_loss": totals["ctc_loss"] / frames,

@@ -271,3 +271,50 @@ def test_dtype_auto_resolves_by_device():
     assert resolve_dtype("bf16", torch.device("cpu")) == "bf16"
     assert resolve_dtype("auto", torch.device("cpu")) == ("bf16" if native_bf16_cpu() else "fp32")
     assert resolve_dtype("auto", torch.device("cuda")) == "fp32"
+
+
+def test_pretrained_encoder_frozen_then_fine_tuned_at_its_own_learning_rate(
+    mini_data: Path, tmp_path: Path
+):
+    """--freeze-encoder-batches keeps the loaded modules exactly as loaded for that many
+    batches while the fresh ones learn; --encoder-lr-scale gives them their own LR."""
+    from less.training import ENCODER_PREFIXES, Trainer
+
+    torch.set_num_threads(1)
+    one_batch = ("--max-batches-per-epoch", "2")
+    train_cli.main(train_args(mini_data, tmp_path / "src", "--num-epochs", "1", *one_batch))
+    source = tmp_path / "src" / "epoch-1.pt"
+    loaded = load_checkpoint(source)["model"]
+    init = flags(init_encoder_from=str(source), freeze_encoder_batches="2", seed="3")
+    args = train_args(mini_data, tmp_path / "ft", *init, *one_batch)
+
+    train_cli.main([*args, "--num-epochs", "1"])  # batches 1-2: the encoder is frozen
+    after_two = load_checkpoint(tmp_path / "ft" / "epoch-1.pt")["model"]
+    encoder = [k for k in after_two if k.startswith(ENCODER_PREFIXES)]
+    heads = [k for k in after_two if not k.startswith(ENCODER_PREFIXES)]
+    assert encoder and all(torch.equal(after_two[k], loaded[k]) for k in encoder)
+    fresh = Trainer(train_cli.config_from_args(train_cli.get_parser().parse_args(args)))
+    torch.manual_seed(3)
+    fresh_state = fresh.build_model().state_dict()
+    assert any(not torch.equal(after_two[k], fresh_state[k]) for k in heads)  # heads learned
+
+    train_cli.main([*args, "--num-epochs", "2"])  # resumed: batches 3-4 move the encoder too
+    after_four = load_checkpoint(tmp_path / "ft" / "epoch-2.pt")["model"]
+    assert any(not torch.equal(after_four[k], loaded[k]) for k in encoder)
+
+    scaled = train_args(mini_data, tmp_path / "scaled", *flags(init_encoder_from=str(source)))
+    trainer = Trainer(
+        train_cli.config_from_args(
+            train_cli.get_parser().parse_args([*scaled, "--encoder-lr-scale", "0.1"])
+        )
+    )
+    trainer.setup()
+    pretrained, rest = trainer.optimizer.param_groups
+    assert pretrained["lr"] == pytest.approx(0.1 * rest["lr"]) and rest["lr"] > 0
+    assert set(pretrained["param_names"]) == {
+        n for n, _ in trainer.model.named_parameters() if n.startswith(ENCODER_PREFIXES)
+    }
+
+    plain = train_args(mini_data, tmp_path / "plain", "--encoder-lr-scale", "0.1")
+    with pytest.raises(SystemExit, match="go with --init-encoder-from"):
+        Trainer(train_cli.config_from_args(train_cli.get_parser().parse_args(plain))).setup()

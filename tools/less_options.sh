@@ -23,6 +23,8 @@ ssl=none                     # self-supervised pretraining of the encoder on the
                              # DDP or mixed precision yet
 ssl_epochs=20                # its epochs
 ssl_opts=                    # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches 20000"
+ssl_finetune_opts=           # more less.bin.train flags of the models that start from the pretrained encoder,
+                             # e.g. "--encoder-lr-scale 0.1 --freeze-encoder-batches 2000"
 num_threads=0                # torch CPU threads of training/decoding/labelling (0: all cores)
 avg=5                        # decode the average of the last N epochs (with the running averaged model)
 beam_size=10                 # beam of pseudo-labelling and decoding

@@ -23,6 +23,8 @@
 #                        unlabeled audio before the seed (exp/<task>/ssl_<ssl>); the seed and the
 #                        scratch students start their encoder from it (default none)
 #   ssl_epochs ssl_opts  its epochs, and more less.bin.ssl_pretrain flags
+#   ssl_finetune_opts    more less.bin.train flags of the models that start from it, e.g.
+#                        "--encoder-lr-scale 0.1 --freeze-encoder-batches 200"
 #   unsup_audio_dir      your own long recordings (stages 1-2: less_vad_user_audio and
 #                        less_user_audio_features)
 #   min_utt_duration max_utt_duration  the VAD's shortest and longest segment (s)
@@ -207,8 +209,11 @@ less_ssl_init() {  # task: sets the array ssl_init, the training flags that star
   # pretraining (none when ssl=none); SpeechLM: also its unit encoder and UCTC head (the model has
   # the unit encoder: less_speechlm_overrides)
   ssl_init=()
-  [ "${ssl:-none}" = none ] || ssl_init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
-  [ "${ssl:-none}" = speechlm ] && ssl_init+=(--init-prefixes "encoder_embed.,encoder.,unit_encoder.,ctc_output.")
+  [ "${ssl:-none}" = none ] && return 0
+  ssl_init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
+  [ "$ssl" = speechlm ] && ssl_init+=(--init-prefixes "encoder_embed.,encoder.,unit_encoder.,ctc_output.")
+  # shellcheck disable=SC2206  # ssl_finetune_opts holds flags
+  ssl_init+=(${ssl_finetune_opts:-})
   return 0
 }
 
@@ -259,7 +264,8 @@ less_train_student() {  # task system iter supervised_cuts valid_cuts [more trai
     init=(--init-from "$teacher/epoch-$epochs.pt" --init-avg "$(less_avg "$epochs")"
           --init-schedule "${student_schedule:-continue}")
   elif [ "${ssl:-none}" != none ]; then
-    init=(--init-encoder-from "$(less_ssl_checkpoint "$1")")
+    less_ssl_init "$1"
+    init=("${ssl_init[@]}")
   fi
   # shellcheck disable=SC2086  # train_cmd is a command line
   ${train_cmd:-python -m less.bin.train} --task "$(less_model_task "$1")" --exp-dir "$exp/$1/$2/iter$3" --train-cuts "$train_cuts" \

@@ -110,6 +110,14 @@ def get_parser() -> argparse.ArgumentParser:
     )
     config_options(
         p,
+        d,
+        encoder_lr_scale="with --init-encoder-from: the learning rate of the modules it loads, "
+        "relative to the fresh ones (icefall-based SSL fine-tuning uses 0.05-0.1)",
+        freeze_encoder_batches="with --init-encoder-from: the modules it loads stay fixed for "
+        "this many batches while the fresh ones learn",
+    )
+    config_options(
+        p,
         dd,
         on_the_fly_feats=None,
         speed_perturb="on-the-fly 0.9x/1.1x speed perturbation (needs --on-the-fly-feats true)",

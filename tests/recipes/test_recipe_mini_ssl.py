@@ -19,12 +19,13 @@ RUN = ROOT / "egs" / "mini" / "less" / "run.sh"
 STAGES = ROOT / "tools" / "less_stages.sh"
 
 
-def _student_command(tmp_path: Path, ssl: str, student_init: str) -> str:
+def _student_command(tmp_path: Path, ssl: str, student_init: str, finetune_opts: str = "") -> str:
     """What less_train_student runs, with `python` replaced by an echo."""
     script = f"""
 set -eu
 exp={tmp_path}/exp data={tmp_path}/data unsup_part=unsup_wild student_epochs=3 seed_epochs=4 avg=2
 pl_ratio=0 student_init={student_init} ssl={ssl} ssl_epochs=7 train_cmd="echo TRAIN"
+ssl_finetune_opts="{finetune_opts}"
 python() {{ :; }}  # the mix step
 . {STAGES}
 mkdir -p {tmp_path}/data/pl/asr/L/iter1  # stage 8's kept cuts, which stage 9 checks for
@@ -47,6 +48,12 @@ def test_students_start_from_the_pretrained_encoder_or_their_teacher(tmp_path: P
     )
     plain = _student_command(tmp_path, "none", "scratch")
     assert "--init-" not in plain
+    # the flags of fine-tuning a pretrained encoder go wherever that encoder is loaded
+    gentle = "--encoder-lr-scale 0.1 --freeze-encoder-batches 20"
+    assert gentle in _student_command(tmp_path, "bestrq", "scratch", gentle)
+    assert "--encoder-lr" not in _student_command(tmp_path, "bestrq", "teacher", gentle)
+    speechlm = _student_command(tmp_path, "speechlm", "scratch", gentle)
+    assert "--init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output." in speechlm
 
 
 @pytest.mark.slow

@@ -141,6 +141,8 @@ speechlm_unit_layers=2  # --ssl speechlm: layers of the shared unit encoder (kep
 speechlm_tokenizer=     # --ssl speechlm: seed checkpoint that makes the units (default: train a plain seed)
 ssl_epochs=15           # pretraining epochs
 ssl_opts=               # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches=3000"
+ssl_finetune_opts=      # more less.bin.train flags of the models that start from the pretrained encoder,
+                        # e.g. "--encoder-lr-scale 0.1 --freeze-encoder-batches 200"
 abx_layers="embed 0 1 2 3 4 5 final"  # encoder layers whose ABX error stage 5 measures (with --ssl)
 abx_opts=               # more less.bin.abx flags, e.g. "--context any --max-group-size 3"
 . ../../../tools/path.sh
