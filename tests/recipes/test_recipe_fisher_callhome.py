@@ -276,9 +276,8 @@ def test_stages_4_to_10_stop_without_unlabeled_audio_then_run_with_it(prepared):
     assert all(c.sampling_rate == 16000 and c.has_features for c in unlabeled)
     assert len(server.chat_bodies) == 2 * len(unlabeled)  # one per cut and iteration
     assert all(body["model"] == "test-en-instruct" for body in server.chat_bodies)
-    assert (
-        "English" in server.chat_bodies[0]["messages"][-1]["content"]
-    )  # the packaged English prompt
+    prompt = server.chat_bodies[0]["messages"][-1]["content"]
+    assert "English" in prompt  # the packaged English prompt
     for iteration in (1, 2):
         pl_dir = data / "pl" / "ast" / ("iter1" if iteration == 1 else "L/iter2")
         labelled = list(CutSet.from_file(pl_dir / "unsup_wild_cuts_pl.jsonl.gz"))

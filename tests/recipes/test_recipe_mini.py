@@ -181,9 +181,8 @@ def test_mini_recipe_english_asr_task(tmp_path: Path):
     pl = CutSet.from_file(data / "pl" / "asr_en" / "iter1" / "unsup_wild_cuts_pl.jsonl.gz")
     prompts = [body["messages"][-1]["content"] for body in server.chat_bodies]
     assert len(prompts) == sum(bool(c.supervisions[0].custom["pl"]["hyp"]) for c in pl) > 0
-    assert all(
-        "English transcript" in prompt for prompt in prompts
-    )  # the packaged English ASR prompt
+    # the packaged English ASR prompt
+    assert all("English transcript" in prompt for prompt in prompts)
     report = json.loads(
         (data / "pl" / "asr_en" / "L" / "iter1" / "unsup_wild_cuts_kept.report.json").read_text()
     )
