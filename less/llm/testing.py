@@ -285,6 +285,7 @@ class FakeChatServer:
             def _send(
                 self, status: int, payload: bytes, headers: dict[str, str] | None = None
             ) -> bool:
+                self._leave()  # answered: the client may send its next request from here on
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -338,6 +339,7 @@ class FakeChatServer:
                     owner.authorization.append(self.headers.get("Authorization", ""))
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
+                    self._counted = True
                     fault = owner._next_fault(request_id)
                     hold = owner.hold_after is not None and owner._admitted >= owner.hold_after
                     if not hold:
@@ -347,8 +349,14 @@ class FakeChatServer:
                         owner._released.wait(timeout=60)
                     self._serve(raw, request_id, fault)
                 finally:
-                    with owner._lock:
+                    self._leave()
+
+            def _leave(self) -> None:
+                """End this request's in-flight count once: when its answer starts, else at the end."""
+                with owner._lock:
+                    if getattr(self, "_counted", False):
                         owner.in_flight -= 1
+                        self._counted = False
 
             def _serve(self, raw: bytes, request_id: str, fault: str | None) -> None:
                 if owner._stopping.is_set():
