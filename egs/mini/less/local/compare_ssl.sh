@@ -7,7 +7,9 @@
 #
 # Arms: scratch (--ssl none), bestrq, birq, birq_ema (momentum labels), birq_paper (the paper's
 # balance: enhanced 0.1, anchor 2.4, temperature 0.5, labels from stack 3), speechlm (SpeechLM-P),
-# speechlm_notext (the same without UCTC: --text-weight 0, separates units from text).
+# speechlm_notext (the same without UCTC: --text-weight 0, separates units from text),
+# bestrq_gentle (bestrq's pretrained encoder of the same seed, fine-tuned gently: --gentle-opts;
+# run the bestrq arm first, its pretraining is reused, not repeated).
 # SpeechLM's unit tokenizer of seed s is the scratch arm's seed model of seed s (run scratch
 # first; it is reused, not retrained). Runs skip finished work, so rerunning continues.
 set -euo pipefail
@@ -21,6 +23,7 @@ seed_epochs=14          # epochs of every seed model (run.sh's default)
 num_threads=1
 jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine)
 run_opts=               # more run.sh flags for every run
+gentle_opts="--encoder-lr-scale 0.1 --freeze-encoder-batches 200"  # bestrq_gentle's --ssl-finetune-opts
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
 # shellcheck source=../../../../tools/path.sh
@@ -36,6 +39,13 @@ for arm in $arms; do
     case "$arm" in
       scratch) opts+=(--ssl none) ;;
       bestrq | birq) opts+=(--ssl "$arm" --ssl-opts "--quantizer-seed $s") ;;
+      bestrq_gentle)
+        pretrained="$out/bestrq_s$s/asr/ssl_bestrq"
+        [ -f "$pretrained/epoch-$ssl_epochs.pt" ] || { echo "compare_ssl.sh: run the bestrq arm of seed $s first (its pretrained encoder)" >&2; exit 1; }
+        mkdir -p "$exp/asr"
+        [ -e "$exp/asr/ssl_bestrq" ] || ln -s "$(realpath "$pretrained")" "$exp/asr/ssl_bestrq"
+        opts+=(--ssl bestrq --ssl-opts "--quantizer-seed $s" --ssl-finetune-opts "$gentle_opts")
+        ;;
       birq_ema) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-label-source ema") ;;
       birq_paper) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-weight 0.1 --anchor-weight 2.4
                         --gumbel-temp-start 0.5 --gumbel-temp-end 0.5 --enhanced-stack 3") ;;
@@ -54,9 +64,10 @@ for arm in $arms; do
     less_pids+=("$!") less_names+=("$exp")
     while [ "${#less_pids[@]}" -ge "$jobs" ]; do less_wait_first; done
   done
-  # SpeechLM's tokenizers are the scratch arm's seed models: the scratch arm finishes before
-  # anything else starts; the other arms overlap (no core idles while one seed finishes)
-  if [ "$arm" = scratch ]; then
+  # SpeechLM's tokenizers are the scratch arm's seed models, bestrq_gentle starts from bestrq's
+  # pretraining: those two arms finish before anything else starts; the other arms overlap (no
+  # core idles while one seed finishes)
+  if [ "$arm" = scratch ] || [ "$arm" = bestrq ]; then
     while [ "${#less_pids[@]}" -gt 0 ]; do less_wait_first; done
   fi
 done
