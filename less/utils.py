@@ -13,6 +13,7 @@ sweep its directory at start.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -246,6 +247,13 @@ def config_from_args(config_class, args, **overrides):
         if hasattr(args, f.name)
     }
     return config_class(**(values | overrides))
+
+
+def cli_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a ``python -m less.bin.*`` tool: its module docstring is the help."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def setup_logging(log_file: str | os.PathLike | None = None, level: int = logging.INFO) -> None:

@@ -45,7 +45,7 @@ from less.ssl.alignment import (
     load_alignments,
     save_alignments,
 )
-from less.utils import setup_logging, str2bool, write_json_atomic
+from less.utils import cli_parser, setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.abx")
 
@@ -53,9 +53,7 @@ UNIT_TYPES = ("char", "espeak-cmn", "phone")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--cuts",
         action="append",

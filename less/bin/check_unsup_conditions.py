@@ -31,7 +31,7 @@ from pathlib import Path
 
 from less.unsup.conditions import check_c2, context_items, context_matrix, unit_items
 from less.unsup.ngram import add_text_argument, text_file_sentences
-from less.utils import setup_logging, write_json_atomic
+from less.utils import cli_parser, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.check_unsup_conditions")
 
@@ -44,9 +44,7 @@ def _named(text: str) -> tuple[str, Path]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     add_text_argument(p, "text corpus, one sentence a line (C2)")
     p.add_argument(
         "--lang", choices=["zh", "es", "en"], default="zh", help="normalisation and units of --text"

@@ -18,15 +18,13 @@ from pathlib import Path
 
 from less.decode.results import read_recogs
 from less.unsup.fixes import compare_fixes
-from less.utils import setup_logging, write_json_atomic
+from less.utils import cli_parser, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.compare_fixes")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--base", type=Path, required=True, help="recogs file of system A (less.bin.decode)"
     )

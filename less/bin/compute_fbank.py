@@ -34,15 +34,20 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from less.data.cuts import check_audio_files_exist, check_transcripts
-from less.utils import already_done, progress_bar, save_cuts_atomic, setup_logging, str2bool
+from less.utils import (
+    already_done,
+    cli_parser,
+    progress_bar,
+    save_cuts_atomic,
+    setup_logging,
+    str2bool,
+)
 
 log = logging.getLogger("less.compute_fbank")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--recordings", type=Path, help="recording manifest (with --supervisions)")
     p.add_argument("--supervisions", type=Path, help="supervision manifest (with --recordings)")
     p.add_argument("--in-cuts", type=Path, help="cut set input instead of recordings+supervisions")

@@ -34,15 +34,13 @@ from less.data.cuts import read_cuts, translation_references
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import METHODS, DecodeOptions, Recognizer
 from less.decode.results import result_filename, save_asr_results, save_bleu_results
-from less.utils import progress_bar, resolve_dtype, setup_logging, write_json_atomic
+from less.utils import cli_parser, progress_bar, resolve_dtype, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.decode")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     add_model_selection_arguments(p, required=True)
     p.add_argument(
         "--method", action="append", choices=METHODS, help="decoding method (repeatable)"

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from less.checkpoint import add_model_selection_arguments
-from less.utils import setup_logging
+from less.utils import cli_parser, setup_logging
 
 log = logging.getLogger("less.export_onnx")
 
@@ -79,9 +79,7 @@ class DecoderExport(torch.nn.Module):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     add_model_selection_arguments(p)
     p.add_argument(
         "--checkpoint", type=Path, help="or: any checkpoint/export with 'model' and 'config'"

@@ -28,6 +28,7 @@ from less.data.cuts import read_cuts
 from less.pseudo.filter import FilterConfig, filter_cuts
 from less.utils import (
     already_done,
+    cli_parser,
     config_from_args,
     config_options,
     save_cuts_atomic,
@@ -40,9 +41,7 @@ log = logging.getLogger("less.filter_pl")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--in-cuts", type=Path, required=True)
     p.add_argument("--out-cuts", type=Path, required=True, help="kept cuts, labels applied")
     p.add_argument(

@@ -17,15 +17,13 @@ from pathlib import Path
 
 from less.data.cuts import read_cuts
 from less.pseudo.mix import mix_cuts
-from less.utils import already_done, save_cuts_atomic, setup_logging, write_json_atomic
+from less.utils import already_done, cli_parser, save_cuts_atomic, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.pseudo.mix")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--sup-cuts", type=Path, required=True, help="supervised training cuts")
     p.add_argument(
         "--pl-cuts", type=Path, required=True, help="kept pseudo-labelled cuts (filter_pl output)"

@@ -34,15 +34,13 @@ from less.local.mini.phones import (
 )
 from less.local.mini.plan import SPLITS, TASKS
 from less.ssl.alignment import save_alignments
-from less.utils import setup_logging, str2bool
+from less.utils import cli_parser, setup_logging, str2bool
 
 log = logging.getLogger("less.phone_alignments")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--data-dir", type=Path, required=True, help="the mini corpus (manifests/ and audio/)"
     )

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from less.data.tokenizer import build_bpe_lang, build_char_lang
-from less.utils import setup_logging
+from less.utils import cli_parser, setup_logging
 
 log = logging.getLogger("less.prepare_lang")
 
@@ -51,9 +51,7 @@ def text_file_lines(path: Path) -> Iterator[str]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--type", choices=["char", "bpe"], required=True, help="token type")
     p.add_argument("--lang", choices=["zh", "es", "en"], required=True, help="language of the text")
     p.add_argument("--out-dir", type=Path, required=True, help="lang directory to create")

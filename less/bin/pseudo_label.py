@@ -36,6 +36,7 @@ from less.pseudo.record import PseudoLabelRecord, read_record
 from less.pseudo.teachers import CheckpointTeacher, PseudoLabel, WhisperTeacher
 from less.utils import (
     already_done,
+    cli_parser,
     progress_bar,
     resolve_dtype,
     save_cuts_atomic,
@@ -46,9 +47,7 @@ log = logging.getLogger("less.pseudo_label")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--in-cuts",
         type=Path,

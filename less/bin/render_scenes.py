@@ -31,15 +31,13 @@ from pathlib import Path
 from less.local.mini.plan import SPLITS, TASKS
 from less.local.mini.prepare import replan
 from less.local.mini.scenes import png_bytes, scene_of
-from less.utils import atomic_path, progress_bar, setup_logging, write_text_atomic
+from less.utils import atomic_path, cli_parser, progress_bar, setup_logging, write_text_atomic
 
 log = logging.getLogger("less.render_scenes")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--data-dir",
         type=Path,

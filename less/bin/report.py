@@ -61,7 +61,7 @@ from less.report import (
     plot,
     select_settings,
 )
-from less.utils import setup_logging, write_text_atomic
+from less.utils import cli_parser, setup_logging, write_text_atomic
 
 log = logging.getLogger("less.report")
 
@@ -94,9 +94,7 @@ def _group(text: str) -> tuple[str, list[Path]]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--exp-dir", type=Path, default=Path("exp"))
     p.add_argument("--pl-dir", type=Path, default=Path("data/pl"))
     p.add_argument("--unsup-part", default="unsup_wild", help="name of the pseudo-labelled part")

@@ -24,16 +24,14 @@ from pathlib import Path
 
 from less.report import read_abx_layers
 from less.stats import mean_std as stats_mean_std
-from less.utils import write_text_atomic
+from less.utils import cli_parser, write_text_atomic
 
 LANGS = ("zh", "es")
 PAIRS = (("audio only", "zh", "zhes"), ("grounded", "zh_vg", "zhes_vg"))  # (name, mono, bilingual)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--encoders", nargs="+", default=["zh", "zh_vg", "zhes", "zhes_vg"])
     p.add_argument("--seeds", nargs="+", default=["1", "2", "3"])

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from less.unsup.simulation import SimulationConfig, format_table, run_simulation
 from less.utils import (
+    cli_parser,
     config_from_args,
     config_options,
     setup_logging,
@@ -37,9 +38,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def get_parser() -> argparse.ArgumentParser:
     d = SimulationConfig()
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     config_options(
         p,
         d,

@@ -39,7 +39,7 @@ from less.checkpoint import (
     check_model_selection,
     selected_model_state,
 )
-from less.utils import atomic_path, setup_logging, str2bool, write_json_atomic
+from less.utils import atomic_path, cli_parser, setup_logging, str2bool, write_json_atomic
 
 log = logging.getLogger("less.speechlm_units")
 
@@ -47,9 +47,7 @@ DONE = ".done"
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--checkpoint",
         type=Path,

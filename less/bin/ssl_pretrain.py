@@ -67,13 +67,11 @@ from less.ssl.model import LABEL_SOURCES, METHODS, SslObjectiveConfig
 from less.ssl.quantizer import NORM_MODES
 from less.ssl.speechlm import SpeechLmConfig
 from less.ssl.trainer import SslConfig, run_pretraining
-from less.utils import config_options
+from less.utils import cli_parser, config_options
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     d = SslConfig()
     o = SslObjectiveConfig()
     p.add_argument("--method", choices=METHODS, default=o.method)

@@ -22,15 +22,13 @@ from collections import defaultdict
 from pathlib import Path
 
 from less.data.cuts import read_cuts
-from less.utils import save_cuts_atomic, setup_logging
+from less.utils import cli_parser, save_cuts_atomic, setup_logging
 
 log = logging.getLogger("less.subset_cuts")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--in-cuts", type=Path, required=True)
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--hours", type=float, help="hours of audio to keep")

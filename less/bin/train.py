@@ -40,7 +40,7 @@ from dataclasses import fields
 from less.data.datamodule import DataConfig
 from less.loop import add_loop_arguments
 from less.training import TrainConfig, run_training
-from less.utils import config_options
+from less.utils import cli_parser, config_options
 
 
 def _float_range(text: str) -> tuple[float, float]:
@@ -55,9 +55,7 @@ def _float_range(text: str) -> tuple[float, float]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     d = TrainConfig()
     dd = DataConfig()
     p.add_argument("--task", choices=["asr", "ast"], default=d.task)

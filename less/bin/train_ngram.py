@@ -36,15 +36,13 @@ from less.unsup.ngram import (
     train_kneser_ney,
     write_arpa,
 )
-from less.utils import setup_logging, write_json_atomic
+from less.utils import cli_parser, setup_logging, write_json_atomic
 
 log = logging.getLogger("less.train_ngram")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     add_text_argument(p, "text file, one sentence a line (repeatable)")
     p.add_argument(
         "--cuts",

@@ -45,6 +45,7 @@ import torch
 from less.data.text import LANGUAGES, join_units, scoring_units
 from less.utils import (
     already_done,
+    cli_parser,
     config_from_args,
     config_options,
     progress_bar,
@@ -72,9 +73,7 @@ class VadConfig:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument("--recordings", type=Path, help="recording manifest of long audio")
     p.add_argument(
         "--audio-dir", type=Path, help="directory of long audio files (instead of --recordings)"

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from less.data.cuts import manifest_path, read_manifest
-from less.utils import setup_logging, str2bool
+from less.utils import cli_parser, setup_logging, str2bool
 
 log = logging.getLogger("less.local.lhotse_manifests")
 
@@ -235,9 +235,7 @@ def combine(parts: list[Part]):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = cli_parser(__doc__)
     p.add_argument(
         "--manifest-dir", type=Path, required=True, help="directory of the user's lhotse manifests"
     )

@@ -24,7 +24,6 @@ Usage: python tools/bench/llm_fault_run.py [--cuts 300] [--fault-share 0.3] [--s
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import signal
@@ -37,6 +36,7 @@ from pathlib import Path
 from lhotse import CutSet
 
 from less.llm.testing import FakeChatServer, last_line_answer, llm_correct_command, make_pl_cuts
+from less.utils import cli_parser
 
 FIRST_ATTEMPT_FAULTS = ("429", "500", "503", "malformed", "drop", "slow", "empty_answer")
 WORDS = "the a cat dog sees runs big small red green house tree in on".split()
@@ -197,9 +197,7 @@ def within_budget(work: Path, cuts: CutSet, rng: random.Random) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli_parser(__doc__)
     parser.add_argument("--cuts", type=int, default=300, help="cuts in the run")
     parser.add_argument(
         "--fault-share", type=float, default=0.3, help="share of cuts with injected faults"

@@ -37,7 +37,6 @@ Usage: python tools/bench/train_throughput.py [--batch-size 18] [--seconds 3.3]
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import math
 import random
@@ -54,7 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import less.model as current_model
-from less.utils import native_bf16_cpu
+from less.utils import cli_parser, native_bf16_cpu
 
 REPO = Path(__file__).resolve().parents[2]
 # the last commit before the CPU speed work of issue 11 (channels-last front end, closed-form
@@ -324,9 +323,7 @@ def measure(runners: list[Runner], batch, steps: int, dtype: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli_parser(__doc__)
     parser.add_argument(
         "--batch-size", type=int, default=18, help="utterances per batch (default: %(default)s)"
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 from less.data import espeak
 from less.data.text import normalize
 from less.utils import (
+    cli_parser,
     progress_bar,
     save_cuts_atomic,
     setup_logging,
@@ -343,9 +344,7 @@ def prepare(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = cli_parser(__doc__)
     parser.add_argument(
         "--out-dir", type=Path, default=Path("data"), help="output data directory (default: data)"
     )
