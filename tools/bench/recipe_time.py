@@ -19,14 +19,13 @@ Usage: python tools/bench/recipe_time.py egs/mini/less/exp/timing.tsv [--markdow
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-
-from less.utils import cli_parser
 
 
 @dataclass
@@ -135,7 +134,10 @@ def format_tables(rows: list[StageTime], markdown: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli_parser(__doc__)
+    # the standard library only (not less.utils.cli_parser): any python3 runs this file
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "timing",
         type=Path,
