@@ -1,0 +1,103 @@
+"""egs/mini/less/local/compare_ssl.sh: one recipe run per arm and seed, the arms that others
+start from finished first, and the report over seeds. run.sh is a stub that records its flags
+and writes what stages 4-5 leave behind (the pretrained encoder, the decoding results)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import ROOT
+
+STUB_RUN = r"""#!/usr/bin/env bash
+set -eu
+exp= ssl=none ssl_epochs=0 seed=0
+args=("$@")
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --exp) exp=$2 ;; --ssl) ssl=$2 ;; --ssl-epochs) ssl_epochs=$2 ;; --train-seed) seed=$2 ;;
+  esac
+  shift 2
+done
+echo "start $exp" >>calls.log
+printf '%s\n' "${args[@]}" >"$exp.args"
+sleep "$(awk "BEGIN {print $seed * 0.3}")"  # seed 3 ends well before seed 5
+if [ "$ssl" != none ] && [ ! -f "$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt" ]; then
+  mkdir -p "$exp/asr/ssl_$ssl"
+  echo "pretrained by $exp" >"$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt"
+fi
+# the decoding results: CER = seed + 10 for bestrq, seed for the gentle arm
+cer=$seed
+case "$exp" in *bestrq_s*) cer=$((seed + 10)) ;; esac
+dir="$exp/asr/iter0/attention-decoder-rescoring"
+mkdir -p "$dir"
+for test in dev test_clean test_wild; do
+  printf '{"test": "%s", "metric": "CER", "value": %s, "best_setting": "scale_1.0", "command": "decode", "settings": {"scale_1.0": %s}}\n' \
+    "$test" "$cer" "$cer" >"$dir/results-$test-epoch-20_avg-5.json"
+done
+echo "end $exp" >>calls.log
+"""
+
+
+def _recipe(tmp_path: Path) -> Path:
+    """A recipe directory beside the real tools/: the real compare_ssl.sh and a stub run.sh."""
+    recipe = tmp_path / "repo" / "egs" / "mini" / "less"
+    (recipe / "local").mkdir(parents=True)
+    shutil.copy(ROOT / "egs" / "mini" / "less" / "local" / "compare_ssl.sh", recipe / "local")
+    (recipe / "run.sh").write_text(STUB_RUN)
+    (recipe / "run.sh").chmod(0o755)
+    (tmp_path / "repo" / "tools").symlink_to(ROOT / "tools")
+    return recipe
+
+
+def _compare(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LESS_VENV=str(Path(sys.executable).parent.parent))
+    env.pop("VIRTUAL_ENV", None)
+    return subprocess.run(
+        ["local/compare_ssl.sh", "--out", "exp_x", "--seed-epochs", "20", *args],
+        cwd=recipe,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_gentle_arm_fine_tunes_its_seeds_bestrq_encoder_after_that_arm_finished(tmp_path):
+    recipe = _recipe(tmp_path)
+    result = _compare(recipe, "--arms", "bestrq bestrq_gentle", "--seeds", "3 5", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    exp = recipe / "exp_x"
+    for s in (3, 5):
+        plain = (exp / f"bestrq_s{s}.args").read_text().splitlines()
+        gentle = (exp / f"bestrq_gentle_s{s}.args").read_text().splitlines()
+        assert "--ssl-finetune-opts" not in plain
+        assert gentle[gentle.index("--ssl") + 1] == "bestrq"
+        opts = gentle[gentle.index("--ssl-finetune-opts") + 1]
+        assert opts == "--encoder-lr-scale 0.1 --freeze-encoder-batches 200"
+        assert gentle[gentle.index("--train-seed") + 1] == str(s)
+        # the same seed's pretraining, reused: no second pretrained encoder was written
+        link = exp / f"bestrq_gentle_s{s}" / "asr" / "ssl_bestrq"
+        assert link.is_symlink()
+        assert link.resolve() == (exp / f"bestrq_s{s}" / "asr" / "ssl_bestrq").resolve()
+        assert (link / "epoch-10.pt").read_text() == f"pretrained by exp_x/bestrq_s{s}\n"
+    # two jobs at a time, but no gentle run starts before every bestrq run has ended
+    calls = (recipe / "calls.log").read_text().splitlines()
+    last_bestrq_end = max(i for i, c in enumerate(calls) if c.startswith("end exp_x/bestrq_s"))
+    first_gentle = min(i for i, c in enumerate(calls) if c.startswith("start exp_x/bestrq_gentle"))
+    assert last_bestrq_end < first_gentle
+    assert calls[:2] == ["start exp_x/bestrq_s3", "start exp_x/bestrq_s5"]  # in parallel
+    table = (exp / "RESULTS.md").read_text()
+    assert "| bestrq | S | 0 | dev | CER | 14.00 |" in table  # (13 + 15) / 2
+    assert "| bestrq_gentle | S | 0 | dev | CER | 4.00 |" in table
+
+
+def test_gentle_arm_without_its_bestrq_run_stops_naming_it(tmp_path):
+    recipe = _recipe(tmp_path)
+    result = _compare(recipe, "--arms", "bestrq_gentle", "--seeds", "7", "--gentle-opts", "--x 1")
+    assert result.returncode != 0
+    assert "run the bestrq arm of seed 7 first" in result.stderr
+    assert not (recipe / "calls.log").exists()
