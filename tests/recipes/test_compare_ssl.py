@@ -14,11 +14,12 @@ from tests.helpers import ROOT
 
 STUB_RUN = r"""#!/usr/bin/env bash
 set -eu
-exp= ssl=none ssl_epochs=0 seed=0
+exp= ssl=none ssl_epochs=0 seed_epochs=0 seed=0
 args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --exp) exp=$2 ;; --ssl) ssl=$2 ;; --ssl-epochs) ssl_epochs=$2 ;; --train-seed) seed=$2 ;;
+    --seed-epochs) seed_epochs=$2 ;;
   esac
   shift 2
 done
@@ -29,6 +30,8 @@ if [ "$ssl" != none ] && [ ! -f "$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt" ]; then
   mkdir -p "$exp/asr/ssl_$ssl"
   echo "pretrained by $exp" >"$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt"
 fi
+mkdir -p "$exp/asr/iter0"
+echo "seed of $exp" >"$exp/asr/iter0/epoch-$seed_epochs.pt"
 # the decoding results: CER = seed + 10 for bestrq, seed for the gentle arm
 cer=$seed
 case "$exp" in *bestrq_s*) cer=$((seed + 10)) ;; esac
@@ -101,3 +104,26 @@ def test_gentle_arm_without_its_bestrq_run_stops_naming_it(tmp_path):
     assert result.returncode != 0
     assert "run the bestrq arm of seed 7 first" in result.stderr
     assert not (recipe / "calls.log").exists()
+
+
+def test_any_pretrained_arm_has_a_gentle_twin_but_scratch(tmp_path):
+    recipe = _recipe(tmp_path)
+    arms = "scratch speechlm_notext speechlm_notext_gentle"
+    result = _compare(
+        recipe, "--arms", arms, "--seeds", "2", "--gentle-opts", "--encoder-lr-scale 0.5"
+    )
+    assert result.returncode == 0, result.stderr
+    exp = recipe / "exp_x"
+    gentle = (exp / "speechlm_notext_gentle_s2.args").read_text().splitlines()
+    for flag, value in (
+        ("--ssl", "speechlm"),
+        ("--ssl-opts", "--text-weight 0"),
+        ("--speechlm-tokenizer", "exp_x/scratch_s2/asr/iter0/epoch-20.pt"),
+        ("--ssl-finetune-opts", "--encoder-lr-scale 0.5"),
+    ):
+        assert gentle[gentle.index(flag) + 1] == value
+    link = exp / "speechlm_notext_gentle_s2" / "asr" / "ssl_speechlm"
+    assert (link / "epoch-10.pt").read_text() == "pretrained by exp_x/speechlm_notext_s2\n"
+    assert "--ssl-opts" not in (exp / "scratch_s2.args").read_text().splitlines()
+    result = _compare(recipe, "--arms", "scratch_gentle", "--seeds", "2")
+    assert result.returncode != 0 and "scratch has no pretrained encoder" in result.stderr

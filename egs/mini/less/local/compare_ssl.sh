@@ -7,9 +7,9 @@
 #
 # Arms: scratch (--ssl none), bestrq, birq, birq_ema (momentum labels), birq_paper (the paper's
 # balance: enhanced 0.1, anchor 2.4, temperature 0.5, labels from stack 3), speechlm (SpeechLM-P),
-# speechlm_notext (the same without UCTC: --text-weight 0, separates units from text),
-# bestrq_gentle (bestrq's pretrained encoder of the same seed, fine-tuned gently: --gentle-opts;
-# run the bestrq arm first, its pretraining is reused, not repeated).
+# speechlm_notext (the same without UCTC: --text-weight 0, separates units from text), and
+# <arm>_gentle for any of those but scratch: <arm>'s pretrained encoder of the same seed,
+# fine-tuned with --gentle-opts (its pretraining is reused, not repeated: run <arm> first).
 # SpeechLM's unit tokenizer of seed s is the scratch arm's seed model of seed s (run scratch
 # first; it is reused, not retrained). Runs skip finished work, so rerunning continues.
 set -euo pipefail
@@ -23,7 +23,7 @@ seed_epochs=14          # epochs of every seed model (run.sh's default)
 num_threads=1
 jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine)
 run_opts=               # more run.sh flags for every run
-gentle_opts="--encoder-lr-scale 0.1 --freeze-encoder-batches 200"  # bestrq_gentle's --ssl-finetune-opts
+gentle_opts="--encoder-lr-scale 0.1 --freeze-encoder-batches 200"  # --ssl-finetune-opts of *_gentle
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
 # shellcheck source=../../../../tools/path.sh
@@ -36,27 +36,32 @@ for arm in $arms; do
     exp="$out/${arm}_s$s"
     opts=(--tasks asr --stage 4 --stop-stage 5 --exp "$exp" --train-seed "$s" --num-threads "$num_threads"
           --ssl-epochs "$ssl_epochs" --seed-epochs "$seed_epochs")
-    case "$arm" in
-      scratch) opts+=(--ssl none) ;;
-      bestrq | birq) opts+=(--ssl "$arm" --ssl-opts "--quantizer-seed $s") ;;
-      bestrq_gentle)
-        pretrained="$out/bestrq_s$s/asr/ssl_bestrq"
-        [ -f "$pretrained/epoch-$ssl_epochs.pt" ] || { echo "compare_ssl.sh: run the bestrq arm of seed $s first (its pretrained encoder)" >&2; exit 1; }
-        mkdir -p "$exp/asr"
-        [ -e "$exp/asr/ssl_bestrq" ] || ln -s "$(realpath "$pretrained")" "$exp/asr/ssl_bestrq"
-        opts+=(--ssl bestrq --ssl-opts "--quantizer-seed $s" --ssl-finetune-opts "$gentle_opts")
-        ;;
-      birq_ema) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-label-source ema") ;;
-      birq_paper) opts+=(--ssl birq --ssl-opts "--quantizer-seed $s --enhanced-weight 0.1 --anchor-weight 2.4
-                        --gumbel-temp-start 0.5 --gumbel-temp-end 0.5 --enhanced-stack 3") ;;
+    base=${arm%_gentle} ssl_opts=  # base: the arm whose pretraining a *_gentle arm fine-tunes
+    case "$base" in
+      scratch) method=none ;;
+      bestrq | birq) method=$base ssl_opts="--quantizer-seed $s" ;;
+      birq_ema) method=birq ssl_opts="--quantizer-seed $s --enhanced-label-source ema" ;;
+      birq_paper) method=birq ssl_opts="--quantizer-seed $s --enhanced-weight 0.1 --anchor-weight 2.4
+                  --gumbel-temp-start 0.5 --gumbel-temp-end 0.5 --enhanced-stack 3" ;;
       speechlm | speechlm_notext)
+        method=speechlm
         tokenizer="$out/scratch_s$s/asr/iter0/epoch-$seed_epochs.pt"
         [ -f "$tokenizer" ] || { echo "compare_ssl.sh: run the scratch arm of seed $s first (the unit tokenizer)" >&2; exit 1; }
-        opts+=(--ssl speechlm --speechlm-tokenizer "$tokenizer")
-        [ "$arm" = speechlm_notext ] && opts+=(--ssl-opts "--text-weight 0")
+        opts+=(--speechlm-tokenizer "$tokenizer")
+        [ "$base" = speechlm_notext ] && ssl_opts="--text-weight 0"
         ;;
       *) echo "compare_ssl.sh: unknown arm '$arm'" >&2; exit 1 ;;
     esac
+    opts+=(--ssl "$method")
+    [ -z "$ssl_opts" ] || opts+=(--ssl-opts "$ssl_opts")
+    if [ "$base" != "$arm" ]; then
+      [ "$method" != none ] || { echo "compare_ssl.sh: scratch has no pretrained encoder to fine-tune gently" >&2; exit 1; }
+      pretrained="$out/${base}_s$s/asr/ssl_$method"
+      [ -f "$pretrained/epoch-$ssl_epochs.pt" ] || { echo "compare_ssl.sh: run the $base arm of seed $s first (its pretrained encoder)" >&2; exit 1; }
+      mkdir -p "$exp/asr"
+      [ -e "$exp/asr/ssl_$method" ] || ln -s "$(realpath "$pretrained")" "$exp/asr/ssl_$method"
+      opts+=(--ssl-finetune-opts "$gentle_opts")
+    fi
     echo "$(date '+%F %T') compare_ssl.sh: $arm, seed $s -> $exp (log: $exp.log)"
     mkdir -p "$out"
     # shellcheck disable=SC2086  # run_opts holds flags
@@ -64,10 +69,10 @@ for arm in $arms; do
     less_pids+=("$!") less_names+=("$exp")
     while [ "${#less_pids[@]}" -ge "$jobs" ]; do less_wait_first; done
   done
-  # SpeechLM's tokenizers are the scratch arm's seed models, bestrq_gentle starts from bestrq's
-  # pretraining: those two arms finish before anything else starts; the other arms overlap (no
-  # core idles while one seed finishes)
-  if [ "$arm" = scratch ] || [ "$arm" = bestrq ]; then
+  # SpeechLM's tokenizers are the scratch arm's seed models, <arm>_gentle starts from <arm>'s
+  # pretraining: such arms finish before anything else starts; the other arms overlap (no core
+  # idles while one seed finishes)
+  if [ "$arm" = scratch ] || [[ " $arms " == *" ${arm}_gentle "* ]]; then
     while [ "${#less_pids[@]}" -gt 0 ]; do less_wait_first; done
   fi
 done
