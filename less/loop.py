@@ -13,6 +13,7 @@ a progress bar. Subclasses build the model and optimizer (``setup``), take one s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -81,6 +82,59 @@ class EpochLoop:
         return f"best validation loss {self.state['best_valid_loss']:.4f} (epoch {self.state['best_valid_epoch']})"
 
     # ------------------------------------------------------------- shared
+    def init_ranks(self) -> None:
+        """This process's place under torchrun (WORLD_SIZE, RANK; one process without)."""
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.is_main = self.rank == 0
+
+    def autocast(self):
+        """The forward pass's autocast context for ``self.dtype`` (fp32: none)."""
+        if self.dtype == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def wrap_ddp(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` under DistributedDataParallel when there are several ranks."""
+        if self.world_size == 1:
+            return model
+        return torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+
+    def all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite on every rank: a batch is skipped by all ranks or by
+        none (a rank that skipped alone would leave the others waiting in the gradient
+        all-reduce)."""
+        finite = torch.tensor(float(torch.isfinite(loss.detach()).all()), device=self.device)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite.item())
+
+    def valid_loader(self, **kwargs: Any):
+        """This rank's share of the validation cuts, in order (``kwargs``: more of
+        :func:`make_loader`'s arguments)."""
+        loader, _, _ = make_loader(
+            self.valid_cuts,
+            self.cfg.data,
+            training=False,
+            world_size=self.world_size,
+            rank=self.rank,
+            **kwargs,
+        )
+        return loader
+
+    def skip_batch(self, loss: torch.Tensor) -> None:
+        """Drop a batch whose loss is not finite on some rank. Under DDP every rank still runs a
+        backward (of zero) so that the gradient all-reduce stays in step; the gradients are
+        discarded."""
+        if self.world_size > 1:
+            (loss.nan_to_num(0.0, 0.0, 0.0) * 0.0).backward()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def pick_device(self) -> torch.device:
         if self.cfg.device != "auto":
             return torch.device(self.cfg.device)
@@ -232,6 +286,76 @@ class EpochLoop:
 
     def progress_label(self) -> str:
         return ""
+
+
+@contextlib.contextmanager
+def process_group():
+    """Join torchrun's process group for the duration (gloo on CPU, NCCL on GPUs), leave it at
+    the end; yields the world size (1: no group)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    try:
+        yield world_size
+    finally:
+        if world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def run_ranks(cfg: Any, trainer_class: type, log: logging.Logger, log_file: str) -> EpochLoop:
+    """Run ``trainer_class(cfg)`` on this rank: torch threads, the process group, rank 0's log
+    file ``<exp_dir>/log/<log_file>`` (``{stamp}``: the start time) with the configuration and
+    the environment, and after training the ranks' weights compared."""
+    from dataclasses import asdict
+
+    from less.utils import environment_info, setup_logging
+
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    with process_group() as world_size:
+        exp_dir = Path(cfg.exp_dir)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        main = int(os.environ.get("RANK", "0")) == 0
+        stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
+        setup_logging(exp_dir / "log" / log_file.format(stamp=stamp) if main else None)
+        if main:
+            log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
+            log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
+        trainer = trainer_class(cfg)
+        trainer.run()
+        if world_size > 1:
+            check_ranks_agree(trainer.model, log)
+        return trainer
+
+
+def check_ranks_agree(model: torch.nn.Module, log: logging.Logger) -> None:
+    """DDP: every rank must hold the same weights after training (all-reduced gradients and
+    identical optimizer steps); compares per-tensor sums and sums of squares across ranks."""
+    with torch.no_grad():
+        stats = (
+            torch.stack(
+                [
+                    torch.stack([p.double().sum(), p.double().square().sum()])
+                    for p in model.parameters()
+                ]
+            )
+            .flatten()
+            .cpu()
+        )
+    gathered = [torch.empty_like(stats) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(gathered, stats)
+    differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
+    if differing:
+        raise RuntimeError(
+            f"DDP: the weights of rank(s) {differing} differ from rank 0's after training"
+        )
+    log.info(
+        "DDP: the %d ranks hold identical weights (%d tensors compared)",
+        len(gathered),
+        stats.numel() // 2,
+    )
 
 
 def add_loop_arguments(

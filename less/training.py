@@ -8,10 +8,7 @@ go into every checkpoint, so a checkpoint alone says how it was made and where t
 from __future__ import annotations
 
 import copy
-import json
 import logging
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +21,10 @@ from less.checkpoint import (
     save_checkpoint,
     update_averaged_model,
 )
-from less.data.datamodule import DataConfig, load_cuts, make_loader
+from less.data.datamodule import DataConfig, load_cuts
 from less.data.tokenizer import load_tokenizer
-from less.loop import EpochLoop
-from less.utils import environment_info, resolve_dtype, seed_everything, setup_logging
+from less.loop import EpochLoop, run_ranks
+from less.utils import resolve_dtype, seed_everything
 
 log = logging.getLogger("less.train")
 
@@ -190,9 +187,7 @@ class Trainer(EpochLoop):
             schedule_count=0.0,
             batch_count=0.0,
         )
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.is_main = self.rank == 0
+        self.init_ranks()
         self.device = self.pick_device()
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.ctc_tokenizer = load_tokenizer(cfg.lang_dir)
@@ -273,14 +268,7 @@ class Trainer(EpochLoop):
                     self.state["schedule_count"],
                 )
 
-        if self.world_size > 1:
-            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True,
-            )
-        else:
-            self.ddp_model = self.model
+        self.ddp_model = self.wrap_ddp(self.model)
 
         train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
         self.train_cuts = train_cuts
@@ -361,12 +349,6 @@ class Trainer(EpochLoop):
             self.ctc_tokenizer.encode(text)
         )
 
-    def autocast(self):
-        if self.dtype == "fp32":
-            return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def compute_loss(
         self, model: torch.nn.Module, batch: dict[str, Any]
     ) -> dict[str, torch.Tensor]:
@@ -403,16 +385,17 @@ class Trainer(EpochLoop):
                     "loss": out["loss"] + self.unsup.weight * unsup["unsup_loss"],
                 }
             loss = out["loss"]
-            if not torch.isfinite(loss):
+            if not self.all_finite(loss):
                 self.state["skipped_batches"] += 1
                 log.warning(
-                    "batch %d: loss is %s; skipped (%d so far). Cuts: %s",
+                    "batch %d: loss is %s%s; skipped (%d so far). Cuts: %s",
                     self.state["batch_idx_train"],
                     loss.item(),
+                    " here, not finite on another rank" if torch.isfinite(loss) else "",
                     self.state["skipped_batches"],
                     ", ".join(batch["cut_ids"]),
                 )
-                self.optimizer.zero_grad(set_to_none=True)
+                self.skip_batch(loss)
                 return None
             self.scaler.scale(loss).backward()
         except torch.OutOfMemoryError:
@@ -437,14 +420,7 @@ class Trainer(EpochLoop):
     def validate(self) -> dict[str, float]:
         """Validation loss per output frame (all ranks contribute)."""
         self.model.eval()
-        loader, _, _ = make_loader(
-            self.valid_cuts,
-            self.cfg.data,
-            training=False,
-            world_size=self.world_size,
-            rank=self.rank,
-            keep=self.ctc_fits,
-        )
+        loader = self.valid_loader(keep=self.ctc_fits)
         total = torch.zeros(2, dtype=torch.float64, device=self.device)
         skipped = 0
         for batch in loader:
@@ -528,56 +504,5 @@ class Trainer(EpochLoop):
             self.log_scalars("valid", {"loss": valid_loss})
 
 
-def check_ranks_agree(model: torch.nn.Module) -> None:
-    """DDP: every rank must hold the same weights after training (all-reduced gradients and
-    identical optimizer steps); compares per-tensor sums and sums of squares across ranks."""
-    with torch.no_grad():
-        stats = (
-            torch.stack(
-                [
-                    torch.stack([p.double().sum(), p.double().square().sum()])
-                    for p in model.parameters()
-                ]
-            )
-            .flatten()
-            .cpu()
-        )
-    gathered = [torch.empty_like(stats) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(gathered, stats)
-    differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
-    if differing:
-        raise RuntimeError(
-            f"DDP: the weights of rank(s) {differing} differ from rank 0's after training"
-        )
-    log.info(
-        "DDP: the %d ranks hold identical weights (%d tensors compared)",
-        len(gathered),
-        stats.numel() // 2,
-    )
-
-
 def run_training(cfg: TrainConfig) -> None:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    if world_size > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    exp_dir = Path(cfg.exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    rank = int(os.environ.get("RANK", "0"))
-    stamp = time.strftime("%Y-%m-%d-%H-%M-%S")
-    setup_logging(exp_dir / "log" / f"log-train-{stamp}-rank{rank}.txt" if rank == 0 else None)
-    if rank == 0:
-        log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
-        log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
-    try:
-        trainer = Trainer(cfg)
-        trainer.run()
-        if world_size > 1:
-            check_ranks_agree(trainer.model)
-    finally:
-        if world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    run_ranks(cfg, Trainer, log, "log-train-{stamp}-rank0.txt")

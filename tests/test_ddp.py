@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -63,7 +64,7 @@ def test_two_cpu_processes_train_in_sync_and_resume(mini_data: Path, tmp_path: P
 
 
 def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> None:
-    from less.training import check_ranks_agree
+    from less.loop import check_ranks_agree
 
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
@@ -75,7 +76,7 @@ def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> Non
             with torch.no_grad():
                 model.bias[0] += 1e-6
         try:
-            check_ranks_agree(model)
+            check_ranks_agree(model, logging.getLogger("test"))
             results[rank] = "agree"
         except RuntimeError as e:
             results[rank] = str(e)

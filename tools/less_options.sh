@@ -19,8 +19,8 @@ max_duration=600             # seconds of audio per training batch (per GPU)
 dtype=bf16                   # training autocast dtype: bf16 (Ampere+ GPUs), fp16 (older GPUs), fp32 (CPU)
 train_workers=4              # data-loader workers while training
 ssl=none                     # self-supervised pretraining of the encoder on the unlabeled set: none, bestrq, birq
-                             # (BEST-RQ / BiRQ, less.bin.ssl_pretrain) before the seed; one process, fp32: no
-                             # DDP or mixed precision yet
+                             # (BEST-RQ / BiRQ, less.bin.ssl_pretrain) before the seed, in --dtype
+ssl_cmd="python -m less.bin.ssl_pretrain"  # its launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.ssl_pretrain"
 ssl_epochs=20                # its epochs
 ssl_opts=                    # more less.bin.ssl_pretrain flags, e.g. "--enhanced-start-batches 20000"
 ssl_finetune_opts=           # more less.bin.train flags of the models that start from the pretrained encoder,

@@ -23,6 +23,8 @@
 #                        unlabeled audio before the seed (exp/<task>/ssl_<ssl>); the seed and the
 #                        scratch students start their encoder from it (default none)
 #   ssl_epochs ssl_opts  its epochs, and more less.bin.ssl_pretrain flags
+#   ssl_cmd              how to start pretraining (default "python -m less.bin.ssl_pretrain"; on
+#                        GPUs e.g. "torchrun --nproc-per-node 8 -m less.bin.ssl_pretrain")
 #   ssl_finetune_opts    more less.bin.train flags of the models that start from it, e.g.
 #                        "--encoder-lr-scale 0.1 --freeze-encoder-batches 200"
 #   unsup_audio_dir      your own long recordings (stages 1-2: less_vad_user_audio and
@@ -233,7 +235,8 @@ less_ssl_pretrain() {  # task unlabeled_cuts [more ssl_pretrain flags: model, ba
   esac
   less_need 4 "$2"
   # shellcheck disable=SC2086  # ssl_opts is a list of flags
-  python -m less.bin.ssl_pretrain --method "$ssl" --train-cuts "$2" --exp-dir "$exp/$1/ssl_${ssl}" \
+  # shellcheck disable=SC2086  # ssl_cmd is a command line
+  ${ssl_cmd:-python -m less.bin.ssl_pretrain} --method "$ssl" --train-cuts "$2" --exp-dir "$exp/$1/ssl_${ssl}" \
     --num-epochs "$ssl_epochs" "${@:3}" ${ssl_opts:-}
 }
 
@@ -331,7 +334,7 @@ less_model_args() {  # lang-dir flags...: sets the arrays train_args and ssl_arg
   # model max_duration dtype train_workers num_threads model_overrides train_opts
   train_args=("$@" --model "$model" --max-duration "$max_duration" --dtype "$dtype"
               --num-workers "$train_workers" --num-threads "$num_threads")
-  ssl_args=(--model "$model" --max-duration "$max_duration" --num-workers "$train_workers"
+  ssl_args=(--model "$model" --max-duration "$max_duration" --dtype "$dtype" --num-workers "$train_workers"
             --num-threads "$num_threads")
   if [ -n "${model_overrides:-}" ]; then
     train_args+=(--model-overrides "$model_overrides")

@@ -43,6 +43,10 @@ each pass (each language contributes in proportion to its size), e.g. a bilingua
 
 Cuts need features (stage 2) and one supervision each; ``text`` may be None.
 
+Several GPUs: ``torchrun --nproc-per-node N -m less.bin.ssl_pretrain ... --dtype bf16`` (DDP;
+``--max-duration`` is per rank, the schedules count the audio of all ranks; not with
+``--visual-images``).
+
 Files in ``--exp-dir`` as for ``less.bin.train``: ``epoch-N.pt``, ``checkpoint-<batch>.pt``,
 ``log/``, ``tensorboard/`` (per batch: losses, masked-frame accuracies, code perplexity of
 the anchoring and enhanced labels, temperature, learning rate).  A rerun resumes from the
@@ -82,6 +86,13 @@ def get_parser() -> argparse.ArgumentParser:
         model_overrides_help="JSON of configuration fields to change (use the same in fine-tuning)",
     )
     p.add_argument("--valid-cuts", help="cut set for a validation loss after each epoch")
+    p.add_argument(
+        "--dtype",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default=d.dtype,
+        help="autocast dtype of the forward pass (fp16 with a gradient scaler; the quantizers' "
+        "labels stay fp32); auto: bf16 on a CPU with native bf16, else fp32",
+    )
     p.add_argument(
         "--ref-duration",
         type=float,

@@ -105,10 +105,15 @@ class RandomProjectionQuantizer(nn.Module):
         """(B, T, input_dim) -> cosine similarity to every code, (num_codebooks, B, T, codebook_size)."""
         if x.shape[-1] != self.input_dim:
             raise ValueError(f"quantizer expects {self.input_dim}-dim input, got {x.shape[-1]}")
-        projected = torch.einsum("btd,ndc->nbtc", x, self.projection.to(x.dtype))
-        return torch.einsum(
-            "nbtc,nkc->nbtk", F.normalize(projected, dim=-1), self.codebook.to(x.dtype)
-        )
+        # in fp32 (or wider) whatever the autocast: in bf16 near-ties of 8192 cosines pick
+        # other codes, so the labels would depend on --dtype
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        with torch.autocast(x.device.type, enabled=False):
+            projected = torch.einsum("btd,ndc->nbtc", x, self.projection.to(x.dtype))
+            return torch.einsum(
+                "nbtc,nkc->nbtk", F.normalize(projected, dim=-1), self.codebook.to(x.dtype)
+            )
 
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:

@@ -8,6 +8,12 @@ states; masks and Gumbel noise are drawn from a generator seeded by the batch's 
 the epoch and ``--seed``, so a run killed anywhere and restarted reaches the same weights
 as one never interrupted (CPU).
 
+Several GPUs (or CPU processes): ``torchrun --nproc-per-node N -m less.bin.ssl_pretrain ...``
+(DDP: each rank takes its share of every epoch's batches, the schedules count the batches of
+all ranks, validation sums over the ranks, rank 0 writes checkpoints and logs, and the ranks'
+weights are compared at the end). ``--dtype bf16|fp16`` trains under autocast (fp16 with a
+gradient scaler); the quantizers' labels are computed in fp32 whatever the dtype.
+
 Checkpoints keep the encoder under the names of :class:`less.model.CtcAedModel`
 (``encoder_embed.*``, ``encoder.*``) in ``"model"``, next to the heads and quantizer
 buffers, so ``python -m less.bin.train --init-encoder-from <exp>/epoch-N.pt`` starts a
@@ -24,9 +30,7 @@ optimizer), which ``--init-encoder-from`` does not take.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +42,12 @@ from less.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from less.data.datamodule import DataConfig, _batch_seed, load_cuts, make_loader
-from less.loop import EpochLoop
+from less.data.datamodule import DataConfig, _batch_seed, load_cuts
+from less.loop import EpochLoop, run_ranks
 from less.ssl.grounding import GroundingConfig
 from less.ssl.model import SslModel, SslObjectiveConfig
 from less.ssl.speechlm import SpeechLmConfig
-from less.utils import environment_info, seed_everything, setup_logging
+from less.utils import resolve_dtype, seed_everything
 
 log = logging.getLogger("less.ssl")
 
@@ -116,6 +120,7 @@ class SslConfig:
     device: str = "auto"
     max_batches_per_epoch: int = 0
     num_threads: int = 0  # torch CPU threads; 0: torch's default (all cores)
+    dtype: str = "fp32"  # autocast dtype: fp32, bf16, fp16 (with a gradient scaler), auto
     valid_every_epochs: int = 1  # validate after every N-th epoch (and after the last)
     objective: SslObjectiveConfig = field(default_factory=SslObjectiveConfig)
     # method speechlm: the units (less.bin.speechlm_units output) and the character tokens of the
@@ -138,6 +143,8 @@ class SslConfig:
             raise ValueError(
                 "--method speechlm needs --unit-dir (less.bin.speechlm_units) and --lang-dir"
             )
+        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"--dtype must be auto, fp32, bf16 or fp16, not {self.dtype!r}")
         if self.objective.method == "speechlm" and self.grounding.enabled:
             raise ValueError(
                 "--visual-images goes with --method bestrq or birq (SpeechLM is not wired for it)"
@@ -153,7 +160,14 @@ class SslTrainer(EpochLoop):
 
     def __init__(self, cfg: SslConfig):
         super().__init__(cfg)
+        self.init_ranks()
         self.device = self.pick_device()
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
+        if self.world_size > 1 and cfg.grounding.enabled:
+            raise SystemExit(
+                "--visual-images runs in one process (its paired batches do not go through DDP); "
+                "drop torchrun or the grounding"
+            )
         self.warned_epoch: int | None = None  # the collapse warning is logged once per epoch
 
     # ---------------------------------------------------------------- set-up
@@ -196,6 +210,7 @@ class SslTrainer(EpochLoop):
         self.scheduler = Eden(
             self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
         )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
         resume = self.resume_checkpoint()
         if resume is not None:
             ckpt = load_checkpoint(resume)
@@ -218,7 +233,11 @@ class SslTrainer(EpochLoop):
                     f"(now {cfg.grounding.architecture()}); use the same --visual-* flags"
                 )
             self.model.load_state_dict(ckpt["model"])
+            if ckpt.get("grad_scaler"):
+                self.scaler.load_state_dict(ckpt["grad_scaler"])
             self.restore_position(ckpt, resume)
+        self.ddp_model = self.wrap_ddp(self.model)
+        log.info("%s on %s, %d rank(s)", self.dtype, self.device, self.world_size)
         self.train_cuts = load_cuts(cfg.train_cuts, cfg.train_weights, seed=cfg.seed)
         self.valid_cuts = load_cuts([cfg.valid_cuts]) if cfg.valid_cuts else None
         if self.units is not None:
@@ -352,7 +371,14 @@ class SslTrainer(EpochLoop):
 
     # ----------------------------------------------------------------- steps
     def batch_count(self) -> float:
-        return self.state["batch_idx_train"] * self.cfg.data.max_duration / self.cfg.ref_duration
+        """The schedules' position: audio seen by all ranks, in ``ref_duration`` batches."""
+        cfg = self.cfg
+        return (
+            self.state["batch_idx_train"]
+            * cfg.data.max_duration
+            * self.world_size
+            / cfg.ref_duration
+        )
 
     def compute(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
         generator = torch.Generator().manual_seed(
@@ -360,15 +386,18 @@ class SslTrainer(EpochLoop):
         )
         feats = batch["inputs"].to(self.device)
         feat_lens = batch["input_lens"].to(self.device)
-        if self.units is not None:  # SpeechLM: frame units, and in training one text batch per step
+        # training steps go through DDP (the gradient all-reduce); validation does not
+        model = self.ddp_model if self.model.training else self.model
+        with self.autocast():
+            if self.units is None:
+                return model(feats, feat_lens, generator, self.batch_count())
+            # SpeechLM: frame units, and in training one text batch per step (each rank its own)
             frame_units = [self.units[cut_id] for cut_id in batch["cut_ids"]]
-            text = (
-                self.text_batches[self.state["batch_idx_train"]]
-                if self.model.training and self.text_batches is not None
-                else None
-            )
-            return self.model(feats, feat_lens, frame_units, text, generator)
-        return self.model(feats, feat_lens, generator, self.batch_count())
+            text = None
+            if self.model.training and self.text_batches is not None:
+                step = self.state["batch_idx_train"]
+                text = self.text_batches[(step - 1) * self.world_size + self.rank + 1]
+            return model(feats, feat_lens, frame_units, text, generator)
 
     def paired_index(self) -> int | None:
         """This step's paired batch: every ``--visual-every``-th step (``batch_idx_train``
@@ -421,18 +450,20 @@ class SslTrainer(EpochLoop):
         if index is not None:
             out = self.add_grounding(out, index, epoch)
         loss = out["loss"]
-        if not torch.isfinite(loss):
+        if not self.all_finite(loss):
             log.warning(
-                "batch %d: loss is %s; skipped. Cuts: %s",
+                "batch %d: loss is %s%s; skipped. Cuts: %s",
                 self.state["batch_idx_train"],
                 float(loss),
+                " here, not finite on another rank" if torch.isfinite(loss) else "",
                 ", ".join(batch["cut_ids"]),
             )
-            self.optimizer.zero_grad(set_to_none=True)
+            self.skip_batch(loss)
             return None
-        loss.backward()
+        self.scaler.scale(loss).backward()
         self.scheduler.step_batch(self.state["batch_idx_train"])
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.model.update_label_generator(self.batch_count())
         values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in out.items()}
@@ -474,25 +505,33 @@ class SslTrainer(EpochLoop):
 
     @torch.no_grad()
     def validate_ssl(self) -> dict[str, float]:
-        """Mean losses over the validation set, masks seeded as in training (epoch 0)."""
+        """Mean losses over the validation set (each rank its share, summed over the ranks),
+        masks seeded as in training (epoch 0)."""
         self.model.eval()
-        loader, _, _ = make_loader(self.valid_cuts, self.cfg.data, training=False)
-        sums: dict[str, float] = {}
-        frames = 0
+        loader = self.valid_loader()
+        # per statistic: the sum of value x masked frames, and the masked frames it was seen on
+        sums = torch.zeros(2, len(STAT_KEYS), dtype=torch.float64, device=self.device)
         for batch in loader:
             out = self.compute(batch, 0)
-            for key in STAT_KEYS:
+            for i, key in enumerate(STAT_KEYS):
                 if key in out:
-                    sums[key] = sums.get(key, 0.0) + float(out[key]) * out["masked"]
-            frames += out["masked"]
-        return {k: v / max(frames, 1) for k, v in sums.items()}
+                    sums[0, i] += float(out[key]) * out["masked"]
+                    sums[1, i] += out["masked"]
+        if self.world_size > 1:
+            torch.distributed.all_reduce(sums)
+        return {
+            key: float(sums[0, i] / sums[1, i]) for i, key in enumerate(STAT_KEYS) if sums[1, i] > 0
+        }
 
     def save(self, path: Path) -> None:
+        if not self.is_main:
+            return
         save_checkpoint(
             path,
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
+            grad_scaler=self.scaler.state_dict(),
             train_state=dict(self.state),
             rng=rng_state(),
             config=asdict(self.cfg),
@@ -506,13 +545,16 @@ class SslTrainer(EpochLoop):
     def format_valid(self, stats: dict[str, float]) -> str:
         return _format(stats)
 
+    def loader_kwargs(self) -> dict[str, Any]:
+        return {"world_size": self.world_size, "rank": self.rank}
+
     def after_step(self, epoch: int, n: int, progress) -> None:
         if not self.counts:
             return
         means = self.means()
         shown = ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc", "visual_infonce")
         progress.set_postfix({k: f"{means[k]:.3g}" for k in shown if k in means})
-        if n % self.cfg.log_interval == 0:
+        if n % self.cfg.log_interval == 0 and self.is_main:
             log.info(
                 "epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s",
                 epoch,
@@ -536,11 +578,4 @@ def _format(stats: dict[str, float]) -> str:
 
 
 def run_pretraining(cfg: SslConfig) -> None:
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-    exp_dir = Path(cfg.exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(exp_dir / "log" / f"log-ssl-{time.strftime('%Y-%m-%d-%H-%M-%S')}.txt")
-    log.info("configuration: %s", json.dumps(asdict(cfg), sort_keys=True))
-    log.info("environment: %s", json.dumps(environment_info(), sort_keys=True))
-    SslTrainer(cfg).run()
+    run_ranks(cfg, SslTrainer, log, "log-ssl-{stamp}.txt")

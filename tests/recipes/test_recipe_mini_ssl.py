@@ -56,6 +56,29 @@ def test_students_start_from_the_pretrained_encoder_or_their_teacher(tmp_path: P
     assert "--init-prefixes encoder_embed.,encoder.,unit_encoder.,ctc_output." in speechlm
 
 
+def test_real_recipes_pretrain_in_their_dtype_through_ssl_cmd(tmp_path: Path):
+    """less_model_args (the real recipes' flags) and less_ssl_pretrain's launcher."""
+    cuts = tmp_path / "unsup.jsonl.gz"
+    cuts.write_bytes(b"")
+    script = f"""
+set -eu
+exp={tmp_path}/exp ssl=bestrq ssl_epochs=3 ssl_opts="--quantizer-seed 4"
+model=medium max_duration=600 dtype=bf16 train_workers=4 num_threads=0 model_overrides=''
+ssl_cmd="echo torchrun --nproc-per-node 8 -m less.bin.ssl_pretrain"
+. {STAGES}
+less_model_args --lang-dir data/lang_char
+less_ssl_pretrain asr {cuts} "${{ssl_args[@]}}"
+"""
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        *"torchrun --nproc-per-node 8 -m less.bin.ssl_pretrain --method bestrq".split(),
+        *flags(train_cuts=str(cuts), exp_dir=f"{tmp_path}/exp/asr/ssl_bestrq", num_epochs="3"),
+        *flags(model="medium", max_duration="600", dtype="bf16", num_workers="4"),
+        *flags(num_threads="0", quantizer_seed="4"),
+    ]
+
+
 @pytest.mark.slow
 def test_ssl_pretraining_stage_initialises_the_seed_and_measures_abx(
     mini_data: Path, tmp_path: Path

@@ -59,6 +59,7 @@ data=data               # where manifests, features and lang dirs go
 exp=exp                 # where models, decoding results and RESULTS.md go
 model=xs                # model configuration (xs: a few million parameters, for CPUs)
 train_cmd="python -m less.bin.train"  # training launcher; multi-GPU: "torchrun --nproc-per-node N -m less.bin.train"
+ssl_cmd="python -m less.bin.ssl_pretrain"  # pretraining launcher (--ssl); multi-GPU: "torchrun --nproc-per-node N -m less.bin.ssl_pretrain"
 seed_epochs=14          # epochs of the seed model S (30-s batches: ~1,030 steps; on dev (seed 42) 14 epochs
                         # of 30-s batches reached 26.7 % CER for about the time of 20 epochs of 60-s ones
                         # (36.1 %); the 30 60-s epochs of the previous default reached 20.6 % in 1.5x the time)
