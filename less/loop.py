@@ -346,6 +346,9 @@ def check_ranks_agree(model: torch.nn.Module, log: logging.Logger) -> None:
         )
     gathered = [torch.empty_like(stats) for _ in range(torch.distributed.get_world_size())]
     torch.distributed.all_gather(gathered, stats)
+    broken = [rank for rank, other in enumerate(gathered) if not torch.isfinite(other).all()]
+    if broken:
+        raise RuntimeError(f"DDP: rank(s) {broken} hold NaN or infinite weights after training")
     differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
     if differing:
         raise RuntimeError(

@@ -63,7 +63,7 @@ def test_two_cpu_processes_train_in_sync_and_resume(mini_data: Path, tmp_path: P
     assert log.count("DDP: the 2 ranks hold identical weights") == 2
 
 
-def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> None:
+def _agree_worker(rank: int, init_file: str, change: str, results: dict) -> None:
     from less.loop import check_ranks_agree
 
     torch.distributed.init_process_group(
@@ -72,9 +72,9 @@ def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> Non
     try:
         torch.manual_seed(0)
         model = torch.nn.Linear(4, 3)
-        if differ and rank == 1:
+        if rank == 1 and change:
             with torch.no_grad():
-                model.bias[0] += 1e-6
+                model.bias[0] = float("nan") if change == "nan" else model.bias[0] + 1e-6
         try:
             check_ranks_agree(model, logging.getLogger("test"))
             results[rank] = "agree"
@@ -84,19 +84,19 @@ def _agree_worker(rank: int, init_file: str, differ: bool, results: dict) -> Non
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("differ", [False, True])
-def test_the_rank_check_finds_a_rank_that_drifted(tmp_path: Path, differ: bool):
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ("", "agree"),
+        ("drift", "DDP: the weights of rank(s) [1] differ from rank 0's after training"),
+        ("nan", "DDP: rank(s) [1] hold NaN or infinite weights after training"),
+    ],
+)
+def test_the_rank_check_finds_a_rank_that_drifted(tmp_path: Path, change: str, expected: str):
     import torch.multiprocessing as mp
 
     with mp.Manager() as manager:
         results = manager.dict()
-        mp.spawn(_agree_worker, args=(str(tmp_path / "init"), differ, results), nprocs=2, join=True)
+        mp.spawn(_agree_worker, args=(str(tmp_path / "init"), change, results), nprocs=2, join=True)
         results = dict(results)
-    if differ:
-        assert (
-            results[0]
-            == results[1]
-            == "DDP: the weights of rank(s) [1] differ from rank 0's after training"
-        )
-    else:
-        assert results == {0: "agree", 1: "agree"}
+    assert results == {0: expected, 1: expected}
