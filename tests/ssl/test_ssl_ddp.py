@@ -158,3 +158,17 @@ def test_two_cpu_processes_pretrain_in_sync_and_resume(mini_data: Path, tmp_path
     two = load_checkpoint(exp / "epoch-2.pt")
     assert two["train_state"]["batch_idx_train"] == sum(per_rank)
     assert any(not torch.equal(two["model"][k], one["model"][k]) for k in one["model"])
+
+
+def test_grounding_under_torchrun_stops_with_a_clear_error(monkeypatch):
+    from less.ssl.grounding import GroundingConfig
+    from less.ssl.trainer import SslConfig, SslTrainer
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    config = SslConfig(grounding=GroundingConfig(images="scenes", cuts=["paired.jsonl.gz"]))
+    with pytest.raises(SystemExit, match="--visual-images runs in one process"):
+        SslTrainer(config)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert SslTrainer(config).world_size == 1  # one process: accepted
