@@ -14,12 +14,12 @@ from tests.helpers import ROOT
 
 STUB_RUN = r"""#!/usr/bin/env bash
 set -eu
-exp= ssl=none ssl_epochs=0 seed_epochs=0 seed=0
+exp= ssl=none ssl_epochs=0 seed_epochs=0 seed=0 stage=0
 args=("$@")
-while [ $# -gt 0 ]; do
+while [ $# -gt 0 ]; do  # later flags win, as in parse_options.sh
   case "$1" in
     --exp) exp=$2 ;; --ssl) ssl=$2 ;; --ssl-epochs) ssl_epochs=$2 ;; --train-seed) seed=$2 ;;
-    --seed-epochs) seed_epochs=$2 ;;
+    --seed-epochs) seed_epochs=$2 ;; --stage) stage=$2 ;;
   esac
   shift 2
 done
@@ -30,12 +30,16 @@ if [ "$ssl" != none ] && [ ! -f "$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt" ]; then
   mkdir -p "$exp/asr/ssl_$ssl"
   echo "pretrained by $exp" >"$exp/asr/ssl_$ssl/epoch-$ssl_epochs.pt"
 fi
-mkdir -p "$exp/asr/iter0"
-echo "seed of $exp" >"$exp/asr/iter0/epoch-$seed_epochs.pt"
-# the decoding results: CER = seed + 10 for bestrq, seed for the gentle arm
-cer=$seed
+# the decoding results of the seed (stages 4-5) or of the N student (stages 6-10): CER = seed
+# + 10 for bestrq, seed for the others, seed - 1 for a student
+cer=$seed dir="$exp/asr/iter0/attention-decoder-rescoring"
 case "$exp" in *bestrq_s*) cer=$((seed + 10)) ;; esac
-dir="$exp/asr/iter0/attention-decoder-rescoring"
+if [ "$stage" -le 5 ]; then
+  mkdir -p "$exp/asr/iter0"
+  echo "seed of $exp" >"$exp/asr/iter0/epoch-$seed_epochs.pt"
+else
+  cer=$((seed - 1)) dir="$exp/asr/N/iter1/attention-decoder-rescoring"
+fi
 mkdir -p "$dir"
 for test in dev test_clean test_wild; do
   printf '{"test": "%s", "metric": "CER", "value": %s, "best_setting": "scale_1.0", "command": "decode", "settings": {"scale_1.0": %s}}\n' \
@@ -127,3 +131,30 @@ def test_any_pretrained_arm_has_a_gentle_twin_but_scratch(tmp_path):
     assert "--ssl-opts" not in (exp / "scratch_s2.args").read_text().splitlines()
     result = _compare(recipe, "--arms", "scratch_gentle", "--seeds", "2")
     assert result.returncode != 0 and "scratch has no pretrained encoder" in result.stderr
+
+
+def test_scratch_student_learns_from_the_scratch_seeds_labels(tmp_path):
+    recipe = _recipe(tmp_path)
+    result = _compare(recipe, "--arms", "scratch scratch_student", "--seeds", "4")
+    assert result.returncode == 0, result.stderr
+    exp = recipe / "exp_x"
+    args = (exp / "scratch_student_s4.args").read_text().splitlines()
+
+    def last(flag: str) -> str:  # parse_options.sh: the last of a repeated flag wins
+        return args[len(args) - 1 - args[::-1].index(flag) + 1]
+
+    assert (last("--stage"), last("--stop-stage")) == ("6", "10")
+    assert (last("--systems"), last("--num-iters"), last("--student-init")) == ("N", "1", "scratch")
+    assert last("--student-epochs") == "20"  # as long as the seeds
+    assert last("--pl-dir") == "exp_x/scratch_student_s4/pl"  # not the shared data/pl
+    assert last("--ssl") == "none"
+    teacher = exp / "scratch_student_s4" / "asr" / "iter0"
+    assert (
+        teacher.is_symlink()
+        and teacher.resolve() == (exp / "scratch_s4" / "asr" / "iter0").resolve()
+    )
+    assert (teacher / "epoch-20.pt").read_text() == "seed of exp_x/scratch_s4\n"
+    table = (exp / "RESULTS.md").read_text()
+    assert "| scratch_student | N | 1 | dev | CER | 3.00 |" in table
+    result = _compare(recipe, "--arms", "scratch_student", "--seeds", "9")
+    assert result.returncode != 0 and "run the scratch arm of seed 9 first" in result.stderr

@@ -11,7 +11,11 @@
 # <arm>_gentle for any of those but scratch: <arm>'s pretrained encoder of the same seed,
 # fine-tuned with --gentle-opts (its pretraining is reused, not repeated: run <arm> first).
 # SpeechLM's unit tokenizer of seed s is the scratch arm's seed model of seed s (run scratch
-# first; it is reused, not retrained). Runs skip finished work, so rerunning continues.
+# first; it is reused, not retrained). scratch_student is SpeechLM's control with the same
+# information: that seed pseudo-labels unsup_wild (stage 6) and a student from scratch learns
+# from train_sup and its labels for --seed-epochs (stages 6-10, systems --student-systems, one
+# iteration; its report rows are system N (and L) at iteration 1). Runs skip finished work,
+# so rerunning continues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +28,7 @@ num_threads=1
 jobs=1                  # runs at a time (each one thread; 2 on a 2-core machine)
 run_opts=               # more run.sh flags for every run
 gentle_opts="--encoder-lr-scale 0.1 --freeze-encoder-batches 200"  # --ssl-finetune-opts of *_gentle
+student_systems=N       # scratch_student's systems (N: the seed's labels; "N L": also LESS's)
 # shellcheck source=../../../../tools/parse_options.sh
 . ../../../tools/parse_options.sh
 # shellcheck source=../../../../tools/path.sh
@@ -43,6 +48,16 @@ for arm in $arms; do
       birq_ema) method=birq ssl_opts="--quantizer-seed $s --enhanced-label-source ema" ;;
       birq_paper) method=birq ssl_opts="--quantizer-seed $s --enhanced-weight 0.1 --anchor-weight 2.4
                   --gumbel-temp-start 0.5 --gumbel-temp-end 0.5 --enhanced-stack 3" ;;
+      scratch_student)
+        method=none
+        teacher="$out/scratch_s$s/asr/iter0"
+        [ -f "$teacher/epoch-$seed_epochs.pt" ] || { echo "compare_ssl.sh: run the scratch arm of seed $s first (the teacher)" >&2; exit 1; }
+        mkdir -p "$exp/asr"
+        [ -e "$exp/asr/iter0" ] || ln -s "$(realpath "$teacher")" "$exp/asr/iter0"
+        # later flags win: stages 6-10 instead of 4-5, its own pseudo-label dir (runs overlap)
+        opts+=(--stage 6 --stop-stage 10 --systems "$student_systems" --num-iters 1 --student-init scratch
+               --student-epochs "$seed_epochs" --pl-dir "$exp/pl")
+        ;;
       speechlm | speechlm_notext)
         method=speechlm
         tokenizer="$out/scratch_s$s/asr/iter0/epoch-$seed_epochs.pt"
