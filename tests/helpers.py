@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +181,26 @@ def grammar_sentences(count: int, seed: int = 0) -> list[str]:
         rng.choice(TIMES) + rng.choice(SUBJECTS) + rng.choice(VERBS) + rng.choice(OBJECTS)
         for _ in range(count)
     ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(module: str, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run -m <module> <args>``: ``nproc`` CPU ranks (gloo) on
+    127.0.0.1, one thread each."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *flags(nproc_per_node=str(nproc), master_addr="127.0.0.1", master_port=str(free_port())),
+        "-m",
+        module,
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)

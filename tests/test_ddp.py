@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from less.checkpoint import load_checkpoint
-from tests.helpers import flags, train_args
+from tests.helpers import torchrun, train_args
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun(data: Path, exp_dir: Path, epochs: int) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        *flags(nproc_per_node="2", master_addr="127.0.0.1", master_port=str(free_port())),
-        "-m",
+def run_train(data: Path, exp_dir: Path, epochs: int) -> subprocess.CompletedProcess:
+    return torchrun(
         "less.bin.train",
         *train_args(
             data, exp_dir, "--num-epochs", str(epochs), "--num-threads", "1", "--dtype", "fp32"
         ),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    )
 
 
 def rank0_log(exp_dir: Path) -> str:
@@ -45,7 +29,7 @@ def rank0_log(exp_dir: Path) -> str:
 @pytest.mark.slow
 def test_two_cpu_processes_train_in_sync_and_resume(mini_data: Path, tmp_path: Path):
     exp = tmp_path / "ddp"
-    first = torchrun(mini_data, exp, epochs=1)
+    first = run_train(mini_data, exp, epochs=1)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     log = rank0_log(exp)
     assert "DDP: the 2 ranks hold identical weights" in log
@@ -53,7 +37,7 @@ def test_two_cpu_processes_train_in_sync_and_resume(mini_data: Path, tmp_path: P
     assert one["train_state"]["batch_idx_train"] > 0
 
     # a second run with more epochs resumes from epoch-1.pt under DDP and goes on
-    second = torchrun(mini_data, exp, epochs=2)
+    second = run_train(mini_data, exp, epochs=2)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     log = rank0_log(exp)
     assert f"resumed from {exp / 'epoch-1.pt'}" in log

@@ -18,6 +18,7 @@ from less.llm.cache import AnswerCache
 from less.llm.correct import CorrectionConfig, Corrector, FailureBudgetExceeded
 from less.llm.openai_http import HTTPConfig, OpenAIHTTPBackend, request_uuid
 from less.llm.testing import FakeChatServer, llm_correct_command, make_pl_cuts
+from tests.helpers import free_port
 
 COLOURS = ["red", "blue", "green", "white", "black", "pink", "grey", "brown", "gold", "teal"]
 HYPOTHESES = [f"i goed to the {colour} shop" for colour in COLOURS]
@@ -58,12 +59,6 @@ def correct(backend, cuts, cache, **config):
 
 def statuses(cuts) -> dict[str, str]:
     return {cut.id: cut.supervisions[0].custom["pl"]["llm"]["status"] for cut in cuts}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cli(in_cuts: Path, out_cuts: Path, base_url: str, *extra: str) -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ pytest.importorskip("openai")  # transformers' serving extra needs all three
 from lhotse import CutSet  # noqa: E402
 
 from less.llm.testing import make_pl_cuts, run_llm_correct  # noqa: E402
-from tests.helpers import flags
+from tests.helpers import flags, free_port
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}\n{% endfor %}"
@@ -97,12 +96,6 @@ def save_bigram_llama(directory: Path) -> None:
             model.lm_head.weight[vocab[following], vocab[previous]] = 30.0
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_up(port: int, server: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:

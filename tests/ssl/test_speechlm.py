@@ -28,7 +28,7 @@ from less.ssl.units import (
 )
 from less.training import load_state_into
 from tests.helpers import SMALL_ZIPFORMER as SMALL
-from tests.helpers import flags
+from tests.helpers import flags, torchrun
 
 
 def test_upsampling_is_deterministic_and_its_mean_duration_is_the_configured_one() -> None:
@@ -323,32 +323,33 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     with pytest.raises(SystemExit, match="give --checkpoint, or --exp-dir with --epoch"):
         speechlm_units.main(by_exp_dir[: by_exp_dir.index("--exp-dir")])
 
+    def pretrain_args(exp_dir, *extra) -> list[str]:
+        return [
+            *flags(
+                method="speechlm",
+                unit_dir=str(units_dir),
+                lang_dir=lang,
+                train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
+                valid_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
+                exp_dir=str(exp_dir),
+                model="xs",
+                model_overrides=json.dumps(SMALL),
+                unit_encoder_layers="1",
+                max_duration="8",
+                max_cut_duration="10",
+                num_buckets="2",
+                num_workers="0",
+                log_interval="1",
+                seed="3",
+                num_epochs="2",
+                max_batches_per_epoch="3",
+                save_every_n="2",
+            ),
+            *extra,
+        ]
+
     def pretrain(exp_dir, *extra):
-        ssl_pretrain.main(
-            [
-                *flags(
-                    method="speechlm",
-                    unit_dir=str(units_dir),
-                    lang_dir=lang,
-                    train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
-                    valid_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
-                    exp_dir=str(exp_dir),
-                    model="xs",
-                    model_overrides=json.dumps(SMALL),
-                    unit_encoder_layers="1",
-                    max_duration="8",
-                    max_cut_duration="10",
-                    num_buckets="2",
-                    num_workers="0",
-                    log_interval="1",
-                    seed="3",
-                    num_epochs="2",
-                    max_batches_per_epoch="3",
-                    save_every_n="2",
-                ),
-                *extra,
-            ]
-        )
+        ssl_pretrain.main(pretrain_args(exp_dir, *extra))
 
     straight = tmp_path / "straight"
     pretrain(straight)
@@ -363,6 +364,16 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
     assert all(torch.equal(again[k], final["model"][k]) for k in final["model"])
     log_text = next((straight / "log").glob("log-ssl-*.txt")).read_text()
     assert "text_ctc" in log_text and "unit_acc" in log_text
+
+    # two ranks (torchrun, gloo): each its share of the speech and its own text batches, and
+    # the same weights at the end
+    ddp = torchrun(
+        "less.bin.ssl_pretrain",
+        *pretrain_args(tmp_path / "ddp", *flags(num_epochs="1", num_threads="1")),
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    log_text = next((tmp_path / "ddp" / "log").glob("log-ssl-*.txt")).read_text()
+    assert "text_ctc" in log_text and "DDP: the 2 ranks hold identical weights" in log_text
 
     overrides = json.dumps({**SMALL, "unit_encoder_layers": 1})
     train_cli.main(

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,8 @@ from less.bin import ssl_pretrain
 from less.checkpoint import load_checkpoint
 from less.loop import EpochLoop, check_ranks_agree
 from less.ssl.quantizer import RandomProjectionQuantizer
-from tests.helpers import flags
+from tests.helpers import flags, torchrun
 from tests.ssl.test_ssl import pretrain_args
-from tests.test_ddp import free_port
 
 
 def test_labels_do_not_depend_on_the_autocast_dtype():
@@ -119,25 +116,14 @@ def test_two_cpu_processes_pretrain_in_sync_and_resume(mini_data: Path, tmp_path
     exp = tmp_path / "ddp"
     valid = str(mini_data / "fbank" / "mini-asr_cuts_dev.jsonl.gz")
 
-    def torchrun(epochs: int) -> subprocess.CompletedProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            *flags(nproc_per_node="2", master_addr="127.0.0.1", master_port=str(free_port())),
-            "-m",
+    def run(epochs: int) -> subprocess.CompletedProcess:
+        return torchrun(
             "less.bin.ssl_pretrain",
             *pretrain_args(mini_data, exp),
-            *flags(
-                num_epochs=str(epochs),
-                valid_cuts=valid,
-                num_threads="1",
-            ),
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+            *flags(num_epochs=str(epochs), valid_cuts=valid, num_threads="1"),
+        )
 
-    first = torchrun(1)
+    first = run(1)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     logs = list((exp / "log").glob("log-ssl-*.txt"))
     assert len(logs) == 1  # rank 0 writes the log (and the checkpoints)
@@ -150,7 +136,7 @@ def test_two_cpu_processes_pretrain_in_sync_and_resume(mini_data: Path, tmp_path
     per_rank = [_batches(mini_data, epoch, world_size=2) for epoch in (1, 2)]
     assert one["train_state"]["batch_idx_train"] == per_rank[0] < _batches(mini_data, 1, 1)
 
-    second = torchrun(2)
+    second = run(2)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     text = "".join(p.read_text() for p in sorted((exp / "log").glob("log-ssl-*.txt")))
     assert f"resumed from {exp / 'epoch-1.pt'}" in text
