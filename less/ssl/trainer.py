@@ -554,7 +554,9 @@ class SslTrainer(EpochLoop):
         means = self.means()
         shown = ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc", "visual_infonce")
         progress.set_postfix({k: f"{means[k]:.3g}" for k in shown if k in means})
-        if n % self.cfg.log_interval == 0 and self.is_main:
+        if n % self.cfg.log_interval == 0 and not self.is_main:
+            self.reset_totals()  # the windows of the other ranks end unlogged
+        elif n % self.cfg.log_interval == 0:
             log.info(
                 "epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s",
                 epoch,
