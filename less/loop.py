@@ -69,8 +69,9 @@ class EpochLoop:
         raise NotImplementedError
 
     def loader_kwargs(self) -> dict[str, Any]:
-        """Extra arguments of :func:`make_loader` for the training loader (ranks, filters)."""
-        return {}
+        """Extra arguments of :func:`make_loader` for the training loader: this rank's share
+        (subclasses add filters)."""
+        return {"world_size": self.world_size, "rank": self.rank}
 
     def after_step(self, epoch: int, n: int, progress: tqdm) -> None:
         """Called after every batch (``n`` counts all batches): periodic logs, averaging..."""

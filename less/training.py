@@ -457,7 +457,7 @@ class Trainer(EpochLoop):
         )
 
     def loader_kwargs(self) -> dict[str, Any]:
-        return {"world_size": self.world_size, "rank": self.rank, "keep": self.ctc_fits}
+        return {**super().loader_kwargs(), "keep": self.ctc_fits}
 
     def format_valid(self, stats: dict[str, float]) -> str:
         return f"loss {stats['loss']:.4f} per frame"

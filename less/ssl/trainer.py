@@ -545,18 +545,15 @@ class SslTrainer(EpochLoop):
     def format_valid(self, stats: dict[str, float]) -> str:
         return _format(stats)
 
-    def loader_kwargs(self) -> dict[str, Any]:
-        return {"world_size": self.world_size, "rank": self.rank}
-
     def after_step(self, epoch: int, n: int, progress) -> None:
         if not self.counts:
             return
         means = self.means()
         shown = ("loss", "anchor_ppl", "enhanced_ppl", "unit_acc", "visual_infonce")
         progress.set_postfix({k: f"{means[k]:.3g}" for k in shown if k in means})
-        if n % self.cfg.log_interval == 0 and not self.is_main:
-            self.reset_totals()  # the windows of the other ranks end unlogged
-        elif n % self.cfg.log_interval == 0:
+        if n % self.cfg.log_interval:
+            return
+        if self.is_main:  # the windows of the other ranks end unlogged
             log.info(
                 "epoch %d batch %d (global %d): %s lr %.2e, %.1f s audio/s",
                 epoch,
@@ -572,7 +569,7 @@ class SslTrainer(EpochLoop):
                     "epoch %d batch %d: %s", epoch, self.state["batch_idx_in_epoch"], warning
                 )
                 self.warned_epoch = epoch
-            self.reset_totals()
+        self.reset_totals()
 
 
 def _format(stats: dict[str, float]) -> str:
