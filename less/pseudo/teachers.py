@@ -18,25 +18,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from less.decode.recognizer import DecodeOptions, Recognizer
+from less.decode.recognizer import DecodeOptions, Hypothesis, Recognizer
 
 log = logging.getLogger("less.pseudo")
 
 
 @dataclass
-class PseudoLabel:
-    text: str
-    nbest: list[tuple[str, float]] = field(default_factory=list)
-    confidence: float = 1.0
-    src_text: str | None = None
-    lm_text: str | None = (
-        None  # the same audio decoded with an n-gram LM (ctc-wfst; WeNet's LM filter)
-    )
+class PseudoLabel(Hypothesis):
+    """A teacher's :class:`Hypothesis` of one cut, with what the LM filter compares it to."""
+
+    lm_text: str | None = None  # the same audio decoded with an n-gram LM (ctc-wfst; WeNet's)
 
 
 class CheckpointTeacher:
