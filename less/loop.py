@@ -143,10 +143,25 @@ class EpochLoop:
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         return torch.device("cpu")
 
+    def make_optimizer(self, params: Any) -> None:
+        """ScaledAdam over ``params`` (parameters, named ones or groups), its Eden schedule
+        and the gradient scaler (active under fp16 only)."""
+        from less.model import Eden, ScaledAdam
+
+        cfg = self.cfg
+        self.optimizer = ScaledAdam(params, lr=cfg.base_lr, clipping_scale=2.0)
+        self.scheduler = Eden(
+            self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
+
     def restore_position(self, ckpt: dict[str, Any], path: Path) -> None:
-        """Optimizer, scheduler, training position and RNG states of a resumed checkpoint."""
+        """Optimizer, scheduler, gradient scaler, training position and RNG states of a
+        resumed checkpoint."""
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("grad_scaler"):
+            self.scaler.load_state_dict(ckpt["grad_scaler"])
         self.state.update(ckpt["train_state"])
         set_rng_state(ckpt["rng"])
         self.log.info(

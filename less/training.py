@@ -215,8 +215,6 @@ class Trainer(EpochLoop):
         )
 
     def setup(self) -> None:
-        from less.model import Eden, ScaledAdam
-
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.model = self.build_model()
@@ -230,11 +228,7 @@ class Trainer(EpochLoop):
             self.device,
         )
         self.model.to(self.device)
-        self.optimizer = ScaledAdam(self.param_groups(), lr=cfg.base_lr, clipping_scale=2.0)
-        self.scheduler = Eden(
-            self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
-        )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
+        self.make_optimizer(self.param_groups())
 
         resume = self.resume_checkpoint()
         if resume is not None:
@@ -242,7 +236,6 @@ class Trainer(EpochLoop):
             load_state_into(self.model, ckpt["model"], str(resume))
             if self.model_avg is not None:
                 self.model_avg.load_state_dict(ckpt["model_avg"])
-            self.scaler.load_state_dict(ckpt["grad_scaler"])
             self.restore_position(ckpt, resume)
         elif cfg.init_from or cfg.init_encoder_from:
             path = cfg.init_from or cfg.init_encoder_from

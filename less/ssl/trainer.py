@@ -172,8 +172,6 @@ class SslTrainer(EpochLoop):
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
-        from less.model import Eden, ScaledAdam
-
         cfg = self.cfg
         seed_everything(cfg.seed)
         self.units: dict[str, list[int]] | None = None
@@ -206,11 +204,7 @@ class SslTrainer(EpochLoop):
         trained = [
             (name, param) for name, param in self.model.named_parameters() if param.requires_grad
         ]
-        self.optimizer = ScaledAdam(trained, lr=cfg.base_lr, clipping_scale=2.0)
-        self.scheduler = Eden(
-            self.optimizer, cfg.lr_batches, cfg.lr_epochs, warmup_batches=cfg.warmup_batches
-        )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == "fp16")
+        self.make_optimizer(trained)
         resume = self.resume_checkpoint()
         if resume is not None:
             ckpt = load_checkpoint(resume)
@@ -233,8 +227,6 @@ class SslTrainer(EpochLoop):
                     f"(now {cfg.grounding.architecture()}); use the same --visual-* flags"
                 )
             self.model.load_state_dict(ckpt["model"])
-            if ckpt.get("grad_scaler"):
-                self.scaler.load_state_dict(ckpt["grad_scaler"])
             self.restore_position(ckpt, resume)
         self.ddp_model = self.wrap_ddp(self.model)
         log.info("%s on %s, %d rank(s)", self.dtype, self.device, self.world_size)
