@@ -288,6 +288,23 @@ def already_done(output: str | os.PathLike, log: logging.Logger) -> bool:
     return False
 
 
+def read_progress(path: str | os.PathLike, log: logging.Logger) -> Iterator[dict[str, Any]]:
+    """The entries of a step's progress file (one JSON object a line, appended as work is
+    done; nothing when it does not exist). A line cut short by an interrupted run is skipped
+    with a warning: its work is simply done again."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: ignoring a truncated line (interrupted run)", path)
+                continue
+            yield entry
+
+
 def done_marker(path: str | os.PathLike) -> Path:
     """The ``.done`` file beside an output directory/file that marks a finished step."""
     path = Path(path)

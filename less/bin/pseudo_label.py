@@ -38,6 +38,7 @@ from less.utils import (
     already_done,
     cli_parser,
     progress_bar,
+    read_progress,
     resolve_dtype,
     save_cuts_atomic,
     setup_logging,
@@ -269,15 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial.jsonl")
     done: dict[str, dict] = {}
-    if partial.is_file():
-        with open(partial, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    log.warning("%s: ignoring a truncated line (interrupted run)", partial)
-                    continue
-                done[entry["cut_id"]] = entry["pl"]
+    for entry in read_progress(partial, log):
+        done[entry["cut_id"]] = entry["pl"]
+    if done:
         log.info("resuming: %d of %d cuts already labelled", len(done), len(cuts))
     todo = cuts.filter(lambda c: c.id not in done).to_eager()
     device = torch.device(

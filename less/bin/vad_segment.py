@@ -49,6 +49,7 @@ from less.utils import (
     config_from_args,
     config_options,
     progress_bar,
+    read_progress,
     save_cuts_atomic,
     setup_logging,
 )
@@ -356,18 +357,10 @@ def recordings_from_dir(
 
 
 def load_partial(path: Path) -> dict[str, list[tuple[float, float]]]:
-    done: dict[str, list[tuple[float, float]]] = {}
-    if not path.is_file():
-        return done
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s: ignoring a truncated line (interrupted run)", path)
-                continue
-            done[entry["recording_id"]] = [tuple(x) for x in entry["segments"]]
-    return done
+    return {
+        entry["recording_id"]: [tuple(x) for x in entry["segments"]]
+        for entry in read_progress(path, log)
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
