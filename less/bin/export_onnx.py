@@ -99,11 +99,14 @@ def _export(
     module: torch.nn.Module,
     args: tuple[Tensor, ...],
     path: Path,
-    inputs: list[str],
-    outputs: list[str],
-    dynamic: dict[str, dict[int, str]],
+    inputs: dict[str, str],
+    outputs: dict[str, str],
     opset: int,
 ) -> None:
+    """Export ``module`` called on ``args`` to ``path``. ``inputs`` and ``outputs`` map each
+    tensor's name to the names of its dynamic axes, in order (``"N T"``: batch and time)."""
+    names = {**inputs, **outputs}
+    dynamic = {name: dict(enumerate(axes.split())) for name, axes in names.items()}
     module.eval()
     with warnings.catch_warnings():
         # the TorchScript-based exporter (the one icefall's export-onnx scripts use) is deprecated
@@ -114,8 +117,8 @@ def _export(
             args,
             str(path),
             dynamo=False,
-            input_names=inputs,
-            output_names=outputs,
+            input_names=list(inputs),
+            output_names=list(outputs),
             dynamic_axes=dynamic,
             opset_version=opset,
             do_constant_folding=True,
@@ -160,15 +163,8 @@ def export_model(
         ctc,
         (x[:, :200], torch.tensor([200, 150])),
         paths[0],
-        ["x", "x_lens"],
-        ["log_probs", "log_probs_len", "encoder_out"],
-        {
-            "x": {0: "N", 1: "T"},
-            "x_lens": {0: "N"},
-            "log_probs": {0: "N", 1: "T_out"},
-            "log_probs_len": {0: "N"},
-            "encoder_out": {0: "N", 1: "T_out"},
-        },
+        {"x": "N T", "x_lens": "N"},
+        {"log_probs": "N T_out", "log_probs_len": "N", "encoder_out": "N T_out"},
         opset,
     )
     _add_metadata(
@@ -203,15 +199,13 @@ def export_model(
                 dec,
                 (ref_enc, ref_lens, ys[:, :4], torch.tensor([4, 2])),
                 paths[1],
-                ["encoder_out", "encoder_out_lens", "ys_in", "ys_in_lens"],
-                ["logits"],
                 {
-                    "encoder_out": {0: "N", 1: "T_out"},
-                    "encoder_out_lens": {0: "N"},
-                    "ys_in": {0: "N", 1: "U"},
-                    "ys_in_lens": {0: "N"},
-                    "logits": {0: "N", 1: "U"},
+                    "encoder_out": "N T_out",
+                    "encoder_out_lens": "N",
+                    "ys_in": "N U",
+                    "ys_in_lens": "N",
                 },
+                {"logits": "N U"},
                 opset,
             )
             _add_metadata(
