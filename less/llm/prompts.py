@@ -52,6 +52,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from less.llm.base import ChatPrompt
 
@@ -267,15 +268,7 @@ class PromptBuilder:
         else:
             user = self.template.user
         user = user.replace("{hypothesis}", hypothesis)
-        if self.template.completion and self._examples_block:
-            user = f"{self._examples_block}\n\n{user}"
-        return ChatPrompt(
-            system=self.template.system,
-            user=user,
-            hypothesis=hypothesis,
-            request_id=request_id,
-            completion=self.template.completion,
-        )
+        return self._prompt(user, self._examples_block, hypothesis, request_id)
 
     def build_group(self, hypotheses: Sequence[str], request_id: str = "") -> ChatPrompt:
         """One prompt for consecutive segments, numbered from 1 in the order given (time order)."""
@@ -285,16 +278,25 @@ class PromptBuilder:
         user = _fill(
             self.template.user_group, {"segments": segments, "count": str(len(hypotheses))}
         )
-        if self.template.completion and self._group_examples_block:
-            user = f"{self._group_examples_block}\n\n{user}"
         # The budget follows the whole numbered list: every answer line repeats its number.
+        return self._prompt(
+            user, self._group_examples_block, segments, request_id, answer_lines=len(hypotheses)
+        )
+
+    def _prompt(
+        self, user: str, examples: str, hypothesis: str, request_id: str, **extra: Any
+    ) -> ChatPrompt:
+        """The request; a completion template (a base model's) has its worked ``examples`` (a
+        rendered block) before the task."""
+        if self.template.completion and examples:
+            user = f"{examples}\n\n{user}"
         return ChatPrompt(
             system=self.template.system,
             user=user,
-            hypothesis=segments,
+            hypothesis=hypothesis,
             request_id=request_id,
             completion=self.template.completion,
-            answer_lines=len(hypotheses),
+            **extra,
         )
 
 
