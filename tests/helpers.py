@@ -161,6 +161,18 @@ def train_args(data: Path, exp_dir: Path, *extra: str, task: str = "asr") -> lis
     ]
 
 
+def ssl_args(method: str, exp_dir: Path, **options) -> list[str]:
+    """less.bin.ssl_pretrain's arguments: ``method`` on the small Zipformer in ``exp_dir``, two
+    buckets, no loader workers, then ``options`` (:func:`flags`; they replace those defaults)."""
+    defaults = dict(
+        model="xs",
+        model_overrides=json.dumps(SMALL_ZIPFORMER),
+        num_buckets="2",
+        num_workers="0",
+    )
+    return flags(method=method, exp_dir=str(exp_dir), **{**defaults, **options})
+
+
 def same_weights(a: dict, b: dict) -> bool:
     """Two state dicts with the same keys and exactly equal tensors."""
     import torch

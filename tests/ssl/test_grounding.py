@@ -25,7 +25,7 @@ from less.ssl.grounding import (
     retrieval_recall,
 )
 from tests.helpers import SMALL_ZIPFORMER as SMALL
-from tests.helpers import flags
+from tests.helpers import flags, ssl_args
 
 NUM_SCENES = 8
 PALETTE = [
@@ -235,15 +235,11 @@ def synthetic_corpus(root: Path) -> dict[str, Path]:
 
 def pretrain_args(data: dict[str, Path], exp_dir: Path, *extra: str) -> list[str]:
     return [
-        *flags(
-            method="bestrq",
+        *ssl_args(
+            "bestrq",
+            exp_dir,
             train_cuts=[str(data["zh"]), str(data["es"])],
-            exp_dir=str(exp_dir),
-            model="xs",
-            model_overrides=json.dumps(SMALL),
             max_duration="5",
-            num_buckets="2",
-            num_workers="0",
             codebook_size="128",
         ),
         # the schedule batch count starts at its end: the Zipformer's early-training layer skipping

@@ -28,7 +28,7 @@ from less.ssl.units import (
 )
 from less.training import load_state_into
 from tests.helpers import SMALL_ZIPFORMER as SMALL
-from tests.helpers import flags, torchrun
+from tests.helpers import flags, ssl_args, torchrun
 
 
 def test_upsampling_is_deterministic_and_its_mean_duration_is_the_configured_one() -> None:
@@ -325,20 +325,16 @@ def test_units_pretraining_resume_and_fine_tuning_end_to_end(mini_data, tmp_path
 
     def pretrain_args(exp_dir, *extra) -> list[str]:
         return [
-            *flags(
-                method="speechlm",
+            *ssl_args(
+                "speechlm",
+                exp_dir,
                 unit_dir=str(units_dir),
                 lang_dir=lang,
                 train_cuts=str(fbank / "mini-asr_cuts_train_sup.jsonl.gz"),
                 valid_cuts=str(fbank / "mini-asr_cuts_dev.jsonl.gz"),
-                exp_dir=str(exp_dir),
-                model="xs",
-                model_overrides=json.dumps(SMALL),
                 unit_encoder_layers="1",
                 max_duration="8",
                 max_cut_duration="10",
-                num_buckets="2",
-                num_workers="0",
                 log_interval="1",
                 seed="3",
                 num_epochs="2",

@@ -27,7 +27,7 @@ from less.ssl.quantizer import (
 )
 from less.ssl.trainer import collapse_warning
 from tests.helpers import SMALL_ZIPFORMER as SMALL
-from tests.helpers import flags
+from tests.helpers import flags, ssl_args
 
 
 def load_batch(mini_data: Path, split: str, count: int, max_seconds: float = 6.0):
@@ -301,16 +301,12 @@ def test_collapse_warning_names_the_perplexities_and_the_remedies():
 
 def pretrain_args(data: Path, exp_dir: Path, *extra: str) -> list[str]:
     return [
-        *flags(
-            method="birq",
+        *ssl_args(
+            "birq",
+            exp_dir,
             train_cuts=str(data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz"),
-            exp_dir=str(exp_dir),
-            model="xs",
-            model_overrides=json.dumps(SMALL),
             max_duration="6",
             max_cut_duration="10",
-            num_buckets="2",
-            num_workers="0",
             codebook_size="128",
             enhanced_codebook_size="128",
             log_interval="1",
