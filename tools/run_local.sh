@@ -22,22 +22,10 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-if [ $# -lt 2 ]; then
-  echo "usage: run_local.sh [--max-jobs N] [JOB=FIRST:LAST] LOG COMMAND..." >&2
-  exit 2
-fi
-first=1 last=1 var=""
-if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  var=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
-  shift
-  if [ "$last" -lt "$first" ]; then
-    echo "run_local.sh: empty job range $var=$first:$last" >&2
-    exit 2
-  fi
-fi
-log_pattern=$1
-shift
-[ $# -gt 0 ] || { echo "run_local.sh: no command" >&2; exit 2; }
+# shellcheck source=job_array.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_array.sh"
+less_job_array run_local.sh "run_local.sh [--max-jobs N] [JOB=FIRST:LAST] LOG COMMAND..." "" "$@"
+var=$job_var first=$job_first last=$job_last log_pattern=$job_log
 
 substitute() {  # job word -> word with the job variable replaced by the job number
   if [ -n "$var" ]; then echo "${2//$var/$1}"; else echo "$2"; fi
@@ -59,7 +47,7 @@ run_job() {  # job
   return "$rc"
 }
 
-commands=("$@")
+commands=("${job_command[@]}")
 status_dir=$(mktemp -d)
 trap 'rm -rf "$status_dir"' EXIT
 failed=()

@@ -26,18 +26,10 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-if [ $# -lt 2 ]; then
-  echo "usage: run_slurm.sh [options] [JOB=FIRST:LAST] LOG COMMAND..." >&2
-  exit 2
-fi
-first=1 last=1 var=JOB
-if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  var=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
-  shift
-fi
-log_pattern=$1
-shift
-[ $# -gt 0 ] || { echo "run_slurm.sh: no command" >&2; exit 2; }
+# shellcheck source=job_array.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_array.sh"
+less_job_array run_slurm.sh "run_slurm.sh [options] [JOB=FIRST:LAST] LOG COMMAND..." JOB "$@"
+var=$job_var first=$job_first last=$job_last log_pattern=$job_log
 command -v sbatch >/dev/null || { echo "run_slurm.sh: sbatch not found (not on a Slurm cluster?)" >&2; exit 2; }
 
 log_dir=$(dirname "$log_pattern")
@@ -49,7 +41,7 @@ script="$log_dir/q/$name.sh"
   echo "# written by tools/run_slurm.sh; task i runs the command with $var = i"
   echo "cd $(printf '%q' "$PWD")"
   echo "job=\${SLURM_ARRAY_TASK_ID:?not a Slurm array task}"
-  echo "args=($(printf '%q ' "$@"))"
+  echo "args=($(printf '%q ' "${job_command[@]}"))"
   echo "args=(\"\${args[@]//$var/\$job}\")"
   echo "log=$(printf '%q' "$log_pattern")"
   echo "log=\${log//$var/\$job}"

@@ -162,3 +162,27 @@ def test_recipes_pseudo_label_in_shards_through_the_launcher(tmp_path: Path):
         assert call.endswith(f"--num-threads 1 --num-shards 3 --shard-id {shard}")
         assert f"--out-cuts {tmp_path}/data/pl/asr/iter1/unsup_cuts_pl.jsonl.gz" in call
         assert (tmp_path / "exp" / "log" / f"pseudo_label_asr_N_iter1.{shard}.log").is_file()
+
+
+def test_both_launchers_refuse_a_bad_job_array_before_running_anything(tmp_path: Path):
+    # an empty range, a missing command, too few arguments: exit 2, the launcher named, no job
+    # run, no sbatch called (sbatch is present here: the Slurm launcher gets past that check)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/usr/bin/env bash\necho called >> {tmp_path}/sbatch\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    marker = tmp_path / "ran"
+    for script in (LOCAL, SLURM):
+        name = script.name
+        cases = {
+            f"{name}: empty job range JOB=3:1": ["JOB=3:1", "x.JOB.log", "touch", str(marker)],
+            f"{name}: no command": ["JOB=1:2", "x.JOB.log"],
+            f"usage: {name}": ["x.log"],
+        }
+        for message, args in cases.items():
+            result = subprocess.run(
+                [str(script), *args], capture_output=True, text=True, env=env, cwd=tmp_path
+            )
+            assert result.returncode == 2 and message in result.stderr, (name, args, result)
+    assert not marker.exists() and not (tmp_path / "sbatch").exists()
