@@ -204,19 +204,19 @@ def record(label: PseudoLabel, iteration: int, teacher_name: str) -> dict:
     ).to_custom()
 
 
-def labelled_cut(cut, pl: dict, task: str):
+def labelled_cut(cut, pl: PseudoLabelRecord, task: str):
     """The input cut with one supervision carrying the pseudo-label (hidden references kept)."""
     from lhotse import SupervisionSegment
     from lhotse.utils import fastcopy
 
     old = cut.supervisions[0] if cut.supervisions else None
     custom = dict(old.custom or {}) if old is not None else {}
-    custom["pl"] = pl
+    custom["pl"] = pl.to_custom()
     if task == "ast":
-        text = pl.get("src_hyp", "")
-        custom["translated_text"] = {"en": pl["hyp"]}
+        text = pl.src_hyp or ""
+        custom["translated_text"] = {"en": pl.hyp}
     else:
-        text = pl["hyp"]
+        text = pl.hyp
     sup = SupervisionSegment(
         id=cut.id,
         recording_id=cut.recording_id,
@@ -299,7 +299,12 @@ def main(argv: list[str] | None = None) -> None:
         if teacher is not None
         else ("ast" if any("src_hyp" in pl for pl in done.values()) else "asr")
     )
-    labelled = CutSet.from_cuts(labelled_cut(cut, done[cut.id], task) for cut in cuts)
+    labelled = CutSet.from_cuts(
+        labelled_cut(
+            cut, PseudoLabelRecord.from_custom(done[cut.id], f"{partial}: cut {cut.id}"), task
+        )
+        for cut in cuts
+    )
     save_cuts_atomic(labelled, out)
     partial.unlink(missing_ok=True)
     hours = sum(c.duration for c in cuts) / 3600

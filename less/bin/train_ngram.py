@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from less.pseudo.record import PseudoLabelRecord
+from less.pseudo.record import find_record, find_supervision
 from less.unsup.ngram import (
     NgramScorer,
     add_text_argument,
@@ -76,14 +76,9 @@ def read_sentences(args: argparse.Namespace) -> Iterator[list[str]]:
         from less.data.cuts import read_cuts
 
         for cut in read_cuts(path):  # an empty kept-cuts file is an empty set, not None
-            for sup in cut.supervisions:
-                pl = (sup.custom or {}).get("pl")
-                llm_text = (
-                    PseudoLabelRecord.from_custom(pl, f"{path}: cut {cut.id}").llm_text
-                    if pl
-                    else None
-                )
-                text = llm_text or sup.text
+            record, carrier = find_record(cut, str(path)), find_supervision(cut)
+            for index, sup in enumerate(cut.supervisions):
+                text = (record.llm_text if record and index == carrier else None) or sup.text
                 units = sentence_units(text or "", args.lang)
                 if units:
                     yield units

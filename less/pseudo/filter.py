@@ -25,7 +25,12 @@ from typing import Any
 
 from less.data.text import normalize
 from less.metrics import error_rate, hypo_wer
-from less.pseudo.record import PseudoLabelRecord, with_record
+from less.pseudo.record import (
+    PseudoLabelRecord,
+    pl_supervision_index,
+    read_record,
+    with_record,
+)
 
 log = logging.getLogger("less.pseudo.filter")
 
@@ -161,10 +166,7 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
     hyps: dict[str, list[str]] = {k: [] for k in refs}
     wers = []
     for cut in cuts:
-        if not cut.supervisions or "pl" not in (cut.supervisions[0].custom or {}):
-            raise ValueError(f"cut {cut.id}: no pseudo-label record (supervision.custom['pl'])")
-        sup = cut.supervisions[0]
-        pl = PseudoLabelRecord.from_custom(sup.custom["pl"], f"cut {cut.id}")
+        pl = read_record(cut)
         decision = decide(pl, cut.duration, cfg)
         pl.hypo_wer, pl.kept, pl.drop_reason = (
             decision.hypo_wer,
@@ -172,7 +174,7 @@ def filter_cuts(cuts, cfg: FilterConfig, task: str) -> tuple[list, list, FilterR
             decision.reason or None,
         )
         cut = with_record(cut, pl)
-        sup = cut.supervisions[0]
+        sup = cut.supervisions[pl_supervision_index(cut)]
         annotated.append(cut)
         report.cuts_in += 1
         report.hours_in += cut.duration / 3600

@@ -99,20 +99,37 @@ class PseudoLabelRecord:
         return {**out, **self.extra}
 
 
-def pl_supervision_index(cut) -> int:
-    """Index of the supervision carrying ``custom["pl"]``; a clear error if none does."""
+def find_supervision(cut) -> int | None:
+    """Index of the supervision carrying ``custom["pl"]``; None if none does."""
     for index, supervision in enumerate(cut.supervisions):
         if supervision.custom and isinstance(supervision.custom.get("pl"), dict):
             return index
-    raise ValueError(
-        f"cut {cut.id}: no supervision with custom['pl'] (run less.bin.pseudo_label first)"
-    )
+    return None
 
 
-def read_record(cut) -> PseudoLabelRecord:
-    """The pseudo-label record of a cut, validated."""
-    supervision = cut.supervisions[pl_supervision_index(cut)]
+def pl_supervision_index(cut, hint: str = "run less.bin.pseudo_label first") -> int:
+    """Index of the supervision carrying ``custom["pl"]``; a clear error (with ``hint``) if
+    none does."""
+    index = find_supervision(cut)
+    if index is None:
+        raise ValueError(f"cut {cut.id}: no supervision with custom['pl'] ({hint})")
+    return index
+
+
+def read_record(cut, hint: str = "run less.bin.pseudo_label first") -> PseudoLabelRecord:
+    """The pseudo-label record of a cut, validated (errors name the cut and say ``hint``)."""
+    supervision = cut.supervisions[pl_supervision_index(cut, hint)]
     return PseudoLabelRecord.from_custom(supervision.custom["pl"], f"cut {cut.id}")
+
+
+def find_record(cut, where: str = "") -> PseudoLabelRecord | None:
+    """The pseudo-label record of a cut, validated, or None for a cut without one (a
+    supervised cut); ``where`` (a file) goes before the cut id in errors."""
+    index = find_supervision(cut)
+    if index is None:
+        return None
+    pl = cut.supervisions[index].custom["pl"]
+    return PseudoLabelRecord.from_custom(pl, f"{where}{': ' if where else ''}cut {cut.id}")
 
 
 def with_record(cut, record: PseudoLabelRecord):

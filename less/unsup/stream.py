@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from less.pseudo.record import PseudoLabelRecord
+from less.pseudo.record import read_record
 from less.unsup.loss import (
     Hypotheses,
     batch_label_prior,
@@ -54,13 +54,9 @@ def collect_hypotheses(
             raise ValueError(
                 f"cut {cut.id}: expected exactly one supervision, found {len(cut.supervisions)}"
             )
-        pl = (cut.supervisions[0].custom or {}).get("pl")
-        if pl is None:
-            raise ValueError(
-                f"cut {cut.id}: no pseudo-label record (supervision.custom['pl']): the unlabeled "
-                "cuts must come from less.bin.filter_pl --annotated-cuts (or pseudo_label)"
-            )
-        record = PseudoLabelRecord.from_custom(pl, f"cut {cut.id}")
+        record = read_record(
+            cut, "the unlabeled cuts must come from less.bin.filter_pl --annotated-cuts"
+        )
         if record.kept is True:
             counts["kept_skipped"] += 1
             continue

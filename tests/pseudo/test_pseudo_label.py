@@ -186,6 +186,22 @@ def test_shards_combine_to_the_single_run_and_resume(mini_data, teachers, tmp_pa
     assert not shard1.exists()
 
 
+def test_a_bad_progress_entry_is_named_and_nothing_is_written(mini_data: Path, tmp_path: Path):
+    # every cut already has an entry (so no teacher is loaded); one entry is not a record
+    cuts = CutSet.from_file(mini_data / "fbank" / "mini-asr_cuts_unsup_wild.jsonl.gz").to_eager()
+    cuts = cuts.subset(first=3)
+    cuts.to_file(tmp_path / "in.jsonl.gz")
+    out = tmp_path / "pl.jsonl.gz"
+    partial = out.with_name(out.name + ".partial.jsonl")
+    entries = [{"cut_id": c.id, "pl": {"iter": 1, "teacher": "t", "hyp": "好"}} for c in cuts]
+    entries[1]["pl"]["hyp"] = None
+    partial.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    args = flags(in_cuts=str(tmp_path / "in.jsonl.gz"), out_cuts=str(out), iter="1")
+    with pytest.raises(ValueError, match=f"{partial}: cut {cuts[1].id}: .*'hyp'.* must be a str"):
+        pseudo_label.main(args)
+    assert not out.exists() and partial.is_file()  # the labelled cuts are kept for a rerun
+
+
 def test_whisper_teacher(mini_data: Path, tiny_whisper: Path, tmp_path: Path):
     cuts = CutSet.from_file(mini_data / "fbank" / "mini-ast_cuts_unsup_wild.jsonl.gz").to_eager()
     cuts.subset(first=3).to_file(tmp_path / "in.jsonl.gz")

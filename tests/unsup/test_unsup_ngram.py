@@ -136,7 +136,9 @@ def test_train_ngram_cli(tmp_path: Path):
             1.0,
             text="teacher words",
             custom={"ref_text": "隐藏", "pl": {"hyp": "狗卖花", "llm": {"text": "狗买花"}}},
-        )
+        ),
+        # a second supervision without a record keeps its own text
+        SupervisionSegment("s2", cut.recording_id, 0, 1.0, text="猫跑"),
     ]
     CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
     out = tmp_path / "lm" / "char.arpa"
@@ -156,8 +158,9 @@ def test_train_ngram_cli(tmp_path: Path):
     lm = read_arpa(out)
     assert ("狗", "买") in lm.log_probs[1]  # the LLM text was read ...
     assert ("隐",) not in lm.log_probs[0]  # ... the hidden reference was not
+    assert ("猫", "跑") in lm.log_probs[1]  # the LLM text is the record's supervision's only
     stats = json.loads(out.with_suffix(".stats.json").read_text())
-    assert stats["sentences"] == 51 and stats["order"] == 3
+    assert stats["sentences"] == 52 and stats["order"] == 3
     if with_fst:
         assert (tmp_path / "lm" / "G.fst").stat().st_size > 0 and (
             tmp_path / "lm" / "G.words.txt"
