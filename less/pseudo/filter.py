@@ -142,10 +142,11 @@ def reference_of(sup, task: str) -> str | None:
 
 
 def apply_label(cut, text: str, task: str):
-    """A copy of the cut whose supervision trains on ``text`` (transcript or translation)."""
+    """A copy of the cut with one supervision, the pseudo-labelled one, which trains on
+    ``text`` (transcript or translation)."""
     from lhotse.utils import fastcopy
 
-    sup = cut.supervisions[0]
+    sup = cut.supervisions[pl_supervision_index(cut)]
     custom = dict(sup.custom or {})
     if task == "ast":
         custom["translated_text"] = {"en": text}

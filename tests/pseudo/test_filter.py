@@ -160,3 +160,16 @@ def test_lm_filter_drops_cuts_where_the_lm_decoding_disagrees():
     ).kept  # off
     with pytest.raises(ValueError, match="pseudo_label --lm"):
         decide(pl_cut("c", "你好").supervisions[0].custom["pl"], 1.0, cfg)
+
+
+def test_the_record_may_sit_on_any_supervision():
+    # a cut whose first supervision is another annotation: the filter reads, labels and keeps
+    # the supervision that carries the record
+    cut = pl_cut("c", "今天天气很好", "今天天气很好", ref="今天天气很好")
+    other = fastcopy(cut.supervisions[0], id="c-note", text="别的", custom={"note": 1})
+    cut = fastcopy(cut, supervisions=[other, cut.supervisions[0]])
+    kept, annotated, report = filter_cuts([cut], FilterConfig(lang="zh"), "asr")
+    (sup,) = kept[0].supervisions
+    assert sup.id == "c" and sup.text == "今天天气很好" and sup.custom["pl"]["kept"] is True
+    assert annotated[0].supervisions[0].custom == {"note": 1}
+    assert report.cuts_kept == 1
