@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from less.data.cuts import keep_cuts
 from less.ssl.abx import CONTEXT_MODES, abx_error, make_items, segment
 from less.ssl.alignment import (
     UtteranceAlignment,
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     alignments = matched
     aligned_ids = {a.cut_id for a in alignments}
-    cuts = cuts.filter(lambda c: c.id in aligned_ids).to_eager()
+    cuts = keep_cuts(cuts, lambda c: c.id in aligned_ids)
     items = make_items(alignments, args.context, unit_map_for(alignments, args.units))
     log.info(
         "%d ABX items (%s context, %s units) from %d utterances",

@@ -29,6 +29,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+from less.data.cuts import keep_cuts
 from less.unsup.conditions import check_c2, context_items, context_matrix, unit_items
 from less.unsup.ngram import add_text_argument, text_file_sentences
 from less.utils import cli_parser, setup_logging, write_json_atomic
@@ -129,7 +130,7 @@ def check_c1(name: str, cuts_path: Path, args: argparse.Namespace) -> dict:
             path,
         )
     aligned = {a.cut_id for a in alignments}
-    cuts = cuts.filter(lambda c: c.id in aligned).to_eager()
+    cuts = keep_cuts(cuts, lambda c: c.id in aligned)
     unit_map = unit_map_for(alignments, args.units)
     encoder = None
     if args.layer != "fbank":

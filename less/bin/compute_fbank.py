@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from less.data.cuts import check_audio_files_exist, check_transcripts
+from less.data.cuts import check_audio_files_exist, check_transcripts, keep_cuts
 from less.utils import (
     already_done,
     cli_parser,
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
                 "skipping %d cut(s) without a transcript, e.g. %s", len(empty), ", ".join(empty[:5])
             )
             skipped = set(empty)
-            cuts = cuts.filter(lambda c: c.id not in skipped).to_eager()
+            cuts = keep_cuts(cuts, lambda c: c.id not in skipped)
     short = [c for c in cuts if c.duration < args.min_duration]
     if short:
         log.warning(
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             args.min_duration,
             ", ".join(f"{c.id} ({c.duration:.3f} s)" for c in short[:5]),
         )
-        cuts = cuts.filter(lambda c: c.duration >= args.min_duration).to_eager()
+        cuts = keep_cuts(cuts, lambda c: c.duration >= args.min_duration)
     if args.speed_perturb:
         cuts = (cuts + cuts.perturb_speed(0.9) + cuts.perturb_speed(1.1)).to_eager()
     if len(cuts) == 0:

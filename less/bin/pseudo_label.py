@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from less.checkpoint import add_model_selection_arguments, selected_model_state
-from less.data.cuts import read_cuts
+from less.data.cuts import keep_cuts, read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
 from less.layout import shard_path
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         done[entry["cut_id"]] = entry["pl"]
     if done:
         log.info("resuming: %d of %d cuts already labelled", len(done), len(cuts))
-    todo = cuts.filter(lambda c: c.id not in done).to_eager()
+    todo = keep_cuts(cuts, lambda c: c.id not in done)
     device = torch.device(
         args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,15 @@ def read_cuts(path: str | Path):
     with manifest_errors(path, "cut set"):
         cuts = CutSet.from_file(path)
         return CutSet() if cuts is None else cuts.to_eager()
+
+
+def keep_cuts(cuts: Iterable[Any], keep: Callable[[Any], bool]):
+    """An eager CutSet of the cuts for which ``keep`` holds, in their order. Unlike
+    ``CutSet.filter(...).to_eager()`` this makes no lazy filter, which lhotse warns about when
+    ``keep`` is a lambda (it could not be pickled into data-loader workers)."""
+    from lhotse import CutSet
+
+    return CutSet.from_cuts(cut for cut in cuts if keep(cut))
 
 
 def iter_supervisions(items: Iterable[Any]) -> Iterator[Any]:

@@ -42,6 +42,7 @@ from less.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from less.data.cuts import keep_cuts
 from less.data.datamodule import DataConfig, _batch_seed, load_cuts
 from less.loop import EpochLoop, run_ranks
 from less.ssl.grounding import GroundingConfig
@@ -351,7 +352,7 @@ class SslTrainer(EpochLoop):
 
     def with_units(self, cuts, what: str):
         """The cuts that have speech units (the others were not recognised or not aligned)."""
-        kept = cuts.filter(lambda c: c.id in self.units).to_eager()
+        kept = keep_cuts(cuts, lambda c: c.id in self.units)
         total = sum(1 for _ in cuts)
         if len(kept) == 0:
             raise ValueError(

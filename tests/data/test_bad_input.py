@@ -240,3 +240,22 @@ def test_temporary_files_of_killed_writes_are_removed_by_the_next_write(tmp_path
     stale = cuts.parent / f".cuts.jsonl.gz.{_HOST}-{dead_pid()}.abcdefgh.tmp.jsonl.gz"
     stale.write_bytes(b"x")
     assert remove_stale_temp_files_in(cuts.parent) == [stale]
+
+
+def test_keep_cuts_keeps_order_without_lhotse_lambda_warning(tmp_path: Path):
+    import warnings
+
+    from lhotse import CutSet
+    from lhotse.testing.dummies import dummy_cut
+
+    from less.data.cuts import keep_cuts
+
+    CutSet.from_cuts(dummy_cut(i, duration=1.0 + i) for i in (3, 0, 2, 1)).to_file(
+        tmp_path / "cuts.jsonl.gz"
+    )
+    cuts = CutSet.from_jsonl_lazy(tmp_path / "cuts.jsonl.gz")  # as the trainers open them
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # CutSet.filter(lambda ...) warns: that would fail here
+        kept = keep_cuts(cuts, lambda c: c.duration >= 2.0)
+    ids = [c.id for c in cuts]
+    assert [c.id for c in kept] == [ids[0], ids[2], ids[3]] and len(kept) == 3
