@@ -193,6 +193,25 @@ def add_model_selection_arguments(p, required: bool = False) -> None:
     )
 
 
+def add_inference_arguments(p, max_duration: float = 300.0, device: str = "auto") -> None:
+    """``--max-duration``, ``--device``, ``--num-threads``: how a tool runs a model over cut
+    sets (:func:`inference_device` reads them)."""
+    p.add_argument(
+        "--max-duration", type=float, default=max_duration, help="seconds of audio per batch"
+    )
+    p.add_argument("--device", default=device, help="cpu, cuda, cuda:1...; auto: cuda if present")
+    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+
+
+def inference_device(args) -> torch.device:
+    """Set torch's CPU threads to ``--num-threads`` (when > 0) and return ``--device``."""
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    if args.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(args.device)
+
+
 _NO_MODEL = "give --checkpoint, or --exp-dir with --epoch (and --avg)"
 
 

@@ -169,3 +169,21 @@ def test_checkpoints_load_weights_only_and_refuse_pickled_objects(tmp_path):
     torch.save({"model": {"w": torch.ones(2)}, "extra": _Payload()}, tmp_path / "evil.pt")
     with pytest.raises(pickle.UnpicklingError, match="evil.pt"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_inference_arguments_set_threads_and_resolve_auto():
+    import argparse
+
+    from less.checkpoint import add_inference_arguments, inference_device
+
+    p = argparse.ArgumentParser()
+    add_inference_arguments(p, max_duration=200.0, device="cpu")
+    args = p.parse_args([])
+    assert (args.max_duration, args.device, args.num_threads) == (200.0, "cpu", 0)
+    before = torch.get_num_threads()
+    try:
+        args = p.parse_args(["--device", "auto", "--num-threads", "1"])
+        expected = "cuda" if torch.cuda.is_available() else "cpu"
+        assert inference_device(args).type == expected and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

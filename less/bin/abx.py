@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from less.checkpoint import add_inference_arguments, inference_device, load_checkpoint
 from less.data.cuts import keep_cuts
 from less.ssl.abx import CONTEXT_MODES, abx_error, make_items, segment
 from less.ssl.alignment import (
@@ -88,20 +89,13 @@ def get_parser() -> argparse.ArgumentParser:
         "--max-group-size", type=int, default=10, help="tokens kept per (context, speaker, unit)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the group subsampling")
-    p.add_argument(
-        "--max-duration", type=float, default=200.0, help="seconds of audio per encoding batch"
-    )
-    p.add_argument("--device", default="cpu")
-    p.add_argument(
-        "--num-threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
-    )
+    add_inference_arguments(p, max_duration=200.0, device="cpu")
     p.add_argument("--out", type=Path, required=True, help="JSON results, one entry per layer")
     return p
 
 
 def load_encoder(path: Path, use_averaged_model: bool, device: torch.device):
     """The encoder of any checkpoint with ``model`` (+ ``model_avg``) and ``config``."""
-    from less.checkpoint import load_checkpoint
     from less.ssl.model import EncoderOnly
 
     ckpt = load_checkpoint(path)
@@ -185,11 +179,9 @@ def utterance_features(
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
+    device = inference_device(args)
     from lhotse import CutSet
 
-    device = torch.device(args.device)
     cuts = CutSet.from_cuts(c for path in args.cuts for c in CutSet.from_file(path)).to_eager()
     if args.alignments.is_file():
         alignments = load_alignments(args.alignments)

@@ -27,9 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from less.checkpoint import add_model_selection_arguments
+from less.checkpoint import add_inference_arguments, add_model_selection_arguments, inference_device
 from less.data.cuts import read_cuts, translation_references
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import METHODS, DecodeOptions, Recognizer
@@ -84,10 +82,8 @@ def get_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="max output tokens per encoder frame (25 Hz; speech has < 0.3)",
     )
-    p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
+    add_inference_arguments(p)
     p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.add_argument(
         "--dtype",
         choices=["auto", "fp32", "bf16", "fp16"],
@@ -153,13 +149,8 @@ def decode_test_set(
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
-
+    device = inference_device(args)
     methods = args.method or ["ctc-greedy-search"]
-    device = torch.device(
-        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
     tests = []
     for spec in args.test:
         name, sep, path = spec.partition("=")

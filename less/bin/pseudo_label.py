@@ -27,7 +27,12 @@ from pathlib import Path
 
 import torch
 
-from less.checkpoint import add_model_selection_arguments, selected_model_state
+from less.checkpoint import (
+    add_inference_arguments,
+    add_model_selection_arguments,
+    inference_device,
+    selected_model_state,
+)
 from less.data.cuts import keep_cuts, read_cuts
 from less.data.datamodule import DataConfig, make_loader
 from less.decode.recognizer import DecodeOptions, Recognizer
@@ -108,11 +113,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="checkpoint teacher: autocast of its encoder (auto: bf16 on a CPU with native bf16, "
         "else fp32); Whisper: its weights' dtype (auto: fp32)",
     )
-    p.add_argument("--max-duration", type=float, default=300.0, help="seconds of audio per batch")
+    add_inference_arguments(p)
     p.add_argument("--num-shards", type=int, default=1)
     p.add_argument("--shard-id", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--num-threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     return p
 
 
@@ -253,8 +256,7 @@ def combine_shards(out: Path, num_shards: int) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     setup_logging()
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
+    device = inference_device(args)
     if already_done(args.out_cuts, log):
         return
     if not 0 <= args.shard_id < args.num_shards:
@@ -275,9 +277,6 @@ def main(argv: list[str] | None = None) -> None:
     if done:
         log.info("resuming: %d of %d cuts already labelled", len(done), len(cuts))
     todo = keep_cuts(cuts, lambda c: c.id not in done)
-    device = torch.device(
-        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
     begin = time.time()
     teacher = None
     if len(todo):

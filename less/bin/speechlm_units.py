@@ -35,8 +35,10 @@ from pathlib import Path
 import torch
 
 from less.checkpoint import (
+    add_inference_arguments,
     add_model_selection_arguments,
     check_model_selection,
+    inference_device,
     selected_model_state,
 )
 from less.utils import atomic_path, cli_parser, setup_logging, str2bool, write_json_atomic
@@ -86,10 +88,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--min-count", type=int, default=5, help="aligned occurrences for a unit's own duration"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the text upsampling")
-    p.add_argument(
-        "--max-duration", type=float, default=200.0, help="seconds of audio per alignment batch"
-    )
-    p.add_argument("--num-threads", type=int, default=0)
+    add_inference_arguments(p, max_duration=200.0)
     p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--overwrite", type=str2bool, default=False)
     return p
@@ -122,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     check_model_selection(args)
     setup_logging()
-    if args.num_threads > 0:
-        torch.set_num_threads(args.num_threads)
+    device = inference_device(args)
     out = args.out_dir
     if (out / DONE).exists() and not args.overwrite:
         log.info("%s is finished (%s exists); skipping (use --overwrite to redo)", out, DONE)
@@ -166,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     state, config = selected_model_state(args)
-    recognizer = Recognizer.from_config(config, state)
+    recognizer = Recognizer.from_config(config, state, device)
     ref_cuts = _load_cuts(args.ref_cuts)
     ref_alignments, skipped = align_cuts(recognizer, ref_cuts, args.max_duration)
     frames_of = {c.id: _encoder_frames(c) for c in ref_cuts}
