@@ -100,9 +100,10 @@ class PseudoLabelRecord:
 
 
 def find_supervision(cut) -> int | None:
-    """Index of the supervision carrying ``custom["pl"]``; None if none does."""
+    """Index of the supervision carrying ``custom["pl"]``; None if none does. A malformed
+    record still counts (reading it then says what is wrong, rather than skipping it)."""
     for index, supervision in enumerate(cut.supervisions):
-        if supervision.custom and isinstance(supervision.custom.get("pl"), dict):
+        if supervision.custom and supervision.custom.get("pl") is not None:
             return index
     return None
 

@@ -161,6 +161,14 @@ def test_train_ngram_cli(tmp_path: Path):
     assert ("猫", "跑") in lm.log_probs[1]  # the LLM text is the record's supervision's only
     stats = json.loads(out.with_suffix(".stats.json").read_text())
     assert stats["sentences"] == 52 and stats["order"] == 3
+    # a malformed record is refused, naming the file and the cut, not read as a supervised cut
+    cut.supervisions[0].custom["pl"] = "狗买花"
+    CutSet.from_cuts([cut]).to_file(tmp_path / "bad.jsonl.gz")
+    with pytest.raises(ValueError, match=r"bad.jsonl.gz: cut .*: custom\['pl'\] must be"):
+        train_ngram.main(
+            flags(lang="zh", order="3", text=str(text), cuts=str(tmp_path / "bad.jsonl.gz"))
+            + flags(out=str(tmp_path / "lm2" / "char.arpa"))
+        )
     if with_fst:
         assert (tmp_path / "lm" / "G.fst").stat().st_size > 0 and (
             tmp_path / "lm" / "G.words.txt"
